@@ -1,0 +1,74 @@
+"""The long short-term memory cell."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import CellBase, linear
+
+
+def lstm_step(x: Tensor, state: tuple[Tensor, Tensor], weight_ih: Tensor, weight_hh: Tensor,
+              bias_ih: Tensor | None, bias_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """One LSTM step (equations in :class:`LSTMCell`)."""
+    h, c = state
+    a = linear(x, weight_ih, bias_ih) + linear(h, weight_hh, bias_hh)   # a_t = x_t U + h_{t-1} W + b
+    a_i, a_f, a_g, a_o = a.chunk(4, dim=1)
+    i = torch.sigmoid(a_i)                                               # i_t = σ(a_i)
+    f = torch.sigmoid(a_f)                                               # f_t = σ(a_f)
+    g = torch.tanh(a_g)                                                  # C~_t = tanh(a_g)
+    o = torch.sigmoid(a_o)                                               # o_t = σ(a_o)
+    c = f * c + i * g                                                    # C_t = f_t * C_{t-1} + i_t * C~_t
+    h = o * torch.tanh(c)                                                # h_t = o_t * tanh(C_t)
+    return h, c
+
+
+class LSTMCell(CellBase):
+    """LSTM cell (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
+
+    Equations (row vectors, ``h_0 = C_0 = 0``), gates stacked in PyTorch's order ``i, f, g, o``::
+
+        [a_i a_f a_g a_o] = x_t U + h_{t-1} W + b
+        i_t  = σ(a_i)            input gate
+        f_t  = σ(a_f)            forget gate
+        C~_t = tanh(a_g)         candidate
+        o_t  = σ(a_o)            output gate
+        C_t  = f_t * C_{t-1} + i_t * C~_t
+        h_t  = o_t * tanh(C_t)
+
+    ``U = weight_ih.T`` (I, 4H), ``W = weight_hh.T`` (H, 4H), ``b = bias_ih + bias_hh``; column block ``k`` of
+    ``U`` and ``W`` belongs to gate ``k`` of ``i, f, g, o``. The lecture writes ``C_t = σ(f_t * C_{t-1} + i_t * C~_t)``;
+    the LSTM everyone uses (cuDNN, ``torch.nn.LSTM``, Keras) has no σ there, and neither does this one.
+    ``forget_bias`` (e.g. 1.0, Jozefowicz et al. 2015) sets ``bias_ih``'s forget block at initialisation
+    (and zeroes ``bias_hh``'s). ``cell(x_t, (h, C)) -> (h_t, C_t)``.
+    """
+
+    gates = 4
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float | None = None,
+                 device=None, dtype=None) -> None:
+        self.forget_bias = forget_bias
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.forget_bias is not None and self.bias:
+            set_forget_bias(self.bias_ih, self.bias_hh, self.forget_bias)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        self._check_input(x)
+        if state is None:
+            zero = self.zero_state(x.shape[0], x)
+            state = (zero, zero)
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError("LSTMCell: state must be a tuple (h, c)")
+        self._check_state(state[0], x, "h")
+        self._check_state(state[1], x, "c")
+        return lstm_step(x, tuple(state), *self.weights())
+
+
+@torch.no_grad()
+def set_forget_bias(bias_ih: Tensor, bias_hh: Tensor, value: float) -> None:
+    """Make the forget gate's total bias ``value`` (its block is the second quarter of each bias)."""
+    h = bias_ih.shape[0] // 4
+    bias_ih[h:2 * h].fill_(value)
+    bias_hh[h:2 * h].zero_()

@@ -1,0 +1,290 @@
+"""Backpropagation through time written by hand, as a ``torch.autograd.Function``.
+
+Contract of :func:`run_bptt` (the entry point every layer goes through)
+-------------------------------------------------------------------------
+Arguments, ``T`` steps, ``N`` sequences, ``I`` input features, ``H`` hidden units, ``G`` gate blocks
+(1 RNN, 4 LSTM, 3 GRU):
+
+=============  =============  ==========================================================================
+``x``          (T, N, I)      input, time-major, contiguous or not
+``h0``         (N, H)         initial state (``h_0``); ``c0`` (N, H) for the LSTM, else ``None``
+``weight_ih``  (G*H, I)       the lecture's ``U`` transposed; ``weight_hh`` (G*H, H) is ``W`` transposed
+``bias_*``     (G*H,)         or ``None`` for ``bias=False``
+``mask``       (T, N, 1) bool ``True`` where step ``t`` of sequence ``n`` is valid, or ``None``; past a
+                              sequence's end its state is held, so ``h_T`` is its state at its last valid step
+=============  =============  ==========================================================================
+
+Returns ``h_seq`` (T, N, H) = ``h_1..h_T`` (a view into the saved ``(T+1, N, H)`` state buffer), ``h_T`` (N, H)
+and, for the LSTM, ``C_T`` (N, H). Callers zero outputs past a sequence's end themselves (``h_seq * mask``).
+
+What the forward pass saves for the backward, and nothing else:
+  ``x``; the states ``h_0..h_T`` (T+1, N, H); the activated gates (T, N, G*H); for the LSTM the cells
+  ``C_0..C_T`` (T+1, N, H); for the PyTorch GRU the recurrent candidate term ``h W_n + b_hn`` (T, N, H);
+  the weights. The LSTM thus keeps ``6·N·H·T`` floats, the minimum BPTT needs.
+Aliasing: the gate buffer is written in place step by step (pre-activation, then activation); ``h_seq`` and
+the saved states share storage; no argument is written to.
+The input projection ``X U + b`` is one matmul before the loop (``b_hh`` is folded into it wherever it is
+additive); after the backward loop the weight gradients ``dU = X^T dG``, ``dW = H_{prev}^T dG`` and
+``dX = dG U^T`` are one matmul each. Only ``h W`` (forward) and ``dG W^T`` (backward) stay in the loop.
+Backward needs the forward to have run under autograd (a tensor requiring grad); it is first-order only.
+Truncated BPTT: the state passed in is a leaf; the caller detaches between windows.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+# --------------------------------------------------------------------------- forward loops
+# Each takes the projected input xp (T, N, G*H) with the foldable biases in it, writes the states into hs
+# (T+1, N, H) (and cs), and returns what its backward needs.
+
+
+def _held(new: Tensor, old: Tensor, m: Tensor | None) -> Tensor:
+    """The state after a step: the new one where the sequence goes on, the old one past its end."""
+    return new if m is None else torch.where(m, new, old)
+
+
+def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
+    wt = w_hh.t()
+    for t in range(xp.shape[0]):
+        a = torch.addmm(xp[t], hs[t], wt)                  # a_t = x_t U + b + h_{t-1} W
+        a = a.relu_() if relu else a.tanh_()              # h_t = f(a_t)
+        hs[t + 1] = _held(a, hs[t], None if mask is None else mask[t])
+    return ()
+
+
+def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
+    T, _, G = xp.shape
+    H = G // 4
+    gates = torch.empty_like(xp)
+    wt = w_hh.t()
+    for t in range(T):
+        a = torch.addmm(xp[t], hs[t], wt, out=gates[t])  # [a_i a_f a_g a_o] = x_t U + b + h_{t-1} W
+        a[:, :2 * H].sigmoid_()                           # i_t, f_t = σ(a_i), σ(a_f)
+        a[:, 2 * H:3 * H].tanh_()                         # C~_t = tanh(a_g)
+        a[:, 3 * H:].sigmoid_()                           # o_t = σ(a_o)
+        i, f, g, o = a.chunk(4, 1)
+        c = torch.addcmul(f * cs[t], i, g)                # C_t = f_t * C_{t-1} + i_t * C~_t
+        h = o * torch.tanh(c)                             # h_t = o_t * tanh(C_t)
+        m = None if mask is None else mask[t]
+        cs[t + 1] = _held(c, cs[t], m)
+        hs[t + 1] = _held(h, hs[t], m)
+    return (gates,)
+
+
+def _gru_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
+    """Cho et al.'s GRU: the reset gate multiplies ``h`` before the recurrent matmul."""
+    T, _, G = xp.shape
+    H = G // 3
+    gates = torch.empty_like(xp)
+    w_rz, w_n = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+    for t in range(T):
+        h = hs[t]
+        rz = torch.addmm(xp[t, :, :2 * H], h, w_rz, out=gates[t, :, :2 * H]).sigmoid_()  # r_t, z_t
+        r, z = rz.chunk(2, 1)
+        n = torch.addmm(xp[t, :, 2 * H:], r * h, w_n, out=gates[t, :, 2 * H:]).tanh_()  # h~_t = tanh(x U_n + (r*h) W_n + b)
+        new = torch.lerp(n, h, z)                         # h_t = (1 - z_t) * h~_t + z_t * h_{t-1}
+        hs[t + 1] = _held(new, h, None if mask is None else mask[t])
+    return (gates,)
+
+
+def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
+    """PyTorch/cuDNN's GRU: the reset gate multiplies ``h W_n + b_hn`` after the matmul."""
+    T, N, G = xp.shape
+    H = G // 3
+    gates = torch.empty_like(xp)
+    hn = xp.new_empty(T, N, H)                           # h_{t-1} W_n + b_hn, needed by the backward
+    wt = w_hh.t()
+    for t in range(T):
+        h = hs[t]
+        gh = h @ wt                                       # h_{t-1} W for all three blocks
+        rz = torch.add(xp[t, :, :2 * H], gh[:, :2 * H], out=gates[t, :, :2 * H]).sigmoid_()
+        r, z = rz.chunk(2, 1)
+        ghn = gh[:, 2 * H:] if b_hn is None else gh[:, 2 * H:] + b_hn
+        hn[t] = ghn
+        n = torch.addcmul(xp[t, :, 2 * H:], r, ghn, out=gates[t, :, 2 * H:]).tanh_()  # n = tanh(x U_n + b_in + r*(h W_n + b_hn))
+        new = torch.lerp(n, h, z)                         # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+        hs[t + 1] = _held(new, h, None if mask is None else mask[t])
+    return (gates, hn)
+
+
+# --------------------------------------------------------------------------- backward loops
+# Each walks t = T-1..0 with the carried gradient dh (and dc), writes the gate gradients dG (T, N, G*H)
+# with respect to the pre-activations, and returns (dG for the input projection, dG for W, dh0, dc0).
+
+
+def _split(d: Tensor, m: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Split the gradient of the held state into the part for the new state and the part passed straight back."""
+    if m is None:
+        return d, None
+    return d * m, d * ~m
+
+
+def _carry(d: Tensor, keep: Tensor | None) -> Tensor:
+    return d if keep is None else d + keep
+
+
+def _rnn_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu: bool):
+    T = dY.shape[0]
+    dG = torch.empty_like(dY)
+    for t in range(T - 1, -1, -1):
+        d, keep = _split(dh + dY[t], None if mask is None else mask[t])
+        h = hs[t + 1]
+        da = d * (h > 0) if relu else d * (1 - h * h)     # da_t = dh_t * f'(a_t)
+        dG[t] = da
+        dh = _carry(da @ w_hh, keep)                      # dh_{t-1} = da_t W^T
+    return dG, dG, dh, None
+
+
+def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
+    (gates,) = saved
+    T = dY.shape[0]
+    dG = torch.empty_like(gates)
+    for t in range(T - 1, -1, -1):
+        m = None if mask is None else mask[t]
+        dh_new, dh_keep = _split(dh + dY[t], m)
+        dc_new, dc_keep = _split(dc, m)
+        i, f, g, o = gates[t].chunk(4, 1)
+        tc = torch.tanh(cs[t + 1])
+        dct = dc_new + dh_new * o * (1 - tc * tc)        # dC_t, through h_t = o_t tanh(C_t) and from C_{t+1}
+        di, df, dg, do = dG[t].chunk(4, 1)
+        torch.mul(dct * g, i * (1 - i), out=di)          # da_i = dC_t C~_t σ'(a_i)
+        torch.mul(dct * cs[t], f * (1 - f), out=df)      # da_f = dC_t C_{t-1} σ'(a_f)
+        torch.mul(dct * i, 1 - g * g, out=dg)            # da_g = dC_t i_t tanh'(a_g)
+        torch.mul(dh_new * tc, o * (1 - o), out=do)      # da_o = dh_t tanh(C_t) σ'(a_o)
+        dc = _carry(dct * f, dc_keep)                     # dC_{t-1} = dC_t f_t
+        dh = _carry(dG[t] @ w_hh, dh_keep)                # dh_{t-1} = dG_t W^T
+    return dG, dG, dh, dc
+
+
+def _gru_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
+    (gates,) = saved
+    T, _, G = gates.shape
+    H = G // 3
+    w_rz, w_n = w_hh[:2 * H], w_hh[2 * H:]
+    dG = torch.empty_like(gates)
+    for t in range(T - 1, -1, -1):
+        d, keep = _split(dh + dY[t], None if mask is None else mask[t])
+        h = hs[t]
+        r, z, n = gates[t].chunk(3, 1)
+        dr, dz, dn = dG[t].chunk(3, 1)
+        torch.mul(d * (1 - z), 1 - n * n, out=dn)        # da_n = dh_t (1 - z_t) tanh'
+        torch.mul(d * (h - n), z * (1 - z), out=dz)      # da_z = dh_t (h_{t-1} - h~_t) σ'
+        drh = dn @ w_n                                    # d(r_t * h_{t-1}) = da_n W_n^T
+        torch.mul(drh * h, r * (1 - r), out=dr)          # da_r = d(r h) h_{t-1} σ'
+        dh = _carry(torch.addmm(d * z + drh * r, dG[t, :, :2 * H], w_rz), keep)  # dh_{t-1}
+    return dG, dG, dh, None
+
+
+def _gru_reset_after_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
+    gates, hn = saved
+    T, _, G = gates.shape
+    H = G // 3
+    dGx = torch.empty_like(gates)
+    dGh = torch.empty_like(gates)
+    for t in range(T - 1, -1, -1):
+        d, keep = _split(dh + dY[t], None if mask is None else mask[t])
+        h = hs[t]
+        r, z, n = gates[t].chunk(3, 1)
+        dr, dz, dn = dGx[t].chunk(3, 1)
+        torch.mul(d * (1 - z), 1 - n * n, out=dn)        # da_n = dh_t (1 - z_t) tanh'
+        torch.mul(d * (h - n), z * (1 - z), out=dz)      # da_z
+        torch.mul(dn * hn[t], r * (1 - r), out=dr)       # da_r = da_n (h W_n + b_hn) σ'
+        dGh[t, :, :2 * H] = dGx[t, :, :2 * H]
+        torch.mul(dn, r, out=dGh[t, :, 2 * H:])          # d(h W_n + b_hn) = da_n r_t
+        dh = _carry(torch.addmm(d * z, dGh[t], w_hh), keep)  # dh_{t-1} = dh_t z_t + dG^h_t W^T
+    return dGx, dGh, dh, None
+
+
+_LOOPS = {
+    "rnn_tanh": (_rnn_forward, _rnn_backward),
+    "rnn_relu": (_rnn_forward, _rnn_backward),
+    "lstm": (_lstm_forward, _lstm_backward),
+    "gru": (_gru_forward, _gru_backward),
+    "gru_reset_after": (_gru_reset_after_forward, _gru_reset_after_backward),
+}
+
+
+def _folded_bias(mode: str, b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """The bias added once to ``X U`` and, for the PyTorch GRU, the ``b_hn`` that must stay in the loop."""
+    if b_ih is None:
+        return None, None
+    if mode == "gru_reset_after":
+        H = b_hh.shape[0] // 3
+        return b_ih + torch.cat([b_hh[:2 * H], b_hh.new_zeros(H)]), b_hh[2 * H:]
+    return b_ih + b_hh, None
+
+
+class BPTT(torch.autograd.Function):
+    """Forward over all steps, backward through time by hand (see the module's contract)."""
+
+    @staticmethod
+    def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        T, N, I = x.shape
+        H = w_hh.shape[1]
+        bias, b_hn = _folded_bias(mode, b_ih, b_hh)
+        x2 = x.reshape(T * N, I)
+        xp = (torch.addmm(bias, x2, w_ih.t()) if bias is not None else x2 @ w_ih.t()).view(T, N, -1)
+        hs = x.new_empty(T + 1, N, H)
+        hs[0] = h0
+        cs = None
+        if mode == "lstm":
+            cs = x.new_empty(T + 1, N, H)
+            cs[0] = c0
+        forward_loop, _ = _LOOPS[mode]
+        saved = forward_loop(xp, hs, cs, w_hh, b_hn, mask, relu=mode == "rnn_relu")
+        del xp
+        ctx.mode = mode
+        ctx.has_bias = b_ih is not None
+        ctx.n_saved = len(saved)
+        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
+        h_seq = hs[1:]
+        if mode == "lstm":
+            return h_seq, cs[T].clone()
+        return h_seq
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dY, dc_T=None):
+        x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
+        T, N, I = x.shape
+        H = hs.shape[2]
+        dY = dY if dY is not None else hs.new_zeros(T, N, H)
+        dc = dc_T if dc_T is not None else hs.new_zeros(N, H)
+        if ctx.mode != "lstm":
+            dc = None
+        _, backward_loop = _LOOPS[ctx.mode]
+        dGx, dGh, dh0, dc0 = backward_loop(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
+                                           relu=ctx.mode == "rnn_relu")
+        gx = dGx.reshape(T * N, -1)
+        gh = dGh.reshape(T * N, -1)
+        dx = (gx @ w_ih).view(T, N, I) if ctx.needs_input_grad[2] else None
+        dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
+        dw_hh = _recurrent_weight_grad(ctx.mode, gh, hs, saved)               # dW^T = dG^T H_prev
+        db_ih = db_hh = None
+        if ctx.has_bias:
+            db_ih = gx.sum(0)
+            db_hh = gh.sum(0)
+        return None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _recurrent_weight_grad(mode: str, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:
+    """``dG^T H_prev`` over all steps in one matmul; Cho's GRU multiplies ``W_n`` by ``r*h`` instead of ``h``."""
+    T1, N, H = hs.shape
+    h_prev = hs[:-1].reshape(-1, H)
+    if mode != "gru":
+        return gh.t() @ h_prev
+    r = saved[0][:, :, :H].reshape(-1, H)
+    return torch.cat([gh[:, :2 * H].t() @ h_prev, gh[:, 2 * H:].t() @ (r * h_prev)])
+
+
+def run_bptt(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
+             mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run ``mode`` over ``x`` with hand-written BPTT; returns ``(h_seq, h_T, C_T or None)``."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    out = BPTT.apply(mode, mask, x, h0, c0 if mode == "lstm" else None, w_ih, w_hh, b_ih, b_hh)
+    if mode == "lstm":
+        h_seq, c_T = out
+        return h_seq, h_seq[-1], c_T
+    return out, out[-1], None
