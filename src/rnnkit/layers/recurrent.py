@@ -1,0 +1,282 @@
+"""``rnnkit.RNN``, ``rnnkit.LSTM``, ``rnnkit.GRU``: the constructor, parameters and results of ``torch.nn``'s.
+
+A layer stacks engine runs: each layer and direction is one :func:`rnnkit.engine.run_direction` call, the
+directions' outputs are concatenated, dropout sits between layers. Parameters carry ``torch.nn``'s names and
+shapes (``weight_ih_l{k}`` (G*H, in), ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}``, suffix
+``_reverse``), so ``state_dict`` moves between rnnkit and ``torch.nn`` unchanged.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..cells.lstm import set_forget_bias
+from ..engine import ENGINES, GATES, run_direction
+from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+class RecurrentLayer(nn.Module):
+    """Shared body of the three layers; subclasses name their recurrence (``mode``) and ``torch.nn`` twin."""
+
+    torch_class: type[nn.Module]
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 engine: str = "auto", device=None, dtype=None) -> None:
+        super().__init__()
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("num_layers", num_layers)
+        check_dropout(dropout)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.mode = mode
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional = bidirectional
+        self.engine = engine
+        gh = GATES[mode] * hidden_size
+        kw = {"device": device, "dtype": dtype}
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else hidden_size * self.num_directions
+            for suffix in self._suffixes():
+                setattr(self, f"weight_ih_l{layer}{suffix}", nn.Parameter(torch.empty(gh, layer_in, **kw)))
+                setattr(self, f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gh, hidden_size, **kw)))
+                if bias:
+                    setattr(self, f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(gh, **kw)))
+                    setattr(self, f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gh, **kw)))
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self) -> tuple[str, ...]:
+        return ("", "_reverse")[: self.num_directions]
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: every parameter uniform in ``(-1/sqrt(H), 1/sqrt(H))``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def layer_weights(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer and direction (0 forward, 1 reverse)."""
+        s = f"l{layer}{self._suffixes()[direction]}"
+        get = lambda name: getattr(self, f"{name}_{s}") if self.bias or name.startswith("weight") else None
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, input: Tensor | PackedSequence, hx: State | None = None,
+                lengths: Tensor | Sequence[int] | None = None):
+        """Run the stack. ``input`` (T, N, I), or (N, T, I) with ``batch_first``, or (T, I) unbatched, or a
+        ``PackedSequence``; ``hx`` as ``torch.nn``; ``lengths`` (N,) the valid steps of each sequence.
+
+        Returns ``(output, h_n)`` — ``(output, (h_n, c_n))`` for the LSTM — as ``torch.nn`` does: ``output``
+        (T, N, D*H) (zero past each sequence's end) or a ``PackedSequence``, states (layers*D, N, H).
+        """
+        name = type(self).__name__
+        packed = isinstance(input, PackedSequence)
+        unbatched = False
+        if packed:
+            if lengths is not None:
+                raise ValueError(f"{name}: pass lengths or a PackedSequence, not both")
+            sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
+            x, lengths = pad_packed_sequence(input)
+        else:
+            x = input
+            if isinstance(x, Tensor) and x.dim() == 2:
+                unbatched = True
+                x = x.unsqueeze(1)
+            elif self.batch_first and isinstance(x, Tensor) and x.dim() == 3:
+                x = x.transpose(0, 1)
+        like = self.weight_ih_l0
+        check_input(name, x, self.input_size, like)
+        T, N = x.shape[0], x.shape[1]
+        if lengths is not None:
+            lengths = check_lengths(name, lengths, N, T, x.device)
+        h0, c0 = self._initial_state(hx, x, unbatched)
+
+        h_n, c_n = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                out, h, c = run_direction(self.mode, layer_input, h0[k], None if c0 is None else c0[k],
+                                          self.layer_weights(layer, direction), lengths=lengths,
+                                          reverse=direction == 1, engine=self.engine)
+                outputs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        output = layer_input
+        state = torch.stack(h_n)
+        if c0 is not None:
+            state = (state, torch.stack(c_n))
+
+        if packed:
+            data = pack_padded_sequence(output.index_select(1, sorted_idx) if sorted_idx is not None else output,
+                                        lengths.cpu()[sorted_idx] if sorted_idx is not None else lengths.cpu())
+            return PackedSequence(data.data, data.batch_sizes, sorted_idx, unsorted_idx), state
+        if unbatched:
+            output = output.squeeze(1)
+            state = tuple(s.squeeze(1) for s in state) if isinstance(state, tuple) else state.squeeze(1)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, state
+
+    def _initial_state(self, hx: State | None, x: Tensor, unbatched: bool) -> tuple[Tensor, Tensor | None]:
+        """``(h0, c0)`` each (layers*D, N, H); zeros when ``hx`` is None (the lecture's ``h_0 = 0``)."""
+        name = type(self).__name__
+        shape = (self.num_layers * self.num_directions, x.shape[1], self.hidden_size)
+        is_lstm = self.mode == "lstm"
+        if hx is None:
+            zeros = x.new_zeros(shape)
+            return zeros, (zeros if is_lstm else None)
+        if is_lstm:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                got = f"a sequence of {len(hx)}" if isinstance(hx, (tuple, list)) else type(hx).__name__
+                raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {got}")
+            states = list(hx)
+        else:
+            if isinstance(hx, (tuple, list)):
+                raise ValueError(f"{name}: hx must be one Tensor h_0, got a sequence of {len(hx)}")
+            states = [hx]
+        if unbatched:
+            states = [s.unsqueeze(1) if isinstance(s, Tensor) and s.dim() == 2 else s for s in states]
+        for what, s in zip(("h_0", "c_0"), states):
+            check_state(name, s, shape, x, what)
+        return states[0], (states[1] if is_lstm else None)
+
+    # ------------------------------------------------------------------ interop with torch.nn
+
+    def _torch_kwargs(self) -> dict:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                    bidirectional=self.bidirectional)
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` module with these weights (a copy)."""
+        p = self.weight_ih_l0
+        module = self.torch_class(**self._torch_kwargs(), device=p.device, dtype=p.dtype)
+        module.load_state_dict(self.state_dict(), strict=True)
+        return module
+
+    @classmethod
+    def _kwargs_from_torch(cls, module: nn.Module) -> dict:
+        if not isinstance(module, cls.torch_class):
+            raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.{cls.torch_class.__name__}, "
+                            f"got {type(module).__name__}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"{cls.__name__}.from_torch: proj_size={module.proj_size} is not supported")
+        return dict(input_size=module.input_size, hidden_size=module.hidden_size, num_layers=module.num_layers,
+                    bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
+                    bidirectional=module.bidirectional)
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, engine: str = "auto"):
+        """An rnnkit layer with the configuration and a copy of the weights of a ``torch.nn`` module."""
+        p = next(module.parameters())
+        layer = cls(**cls._kwargs_from_torch(module), engine=engine, device=p.device, dtype=p.dtype)
+        layer.load_state_dict(module.state_dict(), strict=True)
+        return layer
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for flag, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, flag) != default:
+                s += f", {flag}={getattr(self, flag)}"
+        return s + f", engine={self.engine!r}"
+
+
+class RNN(RecurrentLayer):
+    """Elman RNN layer, ``torch.nn.RNN``'s interface (``nonlinearity='tanh'|'relu'``); see :class:`rnnkit.RNNCell`."""
+
+    torch_class = nn.RNN
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 engine: str = "auto", device=None, dtype=None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, engine, device, dtype)
+
+    def _torch_kwargs(self) -> dict:
+        return {**super()._torch_kwargs(), "nonlinearity": self.nonlinearity}
+
+    @classmethod
+    def _kwargs_from_torch(cls, module: nn.Module) -> dict:
+        return {**super()._kwargs_from_torch(module), "nonlinearity": module.nonlinearity}
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(RecurrentLayer):
+    """LSTM layer, ``torch.nn.LSTM``'s interface; see :class:`rnnkit.LSTMCell` for the equations.
+
+    ``forget_bias`` (e.g. 1.0) sets the forget gate's bias at initialisation (``bias_ih``'s forget block, with
+    ``bias_hh``'s zeroed), as Jozefowicz et al. 2015 recommend; the default keeps PyTorch's initialisation.
+    """
+
+    torch_class = nn.LSTM
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 engine: str = "auto", forget_bias: float | None = None, device=None, dtype=None) -> None:
+        self.forget_bias = forget_bias
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         engine, device, dtype)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.forget_bias is not None and self.bias:
+            for layer in range(self.num_layers):
+                for direction in range(self.num_directions):
+                    _, _, b_ih, b_hh = self.layer_weights(layer, direction)
+                    set_forget_bias(b_ih, b_hh, self.forget_bias)
+
+
+class GRU(RecurrentLayer):
+    """GRU layer, ``torch.nn.GRU``'s interface plus ``reset_after``; see :class:`rnnkit.GRUCell`.
+
+    ``reset_after=False`` (default) is the lecture's GRU (Cho et al. 2014, reset before the recurrent matmul);
+    ``reset_after=True`` is PyTorch/cuDNN's and the only form that converts to ``torch.nn.GRU``.
+    """
+
+    torch_class = nn.GRU
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 reset_after: bool = False, engine: str = "auto", device=None, dtype=None) -> None:
+        self.reset_after = reset_after
+        super().__init__("gru_reset_after" if reset_after else "gru", input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, engine, device, dtype)
+
+    def to_torch(self) -> nn.Module:
+        if not self.reset_after:
+            raise ValueError("torch.nn.GRU computes the reset-after GRU; this layer is the lecture's "
+                             "(reset_after=False), whose weights mean something else. Use reset_after=True.")
+        return super().to_torch()
+
+    @classmethod
+    def _kwargs_from_torch(cls, module: nn.Module) -> dict:
+        return {**super()._kwargs_from_torch(module), "reset_after": True}
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", reset_after={self.reset_after}"

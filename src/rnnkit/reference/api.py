@@ -1,0 +1,73 @@
+"""One entry point for all cells: ``forward`` runs a sequence, ``backward`` runs BPTT through it.
+
+The loss whose gradients ``backward`` returns is the one that makes the given upstream
+gradients exact::
+
+    L = sum(d_outputs * outputs) + sum(d_final * final_state)
+
+so dL/d(outputs) = d_outputs and dL/d(final state) = d_final, as in any autograd engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from . import gru, lstm, rnn
+from .validate import check_cell, check_input, check_params, check_state
+
+State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Cache:
+    """What ``forward`` keeps for ``backward``: the cell name and the cell's saved arrays."""
+
+    cell: str
+    saved: dict[str, Any]
+    output_shape: tuple[int, int, int]
+
+
+def forward(cell: str, x: np.ndarray, state0: State | None,
+            params: dict[str, np.ndarray | None]) -> tuple[np.ndarray, State, Cache]:
+    """Run ``cell`` over x (T, N, I) from ``state0`` in float64.
+
+    ``cell`` is one of ``CELLS``; ``state0`` is h0 (N, H), or (h0, c0) for lstm, or None (zeros);
+    ``params`` holds weight_ih, weight_hh and optionally bias_ih, bias_hh in torch.nn layout.
+    Returns ``(outputs, final_state, cache)``: outputs (T, N, H) = h_1..h_T, final_state = h_T
+    or (h_T, c_T) for lstm.
+    """
+    check_cell(cell)
+    x = check_input(x)
+    p = check_params(cell, params, x.shape[2])
+    hidden = p["weight_hh"].shape[1]
+    state = check_state(cell, state0, x.shape[1], hidden)
+    weights = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+    if cell == "lstm":
+        outputs, final, saved = lstm.forward(x, state[0], state[1], *weights)
+    elif cell.startswith("rnn_"):
+        outputs, final, saved = rnn.forward(x, state[0], *weights, activation=cell[len("rnn_"):])
+    else:
+        outputs, final, saved = gru.forward(x, state[0], *weights, reset_after=cell == "gru_reset_after")
+    return outputs, final, Cache(cell, saved, outputs.shape)
+
+
+def backward(cache: Cache, d_outputs: np.ndarray | None, d_final_state: State | None) -> dict[str, np.ndarray]:
+    """Backpropagation through time for the sequence ``cache`` came from.
+
+    ``d_outputs`` (T, N, H) and ``d_final_state`` (shaped like the final state; None = zeros)
+    are dL/d(outputs) and dL/d(final state). Returns a dict of gradients with keys "x", "h0",
+    "c0" (lstm only), "weight_ih", "weight_hh", and "bias_ih" / "bias_hh" for the biases that exist.
+    """
+    T, N, H = cache.output_shape
+    d_out = np.zeros(cache.output_shape) if d_outputs is None else \
+        np.asarray(d_outputs, dtype=np.float64)
+    if d_out.shape != cache.output_shape:
+        raise ValueError(f"d_outputs has shape {d_out.shape}, expected {cache.output_shape}")
+    d_final = check_state(cache.cell, d_final_state, N, H, what="d_final_state")
+    if cache.cell == "lstm":
+        return lstm.backward(cache.saved, d_out, d_final)
+    if cache.cell.startswith("rnn_"):
+        return rnn.backward(cache.saved, d_out, d_final[0])
+    return gru.backward(cache.saved, d_out, d_final[0])

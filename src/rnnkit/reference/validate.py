@@ -1,0 +1,73 @@
+"""Checking the caller's arrays against the torch.nn conventions, with messages that say what is wrong.
+
+Parameters are in torch.nn layout, G = number of gate blocks (RNN 1, LSTM 4: i f g o, GRU 3: r z n)::
+
+    weight_ih (G*H, I)    weight_hh (G*H, H)    bias_ih (G*H,)    bias_hh (G*H,)
+
+and x is (T, N, I), every state (N, H). Everything is copied to float64.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_after")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_after": 3}
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def check_cell(cell: str) -> None:
+    """Raise ValueError unless ``cell`` is one of :data:`CELLS`."""
+    if cell not in GATES:
+        raise ValueError(f"unknown cell {cell!r}; valid names are {', '.join(CELLS)}")
+
+
+def as_float64(name: str, a: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 copy of ``a``, which must have exactly ``shape``."""
+    arr = np.array(a, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+    return arr
+
+
+def check_params(cell: str, params: dict[str, np.ndarray | None], input_size: int,
+                 ) -> dict[str, np.ndarray | None]:
+    """float64 copies of the parameters (missing or None biases stay None); H comes from weight_hh."""
+    unknown = sorted(set(params) - set(PARAM_NAMES))
+    if unknown:
+        raise ValueError(f"unknown parameter names {unknown}; expected {', '.join(PARAM_NAMES)}")
+    for name in ("weight_ih", "weight_hh"):
+        if params.get(name) is None:
+            raise ValueError(f"params must contain {name!r}")
+    G = GATES[cell]
+    w_hh = np.asarray(params["weight_hh"])
+    if w_hh.ndim != 2:
+        raise ValueError(f"weight_hh has shape {w_hh.shape}, expected (G*H, H) with G={G} for {cell}")
+    H = w_hh.shape[1]
+    expected = {"weight_ih": (G * H, input_size), "weight_hh": (G * H, H),
+                "bias_ih": (G * H,), "bias_hh": (G * H,)}
+    return {name: None if params.get(name) is None else as_float64(name, params[name], expected[name])
+            for name in PARAM_NAMES}
+
+
+def check_state(cell: str, state: Any, batch: int, hidden: int, what: str = "state0") -> tuple[np.ndarray, ...]:
+    """The state as a tuple of float64 (N, H) arrays: (h,) or, for lstm, (h, c). None means zeros."""
+    names = ("h", "c") if cell == "lstm" else ("h",)
+    if state is None:
+        state = (None,) * len(names)
+    elif cell == "lstm":
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError(f"{what} for lstm must be a tuple (h, c) or None")
+    else:
+        state = (state,)
+    return tuple(np.zeros((batch, hidden)) if s is None else as_float64(f"{what} {n}", s, (batch, hidden))
+                 for n, s in zip(names, state))
+
+
+def check_input(x: Any) -> np.ndarray:
+    """x as a float64 (T, N, I) array."""
+    arr = np.array(x, dtype=np.float64)
+    if arr.ndim != 3:
+        raise ValueError(f"x has shape {arr.shape}, expected (T, N, I)")
+    return arr
