@@ -245,11 +245,17 @@ class LSTM(RecurrentLayer):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if self.forget_bias is not None and self.bias:
-            for layer in range(self.num_layers):
-                for direction in range(self.num_directions):
-                    _, _, b_ih, b_hh = self.layer_weights(layer, direction)
-                    set_forget_bias(b_ih, b_hh, self.forget_bias)
+        if self.forget_bias is not None:
+            self.set_forget_bias(self.forget_bias)
+
+    def set_forget_bias(self, value: float) -> None:
+        """Give every forget gate the total bias ``value`` (no-op without biases)."""
+        if not self.bias:
+            return
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                _, _, b_ih, b_hh = self.layer_weights(layer, direction)
+                set_forget_bias(b_ih, b_hh, value)
 
 
 class GRU(RecurrentLayer):

@@ -60,7 +60,7 @@ def backward(cache: Cache, d_outputs: np.ndarray | None, d_final_state: State | 
     are dL/d(outputs) and dL/d(final state). Returns a dict of gradients with keys "x", "h0",
     "c0" (lstm only), "weight_ih", "weight_hh", and "bias_ih" / "bias_hh" for the biases that exist.
     """
-    T, N, H = cache.output_shape
+    _, N, H = cache.output_shape
     d_out = np.zeros(cache.output_shape) if d_outputs is None else \
         np.asarray(d_outputs, dtype=np.float64)
     if d_out.shape != cache.output_shape:

@@ -1,0 +1,46 @@
+"""Training settings shared by every task, and the learning-rate schedule they imply."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    lr_decay: float = 1.0         # multiply the learning rate by this each epoch after ``decay_after``
+    decay_after: int = 0          # the Zaremba schedule: lr * lr_decay ** max(0, epoch - decay_after)
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimizer steps in all
+    minutes: float | None = None  # time budget for the whole run, resumes included
+    clip: float = 5.0             # clip the global gradient norm (0 or None: no clipping)
+    eval_every: int = 0           # evaluate every N steps; 0: at the end of every epoch
+    patience: int | None = None   # stop after this many evaluations without improvement
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = False            # bf16 autocast (CUDA only)
+    log_every: int = 50           # steps between training-loss records in metrics.jsonl
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of (1-based) ``epoch``: constant for ``decay_after`` epochs, then decayed each epoch."""
+        return self.lr * self.lr_decay ** max(0, epoch - self.decay_after)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

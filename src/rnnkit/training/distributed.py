@@ -1,0 +1,67 @@
+"""DistributedDataParallel under ``torchrun``: one process per rank, gloo on CPU, nccl on GPU.
+
+Outside ``torchrun`` (no ``WORLD_SIZE`` in the environment) every function here is a no-op, so the same
+training code runs on one process or many.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as td
+from torch import nn
+
+STOP_REASONS = ("finished", "max_steps", "time budget", "early stopping")
+
+
+def launched() -> bool:
+    """Started by torchrun with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: torch.device) -> None:
+    """Join the process group once (idempotent); each rank uses its local GPU when training on CUDA."""
+    if launched() and not td.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        td.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def rank() -> int:
+    return td.get_rank() if td.is_available() and td.is_initialized() else 0
+
+
+def world_size() -> int:
+    return td.get_world_size() if td.is_available() and td.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model wrapped in DDP when running distributed, else the model itself."""
+    if world_size() == 1:
+        return model
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def agree(reason: str) -> str:
+    """Make every rank take the same stop decision: the first reason any rank has (time budgets differ)."""
+    if world_size() == 1:
+        return reason
+    code = torch.tensor([STOP_REASONS.index(reason) or len(STOP_REASONS)])
+    td.all_reduce(code, op=td.ReduceOp.MIN)
+    value = int(code)
+    return "finished" if value == len(STOP_REASONS) else STOP_REASONS[value]
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        td.barrier()
+
+
+def shutdown() -> None:
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()

@@ -1,0 +1,248 @@
+"""The training loop every task shares: optimizer, schedule, clipping, evaluation, checkpoints, resume, DDP.
+
+A task (language model, classifier, ...) supplies the data and the loss through the :class:`Task` protocol;
+the trainer owns everything else. A run folder ends up with ``model.safetensors`` + ``config.json`` (the best
+model by the task's metric), ``resume.pt`` (optimizer, step, data position, RNG states, the task's carried
+state), ``metrics.jsonl`` and ``loss.png``.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from . import distributed as dist
+from .atomic import append_jsonl
+from .checkpoint import load_resume, save_resume, save_run
+from .config import TrainConfig
+from .plots import plot_metrics
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN loss, a resume state that doesn't fit); the last good checkpoint stays."""
+
+
+class Task(Protocol):
+    """What a task gives the trainer."""
+
+    name: str                 # "lm", "classify", ...
+    metric: str               # key of evaluate()'s result that picks the best checkpoint
+    higher_is_better: bool
+
+    def steps_per_epoch(self) -> int: ...
+    def batches(self, epoch: int, start: int) -> Iterator[Any]: ...     # the epoch's batches from index start
+    def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, int]: ...   # mean loss, items (tokens) in it
+    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+    def progress(self, loss: float) -> dict[str, str]: ...              # extra progress-bar fields for a loss
+    def run_config(self) -> dict: ...                                    # config.json content besides training
+    def state_dict(self) -> dict: ...                                    # carried state for an exact resume
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but this PyTorch sees no CUDA device")
+    return torch.device(name)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _rng_state() -> dict:
+    """Every random generator training touches, as tensors and plain numbers (loadable with weights_only)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
+             "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt.tolist()), gauss))
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains ``model`` on ``task`` into ``run_dir`` with the settings in ``cfg``."""
+
+    def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, run_dir: str | Path,
+                 quiet: bool = False) -> None:
+        self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
+        self.device = resolve_device(cfg.device)
+        self.model = model.to(self.device)
+        self.net = dist.wrap(self.model, self.device)      # DDP under torchrun, else the model itself
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.is_main = dist.is_main()
+        self.quiet = quiet or not self.is_main
+        self.step = 0
+        self.epoch = 1
+        self.position = 0          # batches of the current epoch already done
+        self.best: float | None = None
+        self.bad_evals = 0
+        self.elapsed = 0.0         # seconds of training in earlier sessions of this run
+        self.last_eval_step = -1
+        self.last_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ state
+
+    def _state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
+                "elapsed": self.elapsed, "last_eval_step": self.last_eval_step, "rng": _rng_state(),
+                "task": self.task.state_dict()}
+
+    def resume(self) -> None:
+        """Continue exactly where ``resume.pt`` says training stood."""
+        state = load_resume(self.run_dir)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise TrainingError(f"{self.run_dir / 'resume.pt'} does not fit this model and optimizer: "
+                                f"{str(e).splitlines()[0]}") from None
+        for key in ("step", "epoch", "position", "best", "bad_evals", "elapsed", "last_eval_step"):
+            setattr(self, key, state[key])
+        _set_rng_state(state["rng"])
+        self.task.load_state_dict(state["task"])
+
+    def _save_resume(self) -> None:
+        if self.is_main:
+            save_resume(self.run_dir, self._state())
+
+    def _save_best(self, metrics: dict) -> None:
+        if self.is_main:
+            save_run(self.run_dir, self.model, {**self.task.run_config(), "training": self.cfg.to_dict(),
+                                                "step": self.step, "epoch": self.epoch, "metrics": metrics})
+
+    def _log(self, record: dict) -> None:
+        if self.is_main:
+            append_jsonl(self.run_dir / "metrics.jsonl", {**record, "step": self.step, "epoch": self.epoch})
+
+    # ------------------------------------------------------------------ loop
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate, log, keep the best checkpoint, count evaluations without improvement."""
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.model)
+        self.model.train()
+        self.last_eval_step = self.step
+        self.last_metrics = metrics
+        value = metrics[self.task.metric]
+        better = self.best is None or (value > self.best if self.task.higher_is_better else value < self.best)
+        if better:
+            self.best, self.bad_evals = value, 0
+            self._save_best(metrics)
+        else:
+            self.bad_evals += 1
+        self._log({"kind": "eval", **metrics, "best": self.best})
+        return metrics
+
+    def fit(self) -> str:
+        """Train until the epochs, steps, time budget or patience run out; returns why it stopped."""
+        cfg = self.cfg
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        per_epoch = self.task.steps_per_epoch()
+        total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
+        bar = tqdm(total=total, initial=min(self.step, total), disable=self.quiet, dynamic_ncols=True,
+                   unit="step", smoothing=0.1)
+        started = time.monotonic()
+        reason = "finished"
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and self.device.type == "cuda"
+                    else nullcontext())
+        self.model.train()
+        try:
+            while self.epoch <= cfg.epochs and reason == "finished":
+                lr = cfg.lr_at(self.epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                tick, items = time.monotonic(), 0
+                for batch in self.task.batches(self.epoch, self.position):
+                    with autocast:
+                        loss, n = self.task.loss(self.net, batch)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"the loss became {loss.item()} at step {self.step + 1} (epoch "
+                                            f"{self.epoch}); stopped. The last good checkpoint in {self.run_dir} "
+                                            f"is kept; try a lower --lr or --clip")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norm = (nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip) if cfg.clip
+                            else _grad_norm(self.model))
+                    self.optimizer.step()
+                    self.step += 1
+                    self.position += 1
+                    items += n
+                    value = loss.item()
+                    now = time.monotonic()
+                    if not self.quiet:
+                        bar.update(1)
+                        bar.set_postfix({"ep": self.epoch, "loss": f"{value:.3f}", **self.task.progress(value),
+                                         "tok/s": f"{items / max(now - tick, 1e-9):,.0f}", "lr": f"{lr:.3g}",
+                                         "gnorm": f"{float(norm):.2f}"}, refresh=False)
+                    if self.step % cfg.log_every == 0:
+                        self._log({"kind": "train", "loss": value, "lr": lr, "grad_norm": float(norm)})
+                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        self.evaluate()
+                        self._save_resume()
+                    reason = self._should_stop(started)
+                    if reason != "finished":
+                        break
+                else:
+                    self.epoch += 1
+                    self.position = 0
+                    if not cfg.eval_every:
+                        self.evaluate()
+                        self._save_resume()
+            if self.last_eval_step != self.step:
+                self.evaluate()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        finally:
+            self.elapsed += time.monotonic() - started
+            bar.close()
+        self._save_resume()
+        if self.is_main:
+            plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", self.task.metric)
+        return reason
+
+    def _should_stop(self, started: float) -> str:
+        cfg = self.cfg
+        reason = "finished"
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            reason = "max_steps"
+        elif cfg.minutes is not None and self.elapsed + time.monotonic() - started >= 60 * cfg.minutes:
+            reason = "time budget"
+        elif cfg.patience is not None and self.bad_evals >= cfg.patience:
+            reason = "early stopping"
+        return dist.agree(reason)                          # every rank stops at the same step
+
+
+def _grad_norm(model: nn.Module) -> float:
+    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))
