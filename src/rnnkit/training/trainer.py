@@ -39,7 +39,8 @@ class Task(Protocol):
 
     def steps_per_epoch(self) -> int: ...
     def batches(self, epoch: int, start: int) -> Iterator[Any]: ...     # the epoch's batches from index start
-    def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, int]: ...   # mean loss, items (tokens) in it
+    def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, Tensor, int]: ...
+    # (objective to minimise, mean loss per item for display, items in the batch)
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
     def progress(self, loss: float) -> dict[str, str]: ...              # extra progress-bar fields for a loss
     def run_config(self) -> dict: ...                                    # config.json content besides training
@@ -90,6 +91,7 @@ class Trainer:
                  quiet: bool = False) -> None:
         self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
         self.device = resolve_device(cfg.device)
+        dist.init(self.device)
         self.model = model.to(self.device)
         self.net = dist.wrap(self.model, self.device)      # DDP under torchrun, else the model itself
         self.optimizer = make_optimizer(self.model.parameters(), cfg)
@@ -181,13 +183,13 @@ class Trainer:
                 tick, items = time.monotonic(), 0
                 for batch in self.task.batches(self.epoch, self.position):
                     with autocast:
-                        loss, n = self.task.loss(self.net, batch)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"the loss became {loss.item()} at step {self.step + 1} (epoch "
+                        objective, loss, n = self.task.loss(self.net, batch)
+                    if not torch.isfinite(objective):
+                        raise TrainingError(f"the loss became {objective.item()} at step {self.step + 1} (epoch "
                                             f"{self.epoch}); stopped. The last good checkpoint in {self.run_dir} "
                                             f"is kept; try a lower --lr or --clip")
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    objective.backward()
                     norm = (nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip) if cfg.clip
                             else _grad_norm(self.model))
                     self.optimizer.step()

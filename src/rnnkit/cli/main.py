@@ -1,0 +1,39 @@
+"""The ``rnnkit`` command: one sub-command per module in this package."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..data import DataError
+from ..training import CheckpointError, TrainingError
+from . import build, demo, evaluate, sample, train_lm
+
+EXPECTED_ERRORS = (DataError, CheckpointError, TrainingError)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks from the lecture, on PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = sub.add_parser("train", help="train a model (rnnkit train lm --help)")
+    train_lm.add_parser(train.add_subparsers(dest="task", required=True, metavar="TASK"))
+    for module in (sample, evaluate, demo, build):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.run_command(args)
+    except EXPECTED_ERRORS as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:       # `rnnkit sample ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""``rnnkit sample RUN``: generate text from a trained language model, streamed to stdout."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..decoding import generate
+from .runs import load_lm
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sample", help="generate text from a language model",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
+    p.add_argument("run", help="run folder written by `rnnkit train lm`")
+    p.add_argument("--prime", default="", help="text fed to the model first (once); generation continues it")
+    p.add_argument("--length", type=int, default=500, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy (argmax)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set with this mass")
+    p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible sample")
+    p.set_defaults(run_command=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, tokenizer, _ = load_lm(args.run)
+    out = sys.stdout
+    out.write(args.prime)
+    for piece in generate(model, tokenizer, args.prime, args.length, args.temperature, args.top_k, args.top_p,
+                          args.seed):
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    return 0

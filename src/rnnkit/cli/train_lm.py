@@ -1,0 +1,147 @@
+"""``rnnkit train lm``: a character- or word-level language model with truncated BPTT."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ..data import CharTokenizer, DataError, WordTokenizer, build_stdlib_corpus, holdout_tail, load_named, read_text
+from ..models.language_model import LanguageModel, LMConfig
+from ..tasks.language_modeling import LanguageModelTask
+from ..training import TrainConfig, Trainer
+from ..training import distributed as dist
+from ..training.atomic import write_json
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, resolve
+
+DATA = [
+    Option("--train", None, "training text file (UTF-8)"),
+    Option("--valid", None, "validation text file; without it the last 10% of --train is held out"),
+    Option("--dataset", None, "a named corpus instead of files", choices=("stdlib", "shakespeare", "ptb")),
+    Option("--data-dir", None, "folder holding the named corpus' files (else downloaded once into a cache)"),
+    Option("--level", None, "char or word tokens (default: word for ptb, char otherwise)", choices=("char", "word")),
+    Option("--min-freq", 1, "word level: rarer words become <unk>", type=int),
+    Option("--max-vocab", None, "word level: keep the most frequent words only", type=optional_int),
+    Option("--batch-size", 32, "columns the training text is cut into", type=int),
+    Option("--bptt", 64, "steps per truncated-BPTT window", type=int),
+    Option("--eval-batch-size", 1, "columns for validation (1: every target token, state carried)", type=int),
+    Option("--sum-over-time", False, "objective summed over the window's steps (Zaremba's; lr 1 assumes it)",
+           flag_only=True),
+]
+ALL = DATA + MODEL + TRAINER
+
+PRESETS = {
+    "zaremba-small": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=200, embed_size=200,
+                          bptt=20, batch_size=20, optimizer="sgd", lr=1.0, lr_decay=0.5, decay_after=4, epochs=13,
+                          init_range=0.1, clip=5.0, dropout=0.0, sum_over_time=True, eval_batch_size=1),
+    "ptb-medium-tied": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=400, embed_size=400,
+                            tie_weights=True, dropout=0.5, bptt=35, batch_size=20, optimizer="sgd", lr=1.0,
+                            lr_decay=0.8, decay_after=6, epochs=40, init_range=0.05, clip=5.0, sum_over_time=True),
+    "char-small": dict(level="char", cell="lstm", layers=2, hidden_size=256, embed_size=64, bptt=64, batch_size=32,
+                       optimizer="adam", lr=3e-3, dropout=0.0, clip=5.0, epochs=50, eval_every=250,
+                       eval_batch_size=16),
+    "shakespeare-char": dict(dataset="shakespeare", level="char", cell="lstm", layers=2, hidden_size=512,
+                             embed_size=128, bptt=128, batch_size=64, optimizer="adam", lr=2e-3, dropout=0.2,
+                             clip=5.0, epochs=20, eval_every=500, eval_batch_size=8),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("lm", help="train a language model", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=__doc__)
+    p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you type override them")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(p, "data", DATA)
+    add_options(p, "model", MODEL)
+    add_options(p, "training", TRAINER)
+    p.set_defaults(run_command=run)
+
+
+def load_corpus(o: dict) -> tuple[str, str, str, str, str]:
+    """(train text, valid text, level, description, where they came from) from files or a named corpus."""
+    if o["dataset"] and o["train"]:
+        raise DataError("give either --dataset or --train, not both", "command line")
+    if o["dataset"] == "stdlib":
+        corpus = build_stdlib_corpus()
+        return corpus.train, corpus.valid, o["level"] or "char", corpus.description, "stdlib"
+    if o["dataset"]:
+        train, valid, description = load_named(o["dataset"], data_dir=o["data_dir"])
+        level = o["level"] or ("word" if o["dataset"] == "ptb" else "char")
+        return train, valid, level, description, o["dataset"]
+    if not o["train"]:
+        raise DataError("no training data: give --train FILE or --dataset NAME", "command line")
+    train = read_text(o["train"])
+    if o["valid"]:
+        valid = read_text(o["valid"])
+    else:
+        train, valid = holdout_tail(train, 0.1, source=o["train"])
+    return train, valid, o["level"] or "char", f"{o['train']} ({len(train):,} characters)", o["train"]
+
+
+def build_tokenizer(level: str, train: str, valid: str, o: dict):
+    if level == "char":
+        return CharTokenizer.build(train + valid)     # every character of the corpus; nothing to be unknown
+    return WordTokenizer.build(train, min_freq=o["min_freq"], max_vocab=o["max_vocab"])
+
+
+def resolved_options(args: argparse.Namespace) -> dict:
+    """Typed options > the run's saved options (on --resume) > the preset > defaults."""
+    saved = {}
+    options_file = Path(args.out) / "options.json"
+    if args.resume:
+        if not options_file.is_file():
+            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
+        saved = json.loads(options_file.read_text(encoding="utf-8"))
+    preset = PRESETS.get(saved.get("preset") or args.preset or "", {})
+    values = resolve(args, ALL, preset, saved)
+    values["preset"] = args.preset or saved.get("preset")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    o = resolved_options(args)
+    train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
+    torch.manual_seed(train_cfg.seed)
+    train_text, valid_text, level, description, source = load_corpus(o)
+    tokenizer = build_tokenizer(level, train_text, valid_text, o)
+    train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)
+    valid_ids = torch.tensor(tokenizer.encode(valid_text, source=source), dtype=torch.long)
+    model_cfg = LMConfig(vocab_size=tokenizer.vocab_size, cell=o["cell"], embed_size=o["embed_size"],
+                         hidden_size=o["hidden_size"], num_layers=o["layers"], dropout=o["dropout"],
+                         embed_dropout=o["embed_dropout"], tie_weights=bool(o["tie_weights"]),
+                         init_range=o["init_range"], forget_bias=o["forget_bias"], engine=o["engine"])
+    model = LanguageModel(model_cfg)
+    from ..training.trainer import resolve_device
+    device = resolve_device(train_cfg.device)
+    dist.init(device)
+    task = LanguageModelTask(tokenizer, level, train_ids, valid_ids, batch_size=o["batch_size"], bptt=o["bptt"],
+                             eval_batch_size=o["eval_batch_size"], sum_over_time=bool(o["sum_over_time"]),
+                             device=device, model_config=model_cfg.to_dict(),
+                             data={"source": source, "description": description, "train_tokens": len(train_ids),
+                                   "valid_tokens": len(valid_ids)},
+                             train_source=source, valid_source=o["valid"] or source)
+    trainer = Trainer(model, task, train_cfg, args.out, quiet=args.quiet)
+    if dist.is_main():
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.out) / "options.json", o)
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"rnnkit: {level}-level {model_cfg.cell} LM, {n_params:,} parameters, vocabulary "
+              f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch",
+              file=sys.stderr)
+    if args.resume:
+        trainer.resume()
+    reason = trainer.fit()
+    if dist.is_main():
+        m = trainer.last_metrics
+        best = "n/a" if trainer.best is None else f"{trainer.best:.4f}"
+        extra = f", bpc {m['bpc']:.3f}" if "bpc" in m else (f", ppl {m['ppl']:.2f}" if "ppl" in m else "")
+        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps; last validation loss "
+              f"{m.get('loss', float('nan')):.4f}{extra}; best {best}; run saved in {args.out}", file=sys.stderr)
+        if reason == "interrupted":
+            print(f"rnnkit: continue with: rnnkit train lm --out {args.out} --resume", file=sys.stderr)
+    dist.shutdown()
+    return 130 if reason == "interrupted" else 0
