@@ -17,6 +17,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells.lstm import set_forget_bias
 from ..engine import ENGINES, GATES, run_direction
+
+LAYER_ENGINES = ENGINES + ("torch",)
 from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -35,8 +37,11 @@ class RecurrentLayer(nn.Module):
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
         check_dropout(dropout)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if engine not in LAYER_ENGINES:
+            raise ValueError(f"engine must be one of {LAYER_ENGINES}, got {engine!r}")
+        if engine == "torch" and mode == "gru":
+            raise ValueError("engine='torch' runs torch.nn's kernels, which have only the reset-after GRU; "
+                             "use reset_after=True or another engine")
         self.mode = mode
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
@@ -104,7 +109,24 @@ class RecurrentLayer(nn.Module):
         if lengths is not None:
             lengths = check_lengths(name, lengths, N, T, x.device)
         h0, c0 = self._initial_state(hx, x, unbatched)
+        if self.engine == "torch" or (self.engine == "auto" and x.is_cuda and self.mode != "gru"):
+            output, state = self._run_torch(x, h0, c0, lengths)
+        else:
+            output, state = self._run_engine(x, h0, c0, lengths)
 
+        if packed:
+            data = pack_padded_sequence(output.index_select(1, sorted_idx) if sorted_idx is not None else output,
+                                        lengths.cpu()[sorted_idx] if sorted_idx is not None else lengths.cpu())
+            return PackedSequence(data.data, data.batch_sizes, sorted_idx, unsorted_idx), state
+        if unbatched:
+            output = output.squeeze(1)
+            state = tuple(s.squeeze(1) for s in state) if isinstance(state, tuple) else state.squeeze(1)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, state
+
+    def _run_engine(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
+        """Each layer and direction through rnnkit's engine; outputs concatenated, dropout between layers."""
         h_n, c_n = [], []
         layer_input = x
         for layer in range(self.num_layers):
@@ -120,21 +142,33 @@ class RecurrentLayer(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        output = layer_input
         state = torch.stack(h_n)
-        if c0 is not None:
-            state = (state, torch.stack(c_n))
+        return layer_input, ((state, torch.stack(c_n)) if c0 is not None else state)
 
-        if packed:
-            data = pack_padded_sequence(output.index_select(1, sorted_idx) if sorted_idx is not None else output,
-                                        lengths.cpu()[sorted_idx] if sorted_idx is not None else lengths.cpu())
-            return PackedSequence(data.data, data.batch_sizes, sorted_idx, unsorted_idx), state
-        if unbatched:
-            output = output.squeeze(1)
-            state = tuple(s.squeeze(1) for s in state) if isinstance(state, tuple) else state.squeeze(1)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, state
+    def _run_torch(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
+        """The whole stack in one call to torch.nn's kernel (cuDNN on a GPU, oneDNN for the LSTM on a CPU),
+        sharing this layer's parameters (no copy)."""
+        twin = self._torch_twin()
+        twin.train(self.training)
+        hx = (h0, c0) if c0 is not None else h0
+        if lengths is None:
+            return twin(x, hx)
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        out, state = twin(packed, hx)
+        return pad_packed_sequence(out, total_length=x.shape[0])[0], state
+
+    def _torch_twin(self) -> nn.Module:
+        """A ``torch.nn`` module whose parameters are this layer's own Parameter objects (kept off the module
+        tree so it never appears in ``state_dict``); rebuilt when parameters were replaced or moved."""
+        twin = self.__dict__.get("_twin")
+        names = list(self._parameters)
+        if twin is None or any(getattr(twin, n) is not self._parameters[n] for n in names):
+            twin = self.torch_class(**{**self._torch_kwargs(), "batch_first": False}, device="meta")
+            for n in names:
+                setattr(twin, n, self._parameters[n])
+            twin._apply(lambda t: t)               # refresh torch.nn's flat-weight views
+            self.__dict__["_twin"] = twin
+        return twin
 
     def _initial_state(self, hx: State | None, x: Tensor, unbatched: bool) -> tuple[Tensor, Tensor | None]:
         """``(h0, c0)`` each (layers*D, N, H); zeros when ``hx`` is None (the lecture's ``h_0 = 0``)."""
