@@ -1,6 +1,7 @@
 """Input checks for the recurrent layers: every bad input gets a message naming what was expected and what came."""
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
@@ -17,18 +18,20 @@ def check_dropout(value) -> None:
         raise ValueError(f"dropout must be a number in [0, 1), got {value!r}")
 
 
-def check_input(name: str, x, input_size: int, like: Tensor) -> None:
-    """``x`` is the (already time-major or batch-first) batched input: rank 3, the right features, dtype, device."""
+def check_input(name: str, x, input_size: int, like: Tensor, shape: tuple[int, ...] | None = None) -> None:
+    """``x`` is the time-major batched input: rank 3, the right features, dtype, device. ``shape`` is the
+    input's shape as the caller gave it (before unsqueezing or transposing), for the messages."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} expects a Tensor or PackedSequence input, got {type(x).__name__}")
+    shape = tuple(x.shape) if shape is None else shape
     if x.dim() != 3:
         raise ValueError(f"{name} expects a 3-D input (seq_len, batch, {input_size}) or (batch, seq_len, "
-                         f"{input_size}) with batch_first=True, or 2-D unbatched; got shape {tuple(x.shape)}")
+                         f"{input_size}) with batch_first=True, or 2-D unbatched; got shape {shape}")
     if x.shape[2] != input_size:
         raise ValueError(f"{name} expects input_size={input_size} features, got {x.shape[2]} "
-                         f"(input shape {tuple(x.shape)})")
+                         f"(input shape {shape})")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} got an empty input of shape {tuple(x.shape)}: sequences need at least one step")
+        raise ValueError(f"{name} got an empty input of shape {shape}: sequences need at least one step")
     if x.dtype != like.dtype:
         raise TypeError(f"{name}: input dtype {x.dtype} does not match the parameters' dtype {like.dtype}; "
                         f"convert one with .to({like.dtype}) or module.to({x.dtype})")
@@ -56,10 +59,10 @@ def check_lengths(name: str, lengths: Tensor | Sequence[int], batch: int, steps:
         values = lengths.reshape(-1)
     else:
         items = list(lengths)
-        bad = [v for v in items if not isinstance(v, int) or isinstance(v, bool)]
+        bad = [v for v in items if not isinstance(v, numbers.Integral) or isinstance(v, bool)]
         if bad:
             raise TypeError(f"{name}: lengths must be integers, got {bad[0]!r}")
-        values = torch.tensor(items, dtype=torch.long)
+        values = torch.tensor([int(v) for v in items], dtype=torch.long)
     if lengths is not None and isinstance(lengths, Tensor) and lengths.dim() != 1:
         raise ValueError(f"{name}: lengths must be 1-D (one per sequence), got shape {tuple(lengths.shape)}")
     if values.numel() != batch:

@@ -104,7 +104,7 @@ class RecurrentLayer(nn.Module):
             elif self.batch_first and isinstance(x, Tensor) and x.dim() == 3:
                 x = x.transpose(0, 1)
         like = self.weight_ih_l0
-        check_input(name, x, self.input_size, like)
+        check_input(name, x, self.input_size, like, tuple(input.shape) if isinstance(input, Tensor) else None)
         T, N = x.shape[0], x.shape[1]
         if lengths is not None:
             lengths = check_lengths(name, lengths, N, T, x.device)
@@ -188,7 +188,11 @@ class RecurrentLayer(nn.Module):
                 raise ValueError(f"{name}: hx must be one Tensor h_0, got a sequence of {len(hx)}")
             states = [hx]
         if unbatched:
-            states = [s.unsqueeze(1) if isinstance(s, Tensor) and s.dim() == 2 else s for s in states]
+            for what, s in zip(("h_0", "c_0"), states):
+                if isinstance(s, Tensor) and s.dim() != 2:
+                    raise ValueError(f"{name}: for unbatched 2-D input, {what} must be 2-D "
+                                     f"({shape[0]}, {self.hidden_size}), got shape {tuple(s.shape)}")
+            states = [s.unsqueeze(1) if isinstance(s, Tensor) else s for s in states]
         for what, s in zip(("h_0", "c_0"), states):
             check_state(name, s, shape, x, what)
         return states[0], (states[1] if is_lstm else None)

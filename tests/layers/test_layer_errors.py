@@ -1,0 +1,285 @@
+"""Every bad input to the layers gets an error naming what was expected and what came."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import rnnkit
+
+I, H = 3, 4
+LAYERS = {
+    "RNN": lambda **kw: rnnkit.RNN(I, H, **kw),
+    "LSTM": lambda **kw: rnnkit.LSTM(I, H, **kw),
+    "GRU": lambda **kw: rnnkit.GRU(I, H, **kw),
+}
+each_layer = pytest.mark.parametrize("name", list(LAYERS))
+
+
+def _hx(name, shape, dtype=torch.float32, device="cpu"):
+    h = torch.zeros(shape, dtype=dtype, device=device)
+    return (h, h.clone()) if name == "LSTM" else h
+
+
+# --------------------------------------------------------------------------- the input tensor
+
+@each_layer
+@pytest.mark.parametrize("shape", [(5,), (2, 5, 2, 3)], ids=["1d", "4d"])
+def test_wrong_rank(name, shape):
+    expected = (f"{name} expects a 3-D input (seq_len, batch, 3) or (batch, seq_len, 3) with batch_first=True, "
+                f"or 2-D unbatched; got shape {shape}")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        LAYERS[name]()(torch.zeros(shape))
+
+
+@each_layer
+def test_wrong_feature_size(name):
+    with pytest.raises(ValueError, match=rf"{name} expects input_size=3 features, got 5 \(input shape \(7, 2, 5\)\)"):
+        LAYERS[name]()(torch.zeros(7, 2, 5))
+    with pytest.raises(ValueError, match=rf"{name} expects input_size=3 features, got 2 \(input shape"):
+        LAYERS[name]()(torch.zeros(6, 2))                              # unbatched
+    with pytest.raises(ValueError, match=rf"{name} expects input_size=3 features, got 4 \(input shape"):
+        LAYERS[name](batch_first=True)(torch.zeros(2, 7, 4))
+
+
+@pytest.mark.parametrize("shape,batch_first", [((6, 2), False), ((2, 7, 4), True)], ids=["unbatched", "batch_first"])
+def test_wrong_feature_size_message_shows_the_callers_shape(shape, batch_first):
+    with pytest.raises(ValueError, match=re.escape(f"(input shape {shape})")):
+        rnnkit.LSTM(I, H, batch_first=batch_first)(torch.zeros(shape))
+
+
+@each_layer
+def test_input_not_a_tensor(name):
+    with pytest.raises(TypeError, match=rf"{name} expects a Tensor or PackedSequence input, got list"):
+        LAYERS[name]()([[0.0] * 3] * 4)
+
+
+@each_layer
+@pytest.mark.parametrize("shape", [(0, 2, 3), (4, 0, 3), (0, 3)], ids=["T0", "N0", "unbatched_T0"])
+def test_empty_sequences(name, shape):
+    x = torch.zeros(shape)
+    with pytest.raises(ValueError, match=rf"{name} got an empty input of shape .*: sequences need at least one step"):
+        LAYERS[name]()(x)
+
+
+@each_layer
+def test_mismatched_dtype(name):
+    with pytest.raises(TypeError, match=rf"{name}: input dtype torch.float64 does not match the parameters' "
+                                        r"dtype torch.float32; convert one with \.to\(torch.float32\)"):
+        LAYERS[name]()(torch.zeros(5, 2, I, dtype=torch.float64))
+    layer = LAYERS[name](dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"input dtype torch.float32 does not match the parameters' dtype "
+                                        r"torch.float64"):
+        layer(torch.zeros(5, 2, I))
+
+
+def _meta_works() -> bool:
+    try:
+        rnnkit.LSTM(I, H, device="meta")(torch.zeros(2, 1, I, device="meta"))
+        return True
+    except Exception:        # noqa: BLE001 - only deciding whether the meta device can stand in for a GPU
+        return False
+
+
+OTHER_DEVICE = "cuda" if torch.cuda.is_available() else ("meta" if _meta_works() else None)
+needs_other_device = pytest.mark.skipif(OTHER_DEVICE is None,
+                                        reason="no CUDA and the meta device does not run the layers")
+
+
+@needs_other_device
+@each_layer
+def test_mismatched_device(name):
+    other = OTHER_DEVICE
+    with pytest.raises(ValueError, match=rf"{name}: input is on cpu but the parameters are on {other}"):
+        LAYERS[name](device=other)(torch.zeros(5, 2, I))
+    with pytest.raises(ValueError, match=rf"{name}: input is on {other}.* but the parameters are on cpu"):
+        LAYERS[name]()(torch.zeros(5, 2, I, device=other))
+    layer = LAYERS[name](device=other)
+    with pytest.raises(ValueError, match=rf"{name}: h_0 is on cpu but the input is on {other}"):
+        layer(torch.zeros(5, 2, I, device=other), _hx(name, (1, 2, H)))
+
+
+# --------------------------------------------------------------------------- the initial state
+
+@each_layer
+@pytest.mark.parametrize("bad", [(2, 3, H), (4, 2, H), (4, 3, H + 1), (4, 3, H, 1)],
+                         ids=["layers", "batch", "hidden", "rank"])
+def test_hx_wrong_shape(name, bad):
+    layer = LAYERS[name](num_layers=2, bidirectional=True)
+    expected = (f"{name}: h_0 must have shape (4, 3, 4) (num_layers * num_directions, batch, hidden_size), "
+                f"got {bad}")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        layer(torch.zeros(5, 3, I), _hx(name, bad))
+
+
+@each_layer
+def test_unbatched_hx_wrong_shape(name):
+    layer = LAYERS[name]()
+    with pytest.raises(ValueError, match=re.escape(f"{name}: h_0 must have shape (1, 1, 4)")):
+        layer(torch.zeros(5, I), _hx(name, (1, H + 1)))
+
+
+@each_layer
+def test_hx_wrong_shape_message_names_both_shapes(name):
+    layer = LAYERS[name](num_layers=2, bidirectional=True)
+    with pytest.raises(ValueError) as info:
+        layer(torch.zeros(5, 3, I), _hx(name, (2, 3, H)))
+    msg = str(info.value)
+    assert "(4, 3, 4)" in msg and "got (2, 3, 4)" in msg and "num_layers * num_directions" in msg
+
+
+@each_layer
+def test_unbatched_input_with_batched_hx(name):
+    with pytest.raises(ValueError, match=r"h_0"):
+        LAYERS[name]()(torch.zeros(5, I), _hx(name, (1, 1, H)))
+
+
+def test_lstm_c0_wrong_shape():
+    layer = rnnkit.LSTM(I, H)
+    with pytest.raises(ValueError, match=r"LSTM: c_0 must have shape \(1, 2, 4\).*got \(1, 2, 5\)"):
+        layer(torch.zeros(5, 2, I), (torch.zeros(1, 2, H), torch.zeros(1, 2, H + 1)))
+
+
+def test_hx_wrong_count():
+    x = torch.zeros(5, 2, I)
+    h = torch.zeros(1, 2, H)
+    with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple \(h_0, c_0\), got Tensor"):
+        rnnkit.LSTM(I, H)(x, h)
+    with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple \(h_0, c_0\), got a sequence of 3"):
+        rnnkit.LSTM(I, H)(x, (h, h, h))
+    with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple \(h_0, c_0\), got a sequence of 1"):
+        rnnkit.LSTM(I, H)(x, [h])
+    with pytest.raises(ValueError, match=r"GRU: hx must be one Tensor h_0, got a sequence of 2"):
+        rnnkit.GRU(I, H)(x, (h, h))
+    with pytest.raises(ValueError, match=r"RNN: hx must be one Tensor h_0, got a sequence of 1"):
+        rnnkit.RNN(I, H)(x, [h])
+
+
+def test_hx_not_a_tensor():
+    x = torch.zeros(5, 2, I)
+    h = torch.zeros(1, 2, H)
+    with pytest.raises(TypeError, match=r"GRU: h_0 must be a Tensor, got str"):
+        rnnkit.GRU(I, H)(x, "h0")
+    with pytest.raises(TypeError, match=r"LSTM: c_0 must be a Tensor, got list"):
+        rnnkit.LSTM(I, H)(x, (h, [[0.0] * H] * 2))
+
+
+@each_layer
+def test_hx_wrong_dtype(name):
+    with pytest.raises(TypeError, match=rf"{name}: h_0 dtype torch.float64 does not match the input's dtype "
+                                        r"torch.float32"):
+        LAYERS[name]()(torch.zeros(5, 2, I), _hx(name, (1, 2, H), dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- lengths
+
+@each_layer
+def test_lengths_wrong_count(name):
+    with pytest.raises(ValueError, match=rf"{name}: got 2 lengths for a batch of 3 sequences"):
+        LAYERS[name]()(torch.zeros(5, 3, I), lengths=[5, 4])
+    with pytest.raises(ValueError, match=rf"{name}: got 4 lengths for a batch of 3 sequences"):
+        LAYERS[name]()(torch.zeros(5, 3, I), lengths=torch.tensor([5, 4, 3, 2]))
+
+
+@each_layer
+@pytest.mark.parametrize("lengths,lo,hi,extra", [
+    ([5, 0, 3], 0, 5, r" \(empty sequences are not allowed\)"),
+    ([5, 6, 3], 3, 6, ""),
+    ([-1, 2, 3], -1, 3, r" \(empty sequences are not allowed\)"),
+], ids=["zero", "too_long", "negative"])
+def test_lengths_out_of_range(name, lengths, lo, hi, extra):
+    with pytest.raises(ValueError, match=rf"{name}: lengths must be in 1\.\.5 \(the input's sequence length\); "
+                                         rf"got values from {lo} to {hi}{extra}"):
+        LAYERS[name]()(torch.zeros(5, 3, I), lengths=lengths)
+    with pytest.raises(ValueError, match=r"lengths must be in 1\.\.5"):
+        LAYERS[name]()(torch.zeros(5, 3, I), lengths=torch.tensor(lengths))
+
+
+@each_layer
+def test_lengths_not_integers(name):
+    x = torch.zeros(5, 3, I)
+    with pytest.raises(TypeError, match=rf"{name}: lengths must be integers, got a tensor of dtype torch.float32"):
+        LAYERS[name]()(x, lengths=torch.tensor([5.0, 2.0, 3.0]))
+    with pytest.raises(TypeError, match=rf"{name}: lengths must be integers, got a tensor of dtype torch.bool"):
+        LAYERS[name]()(x, lengths=torch.tensor([True, True, True]))
+    with pytest.raises(TypeError, match=rf"{name}: lengths must be integers, got 2.0"):
+        LAYERS[name]()(x, lengths=[5, 2.0, 3])
+    with pytest.raises(TypeError, match=rf"{name}: lengths must be integers, got '3'"):
+        LAYERS[name]()(x, lengths=[5, 2, "3"])
+
+
+def test_numpy_integer_lengths_are_integers():
+    np = pytest.importorskip("numpy")
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(I, H)
+    x = torch.randn(5, 3, I)
+    want = layer(x, lengths=[5, 2, 3])[0]
+    assert torch.equal(layer(x, lengths=np.array([5, 2, 3]))[0], want)
+    assert torch.equal(layer(x, lengths=[np.int64(5), 2, 3])[0], want)
+
+
+def test_lengths_wrong_rank_and_with_packed_input():
+    layer = rnnkit.GRU(I, H)
+    with pytest.raises(ValueError, match=r"GRU: lengths must be 1-D \(one per sequence\), got shape \(3, 1\)"):
+        layer(torch.zeros(5, 3, I), lengths=torch.tensor([[5], [2], [3]]))
+    packed = pack_padded_sequence(torch.zeros(5, 3, I), [5, 3, 2])
+    with pytest.raises(ValueError, match=r"GRU: pass lengths or a PackedSequence, not both"):
+        layer(packed, lengths=[5, 3, 2])
+
+
+def test_lengths_accept_int_tensors_and_lists_alike():
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(I, H)
+    x = torch.randn(5, 3, I)
+    a = layer(x, lengths=[5, 2, 3])[0]
+    for lengths in (torch.tensor([5, 2, 3]), torch.tensor([5, 2, 3], dtype=torch.int32), (5, 2, 3)):
+        assert torch.equal(layer(x, lengths=lengths)[0], a)
+
+
+# --------------------------------------------------------------------------- the constructor
+
+@each_layer
+@pytest.mark.parametrize("dropout", [-0.1, 1.0, 1.5, "0.5", True], ids=["neg", "one", "big", "str", "bool"])
+def test_dropout_outside_unit_interval(name, dropout):
+    with pytest.raises(ValueError, match=rf"dropout must be a number in \[0, 1\), got {dropout!r}"):
+        LAYERS[name](dropout=dropout)
+
+
+@each_layer
+def test_dropout_in_range_is_accepted(name):
+    assert LAYERS[name](dropout=0).dropout == 0.0
+    assert LAYERS[name](num_layers=2, dropout=0.999).dropout == 0.999
+
+
+@pytest.mark.parametrize("cls", [rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU], ids=["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("kwargs,what,value", [
+    (dict(input_size=0, hidden_size=4), "input_size", "0"),
+    (dict(input_size=3, hidden_size=-2), "hidden_size", "-2"),
+    (dict(input_size=3, hidden_size=4.0), "hidden_size", "4.0"),
+    (dict(input_size=3, hidden_size=4, num_layers=0), "num_layers", "0"),
+    (dict(input_size=3, hidden_size=4, num_layers=True), "num_layers", "True"),
+], ids=["input0", "hidden_neg", "hidden_float", "layers0", "layers_bool"])
+def test_non_positive_sizes(cls, kwargs, what, value):
+    with pytest.raises(ValueError, match=rf"{what} must be a positive integer, got {value}"):
+        cls(**kwargs)
+
+
+@each_layer
+def test_unknown_engine(name):
+    with pytest.raises(ValueError, match=r"engine must be one of \(.*\), got 'cudnn'") as info:
+        LAYERS[name](engine="cudnn")
+    for engine in ("auto", "fused", "python", "reference"):
+        assert repr(engine) in str(info.value)
+
+
+def test_torch_engine_refuses_the_lecture_gru():
+    with pytest.raises(ValueError, match=r"engine='torch'.*only the reset-after GRU.*reset_after=True"):
+        rnnkit.GRU(I, H, engine="torch")
+    assert rnnkit.GRU(I, H, engine="torch", reset_after=True).engine == "torch"
+
+
+def test_unknown_nonlinearity():
+    with pytest.raises(ValueError, match=r"nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
+        rnnkit.RNN(I, H, nonlinearity="sigmoid")
