@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("build", help="compile the fused C++ engine now (otherwise it builds on first use)",
-                       description=__doc__)
+                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--verbose", action="store_true", help="show the compiler's output")
     p.set_defaults(run_command=run)
 
@@ -16,6 +17,11 @@ def run(args: argparse.Namespace) -> int:
     if not hasattr(fused, "build"):
         print("rnnkit: this version has no compiled engine; the Python BPTT loop is used")
         return 0
-    path = fused.build(verbose=args.verbose)
+    try:
+        path = fused.build(verbose=args.verbose)
+    except RuntimeError as e:
+        print(f"rnnkit: error: the fused engine could not be built: {str(e).strip().splitlines()[0]}\n"
+              f"rnnkit: everything still works with the Python BPTT loop (engine='python')", file=sys.stderr)
+        return 1
     print(f"rnnkit: fused engine ready ({path})")
     return 0

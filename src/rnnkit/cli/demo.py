@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     train_lm.add_parser(parser.add_subparsers())
     targs = parser.parse_args(train_args)
     options = train_lm.resolved_options(targs)
+    budget = f"{args.max_steps} steps" if args.max_steps else f"{args.minutes:g} minutes"
     print(f"rnnkit demo: a {options['layers']}x{options['hidden_size']} character-level LSTM learns to write "
-          f"Python from this interpreter's standard library, for {args.minutes:g} minutes.", file=sys.stderr)
+          f"Python from this interpreter's standard library, for {budget}.", file=sys.stderr)
     # An untrained model with the same vocabulary, to show where training starts.
     from ..data import CharTokenizer, build_stdlib_corpus
     from ..models.language_model import LanguageModel, LMConfig

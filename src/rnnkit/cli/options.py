@@ -27,7 +27,7 @@ class Option:
 def add_options(parser: argparse.ArgumentParser, title: str, options: list[Option]) -> None:
     group = parser.add_argument_group(title)
     for o in options:
-        text = f"{o.help} (default: {o.default})"
+        text = f"{o.help} (default: {o.default})".replace("%", "%%")   # argparse formats help with %
         if o.flag_only:
             group.add_argument(o.flag, action="store_const", const=True, default=None, help=text)
         else:

@@ -23,10 +23,12 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model, tokenizer, _ = load_lm(args.run)
+    pieces = generate(model, tokenizer, args.prime, args.length, args.temperature, args.top_k, args.top_p,
+                      args.seed)                                   # checks the prime before anything is written
     out = sys.stdout
-    out.write(args.prime)
-    for piece in generate(model, tokenizer, args.prime, args.length, args.temperature, args.top_k, args.top_p,
-                          args.seed):
+    word_level = getattr(tokenizer, "eos_id", None) is not None
+    out.write(args.prime + (" " if word_level and args.prime and not args.prime[-1].isspace() else ""))
+    for piece in pieces:
         out.write(piece)
         out.flush()
     out.write("\n")

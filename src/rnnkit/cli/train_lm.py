@@ -11,7 +11,7 @@ import torch
 from ..data import CharTokenizer, DataError, WordTokenizer, build_stdlib_corpus, holdout_tail, load_named, read_text
 from ..models.language_model import LanguageModel, LMConfig
 from ..tasks.language_modeling import LanguageModelTask
-from ..training import TrainConfig, Trainer
+from ..training import TrainConfig, Trainer, seed_everything
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, resolve
@@ -52,9 +52,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("lm", help="train a language model", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=__doc__)
     p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you type override them")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you type override them (default: none)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
     add_options(p, "data", DATA)
     add_options(p, "model", MODEL)
     add_options(p, "training", TRAINER)
@@ -105,7 +105,7 @@ def resolved_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
-    torch.manual_seed(train_cfg.seed)
+    seed_everything(train_cfg.seed)
     train_text, valid_text, level, description, source = load_corpus(o)
     tokenizer = build_tokenizer(level, train_text, valid_text, o)
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)

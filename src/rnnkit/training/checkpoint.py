@@ -78,8 +78,9 @@ def load_resume(run_dir: str | Path) -> dict:
         raise CheckpointError(f"{path}: missing; nothing to resume in {run_dir}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:   # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot be loaded safely ({_first_line(e)})") from None
+    except Exception:   # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"{path}: corrupt or not an rnnkit resume file (it holds something other than "
+                              f"tensors and plain values); start the run again without --resume") from None
 
 
 def _first_line(e: Exception) -> str:

@@ -48,6 +48,13 @@ class Task(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch, Python's and NumPy's generators: the same seed gives the same run."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -182,17 +189,15 @@ class Trainer:
                     group["lr"] = lr
                 tick, items = time.monotonic(), 0
                 for batch in self.task.batches(self.epoch, self.position):
-                    with autocast:
-                        objective, loss, n = self.task.loss(self.net, batch)
-                    if not torch.isfinite(objective):
-                        raise TrainingError(f"the loss became {objective.item()} at step {self.step + 1} (epoch "
-                                            f"{self.epoch}); stopped. The last good checkpoint in {self.run_dir} "
-                                            f"is kept; try a lower --lr or --clip")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    objective.backward()
-                    norm = (nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip) if cfg.clip
-                            else _grad_norm(self.model))
-                    self.optimizer.step()
+                    snapshot = (self.task.state_dict(), _rng_state())
+                    try:
+                        with autocast:
+                            objective, loss, n = self.task.loss(self.net, batch)
+                        norm = self._update(objective)
+                    except KeyboardInterrupt:     # mid-step: put back what the step used, so resume is exact
+                        self.task.load_state_dict(snapshot[0])
+                        _set_rng_state(snapshot[1])
+                        raise
                     self.step += 1
                     self.position += 1
                     items += n
@@ -228,6 +233,19 @@ class Trainer:
         if self.is_main:
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", self.task.metric)
         return reason
+
+    def _update(self, objective: Tensor) -> Tensor:
+        """Backward, clip, optimizer step; returns the gradient norm before clipping."""
+        if not torch.isfinite(objective):
+            raise TrainingError(f"the loss became {objective.item()} at step {self.step + 1} (epoch {self.epoch}); "
+                                f"stopped. The last good checkpoint in {self.run_dir} is kept; try a lower --lr "
+                                f"or --clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        clip = self.cfg.clip
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip) if clip else _grad_norm(self.model)
+        self.optimizer.step()
+        return norm
 
     def _should_stop(self, started: float) -> str:
         cfg = self.cfg
