@@ -104,8 +104,8 @@ def test_to_dict_round_trip_through_json(tok):
 
 
 def test_from_dict_errors_name_the_source():
-    with pytest.raises(DataError, match=r"^config.json: unknown tokenizer type 'bpe'"):
-        tokenizer_from_dict({"type": "bpe"}, source="config.json")
+    with pytest.raises(DataError, match=r"^config.json: unknown tokenizer type 'nope'"):
+        tokenizer_from_dict({"type": "nope"}, source="config.json")
     with pytest.raises(DataError, match="lacks the special token"):
         tokenizer_from_dict({"type": "word", "vocab": ["a"]})
     with pytest.raises(DataError, match="list of strings"):

@@ -219,7 +219,7 @@ class Trainer:
                 else:
                     self.epoch += 1
                     self.position = 0
-                    if not cfg.eval_every:
+                    if not cfg.eval_every and self.last_eval_step != self.step:
                         self.evaluate()
                         self._save_resume()
             if self.last_eval_step != self.step:
