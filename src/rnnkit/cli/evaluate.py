@@ -1,6 +1,7 @@
 """``rnnkit eval RUN ...``: evaluate a trained run on new data; what it reports depends on the run's task.
 
 Language models: ``--data FILE`` → loss and perplexity (words) or bits per character.
+Classifiers: ``--data FILE`` (TSV/CSV/JSONL with labels) → accuracy, macro-F1 and the confusion matrix.
 Each task registers its evaluator in :data:`EVALUATORS` (task name → function of the parsed arguments).
 """
 from __future__ import annotations
@@ -13,7 +14,10 @@ import torch
 from ..data import BPTTStream, DataError, batchify, read_text
 from ..tasks.language_modeling import evaluate_stream
 from ..training.checkpoint import read_config
+from .predict import eval_classify
+from .caption import eval_caption
 from .runs import load_lm
+from .translate import eval_seq2seq
 
 
 def add_parser(sub) -> None:
@@ -22,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("--data", help="evaluation file (language model: UTF-8 text; classifier: TSV/CSV/JSONL)")
     p.add_argument("--bptt", type=int, default=64, help="language model: window length (state carried across)")
+    p.add_argument("--text-column", default=None, help="classifier: text column; None: the model's own")
+    p.add_argument("--label-column", default=None, help="classifier: label column; None: the model's own")
     p.add_argument("--src", help="seq2seq: source file")
     p.add_argument("--tgt", help="seq2seq: reference target file")
     p.add_argument("--images", help="captioning: image folder")
@@ -44,8 +50,10 @@ def eval_lm(args: argparse.Namespace) -> int:
     return 0
 
 
-EVALUATORS: dict[str, Callable[[argparse.Namespace], int]] = {"lm": eval_lm}
+EVALUATORS: dict[str, Callable[[argparse.Namespace], int]] = {"lm": eval_lm, "classify": eval_classify,
+                                                             "seq2seq": eval_seq2seq}
 
+EVALUATORS["caption"] = eval_caption
 
 def run(args: argparse.Namespace) -> int:
     task = read_config(args.run).get("task")

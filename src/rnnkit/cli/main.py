@@ -6,7 +6,10 @@ import sys
 
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
-from . import build, demo, evaluate, sample, train_lm
+from . import build, demo, evaluate, predict, sample, train_classify, train_lm
+from . import train_seq2seq, translate
+from . import experiment, gradients, report
+from . import caption, train_caption
 
 EXPECTED_ERRORS = (DataError, CheckpointError, TrainingError)
 
@@ -15,8 +18,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks from the lecture, on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train a model (rnnkit train lm --help)")
-    train_lm.add_parser(train.add_subparsers(dest="task", required=True, metavar="TASK"))
-    for module in (sample, evaluate, demo, build):
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    for module in (train_lm, train_classify, train_seq2seq):
+        module.add_parser(tasks)
+    train_caption.add_parser(tasks)
+    caption.add_parser(sub)
+    for module in (sample, predict, translate, evaluate, demo, build):
+        module.add_parser(sub)
+    for module in (gradients, experiment, report):
         module.add_parser(sub)
     return parser
 

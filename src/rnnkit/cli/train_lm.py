@@ -27,6 +27,8 @@ DATA = [
     Option("--batch-size", 32, "columns the training text is cut into", type=int),
     Option("--bptt", 64, "steps per truncated-BPTT window", type=int),
     Option("--eval-batch-size", 1, "columns for validation (1: every target token, state carried)", type=int),
+    Option("--threads", None, "CPU threads for PyTorch; none: PyTorch's choice (1 is faster on a busy machine)",
+           type=optional_int),
     Option("--sum-over-time", False, "objective summed over the window's steps (Zaremba's; lr 1 assumes it)",
            flag_only=True),
 ]
@@ -43,8 +45,8 @@ PRESETS = {
                        optimizer="adam", lr=3e-3, dropout=0.0, clip=5.0, epochs=50, eval_every=250,
                        eval_batch_size=16),
     "shakespeare-char": dict(dataset="shakespeare", level="char", cell="lstm", layers=2, hidden_size=512,
-                             embed_size=128, bptt=128, batch_size=64, optimizer="adam", lr=2e-3, dropout=0.2,
-                             clip=5.0, epochs=20, eval_every=500, eval_batch_size=8),
+                             embed_size=128, bptt=100, batch_size=32, optimizer="adam", lr=3e-3, dropout=0.1,
+                             clip=5.0, epochs=20, eval_every=500, eval_batch_size=16),
 }
 
 
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     seed_everything(train_cfg.seed)
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
     train_text, valid_text, level, description, source = load_corpus(o)
     tokenizer = build_tokenizer(level, train_text, valid_text, o)
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)

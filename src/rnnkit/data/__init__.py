@@ -1,30 +1,55 @@
-"""Language-model data: reading corpora, tokenizing, and truncated-BPTT batching."""
+"""Data: reading corpora and labelled text, tokenizing (char, word, BPE), TBPTT and length-bucketed batching."""
 
 from .batching import BPTTStream, batchify
+from .bpe import BPETokenizer
 from .datasets import CORPORA, corpus_names, default_cache_dir, load_named
 from .errors import DataError
+from .labelled import (PAD, LabelledData, LabelSet, Table, TextEncoder, bucket_batches, pad_batch, read_labelled,
+                       read_table)
 from .splits import holdout_tail
 from .stdlib_corpus import StdlibCorpus, build_stdlib_corpus
 from .text import decode_text, read_text
 from .tokenizers import EOS, UNK, CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_dict
 
 __all__ = [
+    "BPETokenizer",
     "BPTTStream",
     "CORPORA",
     "CharTokenizer",
     "DataError",
     "EOS",
+    "LabelSet",
+    "LabelledData",
+    "PAD",
     "StdlibCorpus",
+    "Table",
+    "TextEncoder",
     "Tokenizer",
     "UNK",
     "WordTokenizer",
     "batchify",
+    "bucket_batches",
     "build_stdlib_corpus",
     "corpus_names",
     "decode_text",
     "default_cache_dir",
     "holdout_tail",
     "load_named",
+    "pad_batch",
+    "read_labelled",
+    "read_table",
     "read_text",
     "tokenizer_from_dict",
 ]
+
+from .images import CaptionedImage, load_caption_set, load_image, load_images, read_captions
+from .shapes import ShapeScenes, make_shapes, write_shapes_folder
+
+__all__ += ["CaptionedImage", "ShapeScenes", "load_caption_set", "load_image", "load_images", "make_shapes",
+            "read_captions", "write_shapes_folder"]
+
+from .dates import dates_splits, generate_dates
+from .parallel import ParallelBatch, SequenceTokenizer, encode_pairs, read_parallel, read_tsv
+
+__all__ += ["ParallelBatch", "SequenceTokenizer", "dates_splits", "encode_pairs", "generate_dates", "read_parallel",
+            "read_tsv"]

@@ -239,6 +239,8 @@ _TYPES: dict[str, type[Tokenizer]] = {t.kind: t for t in (CharTokenizer, WordTok
 
 def tokenizer_from_dict(d: Mapping[str, Any], source: Source = None) -> Tokenizer:
     """Rebuild a tokenizer from :meth:`Tokenizer.to_dict`, dispatching on ``d["type"]``."""
+    from .bpe import BPETokenizer  # registered here, not at the top: bpe.py builds on Tokenizer
+    _TYPES.setdefault(BPETokenizer.kind, BPETokenizer)
     if not isinstance(d, Mapping) or d.get("type") not in _TYPES:
         got = d.get("type") if isinstance(d, Mapping) else type(d).__name__
         raise DataError(f"unknown tokenizer type {got!r}; expected one of {sorted(_TYPES)}", source)

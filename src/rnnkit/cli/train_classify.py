@@ -1,0 +1,199 @@
+"""``rnnkit train classify``: a sentence classifier (many-to-one) on labelled TSV/CSV/JSONL files.
+
+Embedding → LSTM/GRU/RNN (stacked, optionally bidirectional) → pooling (last, max, mean, attention) → dropout →
+linear. The best model by validation accuracy is kept; at the end the run folder also gets the validation
+confusion matrix as confusion.png. Example (SST-2):
+
+  rnnkit train classify --preset sst2 --train ../shared/data/sst2/train.tsv \\
+      --valid ../shared/data/sst2/valid.tsv --out runs/sst2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..data import DataError, LabelledData, LabelSet, TextEncoder, read_labelled
+from ..models.classifier import POOLINGS, Classifier, ClassifierConfig
+from ..tasks.classification import (ClassificationTask, confusion_matrix, format_confusion, plot_confusion,
+                                    predict_ids, scores)
+from ..training import TrainConfig, Trainer, load_weights
+from ..training import distributed as dist
+from ..training.atomic import write_json
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, resolve
+
+DATA = [
+    Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
+    Option("--valid", None, "validation file; without it every 10th training example is held out"),
+    Option("--format", "auto", "file format (auto: by extension .tsv/.csv/.jsonl)",
+           choices=("auto", "tsv", "csv", "jsonl")),
+    Option("--text-column", "sentence", "name of the text column (JSONL: key)"),
+    Option("--label-column", "label", "name of the label column (JSONL: key); labels are integers or strings"),
+    Option("--tokenizer", "word", "word: whitespace words; bpe: subwords learnt on the training file",
+           choices=("word", "bpe")),
+    Option("--lowercase", False, "lower-case the text before tokenizing", flag_only=True),
+    Option("--min-freq", 1, "word: rarer words become <unk>; bpe: a merge needs this many occurrences", type=int),
+    Option("--max-vocab", None, "word: keep the most frequent words only (<eos>, <unk>, <pad> included)",
+           type=optional_int),
+    Option("--bpe-vocab-size", 8000, "bpe: vocabulary size (pieces, special tokens included)", type=int),
+    Option("--batch-size", 64, "sentences per training batch (bucketed by length)", type=int),
+    Option("--eval-batch-size", 256, "sentences per validation batch", type=int),
+    Option("--threads", 0, "CPU threads for PyTorch (0: PyTorch's choice; 1 is much faster on a busy machine)",
+           type=int),
+]
+
+# the language model's options, with defaults that suit sentence classification (no weight tying here)
+_MODEL_DEFAULTS = {"embed_size": 128, "hidden_size": 128, "layers": 1, "dropout": 0.5}
+CLASSIFIER = [replace(o, default=_MODEL_DEFAULTS.get(o.dest, o.default)) for o in MODEL if o.dest != "tie_weights"]
+CLASSIFIER += [
+    Option("--bidirectional", False, "a second recurrent layer reads the sentence backwards", flag_only=True),
+    Option("--pooling", "max", "sentence vector from the states: last (h_n), max or mean over the valid steps, "
+           "or attention (a learned query, additive attention)", choices=POOLINGS),
+    Option("--attention-size", None, "attention pooling: hidden size of the score (default: the state size)",
+           type=optional_int),
+]
+_TRAINER_DEFAULTS = {"patience": 3}
+TRAINING = [replace(o, default=_TRAINER_DEFAULTS.get(o.dest, o.default)) for o in TRAINER]
+ALL = DATA + CLASSIFIER + TRAINING
+
+PRESETS = {
+    # SST-2, 20 minutes on 2 CPU cores: see benchmarks/sst2.py
+    "sst2": dict(tokenizer="word", lowercase=True, min_freq=1, cell="lstm", embed_size=128, hidden_size=128,
+                 layers=1, bidirectional=True, pooling="max", dropout=0.5, embed_dropout=0.3, batch_size=64,
+                 optimizer="adam", lr=2e-3, clip=5.0, epochs=20, patience=4, eval_every=500, threads=1),
+    # a few seconds on anything: to try the command
+    "tiny": dict(embed_size=16, hidden_size=16, layers=1, bidirectional=True, pooling="max", dropout=0.1,
+                 batch_size=16, epochs=2, patience=None),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("classify", help="train a sentence classifier (many-to-one)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
+    p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="named settings; options you type override them (default: none)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out exactly where it stopped (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+    add_options(p, "data", DATA)
+    add_options(p, "model", CLASSIFIER)
+    add_options(p, "training", TRAINING)
+    p.set_defaults(run_command=run)
+
+
+def resolved_options(args: argparse.Namespace) -> dict:
+    """Typed options > the run's saved options (on --resume) > the preset > defaults."""
+    saved = {}
+    options_file = Path(args.out) / "options.json"
+    if args.resume:
+        if not options_file.is_file():
+            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
+        saved = json.loads(options_file.read_text(encoding="utf-8"))
+    preset = PRESETS.get(saved.get("preset") or args.preset or "", {})
+    values = resolve(args, ALL, preset, saved)
+    values["preset"] = args.preset or saved.get("preset")
+    return values
+
+
+def load_data(o: dict) -> tuple[LabelledData, LabelledData, str]:
+    """(training data, validation data, how validation was made)."""
+    if not o["train"]:
+        raise DataError("no training data: give --train FILE", "command line")
+    kw = dict(text_column=o["text_column"], label_column=o["label_column"], fmt=o["format"])
+    train = read_labelled(o["train"], **kw)
+    LabelSet.from_labels(train.labels, train.source)          # one class only: say so before anything else
+    if o["valid"]:
+        return train, read_labelled(o["valid"], **kw), o["valid"]
+    if len(train) < 10:
+        raise DataError(f"{len(train)} examples are too few to hold out a validation set; give --valid FILE",
+                        o["train"])
+
+    def part(keep) -> LabelledData:
+        idx = [i for i in range(len(train)) if keep(i)]
+        return LabelledData([train.texts[i] for i in idx], [train.labels[i] for i in idx],
+                            [train.lines[i] for i in idx], train.source)
+
+    return part(lambda i: i % 10 != 9), part(lambda i: i % 10 == 9), f"every 10th example of {o['train']}"
+
+
+def run(args: argparse.Namespace) -> int:
+    o = resolved_options(args)
+    threads = torch.get_num_threads()
+    if o["threads"] > 0:
+        torch.set_num_threads(o["threads"])
+    try:
+        return train_run(args, o)
+    finally:
+        torch.set_num_threads(threads)           # the caller's setting again (the CLI may run in-process)
+
+
+def train_run(args: argparse.Namespace, o: dict) -> int:
+    try:
+        train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
+    except ValueError as e:
+        raise DataError(str(e), "command line") from None
+    torch.manual_seed(train_cfg.seed)
+    train, valid, valid_desc = load_data(o)
+    labels = LabelSet.from_labels(train.labels, train.source)
+    train_y, valid_y = labels.encode(train), labels.encode(valid)
+    encoder = TextEncoder.build(train.texts, o["tokenizer"], lowercase=bool(o["lowercase"]), min_freq=o["min_freq"],
+                                max_vocab=o["max_vocab"], vocab_size=o["bpe_vocab_size"])
+    train_ids = encoder.encode_all(train.texts, train.source, train.lines)
+    valid_ids = encoder.encode_all(valid.texts, valid.source, valid.lines)
+    try:
+        model_cfg, model = _model(encoder, labels, o)
+    except ValueError as e:
+        raise DataError(str(e), "command line") from None
+    from ..training.trainer import resolve_device
+    device = resolve_device(train_cfg.device)
+    dist.init(device)
+    data = {"train": train.source, "valid": valid_desc, "train_examples": len(train), "valid_examples": len(valid),
+            "text_column": o["text_column"], "label_column": o["label_column"], "format": o["format"]}
+    task = ClassificationTask(encoder, labels, train_ids, train_y, valid_ids, valid_y, batch_size=o["batch_size"],
+                              eval_batch_size=o["eval_batch_size"], seed=train_cfg.seed, device=device,
+                              data=data, model_config=model_cfg.to_dict())
+    trainer = Trainer(model, task, train_cfg, args.out, quiet=args.quiet)
+    out = Path(args.out)
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "options.json", o)
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"rnnkit: {'bi' if model_cfg.bidirectional else ''}{model_cfg.cell} classifier, {model_cfg.pooling} "
+              f"pooling, {n_params:,} parameters; {o['tokenizer']} vocabulary {encoder.vocab_size:,}; "
+              f"{len(labels)} classes; {len(train):,} training / {len(valid):,} validation examples "
+              f"({encoder.unknown_rate(valid_ids):.2%} of validation tokens <unk>); "
+              f"{task.steps_per_epoch():,} steps per epoch", file=sys.stderr)
+    if args.resume:
+        trainer.resume()
+    reason = trainer.fit()
+    if dist.is_main():
+        best = Classifier(model_cfg)
+        load_weights(out, best)
+        probs, _ = predict_ids(best.to(device), valid_ids, encoder.pad_id, o["eval_batch_size"], device)
+        m = scores(probs, task.valid_labels, len(labels))
+        matrix = confusion_matrix(probs.argmax(1), task.valid_labels, len(labels))
+        plot_confusion(matrix, labels.names, out / "confusion.png",
+                       f"validation: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f}")
+        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps, {trainer.elapsed / 60:.1f} min; best "
+              f"validation accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, loss {m['loss']:.4f}; "
+              f"run saved in {out}\n{format_confusion(matrix, labels.names)}", file=sys.stderr)
+        if reason == "interrupted":
+            print(f"rnnkit: continue with: rnnkit train classify --out {out} --resume", file=sys.stderr)
+    dist.shutdown()
+    return 130 if reason == "interrupted" else 0
+
+
+def _model(encoder: TextEncoder, labels: LabelSet, o: dict) -> tuple[ClassifierConfig, Classifier]:
+    model_cfg = ClassifierConfig(vocab_size=encoder.vocab_size, num_classes=len(labels), cell=o["cell"],
+                                 embed_size=o["embed_size"], hidden_size=o["hidden_size"], num_layers=o["layers"],
+                                 bidirectional=bool(o["bidirectional"]), pooling=o["pooling"],
+                                 dropout=o["dropout"], embed_dropout=o["embed_dropout"],
+                                 attention_size=o["attention_size"], pad_id=encoder.pad_id,
+                                 init_range=o["init_range"], forget_bias=o["forget_bias"], engine=o["engine"])
+    model = Classifier(model_cfg)
+    return model_cfg, model

@@ -1,0 +1,132 @@
+"""``rnnkit translate RUN "text" ...``: translate sentences with a trained seq2seq run, one output line each.
+
+Sentences come from the command line or from ``--file`` (one per line). ``--beam 1`` is greedy search;
+``--attention-plot out.png`` draws the attention weights of the first sentence as a heatmap, the source
+tokens (as the encoder read them: reversed for a run trained with --reverse-source) on the x axis and the
+output tokens on the y axis.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..data import DataError, read_text
+from ..data.parallel import read_parallel
+from ..tasks.seq2seq import Translation, corpus_scores, load_seq2seq, translate
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("translate", help="translate sentences with a seq2seq run",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
+    p.add_argument("run", help="run folder written by `rnnkit train seq2seq`")
+    p.add_argument("text", nargs="*", help="sentences to translate (or give --file)")
+    p.add_argument("--file", default=None, help="translate every line of this UTF-8 file")
+    p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy search)")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="beam search length penalty alpha; None: the run's --length-penalty")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="most tokens to generate per sentence; None: 2 x source tokens + 10")
+    p.add_argument("--n-best", type=int, default=1, help="print this many translations per sentence (<= beam)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
+    p.add_argument("--attention-plot", default=None, metavar="PNG",
+                   help="write the first sentence's attention weights as a heatmap to this PNG file")
+    p.add_argument("--scores", action="store_true", help="print each translation's score before it")
+    p.set_defaults(run_command=run)
+
+
+def plot_attention(t: Translation, path: str | Path, title: str = "") -> Path:
+    """A heatmap of ``t.attention`` (output steps x source steps) with the tokens on the axes."""
+    if t.attention is None:
+        raise DataError("this run has no attention (trained with --attention none): nothing to plot",
+                        "--attention-plot")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = t.attention.float().numpy()
+    rows, cols = weights.shape
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * cols + 2), max(3.0, 0.4 * rows + 1.5)))
+    im = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(cols))
+    shown = lambda symbols: [s if s.strip() else "\u2423" for s in symbols]     # a visible space: ␣
+    ax.set_xticklabels(shown(t.src_symbols[:cols]), rotation=60, ha="right")
+    ax.set_yticks(range(rows))
+    ax.set_yticklabels(shown(t.tgt_symbols[:rows]))
+    ax.set_xlabel("source (as the encoder read it)")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _sentences(args: argparse.Namespace) -> list[str]:
+    if args.file and args.text:
+        raise DataError("give sentences on the command line or --file, not both", "command line")
+    if args.file:
+        lines = [line.strip() for line in read_text(args.file).splitlines()]
+        empty = [i + 1 for i, line in enumerate(lines) if not line]
+        if empty:
+            raise DataError(f"{len(empty)} empty line(s), e.g. line {empty[0]}; one sentence per line", args.file)
+        return lines
+    if not args.text:
+        raise DataError("nothing to translate: give sentences or --file FILE", "command line")
+    empty = [s for s in args.text if not s.strip()]
+    if empty:
+        raise DataError("an empty sentence cannot be translated", "command line")
+    return list(args.text)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.beam < 1:
+        raise DataError(f"--beam must be at least 1, got {args.beam}", "command line")
+    if args.n_best < 1 or args.n_best > args.beam:
+        raise DataError(f"--n-best must be between 1 and --beam ({args.beam}), got {args.n_best}", "command line")
+    if args.max_len is not None and args.max_len < 1:
+        raise DataError(f"--max-len must be at least 1, got {args.max_len}", "command line")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    sentences = _sentences(args)
+    model, src_tok, tgt_tok, config = load_seq2seq(args.run)
+    alpha = args.length_penalty if args.length_penalty is not None else config.get("decoding", {}).get("alpha", 0.0)
+    results = translate(model, src_tok, tgt_tok, sentences, beam=args.beam, alpha=alpha, max_len=args.max_len,
+                        batch_size=args.batch_size, with_attention=bool(args.attention_plot),
+                        source=args.file or "command line", n_best=args.n_best)
+    out = sys.stdout
+    for hyps in results:
+        for h in hyps:
+            out.write((f"{h.score:.4f}\t" if args.scores else "") + h.text + "\n")
+    out.flush()
+    if args.attention_plot:
+        path = plot_attention(results[0][0], args.attention_plot, title=f"{sentences[0]}  ->  {results[0][0].text}")
+        print(f"rnnkit: attention heatmap written to {path}", file=sys.stderr)
+    return 0
+
+
+def eval_seq2seq(args: argparse.Namespace) -> int:
+    """``rnnkit eval RUN --src F --tgt F [--beam K]``: BLEU and chrF of the run's translations of F."""
+    if not (args.src and args.tgt):
+        raise DataError("a seq2seq run is evaluated on parallel files: give --src FILE --tgt FILE", "command line")
+    if args.beam < 1:
+        raise DataError(f"--beam must be at least 1, got {args.beam}", "command line")
+    pairs = read_parallel(args.src, args.tgt)
+    model, src_tok, tgt_tok, config = load_seq2seq(args.run)
+    alpha = config.get("decoding", {}).get("alpha", 0.0)
+    with torch.no_grad():
+        results = translate(model, src_tok, tgt_tok, [s for s, _ in pairs], beam=args.beam, alpha=alpha,
+                            source=args.src)
+    scores = corpus_scores([r[0].text for r in results], [t for _, t in pairs], lowercase=tgt_tok.lowercase)
+    case = ", case-insensitive" if tgt_tok.lowercase else ""
+    print(f"{args.src} -> {args.tgt}: {len(pairs):,} sentences, beam {args.beam}{case}: BLEU {scores['bleu']:.2f}, "
+          f"chrF {scores['chrf']:.2f}, exact match {scores['exact']:.2%}")
+    return 0

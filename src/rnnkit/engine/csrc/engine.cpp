@@ -1,0 +1,285 @@
+// rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
+//
+// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store) -> [hs, c_T, cs, gates, hn]
+//   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
+//   x       (T, N, I)   contiguous, float32 or float64; read only
+//   h0      (N, H)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
+//   w_ih    (GH, I), w_hh (GH, H), b_ih / b_hh (GH,) or None; read only
+//   mask    (T, N, 1) bool contiguous, or None
+//   store   true: keep everything the backward needs, window ignored:
+//             hs (T+1, N, H); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN); hn (T, N, H) PyTorch GRU
+//           false: run in windows of `window` steps through window-sized scratch and keep only hs and, for
+//             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates and hn
+//             are None. Used for inference and for checkpointed training (the backward recomputes a window).
+//   returns hs (T+1, N, H) with hs[0] = h0 (the caller's h_seq is the view hs[1:]); c_T (N, H) a fresh tensor
+//           (LSTM) or None.
+//
+// backward(mode, x, hs, cs, gates, hn, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window)
+//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh]
+//   the saved tensors as forward returned them (window = the forward's window if it ran with store=false, else
+//   0); read only, never written. dY (T, N, H) any strides; dc_T (N, H) or None. dx is None unless need_dx,
+//   dc0 unless LSTM, the biases' gradients unless b_ih is given. All results are fresh tensors.
+//   The loop walks the steps in chunks (the forward's windows when recomputing): each chunk's gate gradients
+//   go to a chunk-sized buffer and are folded into dx, dW and db by one matmul each before the next chunk.
+#include <torch/csrc/utils/pybind.h>
+
+#include <string>
+
+#include "fused.h"
+
+namespace rnnkit {
+namespace {
+
+constexpr int64_t kChunkRows = 2048;   // rows (steps x N) per backward chunk: big matmuls, a small buffer
+
+Mode parse_mode(const std::string& s) {
+  if (s == "rnn_tanh") return Mode::kRnnTanh;
+  if (s == "rnn_relu") return Mode::kRnnRelu;
+  if (s == "lstm") return Mode::kLstm;
+  if (s == "gru") return Mode::kGru;
+  if (s == "gru_reset_after") return Mode::kGruResetAfter;
+  TORCH_CHECK(false, "rnnkit fused: unknown mode ", s);
+}
+
+bool is_rnn(Mode m) { return m == Mode::kRnnTanh || m == Mode::kRnnRelu; }
+bool is_gru(Mode m) { return m == Mode::kGru || m == Mode::kGruResetAfter; }
+
+// A slice of steps [t0, t0+n) of a possibly undefined buffer.
+at::Tensor steps(const at::Tensor& a, int64_t t0, int64_t n) { return a.defined() ? a.narrow(0, t0, n) : a; }
+
+at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& opt) {
+  return cond ? at::empty(size, opt) : at::Tensor();
+}
+
+// The weights as the loop uses them: the biases folded into the input projection wherever they are additive.
+struct Weights {
+  at::Tensor w_ih, w_hh, bias, b_hn;
+  Weights(Mode mode, const at::Tensor& wi, const at::Tensor& wh, const std::optional<at::Tensor>& b_ih,
+          const std::optional<at::Tensor>& b_hh)
+      : w_ih(wi), w_hh(wh.contiguous()) {
+    const int64_t H = w_hh.size(1);
+    if (b_ih.has_value() && b_ih->defined()) {
+      bias = b_ih->add(*b_hh);
+      if (mode == Mode::kGruResetAfter) {           // b_hn stays inside r * (h W_n + b_hn)
+        bias.narrow(0, 2 * H, H).copy_(b_ih->narrow(0, 2 * H, H));
+        b_hn = b_hh->narrow(0, 2 * H, H).contiguous();
+      }
+    }
+    if (mode == Mode::kGruResetAfter && !b_hn.defined()) b_hn = at::zeros({H}, w_hh.options());
+  }
+};
+
+// The per-call context with the recurrent products a forward (`fw`) and a backward (`bw`) loop need.
+template <typename S>
+Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
+  Ctx<S> c;
+  c.mode = mode;
+  c.N = N;
+  c.H = w.w_hh.size(1);
+  c.GH = w.w_hh.size(0);
+  c.G = c.GH / c.H;
+  const int64_t H = c.H;
+  if (mode == Mode::kGru) {                        // the reset gate sits between the two blocks' products
+    const at::Tensor rz = w.w_hh.narrow(0, 0, 2 * H), n = w.w_hh.narrow(0, 2 * H, H);
+    if (fw) c.fw[0].init(rz.t(), N), c.fw[1].init(n.t(), N);
+    if (bw) c.bw[0].init(rz, N), c.bw[1].init(n, N);
+  } else {
+    if (fw) c.fw[0].init(w.w_hh.t(), N);
+    if (bw) c.bw[0].init(w.w_hh, N);
+  }
+  c.b_hn = Ctx<S>::ptr(w.b_hn);
+  c.scratch = at::empty({N, c.GH}, w.w_hh.options());
+  c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
+  return c;
+}
+
+// The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set).
+template <typename S>
+void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W) {
+  const int64_t I = x.size(2);
+  at::Tensor x2 = x.narrow(0, t0, W).reshape({W * c.N, I});
+  at::Tensor target = (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH});
+  if (w.bias.defined()) target.copy_(w.bias.expand_as(target));
+  gemm_once(target, x2, w.w_ih.t(), w.bias.defined());   // x_t U + b for every step: one matmul
+  c.mask = mask ? mask + t0 * c.N : nullptr;
+  const Step<S> step = forward_step<S>(c.mode);
+  for (int64_t t = 0; t < W; ++t) step(c, t);
+}
+
+template <typename S>
+std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::Tensor& h0,
+                                     const at::Tensor& c0, const Weights& w, const bool* mask,
+                                     int64_t window, bool store) {
+  const int64_t T = x.size(0), N = x.size(1), H = w.w_hh.size(1), GH = w.w_hh.size(0);
+  const bool lstm = mode == Mode::kLstm, gates = !is_rnn(mode), hn = mode == Mode::kGruResetAfter;
+  const auto opt = x.options();
+  at::Tensor hs = at::empty({T + 1, N, H}, opt);
+  hs.select(0, 0).copy_(h0);
+  Ctx<S> c = make_ctx<S>(mode, w, N, true, false);
+  if (store) {
+    c.hs = hs;
+    c.cs = empty_if(lstm, {T + 1, N, H}, opt);
+    c.gates = empty_if(gates, {T, N, GH}, opt);
+    c.hn = empty_if(hn, {T, N, H}, opt);
+    if (lstm) c.cs.select(0, 0).copy_(c0);
+    run_window(c, w, x, mask, 0, T);
+    at::Tensor c_T = lstm ? c.cs.select(0, T).clone() : at::Tensor();
+    return {hs, c_T, c.cs, c.gates, c.hn};
+  }
+  const int64_t K = std::max<int64_t>(1, std::min(window, T));
+  const int64_t segments = (T + K - 1) / K;
+  at::Tensor ckpt = empty_if(lstm, {segments + 1, N, H}, opt);
+  at::Tensor cbuf = empty_if(lstm, {K + 1, N, H}, opt);
+  at::Tensor gbuf = empty_if(gates, {K, N, GH}, opt);
+  at::Tensor hbuf = empty_if(hn, {K, N, H}, opt);
+  if (lstm) ckpt.select(0, 0).copy_(c0);
+  for (int64_t s = 0; s < segments; ++s) {
+    const int64_t t0 = s * K, W = std::min(K, T - t0);
+    c.hs = hs.narrow(0, t0, W + 1);
+    c.cs = steps(cbuf, 0, W + 1);
+    c.gates = steps(gbuf, 0, W);
+    c.hn = steps(hbuf, 0, W);
+    if (lstm) c.cs.select(0, 0).copy_(ckpt.select(0, s));
+    run_window(c, w, x, mask, t0, W);
+    if (lstm) ckpt.select(0, s + 1).copy_(c.cs.select(0, W));
+  }
+  at::Tensor c_T = lstm ? ckpt.select(0, segments).clone() : at::Tensor();
+  return {hs, c_T, ckpt, at::Tensor(), at::Tensor()};
+}
+
+// Folds one chunk's gate gradients (rows = W*N) into dx, dW and db (`first`: the chunk that starts dW).
+template <typename S>
+void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at::Tensor& hs, int64_t t0,
+                int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first) {
+  at::Tensor &dx = g[0], &dw_ih = g[3], &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
+  const int64_t rows = W * c.N, H = c.H, I = x.size(2);
+  const at::Tensor dG = c.dG.view({rows, c.GH});
+  const at::Tensor h_prev = hs.narrow(0, t0, W).view({rows, H});
+  if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dG, w.w_ih, false);  // dX = dG U^T
+  gemm_once(dw_ih, dG.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
+  if (has_bias) db_ih.add_(dG.sum(0));
+  if (!is_gru(c.mode)) {
+    gemm_once(dw_hh, dG.t(), h_prev, !first);                                   // dW^T += dG^T H_prev
+    return;
+  }
+  // GRUs: the r, z blocks as above; W_n's gradient uses Cho's r*h (aux) or the PyTorch form's d(hW_n + b_hn)
+  const at::Tensor aux = c.aux.view({rows, H});
+  at::Tensor dw_rz = dw_hh.narrow(0, 0, 2 * H), dw_n = dw_hh.narrow(0, 2 * H, H);
+  gemm_once(dw_rz, dG.narrow(1, 0, 2 * H).t(), h_prev, !first);
+  if (c.mode == Mode::kGru) {
+    gemm_once(dw_n, dG.narrow(1, 2 * H, H).t(), aux, !first);
+  } else {
+    gemm_once(dw_n, aux.t(), h_prev, !first);
+    if (has_bias) {
+      db_hh.narrow(0, 0, 2 * H).add_(dG.narrow(1, 0, 2 * H).sum(0));
+      db_hh.narrow(0, 2 * H, H).add_(aux.sum(0));
+    }
+  }
+}
+
+template <typename S>
+std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::Tensor& hs, const at::Tensor& cs,
+                                      const at::Tensor& gates, const at::Tensor& hn, const Weights& w,
+                                      const bool* mask, const at::Tensor& dY, const at::Tensor& dc_T,
+                                      bool need_dx, int64_t window) {
+  const int64_t T = x.size(0), N = x.size(1), H = w.w_hh.size(1), GH = w.w_hh.size(0);
+  const bool lstm = mode == Mode::kLstm, recompute = window > 0 && !is_rnn(mode);
+  const bool has_bias = w.bias.defined();
+  const auto opt = x.options();
+  const int64_t K = window > 0 ? std::min(window, T) : std::max<int64_t>(1, std::min(T, kChunkRows / N));
+  Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
+  c.dh = at::zeros({N, H}, opt);
+  if (lstm) c.dc = dc_T.defined() ? dc_T.contiguous().clone() : at::zeros({N, H}, opt);
+  std::vector<at::Tensor> g = {need_dx ? at::empty(x.sizes(), opt) : at::Tensor(), c.dh, c.dc,
+                               at::empty(w.w_ih.sizes(), opt), at::empty(w.w_hh.sizes(), opt),
+                               has_bias ? at::zeros({GH}, opt) : at::Tensor(), at::Tensor()};
+  if (has_bias) g[6] = mode == Mode::kGruResetAfter ? at::zeros({GH}, opt) : g[5];
+  at::Tensor dG = at::empty({K, N, GH}, opt);
+  at::Tensor aux = empty_if(is_gru(mode), {K, N, H}, opt);
+  at::Tensor hbuf = empty_if(recompute, {K + 1, N, H}, opt), cbuf = empty_if(recompute && lstm, {K + 1, N, H}, opt);
+  at::Tensor gbuf = empty_if(recompute, {K, N, GH}, opt);
+  at::Tensor nbuf = empty_if(recompute && mode == Mode::kGruResetAfter, {K, N, H}, opt);
+  const Step<S> step = backward_step<S>(mode);
+  for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
+    const int64_t t0 = s * K, W = std::min(K, T - t0);
+    if (recompute) {                                   // rerun the window's forward from its checkpoint
+      c.hs = hbuf.narrow(0, 0, W + 1);
+      c.hs.select(0, 0).copy_(hs.select(0, t0));
+      c.cs = steps(cbuf, 0, W + 1);
+      if (lstm) c.cs.select(0, 0).copy_(cs.select(0, s));
+      c.gates = gbuf.narrow(0, 0, W);
+      c.hn = steps(nbuf, 0, W);
+      run_window(c, w, x, mask, t0, W);
+    } else {
+      c.hs = hs.narrow(0, t0, W + 1);
+      c.cs = steps(cs, t0, W + 1);
+      c.gates = steps(gates, t0, W);
+      c.hn = steps(hn, t0, W);
+    }
+    c.mask = mask ? mask + t0 * N : nullptr;
+    c.dY = dY.narrow(0, t0, W);
+    c.dG = dG.narrow(0, 0, W);
+    c.aux = steps(aux, 0, W);
+    for (int64_t t = W - 1; t >= 0; --t) step(c, t);
+    accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T);
+  }
+  if (T == 0) g[3].zero_(), g[4].zero_();                            // no chunk ran
+  if (has_bias && mode != Mode::kGruResetAfter) g[6] = g[5].clone();
+  return g;
+}
+
+const bool* mask_ptr(const std::optional<at::Tensor>& mask) {
+  if (!mask.has_value() || !mask->defined()) return nullptr;
+  TORCH_CHECK(mask->scalar_type() == at::kBool && mask->is_contiguous(), "rnnkit fused: mask must be contiguous bool");
+  return mask->data_ptr<bool>();
+}
+
+const at::Tensor& or_undefined(const std::optional<at::Tensor>& t) {
+  static const at::Tensor undefined;
+  return t.has_value() ? *t : undefined;
+}
+
+std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& x, const at::Tensor& h0,
+                                const std::optional<at::Tensor>& c0, const at::Tensor& w_ih,
+                                const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
+                                const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
+                                int64_t window, bool store) {
+  const Mode mode = parse_mode(mode_name);
+  TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "rnnkit fused: x must be a contiguous (T, N, I) tensor");
+  const Weights w(mode, w_ih, w_hh, b_ih, b_hh);
+  c10::AutoGradMode no_grad(false);
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_forward", [&] {
+    out = forward_impl<scalar_t>(mode, x, h0, or_undefined(c0), w, mask_ptr(mask), window, store);
+  });
+  return out;
+}
+
+std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor& x, const at::Tensor& hs,
+                                 const std::optional<at::Tensor>& cs, const std::optional<at::Tensor>& gates,
+                                 const std::optional<at::Tensor>& hn, const at::Tensor& w_ih,
+                                 const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
+                                 const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
+                                 const at::Tensor& dY, const std::optional<at::Tensor>& dc_T, bool need_dx,
+                                 int64_t window) {
+  const Mode mode = parse_mode(mode_name);
+  const Weights w(mode, w_ih, w_hh, b_ih, b_hh);
+  c10::AutoGradMode no_grad(false);
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_backward", [&] {
+    out = backward_impl<scalar_t>(mode, x, hs, or_undefined(cs), or_undefined(gates), or_undefined(hn), w,
+                                  mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window);
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace rnnkit
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rnnkit's fused RNN engine: the whole time loop, forward and backward, in C++";
+  m.def("forward", &rnnkit::forward, "the forward time loop (see engine.cpp)");
+  m.def("backward", &rnnkit::backward, "the backward time loop (see engine.cpp)");
+  m.def("_set_backend", [](int b) { rnnkit::forced_backend() = static_cast<rnnkit::Backend>(b); },
+        "force the recurrent products' backend (-1 auto, 0 ATen, 1 MKL packed, 2 oneDNN); for tests");
+}

@@ -1,0 +1,128 @@
+// rnnkit fused engine: shared pieces of the compiled time loop (math, row loops, the per-call context).
+//
+// Shapes: T steps, N sequences, I input features, H hidden units, G gate blocks (1 RNN, 4 LSTM, 3 GRU),
+// GH = G*H. Everything is time-major and row-major; a "row" is one sequence n at one step t.
+//
+// The loop runs over a *window* of W <= T consecutive steps [t0, t0+W). All window tensors are indexed by the
+// step t in [0, W) relative to t0 and are either views into the buffers saved for the backward pass or
+// window-sized scratch that is reused (no-grad inference, checkpointed forward, recompute in the backward).
+//
+//   gates  (W, N, GH)   forward: input projection x_t U + b on entry, h W added in place, then overwritten
+//                       with the activated gates (i f g o | r z n); backward: read only
+//   hs     (W+1, N, H)  hs[0] = state before the window, hs[t+1] written by step t (held past a sequence's end)
+//   cs     (W+1, N, H)  LSTM cell states, like hs; undefined otherwise
+//   hn     (W, N, H)    PyTorch GRU only: h_{t-1} W_n + b_hn (the backward needs it); undefined otherwise
+//   mask   (W, N)       bool, true where step t of sequence n is valid; nullptr = all valid
+//   dY     (W, N, H)    backward: gradient w.r.t. h_{t+1} from the outputs; any strides
+//   dG     (W, N, GH)   backward: gradients w.r.t. the gate pre-activations (separate from gates: the saved
+//                       tensors are never written by the backward, so retain_graph and gradcheck work)
+//   aux    (W, N, H)    backward, GRUs: Cho's r_t * h_{t-1} / PyTorch's d(h W_n + b_hn), for the weight grads
+//   dh, dc (N, H)       backward: the carried gradients w.r.t. h_{t-1} (C_{t-1}); updated in place
+//   scratch (N, GH)     per-step workspace: Cho's r*h (fwd) / d(r*h) (bwd); PyTorch GRU's h W (fwd) and its
+//                       recurrent gate gradients (bwd)
+//   fw, bw              the recurrent products: fw[0] = W^T (H, GH) or Cho's W_rz^T, fw[1] = Cho's W_n^T; bw the
+//                       untransposed blocks (views of the contiguous weight_hh; packed copies for MKL)
+//   b_hn   (H,)         PyTorch GRU only: b_hn (zeros without biases); nullptr otherwise (folded into x U + b)
+#pragma once
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/sum.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "gemm.h"
+
+namespace rnnkit {
+
+enum class Mode { kRnnTanh, kRnnRelu, kLstm, kGru, kGruResetAfter };
+
+// ----------------------------------------------------------------------------------------------- math
+// float: branch-free Cephes-style exp/tanh that the compiler vectorizes inside `omp simd` loops (about 1-2 ulp;
+// needs -fno-trapping-math, else gcc won't if-convert the selects; rounding by adding 1.5*2^23, not floor(),
+// so that it vectorizes without SSE4.1);
+// double (gradcheck, reference tests): the C library, exact to the last bit or so.
+RNNKIT_INLINE float exp_approx(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2): x = k ln2 + r
+  float r = x - k * 0.693359375f;
+  r = r - k * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;       // 2^k
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+template <typename S> struct Math;
+
+template <> struct Math<float> {
+  static RNNKIT_INLINE float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+  static RNNKIT_INLINE float tanh(float x) {
+    const float a = std::fabs(x);
+    const float big = 1.0f - 2.0f / (exp_approx(2.0f * a) + 1.0f);
+    const float z = x * x;                                            // |x| < 0.625: odd polynomial
+    const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                          + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * a + a;
+    const float t = a < 0.625f ? small : big;
+    return x < 0.0f ? -t : t;
+  }
+};
+
+template <> struct Math<double> {
+  static RNNKIT_INLINE double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+  static RNNKIT_INLINE double tanh(double x) { return std::tanh(x); }
+};
+
+// ----------------------------------------------------------------------------------------------- context
+template <typename S>
+struct Ctx {
+  Mode mode;
+  int64_t N = 0, H = 0, G = 0, GH = 0;
+  Product<S> fw[2], bw[2];              // h_{t-1} W (forward) and dG W^T (backward); Cho's GRU: [rz, n] blocks
+  const S* b_hn = nullptr;
+  at::Tensor gates, hs, cs, hn;         // window views (see the header comment)
+  const bool* mask = nullptr;           // window (W, N) or nullptr
+  at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
+  at::Tensor dY, dG, aux, dh, dc;       // backward
+  at::Tensor dy_t;                      // dY[t] made contiguous when the caller's strides need it
+
+  bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
+  static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
+  const S* dy_at(int64_t t) {
+    dy_t = dY.select(0, t);
+    if (!dy_t.is_contiguous()) dy_t = dy_t.contiguous();
+    return dy_t.data_ptr<S>();
+  }
+};
+
+// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work.
+template <typename S, typename F>
+RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
+  constexpr int64_t kGrainElements = 16384;
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / (c.H * std::max<int64_t>(c.G, 2)));
+  at::parallel_for(0, c.N, grain, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) f(n, c.valid(t, n));
+  });
+}
+
+// One step of the forward (backward) loop at window step t; defined per mode in cells.cpp.
+template <typename S> using Step = void (*)(Ctx<S>&, int64_t);
+template <typename S> Step<S> forward_step(Mode mode);
+template <typename S> Step<S> backward_step(Mode mode);
+
+}  // namespace rnnkit
