@@ -176,8 +176,9 @@ def long_sequence_row(T: int = 10_000, N: int = 32, H: int = 512, every: int = 1
     w = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
     h0 = torch.zeros(N, H)
 
-    def f(k):
-        fused.run_fused("lstm", x[:k], h0, h0, w, None, checkpoint_every=every)[0].backward(grad[:k])
+    def f(k):                                   # x itself, not a slice: a slice's backward makes a full-size grad
+        xk, gk = (x, grad) if k == T else (x[:k], grad[:k])
+        fused.run_fused("lstm", xk, h0, h0, w, None, checkpoint_every=every)[0].backward(gk)
 
     start = time.perf_counter()
     g = peak_growth(lambda: f(T), lambda: f(2 * every))
