@@ -95,3 +95,32 @@ TRAINER = [
 
 TRAIN_KEYS = {"optimizer", "lr", "weight_decay", "momentum", "lr_decay", "decay_after", "epochs", "max_steps",
               "minutes", "clip", "eval_every", "patience", "seed", "device", "bf16", "log_every"}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, presets: dict[str, dict]) -> None:
+    """The arguments every ``rnnkit train TASK`` has: the run folder, presets, resume, quiet."""
+    parser.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
+    parser.add_argument("--preset", choices=sorted(presets),
+                        help="named settings; options you type override them (default: none)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out exactly where it stopped (default: off)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+
+
+def resolved_options(args: argparse.Namespace, options: list[Option], presets: dict[str, dict]) -> dict:
+    """Typed options > the run's saved ``options.json`` (on ``--resume``) > the preset > defaults."""
+    import json
+    from pathlib import Path
+
+    from ..data import DataError
+
+    saved = {}
+    options_file = Path(args.out) / "options.json"
+    if args.resume:
+        if not options_file.is_file():
+            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
+        saved = json.loads(options_file.read_text(encoding="utf-8"))
+    preset = presets.get(saved.get("preset") or args.preset or "", {})
+    values = resolve(args, options, preset, saved)
+    values["preset"] = args.preset or saved.get("preset")
+    return values

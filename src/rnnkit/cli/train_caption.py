@@ -11,7 +11,6 @@ Without ``--valid-captions`` or ``--valid-list`` the last 10% of the images are 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from ..tasks.captioning import CaptionSet, CaptionTask, build_caption_tokenizer
 from ..training import TrainConfig, Trainer
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int, resolve
+from . import options
+from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int
 
 
 def int_list(text: str) -> list[int]:
@@ -110,10 +110,7 @@ PRESETS = {
 def add_parser(sub) -> None:
     p = sub.add_parser("caption", help="train an image captioner", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=__doc__)
-    p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you type override them (default: none)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+    options.add_run_arguments(p, PRESETS)
     add_options(p, "data", DATA)
     add_options(p, "model", MODEL)
     add_options(p, "training", TRAINER)
@@ -122,16 +119,7 @@ def add_parser(sub) -> None:
 
 def resolved_options(args: argparse.Namespace) -> dict:
     """Typed options > the run's saved options (on --resume) > the preset > defaults."""
-    saved = {}
-    options_file = Path(args.out) / "options.json"
-    if args.resume:
-        if not options_file.is_file():
-            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
-        saved = json.loads(options_file.read_text(encoding="utf-8"))
-    preset = PRESETS.get(saved.get("preset") or args.preset or "", {})
-    values = resolve(args, ALL, preset, saved)
-    values["preset"] = args.preset or saved.get("preset")
-    return values
+    return options.resolved_options(args, ALL, PRESETS)
 
 
 def _warn_skipped(skipped: list[str]) -> None:

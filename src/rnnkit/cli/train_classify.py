@@ -10,7 +10,6 @@ confusion matrix as confusion.png. Example (SST-2):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,8 @@ from ..tasks.classification import (ClassificationTask, confusion_matrix, format
 from ..training import TrainConfig, Trainer, load_weights
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, resolve
+from . import options
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -74,12 +74,7 @@ PRESETS = {
 def add_parser(sub) -> None:
     p = sub.add_parser("classify", help="train a sentence classifier (many-to-one)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
-    p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
-    p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="named settings; options you type override them (default: none)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out exactly where it stopped (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+    options.add_run_arguments(p, PRESETS)
     add_options(p, "data", DATA)
     add_options(p, "model", CLASSIFIER)
     add_options(p, "training", TRAINING)
@@ -88,16 +83,7 @@ def add_parser(sub) -> None:
 
 def resolved_options(args: argparse.Namespace) -> dict:
     """Typed options > the run's saved options (on --resume) > the preset > defaults."""
-    saved = {}
-    options_file = Path(args.out) / "options.json"
-    if args.resume:
-        if not options_file.is_file():
-            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
-        saved = json.loads(options_file.read_text(encoding="utf-8"))
-    preset = PRESETS.get(saved.get("preset") or args.preset or "", {})
-    values = resolve(args, ALL, preset, saved)
-    values["preset"] = args.preset or saved.get("preset")
-    return values
+    return options.resolved_options(args, ALL, PRESETS)
 
 
 def load_data(o: dict) -> tuple[LabelledData, LabelledData, str]:

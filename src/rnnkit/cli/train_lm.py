@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from ..tasks.language_modeling import LanguageModelTask
 from ..training import TrainConfig, Trainer, seed_everything
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, resolve
+from . import options
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -53,10 +53,7 @@ PRESETS = {
 def add_parser(sub) -> None:
     p = sub.add_parser("lm", help="train a language model", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=__doc__)
-    p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you type override them (default: none)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+    options.add_run_arguments(p, PRESETS)
     add_options(p, "data", DATA)
     add_options(p, "model", MODEL)
     add_options(p, "training", TRAINER)
@@ -92,16 +89,7 @@ def build_tokenizer(level: str, train: str, valid: str, o: dict):
 
 def resolved_options(args: argparse.Namespace) -> dict:
     """Typed options > the run's saved options (on --resume) > the preset > defaults."""
-    saved = {}
-    options_file = Path(args.out) / "options.json"
-    if args.resume:
-        if not options_file.is_file():
-            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
-        saved = json.loads(options_file.read_text(encoding="utf-8"))
-    preset = PRESETS.get(saved.get("preset") or args.preset or "", {})
-    values = resolve(args, ALL, preset, saved)
-    values["preset"] = args.preset or saved.get("preset")
-    return values
+    return options.resolved_options(args, ALL, PRESETS)
 
 
 def run(args: argparse.Namespace) -> int:
