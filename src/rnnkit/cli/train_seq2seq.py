@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -26,10 +25,11 @@ from ..data.dates import dates_splits
 from ..data.parallel import SequenceTokenizer, encode_pairs, filter_by_length, read_parallel, read_tsv
 from ..models.seq2seq import ATTENTIONS, BRIDGES, Seq2Seq, Seq2SeqConfig, count_parameters, describe
 from ..tasks.seq2seq import METRICS, Seq2SeqTask
-from ..training import TrainConfig, Trainer
+from ..training import TrainConfig, Trainer, seed_everything
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, resolve
+from . import options
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
 
@@ -127,10 +127,7 @@ PRESETS = {
 def add_parser(sub) -> None:
     p = sub.add_parser("seq2seq", help="train an encoder-decoder with attention (translation)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
-    p.add_argument("--out", required=True, help="run folder to write (model, config, metrics, plots)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you type override them (default: none)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+    options.add_run_arguments(p, PRESETS)
     add_options(p, "data", DATA)
     add_options(p, "model", S2S_MODEL)
     add_options(p, "seq2seq training and validation", S2S_TRAIN)
@@ -205,16 +202,7 @@ def build_tokenizers(o: dict, train: list) -> tuple[SequenceTokenizer, SequenceT
 
 def resolved_options(args: argparse.Namespace) -> dict:
     """Typed options > the run's saved options (on --resume) > the preset > defaults."""
-    saved = {}
-    options_file = Path(args.out) / "options.json"
-    if args.resume:
-        if not options_file.is_file():
-            raise DataError("nothing to resume: no options.json (start the run without --resume)", options_file)
-        saved = json.loads(options_file.read_text(encoding="utf-8"))
-    preset = PRESETS.get(saved.get("preset") or args.preset or "", {})
-    values = resolve(args, ALL, preset, saved)
-    values["preset"] = args.preset or saved.get("preset")
-    return values
+    return options.resolved_options(args, ALL, PRESETS)
 
 
 def model_config(o: dict, src_tok: SequenceTokenizer, tgt_tok: SequenceTokenizer) -> Seq2SeqConfig:
@@ -237,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     if o["threads"]:
         torch.set_num_threads(o["threads"])
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
-    torch.manual_seed(train_cfg.seed)
+    seed_everything(train_cfg.seed)
     train_pairs, valid_pairs, description, data = load_pairs(o)
     src_tok, tgt_tok = build_tokenizers(o, train_pairs)
     train = encode_pairs(train_pairs, src_tok, tgt_tok, source="training data")
