@@ -72,7 +72,7 @@ class DotAttention(Attention):
         if query.shape[-1] != cache.shape[-1]:
             raise ValueError(f"dot attention needs equal query and key sizes, got {query.shape[-1]} and "
                              f"{cache.shape[-1]}; use luong-general or bahdanau")
-        return torch.bmm(cache, query.unsqueeze(2)).squeeze(2)
+        return torch.bmm(query.unsqueeze(1), cache.transpose(1, 2)).squeeze(1)   # (N,1,Q)x(N,Q,S), faster on CPU
 
 
 class GeneralAttention(DotAttention):
