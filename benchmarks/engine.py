@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
+import json
 import os
 import platform
 import re
@@ -93,14 +94,14 @@ def timed(f) -> float:
 
 
 def compare(runs: dict, train: bool, budget_s: float, names=IMPLS) -> dict:
-    """Median seconds per implementation: one warm-up each, then interleaved rounds within the budget."""
+    """Seconds per run of each implementation: one warm-up each, then interleaved rounds within the budget."""
     warm = {k: timed(lambda: runs[k](train)) for k in names}
     rounds = max(3, min(20, int(budget_s / max(sum(warm.values()), 1e-9))))
     times = {k: [] for k in names}
     for _ in range(rounds):
         for k in names:
             times[k].append(timed(lambda: runs[k](train)))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 # ------------------------------------------------------------------------------------------ sgemm and memory
@@ -138,11 +139,19 @@ def peak_growth(f, warm) -> int | None:
         return None
 
 
-def memory_rows(shapes) -> list[str]:
+def release_freed_memory() -> None:
+    """Make glibc hand blocks over 64 KiB back to the OS on free, so the resident set tracks live memory.
+
+    Must run before the process allocates much (freed heap blocks from earlier would be reused unseen), and only
+    in a process that times nothing: every big allocation becomes an mmap and its page faults.
+    """
     libc = ctypes.CDLL(None)
     if hasattr(libc, "mallopt"):
-        libc.mallopt(-3, 1 << 16)                               # M_MMAP_THRESHOLD: big blocks go back to the OS
+        libc.mallopt(-3, 1 << 16)                               # M_MMAP_THRESHOLD
         libc.mallopt(-1, 1 << 16)                               # M_TRIM_THRESHOLD
+
+
+def memory_rows(shapes) -> list[str]:
     rows = []
     for T, N, H in shapes:
         k = max(1, round(T ** 0.5))
@@ -166,6 +175,13 @@ def memory_rows(shapes) -> list[str]:
         rows.append(f"| {T}, {N}, {H} | {minimum / 2**20:.0f} MB | " + " | ".join(cells) + " |")
     header = ["| (T, N, H) | minimum 6·N·H·T floats | " + " | ".join(variants) + " |", "|---" * 6 + "|"]
     return header + rows
+
+
+def memory_in_subprocess(shapes, long: bool = False) -> list[str]:
+    """The memory rows (and the long-sequence line) measured in a fresh process set up for it."""
+    args = [sys.executable, __file__, "--memory", json.dumps(shapes)] + (["--long"] if long else [])
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
 
 
 def long_sequence_row(T: int = 10_000, N: int = 32, H: int = 512, every: int = 100) -> str:
@@ -213,12 +229,13 @@ def run(quick: bool, long: bool = False) -> str:
     date = datetime.date.today().isoformat()
     lines = [f"# rnnkit engine benchmark, {date}{' (quick)' if quick else ''}", "", f"Machine: {machine()}", "",
              "Command: `python benchmarks/engine.py" + (" --quick`" if quick else "`"), ""]
-    train_rows, infer_rows = [], []
+    train_rows, infer_rows, best_rows = [], [], []
     for label, (mode, module_cls, cell_cls) in CELLS.items():
         for T, N, H in shapes:
             runs = implementations(mode, module_cls, cell_cls, T, N, H)
-            tr = compare(runs, True, budget)
-            inf = compare(runs, False, budget / 2)
+            tr_all, inf_all = compare(runs, True, budget), compare(runs, False, budget / 2)
+            tr = {k: statistics.median(v) for k, v in tr_all.items()}
+            inf = {k: statistics.median(v) for k, v in inf_all.items()}
             G = GATES[mode]
             flops = step_flops(G, T, N, H, H)
             sgemm = sgemm_seconds(G, T, N, H, H)
@@ -229,18 +246,22 @@ def run(quick: bool, long: bool = False) -> str:
                               f" | {flops / sgemm / 1e9:.0f} | {100 * sgemm / tr['fused']:.0f}% |")
             infer_rows.append(f"| {shape} | {inf['torch.nn'] * 1e3:.2f} | "
                               + " | ".join(ratio(inf[k], inf["torch.nn"]) for k in IMPLS[1:]) + " |")
+            best = [min(d[k]) / min(d["torch.nn"]) for d in (tr_all, inf_all) for k in IMPLS[1:]]
+            best_rows.append(f"| {shape} | " + " | ".join(f"{b:.2f}×" for b in best) + " |")
             print(train_rows[-1], file=sys.stderr, flush=True)
     lines += ["## Training step (forward + backward), median; ratio to the torch.nn module", "",
               "| cell | T, N, H | torch.nn ms | fused | python loop | nn.*Cell loop | fused GFLOP/s "
               "| torch.nn GFLOP/s | sgemm GFLOP/s, same shapes | fused % of sgemm |", "|---" * 10 + "|",
               *train_rows, "", "## Inference (forward, no_grad), median; ratio to the torch.nn module", "",
               "| cell | T, N, H | torch.nn ms | fused | python loop | nn.*Cell loop |", "|---" * 6 + "|",
-              *infer_rows, ""]
+              *infer_rows, "", "## Ratios of the fastest rounds (less sensitive to other processes' load)", "",
+              "| cell | T, N, H | train: fused | python | cell loop | inference: fused | python | cell loop |",
+              "|---" * 8 + "|", *best_rows, ""]
     mem_shapes = [(35, 20, 200), (200, 4, 128)] if quick else SHAPES + [(1000, 32, 512)]
     lines += ["## Peak memory growth of an LSTM training step (x requires grad); ×minimum", "",
-              *memory_rows(mem_shapes), ""]
+              *memory_in_subprocess(mem_shapes), ""]
     if long:
-        lines += [long_sequence_row(), ""]
+        lines += [*memory_in_subprocess([], long=True), ""]
     if hasattr(os, "getloadavg"):
         lines += ["Load average at the end: %.1f %.1f %.1f (other processes share these CPUs when it exceeds "
                   "the thread count; the ratios come from interleaved rounds, but absolute times suffer)."
@@ -255,7 +276,14 @@ def main(argv=None) -> int:
                                                        "checkpointing: the 2 GB target (a few minutes more)")
     p.add_argument("--out", type=Path, help="where to save the markdown (full runs default to "
                                             "benchmarks/results/engine-<date>.md)")
+    p.add_argument("--memory", help=argparse.SUPPRESS)    # internal: JSON list of shapes, memory rows only
     args = p.parse_args(argv)
+    if args.memory is not None:
+        release_freed_memory()
+        torch.set_num_threads(2)
+        shapes = [tuple(s) for s in json.loads(args.memory)]
+        print("\n".join((memory_rows(shapes) if shapes else []) + ([long_sequence_row()] if args.long else [])))
+        return 0
     report = run(args.quick, args.long)
     print(report)
     out = args.out

@@ -107,11 +107,11 @@ def f32(a):
     return a if a is None or a.dtype == torch.bool else a.detach().float().requires_grad_()
 
 
-BACKENDS = {"auto": -1, "aten": 0, "mkl-packed": 1, "onednn": 2}
+BACKENDS = {"auto": -1, "aten": 0, "mkl-packed": 1, "onednn": 2, "small": 3}
 F32_SHAPES = {"threaded-rows": dict(T=5, N=64, I=24, H=131), "serial": dict(T=7, N=3, I=5, H=40)}
 
 
-@pytest.mark.parametrize("backend,shape", [(b, "serial") for b in BACKENDS] + [("auto", "threaded-rows")])
+@pytest.mark.parametrize("backend,shape", [(b, "serial") for b in BACKENDS] + [("auto", "threaded-rows"), ("small", "threaded-rows")])
 @pytest.mark.parametrize("mode", MODES)
 def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
     """float32 runs the vectorized approximate exp/tanh and, per product, ATen, MKL's packed GEMM or oneDNN.

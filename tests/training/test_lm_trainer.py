@@ -234,3 +234,18 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path):
     loss_a = [r["loss"] for r in records(tmp_path / "a", "train")]
     loss_b = [r["loss"] for r in records(tmp_path / "b", "train")]
     assert loss_b == pytest.approx(loss_a, abs=1e-6)
+
+
+def test_resume_states_saved_mid_run_count_this_sessions_time(tmp_path, monkeypatch):
+    """A run killed after a periodic save resumes with the time it already trained, not with none."""
+    from rnnkit.training import trainer as trainer_module
+    clock = iter(range(0, 10_000, 10))                                 # every reading: 10 s later
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: float(next(clock)))
+    trainer = _resume_setup(6, tmp_path)
+    trainer.cfg.eval_every = 2
+    saved = []
+    state = trainer._state
+    monkeypatch.setattr(trainer, "_state", lambda: saved.append(state()["elapsed"]) or state())
+    trainer.fit()
+    assert len(saved) == 4 and saved[0] > 0 and saved == sorted(saved)  # three evaluations, then the end
+    assert torch.load(tmp_path / "resume.pt", weights_only=True)["elapsed"] == trainer.elapsed > saved[-2]

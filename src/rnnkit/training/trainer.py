@@ -110,6 +110,7 @@ class Trainer:
         self.best: float | None = None
         self.bad_evals = 0
         self.elapsed = 0.0         # seconds of training in earlier sessions of this run
+        self._started: float | None = None   # when this session's training began (monotonic clock)
         self.last_eval_step = -1
         self.last_metrics: dict[str, float] = {}
 
@@ -118,8 +119,12 @@ class Trainer:
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
-                "elapsed": self.elapsed, "last_eval_step": self.last_eval_step, "rng": _rng_state(),
+                "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": _rng_state(),
                 "task": self.task.state_dict()}
+
+    def trained_seconds(self) -> float:
+        """Seconds of training so far: earlier sessions plus this one, so a resume state saved mid-run counts both."""
+        return self.elapsed + (time.monotonic() - self._started if self._started is not None else 0.0)
 
     def resume(self) -> None:
         """Continue exactly where ``resume.pt`` says training stood."""
@@ -177,7 +182,7 @@ class Trainer:
         total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
         bar = tqdm(total=total, initial=min(self.step, total), disable=self.quiet, dynamic_ncols=True,
                    unit="step", smoothing=0.1)
-        started = time.monotonic()
+        self._started = time.monotonic()
         reason = "finished"
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and self.device.type == "cuda"
                     else nullcontext())
@@ -213,7 +218,7 @@ class Trainer:
                     if cfg.eval_every and self.step % cfg.eval_every == 0:
                         self.evaluate()
                         self._save_resume()
-                    reason = self._should_stop(started)
+                    reason = self._should_stop()
                     if reason != "finished":
                         break
                 else:
@@ -227,7 +232,7 @@ class Trainer:
         except KeyboardInterrupt:
             reason = "interrupted"
         finally:
-            self.elapsed += time.monotonic() - started
+            self.elapsed, self._started = self.trained_seconds(), None
             bar.close()
         self._save_resume()
         if self.is_main:
@@ -247,12 +252,12 @@ class Trainer:
         self.optimizer.step()
         return norm
 
-    def _should_stop(self, started: float) -> str:
+    def _should_stop(self) -> str:
         cfg = self.cfg
         reason = "finished"
         if cfg.max_steps is not None and self.step >= cfg.max_steps:
             reason = "max_steps"
-        elif cfg.minutes is not None and self.elapsed + time.monotonic() - started >= 60 * cfg.minutes:
+        elif cfg.minutes is not None and self.trained_seconds() >= 60 * cfg.minutes:
             reason = "time budget"
         elif cfg.patience is not None and self.bad_evals >= cfg.patience:
             reason = "early stopping"

@@ -288,6 +288,10 @@ Backend& forced_backend() {
   static Backend backend = Backend::kAuto;
   return backend;
 }
+Thresholds& thresholds() {
+  static Thresholds t;
+  return t;
+}
 
 template <typename S>
 Step<S> forward_step(Mode mode) {

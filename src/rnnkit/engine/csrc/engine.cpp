@@ -282,4 +282,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &rnnkit::backward, "the backward time loop (see engine.cpp)");
   m.def("_set_backend", [](int b) { rnnkit::forced_backend() = static_cast<rnnkit::Backend>(b); },
         "force the recurrent products' backend (-1 auto, 0 ATen, 1 MKL packed, 2 oneDNN); for tests");
+  m.def("_set_thresholds", [](double onednn_step, double onednn_once, double serial, double small_task) {
+        rnnkit::thresholds() = {onednn_step, onednn_once, serial, small_task}; },
+        "backend thresholds in flops; for benchmarks");
 }

@@ -1,8 +1,10 @@
 // rnnkit fused engine: the matrix products. The per-step recurrent product h_{t-1} W (forward) and dG W^T
 // (backward) multiplies a fixed weight block, T times; each Product picks once, per call, the fastest way
 // this torch build offers for its shape:
-//   oneDNN   at::native::mkldnn_matmul (exported by libtorch_cpu in oneDNN builds) for big float32 products,
-//            where its blocked kernels run 1.2-1.7x faster than MKL's sgemm on the recurrent shapes;
+//   small    up to 32 rows (small batches, generation): a register-blocked kernel over a copy of the weight
+//            packed once into 16-column panels (below): 1.1-3x MKL's rate there, measured at 1 and 2 threads;
+//   oneDNN   at::native::mkldnn_matmul (exported by libtorch_cpu in oneDNN builds) for bigger float32 products,
+//            where its blocked kernels run 1.2-1.4x faster than MKL's sgemm on the recurrent shapes;
 //   MKL      the packed-GEMM API (cblas_sgemm_pack/compute, exported by MKL builds of libtorch_cpu) for the
 //            rest of float32: the weight is packed once per sequence instead of inside every step's sgemm,
 //            and products under ~2 MFLOP run on one thread (splitting them costs more than it saves);
@@ -13,16 +15,20 @@
 //
 // Arguments (all strided 2-D views, row stride any, column stride 1 except as noted):
 //   Product::init(weight (k, n), rows m)   weight may be a transposed view (column stride != 1); read, and
-//                                          (MKL) copied into a packed buffer owned by the Product
+//                                          (small, MKL) copied into a packed buffer owned by the Product
 //   Product::run(out (m, n), a (m, k), accumulate)   out = a @ weight (+ out); out must not alias a or weight
 #pragma once
 
+#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
 #define RNNKIT_INLINE inline __attribute__((always_inline))
@@ -43,12 +49,16 @@ void mkldnn_matmul(const at::Tensor& mat1, const at::Tensor& mat2, const at::Ten
 
 namespace rnnkit {
 
-enum class Backend : int { kAuto = -1, kATen = 0, kMklPacked = 1, kOneDnn = 2 };
+enum class Backend : int { kAuto = -1, kATen = 0, kMklPacked = 1, kOneDnn = 2, kSmall = 3 };
 Backend& forced_backend();   // kAuto unless a test or benchmark forces one (the module's _set_backend)
 
-constexpr double kOneDnnFlops = 67108864.0;   // 2^26: per-step products from (64, 512) x (512, 1024) up
-constexpr double kOneDnnOnceFlops = 4194304.0;  // 2^22: once-per-window products (projection, gradients)
-constexpr double kSerialFlops = 2097152.0;    // 2^21: below this, MKL runs the product on one thread
+struct Thresholds {                           // in flops; tunable (the module's _set_thresholds) for benchmarks
+  double onednn_step = 16777216.0;            // 2^24: per-step products over 32 rows from (64, 256) x (256, 512) up
+  double onednn_once = 4194304.0;             // 2^22: once-per-window products (projection, gradients)
+  double serial = 2097152.0;                  // 2^21: below this, MKL runs the product on one thread
+  double small_task = 2097152.0;              // 2^21: the small kernel's work per thread
+};
+Thresholds& thresholds();
 
 // out (+)= a @ b through ATen.
 inline void gemm(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
@@ -66,7 +76,7 @@ inline bool onednn_available() { return at::native::mkldnn_matmul != nullptr; }
 inline void gemm_once(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
   const double flops = 2.0 * a.size(0) * a.size(1) * b.size(1);
   const Backend forced = forced_backend();
-  if (out.scalar_type() == at::kFloat && onednn_available() && flops >= kOneDnnOnceFlops &&
+  if (out.scalar_type() == at::kFloat && onednn_available() && flops >= thresholds().onednn_once &&
       (forced == Backend::kAuto || forced == Backend::kOneDnn)) {
     at::native::mkldnn_matmul(a, b, out, accumulate ? 1.0f : 0.0f, 1.0f);
   } else {
@@ -74,7 +84,74 @@ inline void gemm_once(at::Tensor out, const at::Tensor& a, const at::Tensor& b, 
   }
 }
 
-inline Backend choose_backend(bool is_float, double flops) {
+// ------------------------------------------------------------------------------------- small batches
+// Up to kSmallRows rows the BLAS libraries spend much on setup and packing (MKL: ~10 µs for a (4, 128) x
+// (128, 512) product, twice this kernel's time). This kernel keeps a (<=4) x 16 block of the output in vector
+// registers and streams the weight from a copy packed once into panels of 16 columns: panel p holds
+// B[:, 16p : 16p+16] k-major and contiguous, zero-padded past n. GCC vector extensions: 8-wide where AVX is on,
+// split into narrower vectors elsewhere.
+constexpr int64_t kSmallRows = 32;
+constexpr int64_t kPanel = 16;
+typedef float v8f __attribute__((vector_size(32)));
+
+// (k, n) any strides -> (ceil(n / 16), k, 16) contiguous.
+inline at::Tensor pack_panels(const at::Tensor& b) {
+  const int64_t k = b.size(0), n = b.size(1), panels = (n + kPanel - 1) / kPanel;
+  at::Tensor padded = at::zeros({k, panels * kPanel}, b.options());
+  padded.narrow(1, 0, n).copy_(b);
+  return padded.view({k, panels, kPanel}).permute({1, 0, 2}).contiguous();
+}
+
+// c[0:R, 0:cols] (+)= a[0:R, :] @ panel, a and c row-major with leading dimensions lda, ldc.
+template <int R>
+RNNKIT_INLINE void small_block(const float* a, int64_t lda, const float* panel, int64_t k, float* c,
+                               int64_t ldc, int64_t cols, bool accumulate) {
+  v8f acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = v8f{};
+  for (int64_t kk = 0; kk < k; ++kk) {
+    v8f b0, b1;
+    std::memcpy(&b0, panel + kk * kPanel, sizeof b0);
+    std::memcpy(&b1, panel + kk * kPanel + 8, sizeof b1);
+    for (int r = 0; r < R; ++r) {
+      const float s = a[r * lda + kk];
+      acc[r][0] += s * b0;
+      acc[r][1] += s * b1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float block[kPanel];
+    std::memcpy(block, &acc[r][0], sizeof acc[r][0]);
+    std::memcpy(block + 8, &acc[r][1], sizeof acc[r][1]);
+    float* row = c + r * ldc;
+    for (int64_t j = 0; j < cols; ++j) row[j] = accumulate ? row[j] + block[j] : block[j];
+  }
+}
+
+// c (m, n) (+)= a (m, k) @ B, B given as pack_panels(B); panels are split over threads only when big enough.
+inline void small_gemm(const float* a, int64_t lda, int64_t m, const float* packed, int64_t k, int64_t n,
+                       float* c, int64_t ldc, bool accumulate) {
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(thresholds().small_task) / (2 * m * k * kPanel));
+  at::parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* panel = packed + p * k * kPanel;
+      const int64_t cols = std::min(kPanel, n - p * kPanel);
+      float* cp = c + p * kPanel;
+      int64_t r = 0;
+      for (; r + 4 <= m; r += 4) small_block<4>(a + r * lda, lda, panel, k, cp + r * ldc, ldc, cols, accumulate);
+      const float* ar = a + r * lda;
+      float* cr = cp + r * ldc;
+      switch (m - r) {
+        case 3: small_block<3>(ar, lda, panel, k, cr, ldc, cols, accumulate); break;
+        case 2: small_block<2>(ar, lda, panel, k, cr, ldc, cols, accumulate); break;
+        case 1: small_block<1>(ar, lda, panel, k, cr, ldc, cols, accumulate); break;
+        default: break;
+      }
+    }
+  });
+}
+
+inline Backend choose_backend(bool is_float, double flops, int64_t rows) {
   const bool mkl = cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute;
   const bool onednn = onednn_available();
   if (!is_float) return Backend::kATen;
@@ -82,9 +159,11 @@ inline Backend choose_backend(bool is_float, double flops) {
     case Backend::kATen: return Backend::kATen;
     case Backend::kMklPacked: return mkl ? Backend::kMklPacked : Backend::kATen;
     case Backend::kOneDnn: return onednn ? Backend::kOneDnn : Backend::kATen;
+    case Backend::kSmall: return Backend::kSmall;
     case Backend::kAuto: break;
   }
-  if (onednn && flops >= kOneDnnFlops) return Backend::kOneDnn;
+  if (rows <= kSmallRows) return Backend::kSmall;
+  if (onednn && flops >= thresholds().onednn_step) return Backend::kOneDnn;
   return mkl ? Backend::kMklPacked : Backend::kATen;
 }
 
@@ -100,9 +179,10 @@ struct Product {
     packed = at::Tensor();
     m = static_cast<int>(rows), k = static_cast<int>(b.size(0)), n = static_cast<int>(b.size(1));
     const double flops = 2.0 * m * k * n;
-    backend = choose_backend(std::is_same_v<S, float>, flops);
-    serial = flops < kSerialFlops && MKL_Set_Num_Threads_Local != nullptr;
+    backend = choose_backend(std::is_same_v<S, float>, flops, rows);
+    serial = flops < thresholds().serial && MKL_Set_Num_Threads_Local != nullptr;
     if constexpr (std::is_same_v<S, float>) {
+      if (backend == Backend::kSmall) packed = pack_panels(b);
       if (backend != Backend::kMklPacked) return;
       constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kBMatrix = 162;
       const bool rowmajor = b.stride(1) == 1;
@@ -130,6 +210,11 @@ struct Product {
       }
       if (backend == Backend::kOneDnn) {
         at::native::mkldnn_matmul(a, b, out, accumulate ? 1.0f : 0.0f, 1.0f);
+        return;
+      }
+      if (backend == Backend::kSmall && a.stride(1) == 1 && out.stride(1) == 1) {
+        small_gemm(a.data_ptr<float>(), a.stride(0), m, packed.data_ptr<float>(), k, n, out.data_ptr<float>(),
+                   out.stride(0), accumulate);
         return;
       }
     }
