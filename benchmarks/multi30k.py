@@ -13,6 +13,7 @@ validation BLEU, greedy) is decoded with beam 1 and beam 5 (length penalty ``--a
 
     python benchmarks/multi30k.py                                 # both variants, 60 minutes each
     python benchmarks/multi30k.py --variants attention --minutes 10 -- --batch-size 64
+    python benchmarks/multi30k.py --variants none --resume runs/multi30k-none-...   # an interrupted run
 
 The machine is shared, so times are wall-clock times under whatever else runs: the load average at the start
 and the end goes into the log, and the training log (the CLI's stderr) goes next to it.
@@ -42,11 +43,11 @@ def _git(*args: str) -> str:
 
 
 def run_variant(variant: str, args: argparse.Namespace, now: dt.datetime, log: Path) -> int:
-    out = ROOT / "runs" / f"multi30k-{variant}-{now:%Y%m%d-%H%M%S}"
+    out = args.resume or ROOT / "runs" / f"multi30k-{variant}-{now:%Y%m%d-%H%M%S}"
     preset = "multi30k" if variant == "attention" else "multi30k-noattn"
     cmd = [sys.executable, "-m", "rnnkit.cli.main", "train", "seq2seq", "--preset", preset, "--data-dir",
            str(args.data), "--out", str(out), "--minutes", str(args.minutes), "--seed", str(args.seed), "--quiet",
-           *args.cli_args]
+           *(["--resume"] if args.resume else []), *args.cli_args]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     train_log = log.with_name(f"{log.stem}-{variant}-train.log")
     load_start = os.getloadavg()
@@ -114,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DATA, help="Multi30k folder (default: %(default)s)")
     p.add_argument("--log", type=Path, default=None,
                    help="report file (default: benchmarks/results/multi30k-<date>.log, appended)")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="continue this interrupted run folder of the one variant given (its time budget counts the "
+                        "training it already had)")
     p.add_argument("cli_args", nargs="*", help="extra options for `rnnkit train seq2seq` (after --)")
     args = p.parse_args(argv)
+    if args.resume is not None and len(args.variants) != 1:
+        p.error("--resume continues one run: name its variant with --variants")
     if not (args.data / "train.de").is_file():
         print(f"multi30k benchmark: {args.data}/train.de not found", file=sys.stderr)
         return 2

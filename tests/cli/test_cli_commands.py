@@ -141,14 +141,6 @@ def test_build_reports_the_built_engine(capsys, monkeypatch):
     assert calls == [True]
 
 
-def test_build_without_a_compiled_engine(capsys, monkeypatch):
-    from rnnkit.engine import fused
-    monkeypatch.delattr(fused, "build", raising=False)
-    code, out, err = run_cli(capsys, "build")
-    assert code == 0 and err == ""
-    assert out == "rnnkit: this version has no compiled engine; the Python BPTT loop is used\n"
-
-
 def test_build_failure_is_a_message_not_a_traceback(capsys, monkeypatch):
     from rnnkit.engine import fused
 
@@ -234,3 +226,23 @@ def test_every_optional_argument_shows_a_default(command):
                if a.option_strings and a.option_strings[0] != "-h" and not a.required
                and "(default:" not in (formatter._get_help_string(a) or "")]
     assert missing == []
+
+
+def test_bench_generation_table_on_a_tiny_model():
+    """The generation rows of ``rnnkit bench`` (tiny sizes here: the real run takes minutes)."""
+    from rnnkit.engine.benchmark import generation_rows
+    rows = generation_rows(H=8, layers=2, vocab=5, steps=3)
+    assert rows[:2] == ["| what | µs per token | ×torch.nn |", "|---|---|---|"]
+    cells = [r.strip("|").split("|") for r in rows[2:]]
+    assert [c[0].strip() for c in cells][:3] == ["torch.nn.LSTM called per step",
+                                                 "rnnkit layer.step, Python cell equations (engine='python')",
+                                                 "rnnkit layer.step, one compiled call"]
+    assert cells[0][2].strip() == "1.00×" and all(float(c[1].replace(",", "")) > 0 for c in cells)
+
+
+def test_bench_help_lists_its_options(capsys):
+    from rnnkit.cli.main import main
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert all(opt in out for opt in ("--quick", "--long", "--out"))

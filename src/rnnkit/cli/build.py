@@ -14,9 +14,6 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine import fused
-    if not hasattr(fused, "build"):
-        print("rnnkit: this version has no compiled engine; the Python BPTT loop is used")
-        return 0
     try:
         path = fused.build(verbose=args.verbose)
     except RuntimeError as e:

@@ -6,7 +6,7 @@ import sys
 
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
-from . import build, demo, evaluate, predict, sample, train_classify, train_lm
+from . import bench, build, demo, evaluate, predict, sample, train_classify, train_lm
 from . import train_seq2seq, translate
 from . import experiment, gradients, report
 from . import caption, train_caption
@@ -23,7 +23,7 @@ def make_parser() -> argparse.ArgumentParser:
         module.add_parser(tasks)
     train_caption.add_parser(tasks)
     caption.add_parser(sub)
-    for module in (sample, predict, translate, evaluate, demo, build):
+    for module in (sample, predict, translate, evaluate, demo, build, bench):
         module.add_parser(sub)
     for module in (gradients, experiment, report):
         module.add_parser(sub)

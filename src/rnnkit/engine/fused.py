@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = ("engine.cpp", "cells.cpp")
+_SOURCES = ("engine.cpp", "cells.cpp", "stepper.cpp")
 _DTYPES = (torch.float32, torch.float64)
 _BUILD_FAILED = "the C++ extension could not be built"
 _INFERENCE_ROWS = 2048              # rows (steps x N) per window when no backward will run
@@ -172,3 +172,12 @@ def run_fused(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tupl
         hs, c_T, *_ = _module().forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, False)
         h_seq = hs[1:]
     return h_seq, h_seq[-1], c_T
+
+
+def make_stepper(mode: str, layer_weights: list[list[Tensor | None]], batch: int):
+    """The compiled generation step for a stack: ``.step(x (N, I), h (L, N, H), c or None) -> [h', c']``.
+
+    ``layer_weights`` holds each layer's ``[w_ih, w_hh, b_ih, b_hh]``; their packed copies are made here, so the
+    stepper serves these weights as they are now (see :mod:`rnnkit.layers.stepping`).
+    """
+    return _module().Stepper(mode, [[None if w is None else w.detach() for w in ws] for ws in layer_weights], batch)

@@ -19,6 +19,7 @@ from ..cells.lstm import set_forget_bias
 from ..engine import ENGINES, GATES, run_direction
 
 LAYER_ENGINES = ENGINES + ("torch",)
+from .stepping import step_stack
 from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -47,6 +48,7 @@ class RecurrentLayer(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
         self.engine = engine
+        self.checkpoint_every: int | None = None   # k: keep states every k steps, recompute in the backward
         gh = GATES[mode] * hidden_size
         kw = {"device": device, "dtype": dtype}
         for layer in range(num_layers):
@@ -110,6 +112,9 @@ class RecurrentLayer(nn.Module):
             lengths = check_lengths(name, lengths, N, T, x.device)
         h0, c0 = self._initial_state(hx, x, unbatched)
         if self.engine == "torch" or (self.engine == "auto" and x.is_cuda and self.mode != "gru"):
+            if self.checkpoint_every is not None:
+                raise ValueError(f"{name}: checkpoint_every needs rnnkit's fused engine; torch.nn's kernels "
+                                 f"run this input (engine={self.engine!r} on {x.device.type})")
             output, state = self._run_torch(x, h0, c0, lengths)
         else:
             output, state = self._run_engine(x, h0, c0, lengths)
@@ -135,7 +140,8 @@ class RecurrentLayer(nn.Module):
                 k = layer * self.num_directions + direction
                 out, h, c = run_direction(self.mode, layer_input, h0[k], None if c0 is None else c0[k],
                                           self.layer_weights(layer, direction), lengths=lengths,
-                                          reverse=direction == 1, engine=self.engine)
+                                          reverse=direction == 1, engine=self.engine,
+                                          checkpoint_every=self.checkpoint_every)
                 outputs.append(out)
                 h_n.append(h)
                 c_n.append(c)
@@ -144,6 +150,11 @@ class RecurrentLayer(nn.Module):
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         state = torch.stack(h_n)
         return layer_input, ((state, torch.stack(c_n)) if c0 is not None else state)
+
+    def step(self, x: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
+        """Every layer one time step ahead: ``x`` (N, I) → the last layer's output (N, H) and the new state,
+        as ``forward`` on a one-step sequence; one compiled call where it can (:mod:`rnnkit.layers.stepping`)."""
+        return step_stack(self, x, hx)
 
     def _run_torch(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
         """The whole stack in one call to torch.nn's kernel (cuDNN on a GPU, oneDNN for the LSTM on a CPU),

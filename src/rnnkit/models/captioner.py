@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cells import gru_step, lstm_step, rnn_step
 from ..layers import SCORES, make_attention
 from .recurrent import CELLS, make_recurrent
 
@@ -315,22 +314,6 @@ class CaptionModel(nn.Module):
 
     # ------------------------------------------------------------------ decoder side
 
-    def _cells(self, x: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
-        """One step of the stacked recurrence with the layer's own weights, through rnnkit's cell equations."""
-        mode, hs, cs = self.rnn.mode, [], []
-        for layer in range(self.config.num_layers):
-            weights = self.rnn.layer_weights(layer, 0)
-            if mode == "lstm":
-                h, c = lstm_step(x, (state.h[layer], state.c[layer]), *weights)
-                cs.append(c)
-            elif mode.startswith("gru"):
-                h = gru_step(x, state.h[layer], *weights, reset_after=mode == "gru_reset_after")
-            else:
-                h = rnn_step(x, state.h[layer], *weights, nonlinearity=mode[4:])
-            hs.append(h)
-            x = F.dropout(h, self.rnn.dropout, self.training) if layer < self.config.num_layers - 1 else h
-        return torch.stack(hs), (torch.stack(cs) if cs else None)
-
     def _attend(self, state: DecoderState) -> tuple[Tensor, Tensor]:
         query = state.h[-1]
         context, weights = self.attention(query, state.keys, cache=state.cache)
@@ -344,8 +327,9 @@ class CaptionModel(nn.Module):
         if self.has_attention:
             context, weights = self._attend(state)
             x = torch.cat([x, context], dim=-1)
-        h, cell = self._cells(x, state)
-        out = F.dropout(h[-1], c.dropout, self.training)
+        out, new = self.rnn.step(x, (state.h, state.c) if self.is_lstm else state.h)
+        h, cell = new if self.is_lstm else (new, None)
+        out = F.dropout(out, c.dropout, self.training)
         if context is not None:
             out = torch.cat([out, context], dim=-1)
         return self.out(out), DecoderState(h, cell, state.keys, state.cache, weights)

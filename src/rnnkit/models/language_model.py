@@ -63,19 +63,22 @@ class LanguageModel(nn.Module):
 
     def forward(self, tokens: Tensor, state=None):
         """``tokens`` (T, N) int64 → ``logits`` (T, N, V) and the state after the last step."""
+        return self._run(tokens, state, self.rnn)
+
+    @torch.no_grad()
+    def step(self, token: Tensor, state=None):
+        """One generation step: ``token`` (N,) → logits (N, V) and the new state, every layer advanced in one
+        call (``rnn.step``: the compiled stepper where it serves)."""
+        return self._run(token, state, self.rnn.step)
+
+    def _run(self, tokens: Tensor, state, recurrence):
         c = self.config
         emb = self.embedding(tokens)
         p_emb = c.dropout if c.embed_dropout is None else c.embed_dropout
         emb = F.dropout(emb, p_emb, self.training)
-        out, state = self.rnn(emb, state)
+        out, state = recurrence(emb, state)
         out = F.dropout(out, c.dropout, self.training)
         return self.decoder(out), state
-
-    @torch.no_grad()
-    def step(self, token: Tensor, state=None):
-        """One generation step: ``token`` (N,) → logits (N, V) and the new state."""
-        logits, state = self.forward(token.unsqueeze(0), state)
-        return logits[0], state
 
 
 def detach_state(state):

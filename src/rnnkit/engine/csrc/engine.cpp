@@ -32,65 +32,11 @@ namespace {
 
 constexpr int64_t kChunkRows = 2048;   // rows (steps x N) per backward chunk: big matmuls, a small buffer
 
-Mode parse_mode(const std::string& s) {
-  if (s == "rnn_tanh") return Mode::kRnnTanh;
-  if (s == "rnn_relu") return Mode::kRnnRelu;
-  if (s == "lstm") return Mode::kLstm;
-  if (s == "gru") return Mode::kGru;
-  if (s == "gru_reset_after") return Mode::kGruResetAfter;
-  TORCH_CHECK(false, "rnnkit fused: unknown mode ", s);
-}
-
-bool is_rnn(Mode m) { return m == Mode::kRnnTanh || m == Mode::kRnnRelu; }
-bool is_gru(Mode m) { return m == Mode::kGru || m == Mode::kGruResetAfter; }
-
 // A slice of steps [t0, t0+n) of a possibly undefined buffer.
 at::Tensor steps(const at::Tensor& a, int64_t t0, int64_t n) { return a.defined() ? a.narrow(0, t0, n) : a; }
 
 at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& opt) {
   return cond ? at::empty(size, opt) : at::Tensor();
-}
-
-// The weights as the loop uses them: the biases folded into the input projection wherever they are additive.
-struct Weights {
-  at::Tensor w_ih, w_hh, bias, b_hn;
-  Weights(Mode mode, const at::Tensor& wi, const at::Tensor& wh, const std::optional<at::Tensor>& b_ih,
-          const std::optional<at::Tensor>& b_hh)
-      : w_ih(wi), w_hh(wh.contiguous()) {
-    const int64_t H = w_hh.size(1);
-    if (b_ih.has_value() && b_ih->defined()) {
-      bias = b_ih->add(*b_hh);
-      if (mode == Mode::kGruResetAfter) {           // b_hn stays inside r * (h W_n + b_hn)
-        bias.narrow(0, 2 * H, H).copy_(b_ih->narrow(0, 2 * H, H));
-        b_hn = b_hh->narrow(0, 2 * H, H).contiguous();
-      }
-    }
-    if (mode == Mode::kGruResetAfter && !b_hn.defined()) b_hn = at::zeros({H}, w_hh.options());
-  }
-};
-
-// The per-call context with the recurrent products a forward (`fw`) and a backward (`bw`) loop need.
-template <typename S>
-Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
-  Ctx<S> c;
-  c.mode = mode;
-  c.N = N;
-  c.H = w.w_hh.size(1);
-  c.GH = w.w_hh.size(0);
-  c.G = c.GH / c.H;
-  const int64_t H = c.H;
-  if (mode == Mode::kGru) {                        // the reset gate sits between the two blocks' products
-    const at::Tensor rz = w.w_hh.narrow(0, 0, 2 * H), n = w.w_hh.narrow(0, 2 * H, H);
-    if (fw) c.fw[0].init(rz.t(), N), c.fw[1].init(n.t(), N);
-    if (bw) c.bw[0].init(rz, N), c.bw[1].init(n, N);
-  } else {
-    if (fw) c.fw[0].init(w.w_hh.t(), N);
-    if (bw) c.bw[0].init(w.w_hh, N);
-  }
-  c.b_hn = Ctx<S>::ptr(w.b_hn);
-  c.scratch = at::empty({N, c.GH}, w.w_hh.options());
-  c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
-  return c;
 }
 
 // The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set).
@@ -274,6 +220,8 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
 }
 
 }  // namespace
+
+void bind_stepper(pybind11::module& m);   // stepper.cpp
 }  // namespace rnnkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -285,4 +233,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("_set_thresholds", [](double onednn_step, double onednn_once, double serial, double small_task) {
         rnnkit::thresholds() = {onednn_step, onednn_once, serial, small_task}; },
         "backend thresholds in flops; for benchmarks");
+  rnnkit::bind_stepper(m);
 }

@@ -1,0 +1,28 @@
+"""``rnnkit bench``: rnnkit's engines next to torch.nn on this machine, as a markdown table.
+
+Training step, inference and peak memory for the LSTM, both GRUs and the RNN at five shapes, the machine's own
+sgemm rate at the same shapes, and the generation step; medians of interleaved rounds after a warm-up, ratios
+to torch.nn measured in the same process. Details: :mod:`rnnkit.engine.benchmark`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub) -> None:
+    from ..engine import benchmark
+    p = sub.add_parser("bench", help="benchmark the engines against torch.nn on this machine (about 10 minutes)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchmark.add_arguments(p)
+    p.set_defaults(run_command=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import benchmark, fused
+    try:
+        fused.build()
+    except RuntimeError as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return 1
+    return benchmark.report(args)

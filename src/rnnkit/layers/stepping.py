@@ -1,0 +1,78 @@
+"""One step of every layer of a stack at once: how generation and beam search advance a model by one token.
+
+:func:`step_stack` takes a layer's input at one time step (N, I) and its state, and returns the last layer's
+output (N, H) and the new state, as ``layer(x.unsqueeze(0), state)`` would, without the per-sequence set-up.
+Where nothing needs gradients and the compiled engine serves the layer (CPU, float32/float64), one C++ call
+(:class:`rnnkit.engine.fused.Stepper`) runs every layer: the input product, the recurrent product(s) and one
+fused pass over the gates per layer, with the weights packed once and reused while they are unchanged.
+Otherwise (training, autograd, a GPU, no compiler) the layers run one by one through the cell equations of
+:mod:`rnnkit.cells`, with dropout between layers in training as the layer's forward has it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..cells import gru_step, lstm_step, rnn_step
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
+    """``layer`` (an :class:`rnnkit.layers.recurrent.RecurrentLayer`) one step ahead from ``x`` (N, I)."""
+    name = type(layer).__name__
+    if layer.bidirectional:
+        raise ValueError(f"{name}.step: a bidirectional layer can't run one step at a time (its reverse "
+                         f"direction reads the sequence from the end)")
+    if x.dim() != 2 or x.shape[1] != layer.input_size:
+        raise ValueError(f"{name}.step: x must be (N, {layer.input_size}), got shape {tuple(x.shape)}")
+    h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
+    if _compiled_serves(layer, x, h0, c0):
+        h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
+    else:
+        h, c = _python_steps(layer, x, h0, c0)
+    return h[-1], ((h, c) if layer.mode == "lstm" else h)
+
+
+def _compiled_serves(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
+    from ..engine import fused
+    if layer.engine not in ("auto", "fused") or (layer.training and layer.dropout > 0):
+        return False
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *layer.parameters())):
+        return False
+    reason = fused.unavailable_reason(layer.mode, x)
+    if reason is not None and layer.engine == "fused":
+        raise RuntimeError(f"{type(layer).__name__}: engine='fused' is unavailable: {reason}")
+    return reason is None
+
+
+def _stepper(layer, batch: int):
+    """The layer's compiled stepper for ``batch`` rows, rebuilt when a parameter was replaced or changed."""
+    from ..engine import fused
+    params = list(layer.parameters())
+    key = (batch, tuple((p.data_ptr(), p._version, p.dtype) for p in params))
+    cached = layer.__dict__.get("_stepper")
+    if cached is None or cached[0] != key:
+        weights = [list(layer.layer_weights(k, 0)) for k in range(layer.num_layers)]
+        cached = (key, fused.make_stepper(layer.mode, weights, batch))
+        layer.__dict__["_stepper"] = cached
+    return cached[1]
+
+
+def _python_steps(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The layers one by one through the cell equations (autograd-aware; dropout between layers in training)."""
+    mode, hs, cs = layer.mode, [], []
+    for k in range(layer.num_layers):
+        weights = layer.layer_weights(k, 0)
+        if mode == "lstm":
+            h, c = lstm_step(x, (h0[k], c0[k]), *weights)
+            cs.append(c)
+        elif mode.startswith("gru"):
+            h = gru_step(x, h0[k], *weights, reset_after=mode == "gru_reset_after")
+        else:
+            h = rnn_step(x, h0[k], *weights, nonlinearity=mode[4:])
+        hs.append(h)
+        if k < layer.num_layers - 1:
+            x = F.dropout(h, layer.dropout, layer.training) if layer.dropout > 0 else h
+    return torch.stack(hs), (torch.stack(cs) if cs else None)

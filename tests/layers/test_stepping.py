@@ -1,0 +1,119 @@
+"""``layer.step``: every layer one step ahead (the generation path), and ``checkpoint_every`` on the layers."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit
+
+I, H, N, L, T = 5, 7, 3, 3, 6
+LAYERS = {
+    "lstm": lambda **kw: rnnkit.LSTM(I, H, L, **kw),
+    "gru": lambda **kw: rnnkit.GRU(I, H, L, **kw),
+    "gru_reset_after": lambda **kw: rnnkit.GRU(I, H, L, reset_after=True, **kw),
+    "rnn_tanh": lambda **kw: rnnkit.RNN(I, H, L, **kw),
+    "rnn_relu": lambda **kw: rnnkit.RNN(I, H, L, nonlinearity="relu", **kw),
+}
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-6)}
+
+
+def _state(mode, dtype, scale=0.5):
+    h = scale * torch.randn(L, N, H, dtype=dtype)
+    return (h, scale * torch.randn(L, N, H, dtype=dtype)) if mode == "lstm" else h
+
+
+def _close(a, b, dtype):
+    if isinstance(a, tuple):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, **TOL[dtype])
+    else:
+        torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("engine", ["fused", "python"])
+@pytest.mark.parametrize("mode", list(LAYERS))
+def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
+    """T calls of ``step`` (compiled under no_grad for the fused engine) give forward's outputs and states."""
+    torch.manual_seed(0)
+    layer = LAYERS[mode](engine=engine, dtype=dtype, dropout=0.3).eval()
+    x = torch.randn(T, N, I, dtype=dtype)
+    state = _state(mode, dtype)
+    with torch.no_grad():
+        want_out, want_state = layer(x, state)
+        outs = []
+        for t in range(T):
+            out, state = layer.step(x[t], state)
+            outs.append(out)
+    _close(torch.stack(outs), want_out, dtype)
+    _close(state, want_state, dtype)
+    assert ("_stepper" in layer.__dict__) == (engine == "fused")     # the compiled path ran where it should
+
+
+def test_stepper_follows_changed_weights():
+    """The compiled stepper packs the weights once; an in-place update (an optimizer step) rebuilds it."""
+    torch.manual_seed(1)
+    layer = rnnkit.LSTM(I, H, 2, engine="fused", dtype=torch.float64)
+    x = torch.randn(N, I, dtype=torch.float64)
+    with torch.no_grad():
+        before, _ = layer.step(x)
+        layer.weight_ih_l1.mul_(1.5)             # (weight_hh would not show: h_0 = 0)
+        after, _ = layer.step(x)
+        want, _ = layer(x.unsqueeze(0))
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, want[0], **TOL[torch.float64])
+
+
+def test_step_with_gradients_matches_autograd_through_forward():
+    """With autograd on (e.g. scheduled sampling in training), ``step`` runs the cell equations and its
+    gradients are forward's."""
+    torch.manual_seed(2)
+    layer = rnnkit.GRU(I, H, 2, dtype=torch.float64)
+    x = torch.randn(N, I, dtype=torch.float64, requires_grad=True)
+    out, h = layer.step(x)
+    (out.sum() + h.pow(2).sum()).backward()
+    grads = [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
+    x.grad = None
+    layer.zero_grad()
+    out2, h2 = layer(x.unsqueeze(0))
+    (out2[0].sum() + h2.pow(2).sum()).backward()
+    for g, g2 in zip(grads, [x.grad] + [p.grad for p in layer.parameters()]):
+        torch.testing.assert_close(g, g2, rtol=1e-10, atol=1e-12)
+
+
+def test_step_batch_size_change_and_bad_input():
+    layer = rnnkit.LSTM(I, H, 2, engine="fused")
+    with torch.no_grad():
+        assert layer.step(torch.randn(4, I))[0].shape == (4, H)
+        assert layer.step(torch.randn(1, I))[0].shape == (1, H)        # a new batch size: a new stepper
+        with pytest.raises(ValueError, match=r"x must be \(N, 5\), got shape \(4, 6\)"):
+            layer.step(torch.randn(4, 6))
+        with pytest.raises(ValueError, match="h_0"):
+            layer.step(torch.randn(4, I), (torch.zeros(2, 3, H), torch.zeros(2, 3, H)))
+    with pytest.raises(ValueError, match="bidirectional layer can't run one step at a time"):
+        rnnkit.GRU(I, H, bidirectional=True).step(torch.randn(2, I))
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "gru_reset_after", "rnn_tanh"])
+def test_checkpoint_every_gives_the_same_gradients(mode):
+    """Recomputing windows of 4 steps in the backward changes nothing but memory."""
+    torch.manual_seed(3)
+    layer = LAYERS[mode](engine="fused", dtype=torch.float64)
+    x = torch.randn(11, N, I, dtype=torch.float64, requires_grad=True)
+    results = []
+    for every in (None, 4):
+        layer.checkpoint_every = every
+        x.grad = None
+        layer.zero_grad()
+        out, _ = layer(x, lengths=[11, 7, 3])
+        out.pow(2).sum().backward()
+        results.append([out.detach(), x.grad.clone()] + [p.grad.clone() for p in layer.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_checkpoint_every_needs_the_fused_engine():
+    layer = rnnkit.LSTM(I, H, engine="python")
+    layer.checkpoint_every = 10
+    with pytest.raises(ValueError, match="checkpoint_every needs the fused engine; this run uses the 'python'"):
+        layer(torch.randn(3, 2, I))
