@@ -6,8 +6,9 @@ an option the user typed wins over the preset, and the preset over the built-in 
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,27 @@ TRAINER = [
     Option("--seed", 0, "random seed", type=int),
     Option("--device", "auto", "device", choices=("auto", "cpu", "cuda")),
     Option("--bf16", False, "bf16 autocast on CUDA", flag_only=True),
+    Option("--threads", None, "CPU threads for PyTorch; none: PyTorch's choice (1 is often fastest for small "
+           "models on a busy machine)", type=optional_int),
     Option("--log-every", 50, "steps between training-loss records in metrics.jsonl", type=int),
 ]
 
 TRAIN_KEYS = {"optimizer", "lr", "weight_decay", "momentum", "lr_decay", "decay_after", "epochs", "max_steps",
               "minutes", "clip", "eval_every", "patience", "seed", "device", "bf16", "log_every"}
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` CPU threads (None: as they are), then restore the caller's setting (the CLI
+    may run in-process, e.g. in tests)."""
+    import torch
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, presets: dict[str, dict]) -> None:

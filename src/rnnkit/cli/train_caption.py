@@ -25,7 +25,7 @@ from ..training import TrainConfig, Trainer
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from . import options
-from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int
+from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int, torch_threads
 
 
 def int_list(text: str) -> list[int]:
@@ -88,7 +88,6 @@ MODEL = [
     Option("--forget-bias", None, "LSTM forget-gate bias at initialisation (e.g. 1.0)", type=optional_float),
     Option("--engine", "auto", "recurrence engine", choices=("auto", "fused", "python", "reference", "torch")),
     Option("--beam", 1, "beam size for the validation captions (1: greedy)", type=int),
-    Option("--threads", None, "CPU threads for PyTorch; none: PyTorch's choice", type=optional_int),
 ]
 ALL = DATA + MODEL + TRAINER
 
@@ -179,8 +178,11 @@ def load_data(o: dict) -> tuple[CaptionSet, CaptionSet, str]:
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
-    if o["threads"]:
-        torch.set_num_threads(o["threads"])
+    with torch_threads(o["threads"]):
+        return train_run(args, o)
+
+
+def train_run(args: argparse.Namespace, o: dict) -> int:
     if o["cache_features"] and not o["freeze_encoder"]:
         raise DataError("--cache-features needs --freeze-encoder (a trained encoder's features change every step)",
                         "command line")

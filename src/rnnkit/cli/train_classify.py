@@ -24,7 +24,7 @@ from ..training import TrainConfig, Trainer, load_weights
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from . import options
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -42,8 +42,6 @@ DATA = [
     Option("--bpe-vocab-size", 8000, "bpe: vocabulary size (pieces, special tokens included)", type=int),
     Option("--batch-size", 64, "sentences per training batch (bucketed by length)", type=int),
     Option("--eval-batch-size", 256, "sentences per validation batch", type=int),
-    Option("--threads", 0, "CPU threads for PyTorch (0: PyTorch's choice; 1 is much faster on a busy machine)",
-           type=int),
 ]
 
 # the language model's options, with defaults that suit sentence classification (no weight tying here)
@@ -109,13 +107,8 @@ def load_data(o: dict) -> tuple[LabelledData, LabelledData, str]:
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
-    threads = torch.get_num_threads()
-    if o["threads"] > 0:
-        torch.set_num_threads(o["threads"])
-    try:
+    with torch_threads(o["threads"]):
         return train_run(args, o)
-    finally:
-        torch.set_num_threads(threads)           # the caller's setting again (the CLI may run in-process)
 
 
 def train_run(args: argparse.Namespace, o: dict) -> int:

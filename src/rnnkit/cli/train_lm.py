@@ -14,7 +14,7 @@ from ..training import TrainConfig, Trainer, seed_everything
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from . import options
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -27,8 +27,6 @@ DATA = [
     Option("--batch-size", 32, "columns the training text is cut into", type=int),
     Option("--bptt", 64, "steps per truncated-BPTT window", type=int),
     Option("--eval-batch-size", 1, "columns for validation (1: every target token, state carried)", type=int),
-    Option("--threads", None, "CPU threads for PyTorch; none: PyTorch's choice (1 is faster on a busy machine)",
-           type=optional_int),
     Option("--sum-over-time", False, "objective summed over the window's steps (Zaremba's; lr 1 assumes it)",
            flag_only=True),
 ]
@@ -94,10 +92,13 @@ def resolved_options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
+    with torch_threads(o["threads"]):
+        return train_run(args, o)
+
+
+def train_run(args: argparse.Namespace, o: dict) -> int:
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     seed_everything(train_cfg.seed)
-    if o["threads"]:
-        torch.set_num_threads(o["threads"])
     train_text, valid_text, level, description, source = load_corpus(o)
     tokenizer = build_tokenizer(level, train_text, valid_text, o)
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)

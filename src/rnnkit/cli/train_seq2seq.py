@@ -18,7 +18,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import torch
 
 from ..data import DataError
 from ..data.dates import dates_splits
@@ -29,7 +28,7 @@ from ..training import TrainConfig, Trainer, seed_everything
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from . import options
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
 
@@ -104,8 +103,6 @@ S2S_TRAIN = [
     Option("--length-penalty", 1.0, "beam search length penalty alpha (Wu et al. 2016; 0: none); also the "
            "default of `rnnkit translate`", type=float),
     Option("--eval-batch-size", 128, "sentences per validation batch", type=int),
-    Option("--threads", None, "CPU threads for PyTorch (default: PyTorch's choice; 1 is often fastest for small "
-           "models on a shared CPU)", type=optional_int),
 ]
 ALL = DATA + S2S_MODEL + S2S_TRAIN + TRAINER
 
@@ -222,8 +219,11 @@ def model_config(o: dict, src_tok: SequenceTokenizer, tgt_tok: SequenceTokenizer
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
-    if o["threads"]:
-        torch.set_num_threads(o["threads"])
+    with torch_threads(o["threads"]):
+        return train_run(args, o)
+
+
+def train_run(args: argparse.Namespace, o: dict) -> int:
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     seed_everything(train_cfg.seed)
     train_pairs, valid_pairs, description, data = load_pairs(o)
