@@ -221,12 +221,12 @@ class Trainer:
                     reason = self._should_stop()
                     if reason != "finished":
                         break
-                else:
-                    self.epoch += 1
-                    self.position = 0
+                else:                                    # the epoch is complete: evaluate it, then start the next
                     if not cfg.eval_every and self.last_eval_step != self.step:
                         self.evaluate()
-                        self._save_resume()
+                    self.epoch += 1
+                    self.position = 0
+                    self._save_resume()
             if self.last_eval_step != self.step:
                 self.evaluate()
         except KeyboardInterrupt:
