@@ -153,29 +153,37 @@ def release_freed_memory() -> None:
         libc.mallopt(-1, 1 << 16)                               # M_TRIM_THRESHOLD
 
 
-def memory_rows(shapes) -> list[str]:
+SAVED_PER_STEP = {"lstm": 6, "gru_reset_after": 5, "gru": 4, "rnn_tanh": 1}   # floats per (t, n, unit) BPTT keeps
+
+
+def memory_rows(shapes, cells: dict = CELLS) -> list[str]:
+    """Peak memory growth of one training step per cell and shape, against what BPTT must keep: the LSTM's
+    4 gates, c and h (6·N·H·T floats, the issue's minimum); the GRUs' 3 gates and h (+ h W_n for PyTorch's
+    form); the RNN's h."""
     rows = []
-    for T, N, H in shapes:
-        k = max(1, round(T ** 0.5))
-        x = torch.randn(T, N, H, requires_grad=True)
-        grad = torch.randn(T, N, H)
-        module = nn.LSTM(H, H)
-        w = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
-        h0 = torch.zeros(N, H)
-        variants = {
-            "torch.nn": lambda xx: module(xx)[0],
-            "fused": lambda xx: fused.run_fused("lstm", xx, h0, h0, w, None)[0],
-            f"fused, checkpoint_every={k}": lambda xx: fused.run_fused("lstm", xx, h0, h0, w, None,
-                                                                       checkpoint_every=k)[0],
-            "python": lambda xx: run_direction("lstm", xx, h0, h0, w, engine="python")[0],
-        }
-        minimum = 6 * N * H * T * 4
-        cells = []
-        for fwd in variants.values():
-            g = peak_growth(lambda: fwd(x).backward(grad), lambda: fwd(x[:2]).backward(grad[:2]))
-            cells.append("n/a" if g is None else f"{g / 2**20:.0f} MB ({g / minimum:.2f}×)")
-        rows.append(f"| {T}, {N}, {H} | {minimum / 2**20:.0f} MB | " + " | ".join(cells) + " |")
-    header = ["| (T, N, H) | minimum 6·N·H·T floats | " + " | ".join(variants) + " |", "|---" * 6 + "|"]
+    for label, (mode, module_cls, _) in cells.items():
+        for T, N, H in shapes:
+            k = max(1, round(T ** 0.5))
+            x = torch.randn(T, N, H, requires_grad=True)
+            grad = torch.randn(T, N, H)
+            module = module_cls(H, H)
+            w = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
+            h0 = torch.zeros(N, H)
+            variants = {
+                "torch.nn": lambda xx: module(xx)[0],
+                "fused": lambda xx: fused.run_fused(mode, xx, h0, h0, w, None)[0],
+                "fused, checkpoint_every=√T": lambda xx: fused.run_fused(mode, xx, h0, h0, w, None,
+                                                                         checkpoint_every=k)[0],
+                "python": lambda xx: run_direction(mode, xx, h0, h0, w, engine="python")[0],
+            }
+            minimum = SAVED_PER_STEP[mode] * N * H * T * 4
+            cols = []
+            for fwd in variants.values():
+                g = peak_growth(lambda: fwd(x).backward(grad), lambda: fwd(x[:2]).backward(grad[:2]))
+                cols.append("n/a" if g is None else f"{g / 2**20:.0f} MB ({g / minimum:.2f}×)")
+            rows.append(f"| {label} | {T}, {N}, {H} | {minimum / 2**20:.0f} MB | " + " | ".join(cols) + " |")
+    header = ["| cell | (T, N, H) | BPTT's minimum | torch.nn | fused | fused, checkpoint_every=√T | python |",
+              "|---" * 7 + "|"]
     return header + rows
 
 
@@ -293,7 +301,7 @@ def run(quick: bool, long: bool = False, command: str = "rnnkit bench") -> str:
               "| cell | T, N, H | train: fused | python | cell loop | inference: fused | python | cell loop |",
               "|---" * 8 + "|", *best_rows, ""]
     mem_shapes = [(35, 20, 200), (200, 4, 128)] if quick else SHAPES + [(1000, 32, 512)]
-    lines += ["## Peak memory growth of an LSTM training step (x requires grad); ×minimum", "",
+    lines += ["## Peak memory growth of a training step (x requires grad); × what BPTT must keep", "",
               *memory_in_subprocess(mem_shapes), ""]
     if long:
         lines += [*memory_in_subprocess([], long=True), ""]
