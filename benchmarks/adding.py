@@ -20,13 +20,11 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import PIPE, RESULTS, ROOT, cli_command, cpu_name, dirty, head, parser, run_cli, save_report
+
 TARGET = 0.01
 # Pilots (seed 0, hidden 64, batch 64, clip 1, LSTM forget bias 1): the LSTM sat on the baseline until step
 # ~2100 with Adam lr 2e-3 and until ~1400 with 5e-3, the GRU until ~700 (lr 2e-3). One thread: on a shared
@@ -36,32 +34,21 @@ BUDGET = ["--delays", "100", "--cells", "rnn", "lstm", "gru", "--steps", "2000",
           "--seed", "0", "--engine", "auto", "--threads", "1"]
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/adding-bench-<time>)")
-    p.add_argument("--log-dir", type=Path, default=ROOT / "benchmarks" / "results", help="where the log goes")
+    p.add_argument("--log-dir", type=Path, default=RESULTS, help="where the log goes")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more options for rnnkit experiment")
     args = p.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or ROOT / "runs" / f"adding-bench-{stamp}"
-    cmd = [sys.executable, "-m", "rnnkit.cli.main", "experiment", "adding", *BUDGET, *extra, "--out", str(out)]
-    load_start = os.getloadavg()
-    started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)    # progress lines: straight to stderr
-    wall = time.monotonic() - started
-    load_end = os.getloadavg()
-    sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
-        print(f"adding benchmark: rnnkit exited with {proc.returncode}", file=sys.stderr)
-        return proc.returncode
+    cmd = cli_command("experiment", "adding", *BUDGET, *extra, "--out", str(out))
+    run = run_cli(cmd, stdout=PIPE)        # progress lines: straight to stderr
+    sys.stdout.write(run.stdout)
+    if run.returncode != 0:
+        print(f"adding benchmark: rnnkit exited with {run.returncode}", file=sys.stderr)
+        return run.returncode
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
     by = {r["cell"]: r for r in results if r["delay"] == 100}
     checks = []
@@ -74,25 +61,21 @@ def main(argv: list[str] | None = None) -> int:
         near = by["rnn"]["error"] > 0.5 * by["rnn"]["baseline"]
         checks.append(f"rnn MSE {by['rnn']['error']:.4f}, baseline {by['rnn']['baseline']:.3f} "
                       f"({'stays near it' if near else 'learnt it'})")
-    checks.append(f"wall-clock {wall / 60:.1f} min {'<=' if wall <= 600 else '>'} 10 min")
+    checks.append(f"wall-clock {run.wall / 60:.1f} min {'<=' if run.wall <= 600 else '>'} 10 min")
     import torch
-    report = "\n".join([
+    lines = [
         f"# adding problem benchmark, {dt.datetime.now().isoformat(timespec='seconds')}",
-        f"commit {_git('rev-parse', '--short', 'HEAD')} (+ uncommitted changes: "
-        f"{'yes' if _git('status', '--porcelain') else 'no'}); torch {torch.__version__}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load average "
-        f"{load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end (shared machine: times are pessimistic)",
+        f"commit {head()} (+ uncommitted changes: {'yes' if dirty() else 'no'}); torch {torch.__version__}; "
+        f"{cpu_name(processor=True)}, {os.cpu_count()} CPUs; load average {run.load_start[0]:.2f} at the start, "
+        f"{run.load_end[0]:.2f} at the end (shared machine: times are pessimistic)",
         "command: " + " ".join(["rnnkit", *cmd[3:]]),
         "",
-        proc.stdout.strip(),
+        run.stdout.strip(),
         "",
         "target: " + "; ".join(checks),
-        "",
-    ])
-    args.log_dir.mkdir(parents=True, exist_ok=True)
+    ]
     log = args.log_dir / f"adding-{dt.date.today().isoformat()}.log"
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(report + "\n")
+    save_report(log, lines, echo=False)
     print(f"\nlog: {log}")
     return 0
 

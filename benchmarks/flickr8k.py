@@ -21,34 +21,16 @@ pessimistic; the log records the process CPU time and the load average too.
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from rnnkit.cli.caption import load_captioner  # noqa: E402
-from rnnkit.cli.main import main as rnnkit  # noqa: E402
-from rnnkit.data.images import load_caption_set, load_images  # noqa: E402
-from rnnkit.tasks.captioning import CaptionSet, bleu_scores, evaluate_captions, exact_match  # noqa: E402
-
-DATA = (ROOT / ".." / "shared" / "data" / "flickr8k_mini").resolve()
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from common import DATA, add_run_options, here_header, missing, parser, run_here, run_paths, save_report
+from rnnkit.cli.caption import load_captioner
+from rnnkit.data.images import load_caption_set, load_images
+from rnnkit.tasks.captioning import CaptionSet, bleu_scores, evaluate_captions, exact_match
 
 
 def colour_histograms(images: torch.Tensor, bins: int = 8) -> torch.Tensor:
@@ -67,33 +49,23 @@ def nearest_histogram_captions(train: CaptionSet, test: CaptionSet) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=15.0, help="training time budget, wall clock (default: %(default)s)")
+    p = parser(__doc__, minutes=15.0, budget="training time budget, wall clock")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default: %(default)s)")
-    p.add_argument("--data", type=Path, default=DATA, help="flickr8k_mini folder (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/flickr8k-bench-<time>)")
-    p.add_argument("--log", type=Path, default=None,
-                   help="report file (default: benchmarks/results/flickr8k-<date>.log, appended)")
-    p.add_argument("cli_args", nargs="*", help="extra options for `rnnkit train caption` (after --)")
+    p.add_argument("--data", type=Path, default=(DATA / "flickr8k_mini").resolve(),
+                   help="flickr8k_mini folder (default: %(default)s)")
+    add_run_options(p, "flickr8k", "caption")
     args = p.parse_args(argv)
-    if not (args.data / "train_captions.txt").is_file():
-        print(f"flickr8k benchmark: {args.data}/train_captions.txt not found", file=sys.stderr)
+    if missing(args.data / "train_captions.txt", "flickr8k"):
         return 2
-    now = dt.datetime.now()
-    out = args.out or ROOT / "runs" / f"flickr8k-bench-{now:%Y%m%d-%H%M%S}"
-    log = args.log or ROOT / "benchmarks" / "results" / f"flickr8k-{now:%Y-%m-%d}.log"
+    now, out, log = run_paths("flickr8k", args.out, args.log)
     torch.set_num_threads(args.threads)
     cli = ["train", "caption", "--preset", "flickr8k-mini", "--images", str(args.data / "images"),
            "--captions", str(args.data / "train_captions.txt"), "--train-list", str(args.data / "train_images.txt"),
            "--out", str(out), "--minutes", str(args.minutes), "--seed", "0", "--quiet", "--threads",
            str(args.threads), *args.cli_args]
-    load_start = os.getloadavg()
-    wall0, cpu0 = time.monotonic(), time.process_time()
-    code = rnnkit(cli)
-    train_wall, train_cpu = time.monotonic() - wall0, time.process_time() - cpu0
-    if code != 0:
-        print(f"flickr8k benchmark: training failed (exit {code})", file=sys.stderr)
-        return code
+    train = run_here(cli, "flickr8k")
+    if train.returncode != 0:
+        return train.returncode
 
     model, tokenizer, config = load_captioner(out)
     size = model.config.image_size
@@ -115,16 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     fmt = lambda m: (f"BLEU-1 {m['bleu1']:.2f}, BLEU-2 {m['bleu2']:.2f}, BLEU-3 {m['bleu3']:.2f}, "
                      f"BLEU-4 {m['bleu4']:.2f}")
     lines = [
-        f"=== flickr8k_mini captioning benchmark {now:%Y-%m-%d %H:%M:%S} (git {_git('rev-parse', '--short', 'HEAD')}) ===",
-        f"command: python benchmarks/flickr8k.py {' '.join(argv if argv is not None else sys.argv[1:])}",
-        f"cli: rnnkit {' '.join(cli)}",
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{args.threads} threads; load average at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} "
-        f"(shared machine: wall-clock times are pessimistic)",
+        *here_header(f"flickr8k_mini captioning benchmark {now:%Y-%m-%d %H:%M:%S}", "flickr8k.py", argv, cli,
+                     train, args.threads),
         f"model: {json.dumps(config['model'])}",
         f"data: {config['data']['description']}; vocabulary {tokenizer.vocab_size}",
         f"training: best checkpoint at step {config['step']} (epoch {config['epoch']}), held-out BLEU-4 "
-        f"{config['metrics']['bleu4']:.2f}; wall {train_wall / 60:.1f} min, process CPU {train_cpu / 60:.1f} min",
+        f"{config['metrics']['bleu4']:.2f}; wall {train.wall / 60:.1f} min, process CPU {train.cpu / 60:.1f} min",
         f"validation, {len(valid)} images x 5 references:",
         *(f"  model, {k}: {fmt(m)}; loss {m['loss']:.3f} nats/word" for k, m in results.items()),
         f"  baseline, nearest colour histogram (224 px, L1, 8^3 bins, caption #0 of the nearest of the 300 "
@@ -132,17 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         "samples (beam 3): " + " | ".join(f"{n}: {s}" for n, s in zip(valid.names[:5], samples)),
         f"result: {status} (greedy BLEU-4 {results['beam 1']['bleu4']:.2f} vs baseline {baseline['bleu4']:.2f}; "
         f"best {best:.2f})",
-        "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(text + "\n")
-    with open(log.with_suffix(".jsonl"), "a", encoding="utf-8") as f:
-        f.write(json.dumps({"date": now.isoformat(timespec="seconds"), "model": results, "baseline": baseline,
-                            "train_wall_s": train_wall, "train_cpu_s": train_cpu, "cli": cli,
-                            "status": status}) + "\n")
+    save_report(log, lines, record={
+        "date": now.isoformat(timespec="seconds"), "model": results, "baseline": baseline, "train_wall_s": train.wall,
+        "train_cpu_s": train.cpu, "cli": cli, "status": status})
     return 0 if status == "PASS" else 1
 
 

@@ -13,11 +13,9 @@ import datetime
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from common import DATA, RESULTS, ROOT, cli_command, head, parser, run_cli
+
 RUNS = {
     "shakespeare": ["--preset", "shakespeare-char", "--data-dir", str(DATA), "--minutes", "15"],
     "ptb-small": ["--preset", "zaremba-small", "--data-dir", str(DATA), "--minutes", "60"],
@@ -26,28 +24,25 @@ RUNS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", choices=sorted(RUNS))
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="more `rnnkit train lm` options")
-    args = parser.parse_args()
+    p = parser(__doc__)
+    p.add_argument("run", choices=sorted(RUNS))
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="more `rnnkit train lm` options")
+    args = p.parse_args()
     if not DATA.is_dir():
         print(f"skip: {DATA} is absent", file=sys.stderr)
         return 0
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = ROOT / "runs" / f"{args.run}-{stamp}"
-    log = ROOT / "benchmarks" / "results" / f"lm-{args.run}-{stamp}.log"
-    cmd = [sys.executable, "-m", "rnnkit.cli.main", "train", "lm", *RUNS[args.run], "--out", str(out),
-           "--threads", "1", *args.extra]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    log = RESULTS / f"lm-{args.run}-{stamp}.log"
+    cmd = cli_command("train", "lm", *RUNS[args.run], "--out", str(out), "--threads", "1", *args.extra)
     with open(log, "w") as f:
-        f.write(f"# {' '.join(cmd)}\n# commit {commit.strip()}  load {os.getloadavg()}\n")
+        f.write(f"# {' '.join(cmd)}\n# commit {head()}  load {os.getloadavg()}\n")
         f.flush()
-        t0 = time.time()
-        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
-        f.write(f"\n# exit {code} after {time.time() - t0:.0f} s; load {os.getloadavg()}\n")
+        run = run_cli(cmd, stdout=f, stderr=subprocess.STDOUT)
+        f.write(f"\n# exit {run.returncode} after {run.wall:.0f} s; load {run.load_end}\n")
         f.write((out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").is_file() else "")
     print(f"log: {log}; run: {out}")
-    return code
+    return run.returncode
 
 
 if __name__ == "__main__":

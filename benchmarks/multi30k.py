@@ -22,62 +22,42 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-DATA = (ROOT / ".." / "shared" / "data" / "multi30k").resolve()
+from common import (DATA, RESULTS, ROOT, cli_command, eval_records, header, machine_line, missing, parser, run_cli,
+                    save_report)
+
 TARGET = 28.0
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_variant(variant: str, args: argparse.Namespace, now: dt.datetime, log: Path) -> int:
     out = args.resume or ROOT / "runs" / f"multi30k-{variant}-{now:%Y%m%d-%H%M%S}"
     preset = "multi30k" if variant == "attention" else "multi30k-noattn"
-    cmd = [sys.executable, "-m", "rnnkit.cli.main", "train", "seq2seq", "--preset", preset, "--data-dir",
-           str(args.data), "--out", str(out), "--minutes", str(args.minutes), "--seed", str(args.seed), "--quiet",
-           *(["--resume"] if args.resume else []), *args.cli_args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = cli_command("train", "seq2seq", "--preset", preset, "--data-dir", str(args.data), "--out", str(out),
+                      "--minutes", str(args.minutes), "--seed", str(args.seed), "--quiet",
+                      *(["--resume"] if args.resume else []), *args.cli_args)
     train_log = log.with_name(f"{log.stem}-{variant}-train.log")
-    load_start = os.getloadavg()
-    start = time.monotonic()
     with open(train_log, "a", encoding="utf-8") as f:
         f.write(f"=== {now:%Y-%m-%d %H:%M:%S} {' '.join(cmd)}\n")
         f.flush()
-        code = subprocess.run(cmd, cwd=ROOT, env=env, stderr=f, stdout=f).returncode
-    wall = time.monotonic() - start
-    load_end = os.getloadavg()
+        run = run_cli(cmd, stdout=f, stderr=f)
 
     import torch
     from rnnkit.data.parallel import read_parallel
     from rnnkit.tasks.seq2seq import corpus_scores, load_seq2seq, translate
-    from rnnkit.training.plots import read_metrics
 
     torch.set_num_threads(1)          # as the preset trains: on a loaded 2-core machine one thread is fastest
+    threads = f"{torch.get_num_threads()} thread for decoding (training: the preset's --threads 1)"
     lines = [
-        f"=== Multi30k de->en benchmark, variant {variant} ({now:%Y-%m-%d %H:%M:%S}) ===",
-        f"command: {' '.join(cmd)}",
-        f"commit: {_git('rev-parse', '--short', 'HEAD')}"
-        f"{' (+ uncommitted changes)' if _git('status', '--porcelain') else ''}",
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread for decoding (training: the preset's --threads 1); load average at start {load_start[0]:.1f}, at end {load_end[0]:.1f} "
-        f"(shared machine: times are pessimistic)",
-        f"exit code: {code}; wall time {wall / 60:.1f} min (process: data, vocabularies, training, validation); "
-        f"training log {train_log}",
+        *header(f"Multi30k de->en benchmark, variant {variant} ({now:%Y-%m-%d %H:%M:%S})", cmd,
+                machine_line(run.load_start, run.load_end, threads=threads)),
+        f"exit code: {run.returncode}; wall time {run.wall / 60:.1f} min (process: data, vocabularies, training, "
+        f"validation); training log {train_log}",
+        "validation curve, greedy (step, epoch, BLEU, chrF, loss):",
     ]
-    evals = [r for r in read_metrics(out / "metrics.jsonl") if r.get("kind") == "eval"]
-    lines.append("validation curve, greedy (step, epoch, BLEU, chrF, loss):")
+    evals = eval_records(out / "metrics.jsonl")
     lines += [f"  {r['step']:>6} {r['epoch']:>3}  {r['bleu']:6.2f}  {r['chrf']:6.2f}  {r['loss']:.4f}" for r in evals]
     if (out / "config.json").is_file():
         model, src_tok, tgt_tok, config = load_seq2seq(out)
@@ -97,22 +77,18 @@ def run_variant(variant: str, args: argparse.Namespace, now: dt.datetime, log: P
                     lines.append(f"    {src}\n      -> {r[0].text}\n      (ref) {ref}")
     else:
         lines.append("RESULT: no checkpoint")
-    report = "\n".join(lines) + "\n\n"
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(report)
-    sys.stdout.write(report)
-    sys.stdout.flush()
-    return code
+    save_report(log, lines)
+    return run.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=60.0, help="training budget per variant (default: %(default)s)")
+    p = parser(__doc__, minutes=60.0, budget="training budget per variant")
     p.add_argument("--variants", nargs="+", default=["attention", "none"], choices=("attention", "none"),
                    help="which models to train, in turn (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
-    p.add_argument("--data", type=Path, default=DATA, help="Multi30k folder (default: %(default)s)")
+    p.add_argument("--data", type=Path, default=(DATA / "multi30k").resolve(),
+                   help="Multi30k folder (default: %(default)s)")
     p.add_argument("--log", type=Path, default=None,
                    help="report file (default: benchmarks/results/multi30k-<date>.log, appended)")
     p.add_argument("--resume", type=Path, default=None,
@@ -122,11 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.resume is not None and len(args.variants) != 1:
         p.error("--resume continues one run: name its variant with --variants")
-    if not (args.data / "train.de").is_file():
-        print(f"multi30k benchmark: {args.data}/train.de not found", file=sys.stderr)
+    if missing(args.data / "train.de", "multi30k"):
         return 2
     now = dt.datetime.now()
-    log = args.log or ROOT / "benchmarks" / "results" / f"multi30k-{now:%Y-%m-%d}.log"
+    log = args.log or RESULTS / f"multi30k-{now:%Y-%m-%d}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     codes = [run_variant(v, args, now, log) for v in args.variants]
     return max(codes)
