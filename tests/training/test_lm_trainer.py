@@ -249,3 +249,5 @@ def test_resume_states_saved_mid_run_count_this_sessions_time(tmp_path, monkeypa
     trainer.fit()
     assert len(saved) == 4 and saved[0] > 0 and saved == sorted(saved)  # three evaluations, then the end
     assert torch.load(tmp_path / "resume.pt", weights_only=True)["elapsed"] == trainer.elapsed > saved[-2]
+    seconds = [r["seconds"] for r in records(tmp_path, "eval")]            # the training time of each record
+    assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] < seconds[2] <= trainer.elapsed

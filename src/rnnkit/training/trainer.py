@@ -151,7 +151,8 @@ class Trainer:
 
     def _log(self, record: dict) -> None:
         if self.is_main:
-            append_jsonl(self.run_dir / "metrics.jsonl", {**record, "step": self.step, "epoch": self.epoch})
+            append_jsonl(self.run_dir / "metrics.jsonl", {**record, "step": self.step, "epoch": self.epoch,
+                                                          "seconds": round(self.trained_seconds(), 1)})
 
     # ------------------------------------------------------------------ loop
 
