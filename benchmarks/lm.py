@@ -3,7 +3,7 @@
 Runs the `rnnkit train lm` command with a time budget and writes the log to benchmarks/results/.
     python benchmarks/lm.py shakespeare   # --preset shakespeare-char, 15 minutes, last 10% held out
     python benchmarks/lm.py ptb-small     # --preset zaremba-small (Zaremba et al. 2014's small model)
-    python benchmarks/lm.py ptb-tied      # --preset ptb-medium-tied, 60 minutes, <= 5M parameters
+    python benchmarks/lm.py ptb-tied      # --preset ptb-tied (3.6M parameters), 60 minutes
 Data is read from ../shared/data (relative to the repository root).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from common import DATA, RESULTS, ROOT, cli_command, head, parser, run_cli
 RUNS = {
     "shakespeare": ["--preset", "shakespeare-char", "--data-dir", str(DATA), "--minutes", "15"],
     "ptb-small": ["--preset", "zaremba-small", "--data-dir", str(DATA), "--minutes", "60"],
-    "ptb-tied": ["--preset", "ptb-medium-tied", "--data-dir", str(DATA), "--minutes", "60"],
+    "ptb-tied": ["--preset", "ptb-tied", "--data-dir", str(DATA), "--minutes", "60"],
 }
 
 

@@ -29,6 +29,18 @@ def test_zaremba_small_preset_has_the_papers_values(tmp_path):
     assert o["tie_weights"] is False and o["momentum"] == 0.0 and o["seed"] == 0
 
 
+def test_ptb_tied_preset_is_under_five_million_parameters(tmp_path):
+    """The issue's PTB goal allows at most 5M parameters: 2x256 LSTM with the decoder tied to the embedding."""
+    from rnnkit.models.language_model import LanguageModel
+    o = _resolved("--preset", "ptb-tied", "--out", tmp_path / "r")
+    model = LanguageModel(train_lm.model_config(o, vocab_size=10_000))
+    assert model.decoder.weight is model.embedding.weight
+    assert sum(p.numel() for p in model.parameters()) == 3_622_672 <= 5_000_000
+    cfg = TrainConfig.from_dict({k: o[k] for k in train_lm.TRAIN_KEYS})
+    assert (cfg.optimizer, cfg.clip, o["dropout"], o["bptt"]) == ("sgd", 0.25, 0.3, 35)
+    assert [round(cfg.lr_at(e), 6) for e in (1, 8, 9, 10)] == [20.0, 20.0, 12.0, 7.2]
+
+
 def test_typed_options_override_the_preset(tmp_path):
     o = _resolved("--preset", "zaremba-small", "--out", tmp_path / "r", "--lr", "0.5", "--hidden-size", "50",
                   "--clip", "0", "--dropout", "0.25")

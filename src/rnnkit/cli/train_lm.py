@@ -36,9 +36,9 @@ PRESETS = {
     "zaremba-small": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=200, embed_size=200,
                           bptt=20, batch_size=20, optimizer="sgd", lr=1.0, lr_decay=0.5, decay_after=4, epochs=13,
                           init_range=0.1, clip=5.0, dropout=0.0, sum_over_time=True, eval_batch_size=1),
-    "ptb-medium-tied": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=400, embed_size=400,
-                            tie_weights=True, dropout=0.5, bptt=35, batch_size=20, optimizer="sgd", lr=1.0,
-                            lr_decay=0.8, decay_after=6, epochs=40, init_range=0.05, clip=5.0, sum_over_time=True),
+    "ptb-tied": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=256, embed_size=256,
+                     tie_weights=True, dropout=0.3, init_range=0.1, bptt=35, batch_size=20, eval_batch_size=10,
+                     optimizer="sgd", lr=20.0, clip=0.25, lr_decay=0.6, decay_after=8, epochs=20),
     "char-small": dict(level="char", cell="lstm", layers=2, hidden_size=256, embed_size=64, bptt=64, batch_size=32,
                        optimizer="adam", lr=3e-3, dropout=0.0, clip=5.0, epochs=50, eval_every=250,
                        eval_batch_size=16),
@@ -96,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
         return train_run(args, o)
 
 
+def model_config(o: dict, vocab_size: int) -> LMConfig:
+    """The model the resolved options describe."""
+    return LMConfig(vocab_size=vocab_size, cell=o["cell"], embed_size=o["embed_size"], hidden_size=o["hidden_size"],
+                    num_layers=o["layers"], dropout=o["dropout"], embed_dropout=o["embed_dropout"],
+                    tie_weights=bool(o["tie_weights"]), init_range=o["init_range"], forget_bias=o["forget_bias"],
+                    engine=o["engine"])
+
+
 def train_run(args: argparse.Namespace, o: dict) -> int:
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     seed_everything(train_cfg.seed)
@@ -103,10 +111,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     tokenizer = build_tokenizer(level, train_text, valid_text, o)
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)
     valid_ids = torch.tensor(tokenizer.encode(valid_text, source=source), dtype=torch.long)
-    model_cfg = LMConfig(vocab_size=tokenizer.vocab_size, cell=o["cell"], embed_size=o["embed_size"],
-                         hidden_size=o["hidden_size"], num_layers=o["layers"], dropout=o["dropout"],
-                         embed_dropout=o["embed_dropout"], tie_weights=bool(o["tie_weights"]),
-                         init_range=o["init_range"], forget_bias=o["forget_bias"], engine=o["engine"])
+    model_cfg = model_config(o, tokenizer.vocab_size)
     model = LanguageModel(model_cfg)
     from ..training.trainer import resolve_device
     device = resolve_device(train_cfg.device)
