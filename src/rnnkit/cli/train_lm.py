@@ -38,7 +38,7 @@ PRESETS = {
                           init_range=0.1, clip=5.0, dropout=0.0, sum_over_time=True, eval_batch_size=1),
     "ptb-tied": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=256, embed_size=256,
                      tie_weights=True, dropout=0.3, init_range=0.1, bptt=35, batch_size=20, eval_batch_size=10,
-                     optimizer="sgd", lr=20.0, clip=0.25, lr_decay=0.6, decay_after=8, epochs=20),
+                     optimizer="sgd", lr=20.0, clip=0.25, lr_decay=0.6, decay_after=10, epochs=20),
     "char-small": dict(level="char", cell="lstm", layers=2, hidden_size=256, embed_size=64, bptt=64, batch_size=32,
                        optimizer="adam", lr=3e-3, dropout=0.0, clip=5.0, epochs=50, eval_every=250,
                        eval_batch_size=16),
