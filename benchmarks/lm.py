@@ -34,7 +34,7 @@ def main() -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = ROOT / "runs" / f"{args.run}-{stamp}"
     log = RESULTS / f"lm-{args.run}-{stamp}.log"
-    cmd = cli_command("train", "lm", *RUNS[args.run], "--out", str(out), "--threads", "1", *args.extra)
+    cmd = cli_command("train", "lm", *RUNS[args.run], "--out", str(out), "--threads", "1", "--quiet", *args.extra)
     with open(log, "w") as f:
         f.write(f"# {' '.join(cmd)}\n# commit {head()}  load {os.getloadavg()}\n")
         f.flush()

@@ -186,3 +186,13 @@ def test_bpe_jsonl_run_predicts_jsonl_and_resumes(tmp_path, capsys):
     row = json.loads(capsys.readouterr().out)
     assert row["review"] == "so good" and row["id"] == 7 and row["prediction"] in ("1", "5")
     assert row["p_1"] + row["p_5"] == pytest.approx(1, abs=1e-5)
+
+
+def test_texts_may_follow_options(files, tmp_path, capsys):
+    """``predict RUN --explain "text"``: argparse alone would reject the text after the option."""
+    from rnnkit.cli.main import parse
+    args = parse(["predict", "runs/x", "--explain", "a good film", "--batch-size", "8", "bad"])
+    assert args.text == ["a good film", "bad"] and args.explain and args.batch_size == 8
+    with pytest.raises(SystemExit):
+        parse(["predict", "runs/x", "--no-such-option"])
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err

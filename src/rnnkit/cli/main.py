@@ -30,8 +30,22 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with texts allowed after options too: argparse gives a command's trailing positional
+    list (``rnnkit predict RUN --explain "text"``) only the words before the first option, so the words left
+    over go to the list the command names in ``more_texts``."""
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    tail = getattr(args, "more_texts", None)
+    if extra and tail and not any(e.startswith("-") for e in extra):
+        getattr(args, tail).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return args.run_command(args)
     except EXPECTED_ERRORS as e:

@@ -27,8 +27,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify text with a trained classifier",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
     p.add_argument("run", help="run folder written by `rnnkit train classify`")
-    p.add_argument("text", nargs="*", help="texts to classify, each one argument (quote it); options go before "
-                   "RUN or after the texts (default: none)")
+    p.add_argument("text", nargs="*", help="texts to classify, each one argument (quote it) (default: none)")
     p.add_argument("--file", help="classify every row of this file instead (default: none)")
     p.add_argument("--format", choices=("auto", "tsv", "csv", "jsonl", "lines"), default="auto",
                    help="--file's format; auto: by extension (.tsv, .csv, .jsonl; anything else is one text per "
@@ -39,7 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--explain", action="store_true",
                    help="print each token with its attention weight (attention pooling only) (default: off)")
     p.add_argument("--batch-size", type=int, default=256, help="texts per batch (default: %(default)s)")
-    p.set_defaults(run_command=run)
+    p.set_defaults(run_command=run, more_texts="text")
 
 
 def _probs_text(probs: torch.Tensor, names: list[str]) -> str:

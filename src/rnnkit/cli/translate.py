@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--attention-plot", default=None, metavar="PNG",
                    help="write the first sentence's attention weights as a heatmap to this PNG file")
     p.add_argument("--scores", action="store_true", help="print each translation's score before it")
-    p.set_defaults(run_command=run)
+    p.set_defaults(run_command=run, more_texts="text")
 
 
 def plot_attention(t: Translation, path: str | Path, title: str = "") -> Path:
