@@ -94,12 +94,26 @@ constexpr int64_t kSmallRows = 32;
 constexpr int64_t kPanel = 16;
 typedef float v8f __attribute__((vector_size(32)));
 
-// (k, n) any strides -> (ceil(n / 16), k, 16) contiguous.
+// (k, n) float, any strides -> (ceil(n / 16), k, 16) contiguous, in one pass (ATen's strided copies of a
+// transposed weight took ~10x longer: a cost paid on every call, forward and backward).
 inline at::Tensor pack_panels(const at::Tensor& b) {
   const int64_t k = b.size(0), n = b.size(1), panels = (n + kPanel - 1) / kPanel;
-  at::Tensor padded = at::zeros({k, panels * kPanel}, b.options());
-  padded.narrow(1, 0, n).copy_(b);
-  return padded.view({k, panels, kPanel}).permute({1, 0, 2}).contiguous();
+  const int64_t s0 = b.stride(0), s1 = b.stride(1);
+  at::Tensor out = at::empty({panels, k, kPanel}, b.options());
+  const float* src = b.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, panels, std::max<int64_t>(1, 8192 / (k * kPanel)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * kPanel, cols = std::min(kPanel, n - c0);
+      float* panel = dst + p * k * kPanel;
+      if (cols < kPanel) std::fill(panel, panel + k * kPanel, 0.0f);
+      for (int64_t j = 0; j < cols; ++j) {              // column by column: each reads a row of W when b = W^T
+        const float* col = src + (c0 + j) * s1;
+        for (int64_t r = 0; r < k; ++r) panel[r * kPanel + j] = col[r * s0];
+      }
+    }
+  });
+  return out;
 }
 
 // c[0:R, 0:cols] (+)= a[0:R, :] @ panel, a and c row-major with leading dimensions lda, ldc.
