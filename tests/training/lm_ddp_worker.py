@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 import torch.distributed as td
 
-import rnnkit.cli.train_lm as train_lm
+import rnnkit.cli.training_run as training_run
 from rnnkit.cli.main import main
 
 captured = {}
 
 
-class CapturingTrainer(train_lm.Trainer):
+class CapturingTrainer(training_run.Trainer):
     def __init__(self, model, task, cfg, run_dir, quiet=False):
         if td.is_initialized() and td.get_rank() == 1:
             with torch.no_grad():
@@ -36,7 +36,7 @@ class CapturingTrainer(train_lm.Trainer):
 def run() -> int:
     results = Path(sys.argv[1])
     argv = sys.argv[sys.argv.index("--") + 1:]
-    train_lm.Trainer = CapturingTrainer
+    training_run.Trainer = CapturingTrainer            # the Trainer every `rnnkit train TASK` builds
     rc = main(["train", "lm", *argv])
     trainer = captured["trainer"]
     flat = torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
@@ -22,10 +21,9 @@ from ..data.shapes import make_shapes
 from ..models.captioner import ATTENTIONS, ENCODERS, CaptionConfig, CaptionModel
 from ..tasks.captioning import CaptionSet, CaptionTask, build_caption_tokenizer
 from ..training import TrainConfig, Trainer
-from ..training import distributed as dist
-from ..training.atomic import write_json
 from . import options
 from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int, torch_threads
+from .training_run import train_and_report, training_device
 
 
 def int_list(text: str) -> list[int]:
@@ -210,33 +208,20 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
             model.encoder.load_pretrained(o["encoder_weights"])
     except ValueError as e:
         raise DataError(str(e), "command line") from None
-    from ..training.trainer import resolve_device
-    device = resolve_device(train_cfg.device)
-    dist.init(device)
+    device = training_device(train_cfg)
     task = CaptionTask(tokenizer, train, valid, batch_size=o["batch_size"], device=device, seed=train_cfg.seed,
                        beam=o["beam"], cache_features=bool(o["cache_features"]), model_config=model_cfg.to_dict(),
                        data={"description": description, "dataset": o["dataset"], "images": o["images"],
                              "captions": o["captions"], "train_images": len(first), "valid_images": len(valid)})
-    trainer = Trainer(model, task, train_cfg, args.out, quiet=args.quiet)
-    if dist.is_main():
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.out) / "options.json", o)
-        n_params = sum(p.numel() for p in model.parameters())
-        attn = "" if model_cfg.attention == "none" else f" with {model_cfg.attention} attention"
-        print(f"rnnkit: {model_cfg.encoder} CNN → {model_cfg.cell} captioner{attn}, {n_params:,} parameters, "
-              f"vocabulary {tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch",
-              file=sys.stderr)
-    if args.resume:
-        trainer.resume()
-    reason = trainer.fit()
-    if dist.is_main():
+    n_params = sum(p.numel() for p in model.parameters())
+    attn = "" if model_cfg.attention == "none" else f" with {model_cfg.attention} attention"
+    intro = (f"{model_cfg.encoder} CNN → {model_cfg.cell} captioner{attn}, {n_params:,} parameters, vocabulary "
+             f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch")
+
+    def outcome(trainer: Trainer) -> str:
         m = trainer.last_metrics
         best = "n/a" if trainer.best is None else f"{trainer.best:.2f}"
-        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps; last validation loss "
-              f"{m.get('loss', float('nan')):.4f}, BLEU-4 {m.get('bleu4', float('nan')):.2f}, exact match "
-              f"{100 * m.get('exact', float('nan')):.1f}%; best BLEU-4 {best}; run saved in {args.out}",
-              file=sys.stderr)
-        if reason == "interrupted":
-            print(f"rnnkit: continue with: rnnkit train caption --out {args.out} --resume", file=sys.stderr)
-    dist.shutdown()
-    return 130 if reason == "interrupted" else 0
+        return (f"; last validation loss {m.get('loss', float('nan')):.4f}, BLEU-4 {m.get('bleu4', float('nan')):.2f}, "
+                f"exact match {100 * m.get('exact', float('nan')):.1f}%; best BLEU-4 {best}; run saved in {args.out}")
+
+    return train_and_report(args, o, model, task, train_cfg, "caption", intro, outcome)

@@ -10,7 +10,6 @@ confusion matrix as confusion.png. Example (SST-2):
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from ..models.classifier import POOLINGS, Classifier, ClassifierConfig
 from ..tasks.classification import (ClassificationTask, confusion_matrix, format_confusion, plot_confusion,
                                     predict_ids, scores)
 from ..training import TrainConfig, Trainer, load_weights
-from ..training import distributed as dist
-from ..training.atomic import write_json
 from . import options
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
+from .training_run import train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -128,29 +126,22 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
         model_cfg, model = _model(encoder, labels, o)
     except ValueError as e:
         raise DataError(str(e), "command line") from None
-    from ..training.trainer import resolve_device
-    device = resolve_device(train_cfg.device)
-    dist.init(device)
+    device = training_device(train_cfg)
     data = {"train": train.source, "valid": valid_desc, "train_examples": len(train), "valid_examples": len(valid),
             "text_column": o["text_column"], "label_column": o["label_column"], "format": o["format"]}
     task = ClassificationTask(encoder, labels, train_ids, train_y, valid_ids, valid_y, batch_size=o["batch_size"],
                               eval_batch_size=o["eval_batch_size"], seed=train_cfg.seed, device=device,
                               data=data, model_config=model_cfg.to_dict())
-    trainer = Trainer(model, task, train_cfg, args.out, quiet=args.quiet)
     out = Path(args.out)
-    if dist.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "options.json", o)
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"rnnkit: {'bi' if model_cfg.bidirectional else ''}{model_cfg.cell} classifier, {model_cfg.pooling} "
-              f"pooling, {n_params:,} parameters; {o['tokenizer']} vocabulary {encoder.vocab_size:,}; "
-              f"{len(labels)} classes; {len(train):,} training / {len(valid):,} validation examples "
-              f"({encoder.unknown_rate(valid_ids):.2%} of validation tokens <unk>); "
-              f"{task.steps_per_epoch():,} steps per epoch", file=sys.stderr)
-    if args.resume:
-        trainer.resume()
-    reason = trainer.fit()
-    if dist.is_main():
+    n_params = sum(p.numel() for p in model.parameters())
+    intro = (f"{'bi' if model_cfg.bidirectional else ''}{model_cfg.cell} classifier, {model_cfg.pooling} pooling, "
+             f"{n_params:,} parameters; {o['tokenizer']} vocabulary {encoder.vocab_size:,}; {len(labels)} classes; "
+             f"{len(train):,} training / {len(valid):,} validation examples "
+             f"({encoder.unknown_rate(valid_ids):.2%} of validation tokens <unk>); "
+             f"{task.steps_per_epoch():,} steps per epoch")
+
+    def outcome(trainer: Trainer) -> str:
+        """The best checkpoint's validation scores, its confusion matrix printed and plotted."""
         best = Classifier(model_cfg)
         load_weights(out, best)
         probs, _ = predict_ids(best.to(device), valid_ids, encoder.pad_id, o["eval_batch_size"], device)
@@ -158,13 +149,11 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
         matrix = confusion_matrix(probs.argmax(1), task.valid_labels, len(labels))
         plot_confusion(matrix, labels.names, out / "confusion.png",
                        f"validation: accuracy {m['accuracy']:.2%}, macro-F1 {m['macro_f1']:.3f}")
-        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps, {trainer.elapsed / 60:.1f} min; best "
-              f"validation accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, loss {m['loss']:.4f}; "
-              f"run saved in {out}\n{format_confusion(matrix, labels.names)}", file=sys.stderr)
-        if reason == "interrupted":
-            print(f"rnnkit: continue with: rnnkit train classify --out {out} --resume", file=sys.stderr)
-    dist.shutdown()
-    return 130 if reason == "interrupted" else 0
+        return (f", {trainer.elapsed / 60:.1f} min; best validation accuracy {m['accuracy']:.4f}, macro-F1 "
+                f"{m['macro_f1']:.4f}, loss {m['loss']:.4f}; run saved in {out}\n"
+                f"{format_confusion(matrix, labels.names)}")
+
+    return train_and_report(args, o, model, task, train_cfg, "classify", intro, outcome)
 
 
 def _model(encoder: TextEncoder, labels: LabelSet, o: dict) -> tuple[ClassifierConfig, Classifier]:

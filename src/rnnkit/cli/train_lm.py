@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
@@ -11,10 +9,9 @@ from ..data import CharTokenizer, DataError, WordTokenizer, build_stdlib_corpus,
 from ..models.language_model import LanguageModel, LMConfig
 from ..tasks.language_modeling import LanguageModelTask
 from ..training import TrainConfig, Trainer, seed_everything
-from ..training import distributed as dist
-from ..training.atomic import write_json
 from . import options
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
+from .training_run import train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -113,33 +110,22 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     valid_ids = torch.tensor(tokenizer.encode(valid_text, source=source), dtype=torch.long)
     model_cfg = model_config(o, tokenizer.vocab_size)
     model = LanguageModel(model_cfg)
-    from ..training.trainer import resolve_device
-    device = resolve_device(train_cfg.device)
-    dist.init(device)
+    device = training_device(train_cfg)
     task = LanguageModelTask(tokenizer, level, train_ids, valid_ids, batch_size=o["batch_size"], bptt=o["bptt"],
                              eval_batch_size=o["eval_batch_size"], sum_over_time=bool(o["sum_over_time"]),
                              device=device, model_config=model_cfg.to_dict(),
                              data={"source": source, "description": description, "train_tokens": len(train_ids),
                                    "valid_tokens": len(valid_ids)},
                              train_source=source, valid_source=o["valid"] or source)
-    trainer = Trainer(model, task, train_cfg, args.out, quiet=args.quiet)
-    if dist.is_main():
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.out) / "options.json", o)
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"rnnkit: {level}-level {model_cfg.cell} LM, {n_params:,} parameters, vocabulary "
-              f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch",
-              file=sys.stderr)
-    if args.resume:
-        trainer.resume()
-    reason = trainer.fit()
-    if dist.is_main():
+    n_params = sum(p.numel() for p in model.parameters())
+    intro = (f"{level}-level {model_cfg.cell} LM, {n_params:,} parameters, vocabulary {tokenizer.vocab_size:,}; "
+             f"data: {description}; {task.steps_per_epoch():,} steps per epoch")
+
+    def outcome(trainer: Trainer) -> str:
         m = trainer.last_metrics
         best = "n/a" if trainer.best is None else f"{trainer.best:.4f}"
         extra = f", bpc {m['bpc']:.3f}" if "bpc" in m else (f", ppl {m['ppl']:.2f}" if "ppl" in m else "")
-        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps; last validation loss "
-              f"{m.get('loss', float('nan')):.4f}{extra}; best {best}; run saved in {args.out}", file=sys.stderr)
-        if reason == "interrupted":
-            print(f"rnnkit: continue with: rnnkit train lm --out {args.out} --resume", file=sys.stderr)
-    dist.shutdown()
-    return 130 if reason == "interrupted" else 0
+        return (f"; last validation loss {m.get('loss', float('nan')):.4f}{extra}; best {best}; "
+                f"run saved in {args.out}")
+
+    return train_and_report(args, o, model, task, train_cfg, "lm", intro, outcome)

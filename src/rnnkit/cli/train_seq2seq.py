@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 
@@ -25,10 +24,9 @@ from ..data.parallel import SequenceTokenizer, encode_pairs, filter_by_length, r
 from ..models.seq2seq import ATTENTIONS, BRIDGES, Seq2Seq, Seq2SeqConfig, count_parameters, describe
 from ..tasks.seq2seq import METRICS, Seq2SeqTask
 from ..training import TrainConfig, Trainer, seed_everything
-from ..training import distributed as dist
-from ..training.atomic import write_json
 from . import options
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
+from .training_run import train_and_report, training_device
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
 
@@ -234,9 +232,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     valid = encode_pairs(valid_pairs, src_tok, tgt_tok, source="validation data")
     cfg = model_config(o, src_tok, tgt_tok)
     model = Seq2Seq(cfg)
-    from ..training.trainer import resolve_device
-    device = resolve_device(train_cfg.device)
-    dist.init(device)
+    device = training_device(train_cfg)
     task = Seq2SeqTask(src_tok, tgt_tok, train, valid, valid_pairs, batch_size=o["batch_size"],
                        max_tokens=o["max_tokens"], seed=train_cfg.seed, label_smoothing=o["label_smoothing"],
                        scheduled_sampling=o["scheduled_sampling"], eval_beam=o["eval_beam"],
@@ -244,26 +240,18 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
                        device=device, model_config=cfg.to_dict(),
                        data={**data, "description": description, "train_pairs": len(train), "dropped": dropped,
                              "valid_pairs": len(valid)})
-    trainer = Trainer(model, task, train_cfg, args.out, quiet=args.quiet)
-    if dist.is_main():
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.out) / "options.json", o)
-        print(f"rnnkit: seq2seq, {describe(cfg)}, {count_parameters(model):,} parameters; vocabularies "
-              f"{src_tok.vocab_size:,} / {tgt_tok.vocab_size:,} ({o['level']}); data: {description}, "
-              f"{len(train):,} training pairs ({dropped:,} dropped by the length filters), {len(valid):,} "
-              f"validation; {task.steps_per_epoch():,} steps per epoch", file=sys.stderr)
-    if args.resume:
-        trainer.resume()
-    reason = trainer.fit()
-    if dist.is_main():
+    intro = (f"seq2seq, {describe(cfg)}, {count_parameters(model):,} parameters; vocabularies "
+             f"{src_tok.vocab_size:,} / {tgt_tok.vocab_size:,} ({o['level']}); data: {description}, "
+             f"{len(train):,} training pairs ({dropped:,} dropped by the length filters), {len(valid):,} "
+             f"validation; {task.steps_per_epoch():,} steps per epoch")
+
+    def outcome(trainer: Trainer) -> str:
         m = trainer.last_metrics
         case = " (case-insensitive)" if tgt_tok.lowercase else ""
         best = "n/a" if trainer.best is None else f"{trainer.best:.4f}"
-        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps; last validation loss "
-              f"{m.get('loss', float('nan')):.4f}, BLEU{case} {m.get('bleu', float('nan')):.2f}, chrF "
-              f"{m.get('chrf', float('nan')):.2f}, exact {m.get('exact', float('nan')):.2%}; best {o['metric']} "
-              f"{best}; run saved in {args.out}", file=sys.stderr)
-        if reason == "interrupted":
-            print(f"rnnkit: continue with: rnnkit train seq2seq --out {args.out} --resume", file=sys.stderr)
-    dist.shutdown()
-    return 130 if reason == "interrupted" else 0
+        return (f"; last validation loss {m.get('loss', float('nan')):.4f}, BLEU{case} "
+                f"{m.get('bleu', float('nan')):.2f}, chrF {m.get('chrf', float('nan')):.2f}, exact "
+                f"{m.get('exact', float('nan')):.2%}; best "
+                f"{o['metric']} {best}; run saved in {args.out}")
+
+    return train_and_report(args, o, model, task, train_cfg, "seq2seq", intro, outcome)
