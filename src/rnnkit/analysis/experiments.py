@@ -341,7 +341,7 @@ def plot_results(results: list[RunResult], path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..training.atomic import atomic_path
+    from ..training.plots import save_figure
     cells = list(dict.fromkeys(r.cell for r in results))
     delays = sorted(set(r.delay for r in results))
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -372,12 +372,7 @@ def plot_results(results: list[RunResult], path, title: str = "") -> None:
     ax2.set_yscale("log")
     ax2.grid(alpha=0.3, which="both")
     ax2.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 # --------------------------------------------------------------------------------------------- clipping
@@ -409,7 +404,7 @@ def plot_clipping(pairs: list[tuple[RunResult, RunResult]], path, title: str = "
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..training.atomic import atomic_path
+    from ..training.plots import save_figure
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     for i, pair in enumerate(pairs):
         for r, style in zip(pair, ("-", "--")):
@@ -425,9 +420,4 @@ def plot_clipping(pairs: list[tuple[RunResult, RunResult]], path, title: str = "
         a.set_yscale("log")
         a.grid(alpha=0.3, which="both")
         a.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, title)

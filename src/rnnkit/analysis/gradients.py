@@ -406,7 +406,7 @@ def plot_flows(flows: list[GradientFlow], path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..training.atomic import atomic_path
+    from ..training.plots import save_figure
     has_jac = any(f.dy_dx is not None for f in flows)
     fig, axes = plt.subplots(1, 2 if has_jac else 1, figsize=(12 if has_jac else 6.5, 4.2), squeeze=False)
     ax = axes[0][0]
@@ -428,9 +428,4 @@ def plot_flows(flows: list[GradientFlow], path, title: str = "") -> None:
         ax2.set_ylabel("‖∂y_T/∂x_t‖_F")
         ax2.grid(alpha=0.3, which="both")
         ax2.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, title)

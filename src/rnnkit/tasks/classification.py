@@ -207,7 +207,7 @@ def plot_confusion(matrix: Tensor, names: Sequence[str], path: str | Path, title
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..training.atomic import atomic_path
+    from ..training.plots import save_figure
 
     m = matrix.double()
     rate = m / m.sum(1, keepdim=True).clamp(min=1)
@@ -227,8 +227,5 @@ def plot_confusion(matrix: Tensor, names: Sequence[str], path: str | Path, title
     if title:
         ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 

@@ -42,8 +42,16 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path, metric: str = "
         ax2.set_xlabel("step")
         ax2.set_ylabel(f"validation {metric}")
         ax2.grid(alpha=0.3)
+    save_figure(fig, png_path)
+    return True
+
+
+def save_figure(fig, path: str | Path, title: str | None = None) -> None:
+    """Lay ``fig`` out (under ``title``), write it as a PNG by write-then-rename, and free it."""
+    import matplotlib.pyplot as plt
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    return True
