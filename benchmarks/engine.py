@@ -3,6 +3,7 @@
     python benchmarks/engine.py            # full run, about 10 minutes
     python benchmarks/engine.py --long     # plus full BPTT over T=10,000 with checkpointing (the 2 GB target)
     python benchmarks/engine.py --quick    # two shapes, about a minute
+    python benchmarks/engine.py --device cuda   # on the first GPU: cuDNN, the CUDA-graph engine, the loops
 
 What it measures and how: :mod:`rnnkit.engine.benchmark`.
 """
@@ -24,7 +25,8 @@ def main() -> int:
     benchmark.add_arguments(p)
     args = p.parse_args()
     if args.out is None and not args.quick:
-        args.out = ROOT / "benchmarks" / "results" / f"engine-{datetime.date.today().isoformat()}.md"
+        kind = "engine-cuda" if args.device == "cuda" else "engine"
+        args.out = ROOT / "benchmarks" / "results" / f"{kind}-{datetime.date.today().isoformat()}.md"
     return benchmark.report(args, command="python benchmarks/engine.py")
 
 

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine import benchmark, fused
     try:
-        fused.build()
+        if args.device == "cpu":
+            fused.build()
     except RuntimeError as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)
         return 1

@@ -52,14 +52,17 @@ GATES = {"lstm": 4, "gru_reset_after": 3, "gru": 3, "rnn_tanh": 1}
 
 
 # ------------------------------------------------------------------------------------------ implementations
-def implementations(mode: str, module_cls, cell_cls, T: int, N: int, H: int) -> dict:
-    """name -> run(train): one forward (and, training, one backward) of each implementation, same data."""
+def implementations(mode: str, module_cls, cell_cls, T: int, N: int, H: int, device: str = "cpu") -> dict:
+    """name -> run(train): one forward (and, training, one backward) of each implementation, same data.
+
+    On CUDA each run ends with a synchronize, so wall-clock timing sees the GPU's work."""
     torch.manual_seed(0)
-    x = torch.randn(T, N, H)
-    grad = torch.randn(T, N, H)
-    module, cell = module_cls(H, H), cell_cls(H, H)
+    x = torch.randn(T, N, H, device=device)
+    grad = torch.randn(T, N, H, device=device)
+    module, cell = module_cls(H, H, device=device), cell_cls(H, H, device=device)
     weights = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
-    h0 = torch.zeros(N, H)
+    h0 = torch.zeros(N, H, device=device)
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     leaves = [x, *module.parameters(), *cell.parameters()]
 
     def step(forward):
@@ -71,6 +74,7 @@ def implementations(mode: str, module_cls, cell_cls, T: int, N: int, H: int) -> 
                 y = forward()
                 if train:
                     y.backward(grad)
+            sync()
         return run
 
     def cell_loop():
@@ -320,11 +324,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--long", action="store_true", help="also full BPTT over T=10,000 (LSTM, N=32, H=512) with "
                                                        "checkpointing: the 2 GB target (a few minutes more)")
     p.add_argument("--out", type=Path, help="also save the markdown report in this file")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: training step, inference and GPU memory on the first GPU instead "
+                        "(rnnkit.engine.benchmark_cuda)")
 
 
 def report(args: argparse.Namespace, command: str = "rnnkit bench") -> int:
     """Run the benchmark, print the markdown and save it where ``--out`` says."""
-    text = run(args.quick, args.long, command)
+    if args.device == "cuda":
+        from . import benchmark_cuda
+        if not torch.cuda.is_available():
+            raise SystemExit("rnnkit bench: error: --device cuda, but torch sees no CUDA GPU")
+        text = benchmark_cuda.run(args.quick, command + " --device cuda" + (" --quick" if args.quick else ""))
+    else:
+        text = run(args.quick, args.long, command)
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -216,57 +216,69 @@ def _folded_bias(mode: str, b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[T
     return b_ih + b_hh, None
 
 
+def forward_pass(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+                 b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None) -> tuple:
+    """The forward over all steps: ``(hs (T+1, N, H), cs (T+1, N, H) or None, *saved)`` (see the contract)."""
+    T, N, I = x.shape
+    H = w_hh.shape[1]
+    bias, b_hn = _folded_bias(mode, b_ih, b_hh)
+    x2 = x.reshape(T * N, I)
+    xp = (torch.addmm(bias, x2, w_ih.t()) if bias is not None else x2 @ w_ih.t()).view(T, N, -1)
+    hs = x.new_empty(T + 1, N, H)
+    hs[0] = h0
+    cs = None
+    if mode == "lstm":
+        cs = x.new_empty(T + 1, N, H)
+        cs[0] = c0
+    forward_loop, _ = _LOOPS[mode]
+    saved = forward_loop(xp, hs, cs, w_hh, b_hn, mask, relu=mode == "rnn_relu")
+    return (hs, cs, *saved)
+
+
+def backward_pass(mode: str, x: Tensor, hs: Tensor, cs: Tensor | None, saved: tuple, w_ih: Tensor, w_hh: Tensor,
+                  mask: Tensor | None, dY: Tensor, dc_T: Tensor | None, has_bias: bool, need_dx: bool) -> tuple:
+    """The backward through time: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``, ``None`` where not asked for."""
+    T, N, I = x.shape
+    H = hs.shape[2]
+    dc = dc_T if mode == "lstm" else None
+    _, backward_loop = _LOOPS[mode]
+    dGx, dGh, dh0, dc0 = backward_loop(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
+                                       relu=mode == "rnn_relu")
+    gx = dGx.reshape(T * N, -1)
+    gh = dGh.reshape(T * N, -1)
+    dx = (gx @ w_ih).view(T, N, I) if need_dx else None
+    dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
+    dw_hh = _recurrent_weight_grad(mode, gh, hs, saved)                   # dW^T = dG^T H_prev
+    db_ih = db_hh = None
+    if has_bias:
+        db_ih = gx.sum(0)
+        db_hh = gh.sum(0)
+    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+
+
 class BPTT(torch.autograd.Function):
     """Forward over all steps, backward through time by hand (see the module's contract)."""
 
     @staticmethod
     def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        T, N, I = x.shape
-        H = w_hh.shape[1]
-        bias, b_hn = _folded_bias(mode, b_ih, b_hh)
-        x2 = x.reshape(T * N, I)
-        xp = (torch.addmm(bias, x2, w_ih.t()) if bias is not None else x2 @ w_ih.t()).view(T, N, -1)
-        hs = x.new_empty(T + 1, N, H)
-        hs[0] = h0
-        cs = None
-        if mode == "lstm":
-            cs = x.new_empty(T + 1, N, H)
-            cs[0] = c0
-        forward_loop, _ = _LOOPS[mode]
-        saved = forward_loop(xp, hs, cs, w_hh, b_hn, mask, relu=mode == "rnn_relu")
-        del xp
+        hs, cs, *saved = forward_pass(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask)
         ctx.mode = mode
         ctx.has_bias = b_ih is not None
-        ctx.n_saved = len(saved)
         ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
         h_seq = hs[1:]
         if mode == "lstm":
-            return h_seq, cs[T].clone()
+            return h_seq, cs[-1].clone()
         return h_seq
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dc_T=None):
         x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
-        T, N, I = x.shape
-        H = hs.shape[2]
-        dY = dY if dY is not None else hs.new_zeros(T, N, H)
-        dc = dc_T if dc_T is not None else hs.new_zeros(N, H)
-        if ctx.mode != "lstm":
-            dc = None
-        _, backward_loop = _LOOPS[ctx.mode]
-        dGx, dGh, dh0, dc0 = backward_loop(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
-                                           relu=ctx.mode == "rnn_relu")
-        gx = dGx.reshape(T * N, -1)
-        gh = dGh.reshape(T * N, -1)
-        dx = (gx @ w_ih).view(T, N, I) if ctx.needs_input_grad[2] else None
-        dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
-        dw_hh = _recurrent_weight_grad(ctx.mode, gh, hs, saved)               # dW^T = dG^T H_prev
-        db_ih = db_hh = None
-        if ctx.has_bias:
-            db_ih = gx.sum(0)
-            db_hh = gh.sum(0)
-        return None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+        dY = dY if dY is not None else hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
+        dc_T = dc_T if dc_T is not None else hs.new_zeros(hs.shape[1:])
+        grads = backward_pass(ctx.mode, x, hs, cs, tuple(saved), w_ih, w_hh, mask, dY, dc_T, ctx.has_bias,
+                              ctx.needs_input_grad[2])
+        return None, None, *grads
 
 
 def _recurrent_weight_grad(mode: str, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:

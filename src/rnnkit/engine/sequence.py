@@ -66,7 +66,13 @@ def run_direction(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: 
     """
     check_mode(mode)
     name = resolve_engine(engine, mode, x)
-    if name == "fused":
+    if name == "fused" and x.is_cuda:
+        if checkpoint_every is not None:
+            raise ValueError("checkpoint_every runs in the CPU's compiled loop; on CUDA the fused engine replays "
+                             "captured graphs, which keep every step")
+        from .graphed import run_graphed
+        runner = run_graphed
+    elif name == "fused":
         from .fused import run_fused
         runner = partial(run_fused, checkpoint_every=checkpoint_every)
     elif checkpoint_every is not None:

@@ -1,0 +1,178 @@
+"""The fused engine on CUDA: the hand-written BPTT loops of :mod:`rnnkit.engine.bptt`, captured in CUDA graphs.
+
+On a GPU the Python loop's time is launches, not arithmetic: ~10 small kernels per step forward and ~15
+backward, each a few microseconds of Python and driver work while the GPU waits. A CUDA graph records the
+whole forward (and the whole backward) once per shape and replays it as one launch, so the loop runs at the
+GPU's pace. This is how rnnkit serves the cells cuDNN lacks (the lecture's GRU) on a GPU, and any cell when
+``engine="fused"`` is asked for there; the loops, and so the arithmetic, are exactly the Python engine's.
+
+Per (mode, shapes, dtype, device, mask, bias, training) an entry holds static input buffers and the captured
+graphs (an LRU of ``MAX_ENTRIES``). A call copies its tensors into the buffers, replays, and clones what it
+returns and what its backward needs, so calls of the same shape (the layers of a stack, both directions, two
+forwards before one backward) never share results. A new shape costs one capture (a forward and backward run
+plus a few milliseconds); batches whose length changes every time capture each length once.
+
+Where there is no GPU (the tests), :class:`EagerGraph` stands in for ``torch.cuda.CUDAGraph``: replaying re-runs
+the recorded function into the same output buffers, so the copying and cloning above are tested on the CPU.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .bptt import backward_pass, forward_pass
+
+MAX_ENTRIES = 32
+_entries: OrderedDict = OrderedDict()
+
+
+class EagerGraph:
+    """``torch.cuda.CUDAGraph``'s part used here, run eagerly: replay re-runs the function into its first outputs."""
+
+    def __init__(self, device: torch.device, pool=None) -> None:
+        self.pool = None
+
+    def capture(self, fn: Callable[[], tuple]) -> tuple:
+        self._fn = fn
+        self._out = fn()
+        return self._out
+
+    def replay(self) -> None:
+        for static, new in zip(self._out, self._fn()):
+            if static is not None:
+                static.copy_(new)
+
+
+class CudaGraph:
+    """One captured CUDA graph; warmed up on a side stream first, as CUDA graph capture requires."""
+
+    def __init__(self, device: torch.device, pool=None) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        self.device = device
+        self.pool = pool
+
+    def capture(self, fn: Callable[[], tuple]) -> tuple:
+        with torch.cuda.device(self.device):
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                fn()                                              # cuBLAS handles and workspaces, outside the capture
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.cuda.graph(self.graph, pool=self.pool, capture_error_mode="thread_local"):
+                out = fn()
+        self.pool = self.graph.pool()
+        return out
+
+    def replay(self) -> None:
+        self.graph.replay()
+
+
+def unavailable_reason(x: Tensor) -> str | None:
+    """Why the graphed loop can't run on ``x``'s device, or ``None`` when it can."""
+    if x.device.type != "cuda":
+        return f"the CUDA-graph engine needs a CUDA tensor, not {x.device.type}"
+    if not x.is_floating_point():
+        return f"the CUDA-graph engine needs a floating-point input, got {x.dtype}"
+    return None
+
+
+def _copy_into(static: list, values) -> None:
+    for dst, src in zip(static, values):
+        if dst is not None:
+            dst.copy_(src)
+
+
+class _Entry:
+    """Static buffers and captured graphs for one shape: ``inputs`` are copied in, the graphs read them."""
+
+    def __init__(self, mode: str, args: tuple, training: bool, has_bias: bool) -> None:
+        x = args[0]
+        self.inputs = [None if a is None else a.detach().clone() for a in args]   # x h0 c0 w_ih w_hh b_ih b_hh mask
+        self.forward = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+            self.outputs = list(self.forward.capture(lambda: forward_pass(mode, *self.inputs)))
+            self.backward = self._capture_backward(mode, has_bias) if training else None
+
+    def _capture_backward(self, mode: str, has_bias: bool):
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask = self.inputs
+        hs, cs, *saved = self.outputs
+        self.dY = x.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
+        self.dc = x.new_zeros(hs.shape[1:]) if mode == "lstm" else None
+        graph = type(self.forward)(x.device, pool=self.forward.pool)
+        self.grads = graph.capture(lambda: backward_pass(
+            mode, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True))
+        return graph
+
+
+def _entry(mode: str, args: tuple, training: bool) -> _Entry:
+    has_bias = args[5] is not None
+    key = (mode, training, has_bias, args[0].device, args[0].dtype,
+           *(None if a is None else tuple(a.shape) for a in args))
+    entry = _entries.get(key)
+    if entry is None:
+        entry = _entries[key] = _Entry(mode, args, training, has_bias)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    _entries.move_to_end(key)
+    return entry
+
+
+def _clone(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.clone()
+
+
+class GraphedBPTT(torch.autograd.Function):
+    """:class:`rnnkit.engine.bptt.BPTT` with its forward and backward each replayed from a captured graph."""
+
+    @staticmethod
+    def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        entry = _entry(mode, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
+        _copy_into(entry.inputs, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask))
+        entry.forward.replay()
+        hs, cs, *saved = (_clone(t) for t in entry.outputs)
+        ctx.entry = entry
+        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
+        return (hs[1:], cs[-1].clone()) if mode == "lstm" else hs[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dY, dc_T=None):
+        entry = ctx.entry
+        x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
+        inputs = entry.inputs
+        _copy_into([inputs[0], inputs[3], inputs[4], inputs[7]], (x, w_ih, w_hh, mask))
+        _copy_into(entry.outputs, (hs, cs, *saved))
+        if dY is None:
+            entry.dY.zero_()
+        else:
+            entry.dY.copy_(dY)
+        if entry.dc is not None and dc_T is None:
+            entry.dc.zero_()
+        elif entry.dc is not None:
+            entry.dc.copy_(dc_T)
+        entry.backward.replay()
+        grads = [_clone(g) if need else None for g, need in zip(entry.grads, ctx.needs_input_grad[2:])]
+        return None, None, *grads
+
+
+def run_graphed(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
+                mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run ``mode`` over ``x`` from captured graphs; same arguments and results as ``bptt.run_bptt``."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    c0 = c0 if mode == "lstm" else None
+    args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        out = GraphedBPTT.apply(mode, mask, *args)
+        h_seq, c_T = out if mode == "lstm" else (out, None)
+    else:
+        entry = _entry(mode, (*args, mask), training=False)
+        _copy_into(entry.inputs, (*args, mask))
+        entry.forward.replay()
+        hs, cs = entry.outputs[0], entry.outputs[1]
+        h_seq = hs[1:].clone()
+        c_T = None if cs is None else cs[-1].clone()
+    return h_seq, h_seq[-1], c_T

@@ -1,0 +1,154 @@
+"""The CUDA-graph engine (``engine="fused"`` on a GPU) against the Python BPTT engine it captures.
+
+On the CPU :class:`EagerGraph` stands in for the CUDA graph, so the copying into static buffers, the cloning of
+results and the reuse of entries are checked everywhere; on a GPU the same tests run the real capture.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.engine import GATES, MODES, graphed, run_direction
+from rnnkit.engine.bptt import run_bptt
+from rnnkit.engine.sequence import lengths_mask
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    graphed._entries.clear()
+    yield
+    graphed._entries.clear()
+
+
+def problem(mode, device, T=5, N=3, I=4, H=3, bias=True, seed=0, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    G = GATES[mode]
+    rnd = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.6).to(device).requires_grad_()
+    weights = (rnd(G * H, I), rnd(G * H, H), rnd(G * H) if bias else None, rnd(G * H) if bias else None)
+    return rnd(T, N, I), rnd(N, H), rnd(N, H) if mode == "lstm" else None, weights
+
+
+def leaves(x, h0, c0, weights):
+    return [t for t in (x, h0, c0, *weights) if t is not None]
+
+
+def outputs_and_grads(runner, mode, x, h0, c0, weights, mask, seed=1):
+    out, h_n, c_n = runner(mode, x, h0, c0, weights, mask)
+    g = torch.Generator().manual_seed(seed)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)).sum() + h_n.square().sum()
+    if c_n is not None:
+        loss = loss + c_n.sin().sum()
+    grads = torch.autograd.grad(loss, leaves(x, h0, c0, weights))
+    return [out, h_n] + ([] if c_n is None else [c_n]) + list(grads)
+
+
+def assert_same(a, b, tol=1e-12):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bias,masked", [(True, False), (False, True)])
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_the_python_engine(mode, bias, masked, device):
+    x, h0, c0, weights = problem(mode, device, bias=bias)
+    mask = lengths_mask(torch.tensor([5, 2, 4], device=device), 5) if masked else None
+    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, mask)
+    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, mask), expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_new_data_through_a_captured_entry(mode, device):
+    """The second call of a shape replays the first's graph: it must read the new tensors, not the old."""
+    graphed.run_graphed(mode, *problem(mode, device, seed=1)[:3], problem(mode, device, seed=1)[3], None)
+    x, h0, c0, weights = problem(mode, device, seed=2)
+    got = outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, None)
+    assert len(graphed._entries) == 1
+    assert_same(got, outputs_and_grads(run_bptt, mode, x, h0, c0, weights, None))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_two_forwards_of_one_shape_before_their_backward(mode, device):
+    """A stack's layers share a shape: the first forward's saved tensors must survive the second's replay."""
+    first, second = problem(mode, device, I=3, seed=3), problem(mode, device, I=3, seed=4)
+
+    def stacked(runner):
+        x, h0, c0, w = first
+        out1, _, _ = runner(mode, x, h0, c0, w, None)
+        _, h02, c02, w2 = second
+        out2, h_n, _ = runner(mode, out1, h02, c02, w2, None)
+        loss = out2.square().sum() + out1.sin().sum() + h_n.sum()
+        return [out1, out2, *torch.autograd.grad(loss, leaves(*first) + leaves(None, *second[1:]))]
+
+    assert_same(stacked(graphed.run_graphed), stacked(run_bptt))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_inference_and_only_the_final_cell_used(device):
+    x, h0, c0, weights = problem("lstm", device)
+    with torch.no_grad():
+        got = graphed.run_graphed("lstm", x, h0, c0, weights, None)
+        expected = run_bptt("lstm", x, h0, c0, weights, None)
+    assert_same(got, expected)
+    _, _, c_n = graphed.run_graphed("lstm", x, h0, c0, weights, None)
+    _, _, c_ref = run_bptt("lstm", x, h0, c0, weights, None)
+    assert_same(torch.autograd.grad(c_n.sum(), weights[:2]), torch.autograd.grad(c_ref.sum(), weights[:2]))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_entries_are_bounded_and_evicted_ones_still_backpropagate(device, monkeypatch):
+    monkeypatch.setattr(graphed, "MAX_ENTRIES", 2)
+    runs = [problem("gru", device, T=T, seed=T) for T in (2, 3, 4)]
+    outs = [graphed.run_graphed("gru", x, h0, c0, w, None)[0] for x, h0, c0, w in runs]
+    assert len(graphed._entries) == 2
+    loss = sum(o.sum() for o in outs)
+    grads = torch.autograd.grad(loss, [w[1] for *_, w in runs])
+    expected = torch.autograd.grad(sum(run_bptt("gru", x, h0, c0, w, None)[0].sum() for x, h0, c0, w in runs),
+                                   [w[1] for *_, w in runs])
+    assert_same(grads, expected)
+
+
+def test_the_engine_names_cuda_and_no_other_device():
+    assert graphed.unavailable_reason(torch.zeros(1)) == "the CUDA-graph engine needs a CUDA tensor, not cpu"
+
+
+@needs_cuda
+@pytest.mark.parametrize("mode", MODES)
+def test_fused_on_cuda_is_the_graphed_engine(mode, monkeypatch):
+    calls = []
+    real = graphed.run_graphed
+    monkeypatch.setattr(graphed, "run_graphed", lambda *a: calls.append(1) or real(*a))
+    x, h0, c0, weights = problem(mode, "cuda", dtype=torch.float32)
+    out, _, _ = run_direction(mode, x, h0, c0, weights, engine="fused")
+    assert calls == [1]
+    ref, _, _ = run_direction(mode, x.detach().cpu(), h0.detach().cpu(),
+                              None if c0 is None else c0.detach().cpu(),
+                              tuple(None if w is None else w.detach().cpu() for w in weights), engine="python")
+    torch.testing.assert_close(out.detach().cpu(), ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="checkpoint_every runs in the CPU's compiled loop"):
+        run_direction(mode, x, h0, c0, weights, engine="fused", checkpoint_every=2)
+
+
+@needs_cuda
+@pytest.mark.parametrize("reset_after", [False, True])
+def test_a_gru_layer_trains_on_cuda_as_on_the_cpu(reset_after):
+    torch.manual_seed(0)
+    cpu = rnnkit.GRU(6, 5, num_layers=2, bidirectional=True, reset_after=reset_after).double()
+    gpu = rnnkit.GRU(6, 5, num_layers=2, bidirectional=True, reset_after=reset_after).double().cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    x = torch.randn(7, 3, 6, dtype=F64)
+    lengths = torch.tensor([7, 3, 5])
+    results = []
+    for layer, xs in ((cpu, x), (gpu, x.cuda())):
+        out, h_n = layer(xs, lengths=lengths.to(xs.device))
+        (out.square().sum() + h_n.sum()).backward()
+        results.append([out.cpu(), h_n.cpu()] + [p.grad.cpu() for p in layer.parameters()])
+    assert_same(*results, tol=1e-10)
