@@ -112,10 +112,11 @@ struct Ctx {
   }
 };
 
-// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work.
+// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work
+// (4096 elements: the LSTM forward at (N, H) = (20, 200) ran ~5% faster than with 16384, A/B in one process).
 template <typename S, typename F>
 RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
-  constexpr int64_t kGrainElements = 16384;
+  constexpr int64_t kGrainElements = 4096;
   const int64_t grain = std::max<int64_t>(1, kGrainElements / (c.H * std::max<int64_t>(c.G, 2)));
   at::parallel_for(0, c.N, grain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) f(n, c.valid(t, n));

@@ -56,7 +56,7 @@ struct Thresholds {                           // in flops; tunable (the module's
   double onednn_step = 16777216.0;            // 2^24: per-step products over 32 rows from (64, 256) x (256, 512) up
   double onednn_once = 4194304.0;             // 2^22: once-per-window products (projection, gradients)
   double serial = 2097152.0;                  // 2^21: below this, MKL runs the product on one thread
-  double small_task = 2097152.0;              // 2^21: the small kernel's work per thread
+  double small_task = 262144.0;               // 2^18: the small kernel's work per thread (A/B: 2^21 lost 5-15% at 4-32 rows)
 };
 Thresholds& thresholds();
 
