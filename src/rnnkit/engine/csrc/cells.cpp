@@ -30,16 +30,17 @@ RNNKIT_INLINE void pass_back(S* g, int64_t width, S* d_h, const S* y, int64_t H,
 // ------------------------------------------------------------------------------------------------ RNN
 template <typename S, bool kRelu>
 void rnn_forward(Ctx<S>& c, int64_t t) {
-  c.fw[0].run(c.hs.select(0, t + 1), c.hs.select(0, t), true);  // a_t = (x_t U + b) + h_{t-1} W
+  c.fw[0].run(c.hs.select(0, t + 1), c.hs.select(0, t), true);  // x_t U + h_{t-1} W
   S* hs = Ctx<S>::ptr(c.hs);
+  const S* b = c.bias;
   const int64_t N = c.N, H = c.H;
   for_rows(c, t, [&](int64_t n, bool valid) {
     const S* hp = hs + (t * N + n) * H;
     S* a = hs + ((t + 1) * N + n) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S v = kRelu ? (a[j] > S(0) ? a[j] : S(0)) : Math<S>::tanh(a[j]);  // h_t = f(a_t)
-      a[j] = v;
+      const S pre = a[j] + b[j];                                    // a_t = x_t U + h_{t-1} W + b
+      a[j] = kRelu ? (pre > S(0) ? pre : S(0)) : Math<S>::tanh(pre);  // h_t = f(a_t)
     }
     if (!valid) hold(a, hp, H);
   });
@@ -71,8 +72,9 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
 // ----------------------------------------------------------------------------------------------- LSTM
 template <typename S>
 void lstm_forward(Ctx<S>& c, int64_t t) {
-  c.fw[0].run(c.gates.select(0, t), c.hs.select(0, t), true);  // [a_i a_f a_g a_o] += h_{t-1} W
+  c.fw[0].run(c.gates.select(0, t), c.hs.select(0, t), true);  // [a_i a_f a_g a_o] = x_t U + h_{t-1} W (+ b)
   S* gates = Ctx<S>::ptr(c.gates);
+  const S* b = c.bias;
   S* hs = Ctx<S>::ptr(c.hs);
   S* cs = Ctx<S>::ptr(c.cs);
   const int64_t N = c.N, H = c.H, NH = N * H;
@@ -84,8 +86,8 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
     S* cq = cs + NH + (t * N + n) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S i = Math<S>::sigmoid(a[j]), f = Math<S>::sigmoid(a[H + j]);
-      const S g = Math<S>::tanh(a[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j]);
+      const S i = Math<S>::sigmoid(a[j] + b[j]), f = Math<S>::sigmoid(a[H + j] + b[H + j]);
+      const S g = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j] + b[3 * H + j]);
       a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
       const S cn = f * cp[j] + i * g;                               // C_t = f_t C_{t-1} + i_t C~_t
       const S hn = o * Math<S>::tanh(cn);                           // h_t = o_t tanh(C_t)
@@ -140,13 +142,14 @@ void gru_forward(Ctx<S>& c, int64_t t) {
   S* gates = Ctx<S>::ptr(c.gates);
   S* hs = Ctx<S>::ptr(c.hs);
   S* rh = Ctx<S>::ptr(c.scratch_h);
+  const S* b = c.bias;
   for_rows(c, t, [&](int64_t n, bool) {
     S* a = gates + (t * N + n) * GH;
     const S* hp = hs + (t * N + n) * H;
     S* q = rh + n * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S r = Math<S>::sigmoid(a[j]), z = Math<S>::sigmoid(a[H + j]);
+      const S r = Math<S>::sigmoid(a[j] + b[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j]);
       a[j] = r, a[H + j] = z;
       q[j] = r * hp[j];                                             // r_t * h_{t-1}
     }
@@ -158,7 +161,7 @@ void gru_forward(Ctx<S>& c, int64_t t) {
     S* hq = hs + (N + t * N + n) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S nn = Math<S>::tanh(a[2 * H + j]), z = a[H + j];
+      const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), z = a[H + j];
       a[2 * H + j] = nn;
       hq[j] = nn + z * (hp[j] - nn);                                // h_t = (1 - z) h~_t + z h_{t-1}
     }
@@ -222,6 +225,7 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
   S* hn = Ctx<S>::ptr(c.hn);
   const S* gh = Ctx<S>::ptr(c.scratch);
   const S* b_hn = c.b_hn;
+  const S* b = c.bias;
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * GH;
     const S* w = gh + n * GH;
@@ -230,9 +234,9 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
     S* v = hn + (t * N + n) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S r = Math<S>::sigmoid(a[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + w[H + j]);
+      const S r = Math<S>::sigmoid(a[j] + b[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j] + w[H + j]);
       const S hw = w[2 * H + j] + b_hn[j];                          // h_{t-1} W_n + b_hn
-      const S nn = Math<S>::tanh(a[2 * H + j] + r * hw);
+      const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j] + r * hw);
       a[j] = r, a[H + j] = z, a[2 * H + j] = nn;
       v[j] = hw;
       hq[j] = nn + z * (hp[j] - nn);

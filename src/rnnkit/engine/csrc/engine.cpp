@@ -45,8 +45,7 @@ void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* ma
   const int64_t I = x.size(2);
   at::Tensor x2 = x.narrow(0, t0, W).reshape({W * c.N, I});
   at::Tensor target = (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH});
-  if (w.bias.defined()) target.copy_(w.bias.expand_as(target));
-  gemm_once(target, x2, w.w_ih.t(), w.bias.defined());   // x_t U + b for every step: one matmul
+  gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
   c.mask = mask ? mask + t0 * c.N : nullptr;
   const Step<S> step = forward_step<S>(c.mode);
   for (int64_t t = 0; t < W; ++t) step(c, t);

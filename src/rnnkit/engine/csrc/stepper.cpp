@@ -69,10 +69,8 @@ struct StepperImpl : StepperBase {
     for (int64_t l = 0; l < L; ++l) {
       Layer& layer = layers[l];
       Ctx<S>& ctx = layer.ctx;
-      at::Tensor target = is_rnn(mode) ? ctx.hs.select(0, 1) : ctx.gates.select(0, 0);   // x_t U + b
-      const bool bias = layer.w.bias.defined();
-      if (bias) target.copy_(layer.w.bias.expand_as(target));
-      layer.input.run(target, input, bias);
+      at::Tensor target = is_rnn(mode) ? ctx.hs.select(0, 1) : ctx.gates.select(0, 0);   // x_t U (step adds b)
+      layer.input.run(target, input, false);
       ctx.hs.select(0, 0).copy_(h.select(0, l));
       if (lstm) ctx.cs.select(0, 0).copy_(c.select(0, l));
       ctx.mask = nullptr;
