@@ -45,12 +45,20 @@ def _held(new: Tensor, old: Tensor, m: Tensor | None) -> Tensor:
     return new if m is None else torch.where(m, new, old)
 
 
+def _target(buffer: Tensor, m: Tensor | None) -> Tensor | None:
+    """Where a step may write its new state directly (``out=``): the saved buffer itself when no sequence ends
+    (one copy less per step, which on a GPU is one launch less), else a fresh tensor for :func:`_held`."""
+    return buffer if m is None else None
+
+
 def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
     wt = w_hh.t()
     for t in range(xp.shape[0]):
-        a = torch.addmm(xp[t], hs[t], wt)                  # a_t = x_t U + b + h_{t-1} W
+        m = None if mask is None else mask[t]
+        a = torch.addmm(xp[t], hs[t], wt, out=_target(hs[t + 1], m))  # a_t = x_t U + b + h_{t-1} W
         a = a.relu_() if relu else a.tanh_()              # h_t = f(a_t)
-        hs[t + 1] = _held(a, hs[t], None if mask is None else mask[t])
+        if m is not None:
+            hs[t + 1] = _held(a, hs[t], m)
     return ()
 
 
@@ -65,11 +73,12 @@ def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         a[:, 2 * H:3 * H].tanh_()                         # C~_t = tanh(a_g)
         a[:, 3 * H:].sigmoid_()                           # o_t = σ(a_o)
         i, f, g, o = a.chunk(4, 1)
-        c = torch.addcmul(f * cs[t], i, g)                # C_t = f_t * C_{t-1} + i_t * C~_t
-        h = o * torch.tanh(c)                             # h_t = o_t * tanh(C_t)
         m = None if mask is None else mask[t]
-        cs[t + 1] = _held(c, cs[t], m)
-        hs[t + 1] = _held(h, hs[t], m)
+        c = torch.addcmul(f * cs[t], i, g, out=_target(cs[t + 1], m))  # C_t = f_t * C_{t-1} + i_t * C~_t
+        h = torch.mul(o, torch.tanh(c), out=_target(hs[t + 1], m))     # h_t = o_t * tanh(C_t)
+        if m is not None:
+            cs[t + 1] = _held(c, cs[t], m)
+            hs[t + 1] = _held(h, hs[t], m)
     return (gates,)
 
 
@@ -84,8 +93,10 @@ def _gru_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         rz = torch.addmm(xp[t, :, :2 * H], h, w_rz, out=gates[t, :, :2 * H]).sigmoid_()  # r_t, z_t
         r, z = rz.chunk(2, 1)
         n = torch.addmm(xp[t, :, 2 * H:], r * h, w_n, out=gates[t, :, 2 * H:]).tanh_()  # h~_t = tanh(x U_n + (r*h) W_n + b)
-        new = torch.lerp(n, h, z)                         # h_t = (1 - z_t) * h~_t + z_t * h_{t-1}
-        hs[t + 1] = _held(new, h, None if mask is None else mask[t])
+        m = None if mask is None else mask[t]
+        new = torch.lerp(n, h, z, out=_target(hs[t + 1], m))  # h_t = (1 - z_t) * h~_t + z_t * h_{t-1}
+        if m is not None:
+            hs[t + 1] = _held(new, h, m)
     return (gates,)
 
 
@@ -104,8 +115,10 @@ def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         ghn = gh[:, 2 * H:] if b_hn is None else gh[:, 2 * H:] + b_hn
         hn[t] = ghn
         n = torch.addcmul(xp[t, :, 2 * H:], r, ghn, out=gates[t, :, 2 * H:]).tanh_()  # n = tanh(x U_n + b_in + r*(h W_n + b_hn))
-        new = torch.lerp(n, h, z)                         # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-        hs[t + 1] = _held(new, h, None if mask is None else mask[t])
+        m = None if mask is None else mask[t]
+        new = torch.lerp(n, h, z, out=_target(hs[t + 1], m))  # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+        if m is not None:
+            hs[t + 1] = _held(new, h, m)
     return (gates, hn)
 
 
