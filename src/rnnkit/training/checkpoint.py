@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .atomic import atomic_path, write_json
@@ -28,9 +28,20 @@ class CheckpointError(ValueError):
 def save_run(run_dir: str | Path, model: nn.Module, config: dict) -> None:
     """Write the model's weights and its configuration (weights first: config.json marks a complete run)."""
     run_dir = Path(run_dir)
+    tensors = {names[0]: t.detach().to("cpu", copy=True).contiguous() for names, t in _tie_groups(model)}
     with atomic_path(run_dir / MODEL_FILE) as tmp:
-        save_model(model, str(tmp))
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     write_json(run_dir / CONFIG_FILE, {"format": FORMAT, **config})
+
+
+def _tie_groups(model: nn.Module) -> list[tuple[list[str], torch.Tensor]]:
+    """The state dict's names grouped by tensor object: tied weights (the LM's embedding and decoder) are one
+    group, written once. By object, not storage: on a GPU cuDNN's ``flatten_parameters`` leaves every weight of a
+    layer a view into one buffer, which safetensors' own ``save_model`` refuses to write."""
+    groups: dict[int, tuple[list[str], torch.Tensor]] = {}
+    for name, t in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(t), ([], t))[0].append(name)
+    return list(groups.values())
 
 
 def read_config(run_dir: str | Path, task: str | None = None) -> dict:
@@ -58,9 +69,23 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
-        missing, unexpected = load_model(model, str(path), strict=False)
+        saved = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
+    state, missing, known = {}, [], set()
+    for names, _ in _tie_groups(model):
+        known.update(names)
+        found = [n for n in names if n in saved]
+        if found:
+            state.update({n: saved[found[0]] for n in names})
+        else:
+            missing += names
+    unexpected = [n for n in saved if n not in known]
+    if not missing and not unexpected:
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the configuration (missing {sorted(missing)[:5]}, "
                               f"unexpected {sorted(unexpected)[:5]})")
