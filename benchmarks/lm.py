@@ -4,7 +4,8 @@ Runs the `rnnkit train lm` command with a time budget and writes the log to benc
     python benchmarks/lm.py shakespeare   # --preset shakespeare-char, 15 minutes, last 10% held out
     python benchmarks/lm.py ptb-small     # --preset zaremba-small (Zaremba et al. 2014's small model)
     python benchmarks/lm.py ptb-tied      # --preset ptb-tied (3.6M parameters), 60 minutes
-Data is read from ../shared/data (relative to the repository root).
+Data is read from ../shared/data (relative to the repository root). One thread unless the extra options name
+`--threads` (the PTB result used `--threads 2`).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def main() -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = ROOT / "runs" / f"{args.run}-{stamp}"
     log = RESULTS / f"lm-{args.run}-{stamp}.log"
-    cmd = cli_command("train", "lm", *RUNS[args.run], "--out", str(out), "--threads", "1", "--quiet", *args.extra)
+    threads = [] if "--threads" in args.extra else ["--threads", "1"]      # one thread unless asked otherwise
+    cmd = cli_command("train", "lm", *RUNS[args.run], "--out", str(out), *threads, "--quiet", *args.extra)
     with open(log, "w") as f:
         f.write(f"# {' '.join(cmd)}\n# commit {head()}  load {os.getloadavg()}\n")
         f.flush()

@@ -17,6 +17,7 @@ from ..decoding.beam import Hypothesis
 from ..models.captioner import CaptionConfig, CaptionModel
 from ..tasks.captioning import generate, words
 from ..training.checkpoint import CheckpointError, load_weights, read_config
+from ..training.plots import save_figure
 from .options import Option, add_options, optional_int
 
 OPTIONS = [
@@ -75,10 +76,7 @@ def plot_attention(image: torch.Tensor, hypothesis: Hypothesis, tokenizer, path:
         ax.imshow(picture)
         ax.imshow(up.numpy(), cmap="gray", alpha=0.6)
         ax.set_title(word, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import torch
 from ..data import DataError, read_text
 from ..data.parallel import read_parallel
 from ..tasks.seq2seq import Translation, corpus_scores, load_seq2seq, translate
+from ..training.plots import save_figure
 
 
 def add_parser(sub) -> None:
@@ -60,11 +61,8 @@ def plot_attention(t: Translation, path: str | Path, title: str = "") -> Path:
     if title:
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 

@@ -46,12 +46,13 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path, metric: str = "
     return True
 
 
-def save_figure(fig, path: str | Path, title: str | None = None) -> None:
-    """Lay ``fig`` out (under ``title``), write it as a PNG by write-then-rename, and free it."""
+def save_figure(fig, path: str | Path, title: str | None = None, dpi: int = 100) -> None:
+    """Lay ``fig`` out (under ``title``), write it by write-then-rename (a PNG unless the suffix names another
+    format matplotlib writes), and free it."""
     import matplotlib.pyplot as plt
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=dpi)
     plt.close(fig)
