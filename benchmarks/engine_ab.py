@@ -1,0 +1,94 @@
+"""A/B of the fused engine's product choices against torch.nn, interleaved in one process (tuning tool).
+
+    python benchmarks/engine_ab.py lstm                       # the current defaults at the five shapes
+    python benchmarks/engine_ab.py lstm --shapes "[(200, 4, 128)]" \\
+        --config "old=(-1, 16777216, 4194304, 2097152, 2097152)" --config "new=(-1, 16777216, 4194304, 2097152, 262144)"
+    python benchmarks/engine_ab.py gru --forward-only
+
+A config is (backend, onednn_step, onednn_once, serial, small_task): backend -1 chooses per product (0 ATen,
+1 MKL packed, 2 oneDNN, 3 the small-batch kernel), the rest are the flop thresholds of ``csrc/gemm.h``. Each
+round runs torch.nn's module, then every config (set just before its run), so load from other processes hits
+all alike; the medians' ratios to torch.nn are printed. Separate processes on this shared 2-vCPU machine
+differ by up to ±0.1 in a ratio; interleaving in one process is what separates a few percent.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from rnnkit.engine import fused, run_direction  # noqa: E402
+from rnnkit.engine.benchmark import SHAPES  # noqa: E402
+
+DEFAULT = (-1, 16777216.0, 4194304.0, 2097152.0, 262144.0)
+MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "gru_reset_after": nn.GRU, "rnn_tanh": nn.RNN}
+
+
+def parse_config(text: str) -> tuple[str, tuple]:
+    name, _, value = text.partition("=")
+    numbers = tuple(float(v) for v in value.strip(" ()").split(","))
+    if not name or len(numbers) != 5:
+        raise argparse.ArgumentTypeError(f"expected NAME=(backend, onednn_step, onednn_once, serial, small_task), "
+                                         f"got {text!r}")
+    return name, (int(numbers[0]), *numbers[1:])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=sorted(MODULES))
+    p.add_argument("--shapes", default=repr(SHAPES), help="a Python list of (T, N, H)")
+    p.add_argument("--config", type=parse_config, action="append", help="NAME=(backend, thresholds...)")
+    p.add_argument("--forward-only", action="store_true", help="time the forward alone (grad enabled)")
+    p.add_argument("--rounds", type=int, default=40)
+    args = p.parse_args()
+    configs = dict(args.config or [("defaults", DEFAULT)])
+    module = fused._module()
+    torch.set_num_threads(2)
+    try:
+        for T, N, H in eval(args.shapes):                  # a tuning tool: the shapes come from its user
+            torch.manual_seed(0)
+            x, grad = torch.randn(T, N, H, requires_grad=True), torch.randn(T, N, H)
+            peer = MODULES[args.mode](H, H)
+            w = (peer.weight_ih_l0, peer.weight_hh_l0, peer.bias_ih_l0, peer.bias_hh_l0)
+            h0 = torch.zeros(N, H)
+
+            def timed(forward, config=None):
+                def run():
+                    if config is not None:
+                        module._set_backend(config[0])
+                        module._set_thresholds(*config[1:])
+                    y = forward()
+                    if not args.forward_only:
+                        y.backward(grad)
+                return run
+
+            runs = {"torch.nn": timed(lambda: peer(x)[0])}
+            for name, config in configs.items():
+                runs[name] = timed(lambda: run_direction(args.mode, x, h0, h0, w, engine="fused")[0], config)
+            for run in runs.values():
+                run(), run()
+            times = {k: [] for k in runs}
+            for _ in range(args.rounds):
+                for k, run in runs.items():
+                    start = time.perf_counter()
+                    run()
+                    times[k].append(time.perf_counter() - start)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            what = "forward" if args.forward_only else "training step"
+            print(f"{args.mode} {what} ({T}, {N}, {H}): torch.nn {med['torch.nn'] * 1e3:.2f} ms | "
+                  + " | ".join(f"{k} {med[k] / med['torch.nn']:.3f}x" for k in configs), flush=True)
+    finally:
+        module._set_backend(DEFAULT[0])
+        module._set_thresholds(*DEFAULT[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
