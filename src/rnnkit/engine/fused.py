@@ -37,11 +37,14 @@ _state: dict = {"module": None, "error": None}
 
 def _flags() -> list[str]:
     """-O3, OpenMP for the row loops, no FP traps/errno (as torch builds; lets the gate loops vectorize), and
-    AVX2/FMA only where torch detected them on this CPU (the cache key includes the flags)."""
+    AVX2/FMA, or AVX-512 with 512-bit loops, only where torch detected them on this CPU (the cache key includes
+    the flags). AVX-512 took the LSTM's training step 2-8% faster on a Zen 4 (A/B of both builds in one process)."""
     flags = ["-O3", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"]
-    if platform.machine().lower() in ("x86_64", "amd64") and \
-            torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+    capability = torch.backends.cpu.get_cpu_capability()
+    if platform.machine().lower() in ("x86_64", "amd64") and capability in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
+        if capability == "AVX512":                 # ATen's AVX512 means F, BW, VL and DQ are all there
+            flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mprefer-vector-width=512"]
     return flags
 
 
