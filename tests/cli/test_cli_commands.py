@@ -245,4 +245,17 @@ def test_bench_help_lists_its_options(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     out = capsys.readouterr().out
-    assert all(opt in out for opt in ("--quick", "--long", "--out"))
+    assert all(opt in out for opt in ("--quick", "--long", "--out", "--device"))
+
+
+def test_bench_memory_figures_keep_a_decimal_below_10_mb():
+    from rnnkit.engine.benchmark import megabytes
+    assert [megabytes(int(m * 2**20)) for m in (0.04, 2.5, 9.94, 12.4, 1500)] == \
+        ["0.0 MB", "2.5 MB", "9.9 MB", "12 MB", "1500 MB"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where there is no GPU")
+def test_bench_on_cuda_without_a_gpu_says_so():
+    from rnnkit.cli.main import main
+    with pytest.raises(SystemExit, match="--device cuda, but torch sees no CUDA GPU"):
+        main(["bench", "--device", "cuda"])

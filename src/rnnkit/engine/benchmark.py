@@ -157,6 +157,12 @@ def release_freed_memory() -> None:
         libc.mallopt(-1, 1 << 16)                               # M_TRIM_THRESHOLD
 
 
+def megabytes(n: int) -> str:
+    """``12 MB``, with a decimal below 10 MB so that small rows don't read 0."""
+    mb = n / 2**20
+    return f"{mb:.1f} MB" if abs(mb) < 10 else f"{mb:.0f} MB"
+
+
 SAVED_PER_STEP = {"lstm": 6, "gru_reset_after": 5, "gru": 4, "rnn_tanh": 1}   # floats per (t, n, unit) BPTT keeps
 
 
@@ -184,8 +190,8 @@ def memory_rows(shapes, cells: dict = CELLS) -> list[str]:
             cols = []
             for fwd in variants.values():
                 g = peak_growth(lambda: fwd(x).backward(grad), lambda: fwd(x[:2]).backward(grad[:2]))
-                cols.append("n/a" if g is None else f"{g / 2**20:.0f} MB ({g / minimum:.2f}×)")
-            rows.append(f"| {label} | {T}, {N}, {H} | {minimum / 2**20:.0f} MB | " + " | ".join(cols) + " |")
+                cols.append("n/a" if g is None else f"{megabytes(g)} ({g / minimum:.2f}×)")
+            rows.append(f"| {label} | {T}, {N}, {H} | {megabytes(minimum)} | " + " | ".join(cols) + " |")
     header = ["| cell | (T, N, H) | BPTT's minimum | torch.nn | fused | fused, checkpoint_every=√T | python |",
               "|---" * 7 + "|"]
     return header + rows
