@@ -1,4 +1,5 @@
 """The compiled engine: the whole time loop, forward and backward, in C++ (``csrc/``), same contract as ``bptt``.
+(This is ``engine="fused"`` on the CPU; on a GPU that name runs :mod:`rnnkit.engine.graphed`.)
 
 Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (oneDNN for
 big float32 products, MKL's packed GEMM with the weight packed once per sequence for the rest, ATen for float64;

@@ -19,8 +19,9 @@ _fallback_warned: set[str] = set()
 def resolve_engine(engine: str, mode: str, x: Tensor) -> str:
     """The engine that will run: ``auto`` takes the first of fused → python that can serve.
 
-    ``fused`` (the compiled loop) is asked for explicitly → an error saying why it can't serve;
-    ``auto`` falls back to ``python`` with a one-time warning.
+    ``fused`` is the C++ loop on the CPU (:mod:`.fused`) and the Python loop replayed from CUDA graphs on a GPU
+    (:mod:`.graphed`). Asked for explicitly where it can't serve → an error saying why; ``auto`` falls back to
+    ``python`` there, with a one-time warning when the C++ build failed.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
