@@ -50,6 +50,37 @@ def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
     assert ("_stepper" in layer.__dict__) == (engine == "fused")     # the compiled path ran where it should
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("engine", ["auto", "fused"])
+@pytest.mark.parametrize("mode", list(LAYERS))
+def test_steps_on_a_gpu_run_the_cell_equations(mode, engine):
+    """On CUDA the C++ stepper can't serve (it reads CPU memory): the cell equations step, as forward runs."""
+    torch.manual_seed(0)
+    layer = LAYERS[mode](engine=engine, dtype=torch.float64).cuda().eval()
+    x = torch.randn(T, N, I, dtype=torch.float64, device="cuda")
+    state = _state(mode, torch.float64)
+    state = tuple(s.cuda() for s in state) if isinstance(state, tuple) else state.cuda()
+    with torch.no_grad():
+        want_out, want_state = layer(x, state)
+        outs = []
+        for t in range(T):
+            out, state = layer.step(x[t], state)
+            outs.append(out)
+    _close(torch.stack(outs), want_out, torch.float64)
+    _close(state, want_state, torch.float64)
+    assert "_stepper" not in layer.__dict__
+
+
+def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():
+    """A layer on another device (meta here; CUDA on a GPU machine) steps through the cell equations, also with
+    engine="fused", whose sequence loop has a GPU form but whose stepper is CPU-only."""
+    layer = rnnkit.LSTM(I, H, 2, engine="fused", device="meta")
+    with torch.no_grad():
+        out, (h, c) = layer.step(torch.zeros(N, I, device="meta"))
+    assert out.shape == (N, H) and h.shape == c.shape == (2, N, H) and out.device.type == "meta"
+    assert "_stepper" not in layer.__dict__
+
+
 def test_stepper_follows_changed_weights():
     """The compiled stepper packs the weights once; an in-place update (an optimizer step) rebuilds it."""
     torch.manual_seed(1)

@@ -113,11 +113,8 @@ def build(verbose: bool = False) -> str:
 
 def unavailable_reason(mode: str, x: Tensor) -> str | None:
     """Why the compiled loop can't run ``mode`` on ``x``, or ``None`` when it can (may build on first use)."""
-    if x.device.type == "cuda":
-        from .graphed import unavailable_reason as graphed_reason
-        return graphed_reason(x)
     if x.device.type != "cpu":
-        return f"the fused engine runs on the CPU and on CUDA, not on {x.device.type}"
+        return f"the compiled loop runs on the CPU only, not on {x.device.type}"
     if x.dtype not in _DTYPES:
         return f"the fused engine has no {x.dtype} kernels (float32 and float64 only)"
     if _module() is None:

@@ -27,8 +27,8 @@ def resolve_engine(engine: str, mode: str, x: Tensor) -> str:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine in ("python", "reference"):
         return engine
-    from . import fused
-    reason = fused.unavailable_reason(mode, x)
+    from . import fused, graphed
+    reason = graphed.unavailable_reason(x) if x.is_cuda else fused.unavailable_reason(mode, x)
     if reason is None:
         return "fused"
     if engine == "fused":

@@ -36,8 +36,9 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
 
 
 def _compiled_serves(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
+    """The C++ stepper runs this step: CPU tensors, no gradients, no training dropout, an engine that allows it."""
     from ..engine import fused
-    if layer.engine not in ("auto", "fused") or (layer.training and layer.dropout > 0):
+    if layer.engine not in ("auto", "fused") or (layer.training and layer.dropout > 0) or x.device.type != "cpu":
         return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *layer.parameters())):
         return False
