@@ -155,6 +155,10 @@ class TorchvisionResNet(nn.Module):
                                   net.layer4)
         self.out_channels = net.fc.in_features
 
+    def forward(self, images: Tensor) -> Tensor:
+        """(N, 3, S, S) images → (N, C, S/32, S/32) features."""
+        return self.body(images)
+
     def load_pretrained(self, path: str | Path) -> None:
         """Load torchvision's ImageNet weights from a local ``.pth`` or ``.safetensors`` file (fc.* ignored)."""
         path = Path(path)
