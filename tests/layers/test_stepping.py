@@ -30,6 +30,18 @@ def _close(a, b, dtype):
         torch.testing.assert_close(a, b, **TOL[dtype])
 
 
+def _assert_steps_equal_forward(layer, x, state, dtype):
+    """T calls of ``layer.step`` under no_grad give ``layer(x, state)``'s outputs and final state."""
+    with torch.no_grad():
+        want_out, want_state = layer(x, state)
+        outs = []
+        for t in range(x.shape[0]):
+            out, state = layer.step(x[t], state)
+            outs.append(out)
+    _close(torch.stack(outs), want_out, dtype)
+    _close(state, want_state, dtype)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("engine", ["fused", "python"])
 @pytest.mark.parametrize("mode", list(LAYERS))
@@ -39,14 +51,7 @@ def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
     layer = LAYERS[mode](engine=engine, dtype=dtype, dropout=0.3).eval()
     x = torch.randn(T, N, I, dtype=dtype)
     state = _state(mode, dtype)
-    with torch.no_grad():
-        want_out, want_state = layer(x, state)
-        outs = []
-        for t in range(T):
-            out, state = layer.step(x[t], state)
-            outs.append(out)
-    _close(torch.stack(outs), want_out, dtype)
-    _close(state, want_state, dtype)
+    _assert_steps_equal_forward(layer, x, state, dtype)
     assert ("_stepper" in layer.__dict__) == (engine == "fused")     # the compiled path ran where it should
 
 
@@ -60,14 +65,7 @@ def test_steps_on_a_gpu_run_the_cell_equations(mode, engine):
     x = torch.randn(T, N, I, dtype=torch.float64, device="cuda")
     state = _state(mode, torch.float64)
     state = tuple(s.cuda() for s in state) if isinstance(state, tuple) else state.cuda()
-    with torch.no_grad():
-        want_out, want_state = layer(x, state)
-        outs = []
-        for t in range(T):
-            out, state = layer.step(x[t], state)
-            outs.append(out)
-    _close(torch.stack(outs), want_out, torch.float64)
-    _close(state, want_state, torch.float64)
+    _assert_steps_equal_forward(layer, x, state, torch.float64)
     assert "_stepper" not in layer.__dict__
 
 
