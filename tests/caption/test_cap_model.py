@@ -6,7 +6,7 @@ import torch
 from rnnkit.data.images import normalize
 from rnnkit.data.shapes import make_shapes
 from rnnkit.decoding.beam import beam_search
-from rnnkit.models.captioner import CaptionConfig, CaptionModel, DecoderState
+from rnnkit.models.captioner import CaptionConfig, CaptionModel
 from rnnkit.tasks.captioning import _step_fn, encode_captions, generate
 
 V = 11

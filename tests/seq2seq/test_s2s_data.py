@@ -3,7 +3,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-import torch
 
 from rnnkit.data import DataError
 from rnnkit.data.dates import FORMATS, dates_splits, format_date, generate_dates
