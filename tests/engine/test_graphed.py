@@ -116,6 +116,20 @@ def test_entries_are_bounded_and_evicted_ones_still_backpropagate(device, monkey
     assert_same(grads, expected)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_entry_made_under_inference_mode_does_not_serve_outside_it(device):
+    """Tensors made under ``torch.inference_mode`` can't be written outside it: such calls get their own entry."""
+    x, h0, c0, weights = problem("gru", device)
+    with torch.inference_mode():
+        inside = graphed.run_graphed("gru", x, h0, c0, weights, None)
+    with torch.no_grad():
+        outside = graphed.run_graphed("gru", x, h0, c0, weights, None)
+        expected = run_bptt("gru", x, h0, c0, weights, None)
+    assert len(graphed._entries) == 2
+    assert_same(list(inside[:2]), list(expected[:2]))
+    assert_same(list(outside[:2]), list(expected[:2]))
+
+
 def test_the_engine_names_cuda_and_no_other_device():
     assert graphed.unavailable_reason(torch.zeros(1)) == "the CUDA-graph engine needs a CUDA tensor, not cpu"
 

@@ -6,7 +6,7 @@ whole forward (and the whole backward) once per shape and replays it as one laun
 GPU's pace. This is how rnnkit serves the cells cuDNN lacks (the lecture's GRU) on a GPU, and any cell when
 ``engine="fused"`` is asked for there; the loops, and so the arithmetic, are exactly the Python engine's.
 
-Per (mode, shapes, dtype, device, mask, bias, training) an entry holds static input buffers and the captured
+Per (mode, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers and the captured
 graphs (an LRU of ``MAX_ENTRIES``). A call copies its tensors into the buffers, replays, and clones what it
 returns and what its backward needs, so calls of the same shape (the layers of a stack, both directions, two
 forwards before one backward) never share results. A new shape costs one capture (a forward and backward run
@@ -110,8 +110,8 @@ class _Entry:
 
 def _entry(mode: str, args: tuple, training: bool) -> _Entry:
     has_bias = args[5] is not None
-    key = (mode, training, has_bias, args[0].device, args[0].dtype,
-           *(None if a is None else tuple(a.shape) for a in args))
+    key = (mode, training, has_bias, args[0].device, args[0].dtype, torch.is_inference_mode_enabled(),
+           *(None if a is None else tuple(a.shape) for a in args))   # inference-mode buffers can't serve outside
     entry = _entries.get(key)
     if entry is None:
         entry = _entries[key] = _Entry(mode, args, training, has_bias)
