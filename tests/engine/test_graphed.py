@@ -117,6 +117,23 @@ def test_entries_are_bounded_and_evicted_ones_still_backpropagate(device, monkey
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_entries_are_bounded_by_their_bytes_too(device, monkeypatch):
+    runs = [problem("lstm", device, T=T, seed=T) for T in (2, 3, 4)]
+    for x, h0, c0, w in runs:
+        graphed.run_graphed("lstm", x, h0, c0, w, None)
+    sizes = [e.nbytes for e in graphed._entries.values()]
+    graphed._entries.clear()
+    monkeypatch.setattr(graphed, "MAX_BYTES", sizes[1] + sizes[2])      # room for the last two only
+    for x, h0, c0, w in runs:
+        graphed.run_graphed("lstm", x, h0, c0, w, None)
+    assert len(graphed._entries) == 2
+    assert [k[6][0] for k in graphed._entries] == [3, 4]                  # x's T: the oldest went first
+    monkeypatch.setattr(graphed, "MAX_BYTES", 0)                          # never below the newest entry
+    graphed.run_graphed("lstm", *runs[0][:3], runs[0][3], None)
+    assert len(graphed._entries) == 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_an_entry_made_under_inference_mode_does_not_serve_outside_it(device):
     """Tensors made under ``torch.inference_mode`` can't be written outside it: such calls get their own entry."""
     x, h0, c0, weights = problem("gru", device)

@@ -7,7 +7,7 @@ GPU's pace. This is how rnnkit serves the cells cuDNN lacks (the lecture's GRU) 
 ``engine="fused"`` is asked for there; the loops, and so the arithmetic, are exactly the Python engine's.
 
 Per (mode, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers and the captured
-graphs (an LRU of ``MAX_ENTRIES``). A call copies its tensors into the buffers, replays, and clones what it
+graphs (least recently used first out past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers). A call copies its tensors into the buffers, replays, and clones what it
 returns and what its backward needs, so calls of the same shape (the layers of a stack, both directions, two
 forwards before one backward) never share results. A new shape costs one capture (a forward and backward run
 plus a few milliseconds); batches whose length changes every time capture each length once.
@@ -27,6 +27,7 @@ from torch.autograd.function import once_differentiable
 from .bptt import backward_pass, forward_pass
 
 MAX_ENTRIES = 32
+MAX_BYTES = 2 << 30                 # the entries' buffers together (their graphs' pools come on top)
 _entries: OrderedDict = OrderedDict()
 
 
@@ -96,6 +97,9 @@ class _Entry:
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             self.outputs = list(self.forward.capture(lambda: forward_pass(mode, *self.inputs)))
             self.backward = self._capture_backward(mode, has_bias) if training else None
+        buffers = [*self.inputs, *self.outputs, *getattr(self, "grads", ()), getattr(self, "dY", None),
+                   getattr(self, "dc", None)]
+        self.nbytes = sum(t.numel() * t.element_size() for t in buffers if t is not None)
 
     def _capture_backward(self, mode: str, has_bias: bool):
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask = self.inputs
@@ -115,8 +119,9 @@ def _entry(mode: str, args: tuple, training: bool) -> _Entry:
     entry = _entries.get(key)
     if entry is None:
         entry = _entries[key] = _Entry(mode, args, training, has_bias)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+        while len(_entries) > 1 and (len(_entries) > MAX_ENTRIES
+                                     or sum(e.nbytes for e in _entries.values()) > MAX_BYTES):
+            _entries.popitem(last=False)                       # the least recently used; the newest stays
     _entries.move_to_end(key)
     return entry
 
