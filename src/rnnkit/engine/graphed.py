@@ -6,11 +6,13 @@ whole forward (and the whole backward) once per shape and replays it as one laun
 GPU's pace. This is how rnnkit serves the cells cuDNN lacks (the lecture's GRU) on a GPU, and any cell when
 ``engine="fused"`` is asked for there; the loops, and so the arithmetic, are exactly the Python engine's.
 
-Per (mode, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers and the captured
-graphs (least recently used first out past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers). A call copies its tensors into the buffers, replays, and clones what it
-returns and what its backward needs, so calls of the same shape (the layers of a stack, both directions, two
-forwards before one backward) never share results. A new shape costs one capture (a forward and backward run
-plus a few milliseconds); batches whose length changes every time capture each length once.
+Per (mode, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers
+and the captured graphs; past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers the least recently used go.
+A call copies its tensors into the buffers, replays, and clones what it returns and what its backward needs,
+so calls of the same shape (the layers of a stack, both directions, two forwards before one backward) never
+share results. A new shape costs one capture (a forward and backward run plus tens to a few hundred
+milliseconds); batches whose length changes every time capture each length once. Not thread-safe: one
+thread per process uses an entry at a time (DDP's one process per GPU is fine).
 
 Where there is no GPU (the tests), :class:`EagerGraph` stands in for ``torch.cuda.CUDAGraph``: replaying re-runs
 the recorded function into the same output buffers, so the copying and cloning above are tested on the CPU.
