@@ -19,10 +19,11 @@ from ..cells.lstm import set_forget_bias
 from ..engine import ENGINES, GATES, run_direction
 
 LAYER_ENGINES = ENGINES + ("torch",)
-from .stepping import step_stack
+from .stepping import autocast_enabled, autocast_off, step_stack
 from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
 
 State = Tensor | tuple[Tensor, Tensor]
+
 
 
 class RecurrentLayer(nn.Module):
@@ -106,6 +107,7 @@ class RecurrentLayer(nn.Module):
             elif self.batch_first and isinstance(x, Tensor) and x.dim() == 3:
                 x = x.transpose(0, 1)
         like = self.weight_ih_l0
+        x, hx = self.under_autocast(x, hx)
         check_input(name, x, self.input_size, like, tuple(input.shape) if isinstance(input, Tensor) else None)
         T, N = x.shape[0], x.shape[1]
         if lengths is not None:
@@ -117,7 +119,8 @@ class RecurrentLayer(nn.Module):
                                  f"run this input (engine={self.engine!r} on {x.device.type})")
             output, state = self._run_torch(x, h0, c0, lengths)
         else:
-            output, state = self._run_engine(x, h0, c0, lengths)
+            with autocast_off(x.device.type):                       # rnnkit's loops run in the parameters' dtype
+                output, state = self._run_engine(x, h0, c0, lengths)
 
         if packed:
             data = pack_padded_sequence(output.index_select(1, sorted_idx) if sorted_idx is not None else output,
@@ -180,6 +183,19 @@ class RecurrentLayer(nn.Module):
             twin._apply(lambda t: t)               # refresh torch.nn's flat-weight views
             self.__dict__["_twin"] = twin
         return twin
+
+    def under_autocast(self, x, hx: State | None):
+        """Under autocast, ``x`` and ``hx`` in the parameters' dtype: rnnkit's engines run the recurrence there
+        with autocast off (torch.nn's kernels, ``engine="torch"``, follow autocast's own rules); autocast casts
+        around the layer. (A captioner's bf16 initial state from a Linear meets float32 word vectors.)"""
+        if not isinstance(x, Tensor) or not autocast_enabled(x.device.type):
+            return x, hx
+        dtype = self.weight_ih_l0.dtype
+        if isinstance(hx, (tuple, list)):
+            hx = tuple(h.to(dtype) if isinstance(h, Tensor) else h for h in hx)
+        elif isinstance(hx, Tensor):
+            hx = hx.to(dtype)
+        return x.to(dtype), hx
 
     def _initial_state(self, hx: State | None, x: Tensor, unbatched: bool) -> tuple[Tensor, Tensor | None]:
         """``(h0, c0)`` each (layers*D, N, H); zeros when ``hx`` is None (the lecture's ``h_0 = 0``)."""

@@ -10,6 +10,8 @@ Otherwise (training, autograd, a GPU, no compiler) the layers run one by one thr
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,6 +19,21 @@ from torch import Tensor
 from ..cells import gru_step, lstm_step, rnn_step
 
 State = Tensor | tuple[Tensor, Tensor]
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for this device type (False for types autocast doesn't know, such as meta)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:                                    # torch < 2.4: no device argument
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+    except RuntimeError:
+        return False
+
+
+def autocast_off(device_type: str):
+    """A context that turns autocast off where it is on (a no-op elsewhere)."""
+    return torch.autocast(device_type, enabled=False) if autocast_enabled(device_type) else contextlib.nullcontext()
 
 
 def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
@@ -27,11 +44,13 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
                          f"direction reads the sequence from the end)")
     if x.dim() != 2 or x.shape[1] != layer.input_size:
         raise ValueError(f"{name}.step: x must be (N, {layer.input_size}), got shape {tuple(x.shape)}")
+    x, hx = layer.under_autocast(x, hx)
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
     if _compiled_serves(layer, x, h0, c0):
         h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
     else:
-        h, c = _python_steps(layer, x, h0, c0)
+        with autocast_off(x.device.type):                            # as the layer's forward: parameters' dtype
+            h, c = _python_steps(layer, x, h0, c0)
     return h[-1], ((h, c) if layer.mode == "lstm" else h)
 
 
