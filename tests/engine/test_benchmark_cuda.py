@@ -1,0 +1,29 @@
+"""``rnnkit bench --device cuda``'s report, run on the CPU with the CUDA calls stood in, so that the code a GPU
+runs once a session is exercised in every test run (its figures come from benchmarks/gpu.sh on a GPU)."""
+from __future__ import annotations
+
+import torch
+
+from rnnkit.engine import benchmark, benchmark_cuda
+
+
+def test_the_cuda_report_has_every_table(monkeypatch):
+    cpu_impls = benchmark.implementations
+    monkeypatch.setattr(benchmark_cuda, "implementations", lambda *a, device: cpu_impls(*a, device="cpu"))
+    monkeypatch.setattr(benchmark_cuda, "CELLS", {"LSTM": benchmark.CELLS["LSTM"],
+                                                  "GRU (Cho, lecture)": benchmark.CELLS["GRU (Cho, lecture)"]})
+    monkeypatch.setattr(benchmark_cuda, "QUICK_SHAPES", [(3, 2, 4)])
+    monkeypatch.setattr(benchmark_cuda, "_gpu", lambda: "a stand-in GPU")
+    for name in ("synchronize", "reset_peak_memory_stats", "empty_cache"):
+        monkeypatch.setattr(torch.cuda, name, lambda *a, **k: None)
+    for name in ("memory_allocated", "max_memory_allocated", "memory_reserved"):
+        monkeypatch.setattr(torch.cuda, name, lambda *a, **k: 2**20)
+    text = benchmark_cuda.run(True, "rnnkit bench --device cuda --quick")
+    assert "GPU: a stand-in GPU" in text and "Command: `rnnkit bench --device cuda --quick`" in text
+    for title in ("## Training step", "## Inference", "## Peak GPU memory growth"):
+        assert title in text
+    rows = [line for line in text.splitlines() if line.startswith("| LSTM | 3, 2, 4") or
+            line.startswith("| GRU (Cho, lecture) | 3, 2, 4")]
+    assert len(rows) == 6                                       # two cells in each of the three tables
+    train = rows[0].split("|")
+    assert float(train[3]) > 0 and "×)" in train[4]           # torch.nn ms, then fused with its ratio
