@@ -147,6 +147,25 @@ def test_an_entry_made_under_inference_mode_does_not_serve_outside_it(device):
     assert_same(list(outside[:2]), list(expected[:2]))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["lstm", "gru", "gru_reset_after"])
+def test_gradcheck_through_a_reused_entry(mode, device):
+    """gradcheck calls the engine many times at one shape: every call after the first replays the same entry."""
+    x, h0, c0, weights = problem(mode, device, T=3, N=2, I=2, H=2)
+    inputs = [t for t in (x, h0, c0, *weights) if t is not None]
+
+    def f(*args):
+        it = iter(args)
+        xx, hh = next(it), next(it)
+        cc = next(it) if mode == "lstm" else None
+        w = tuple(next(it) for _ in range(4))
+        out, h_n, c_n = graphed.run_graphed(mode, xx, hh, cc, w, None)
+        return (out, h_n) if c_n is None else (out, h_n, c_n)
+
+    assert torch.autograd.gradcheck(f, inputs)
+    assert len(graphed._entries) == 1
+
+
 def test_the_engine_names_cuda_and_no_other_device():
     assert graphed.unavailable_reason(torch.zeros(1)) == "the CUDA-graph engine needs a CUDA tensor, not cpu"
 
