@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,21 @@ def eval_records(path: Path) -> list[dict]:
         if record.get("kind") == "eval":
             out.append(record)
     return out
+
+
+def medians(runs: dict, rounds: int = 40) -> dict:
+    """Milliseconds per call of each function in ``runs``: two warm-up calls each, then the median of interleaved
+    rounds (every function once per round, in order, so that load from other processes hits all alike)."""
+    for _ in range(2):
+        for f in runs.values():
+            f()
+    times = {k: [] for k in runs}
+    for _ in range(rounds):
+        for k, f in runs.items():
+            start = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - start)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def cli_command(*args: str) -> list[str]:

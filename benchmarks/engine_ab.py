@@ -14,20 +14,15 @@ differ by up to ±0.1 in a ratio; interleaving in one process is what separates 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from common import medians
+from rnnkit.engine import fused, run_direction
+from rnnkit.engine.benchmark import SHAPES
 
-from rnnkit.engine import fused, run_direction  # noqa: E402
-from rnnkit.engine.benchmark import SHAPES  # noqa: E402
-
-DEFAULT = (-1, 16777216.0, 4194304.0, 2097152.0, 262144.0)
 MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "gru_reset_after": nn.GRU, "rnn_tanh": nn.RNN}
 
 
@@ -48,45 +43,33 @@ def main() -> int:
     p.add_argument("--forward-only", action="store_true", help="time the forward alone (grad enabled)")
     p.add_argument("--rounds", type=int, default=40)
     args = p.parse_args()
-    configs = dict(args.config or [("defaults", DEFAULT)])
+    configs = dict(args.config or [("defaults", None)])      # None: the build's own thresholds, left unset
     module = fused._module()
     torch.set_num_threads(2)
-    try:
-        for T, N, H in eval(args.shapes):                  # a tuning tool: the shapes come from its user
-            torch.manual_seed(0)
-            x, grad = torch.randn(T, N, H, requires_grad=True), torch.randn(T, N, H)
-            peer = MODULES[args.mode](H, H)
-            w = (peer.weight_ih_l0, peer.weight_hh_l0, peer.bias_ih_l0, peer.bias_hh_l0)
-            h0 = torch.zeros(N, H)
+    for T, N, H in eval(args.shapes):                        # a tuning tool: the shapes come from its user
+        torch.manual_seed(0)
+        x, grad = torch.randn(T, N, H, requires_grad=True), torch.randn(T, N, H)
+        peer = MODULES[args.mode](H, H)
+        w = (peer.weight_ih_l0, peer.weight_hh_l0, peer.bias_ih_l0, peer.bias_hh_l0)
+        h0 = torch.zeros(N, H)
 
-            def timed(forward, config=None):
-                def run():
-                    if config is not None:
-                        module._set_backend(config[0])
-                        module._set_thresholds(*config[1:])
-                    y = forward()
-                    if not args.forward_only:
-                        y.backward(grad)
-                return run
+        def timed(forward, config=None):
+            def run():
+                if config is not None:
+                    module._set_backend(config[0])
+                    module._set_thresholds(*config[1:])
+                y = forward()
+                if not args.forward_only:
+                    y.backward(grad)
+            return run
 
-            runs = {"torch.nn": timed(lambda: peer(x)[0])}
-            for name, config in configs.items():
-                runs[name] = timed(lambda: run_direction(args.mode, x, h0, h0, w, engine="fused")[0], config)
-            for run in runs.values():
-                run(), run()
-            times = {k: [] for k in runs}
-            for _ in range(args.rounds):
-                for k, run in runs.items():
-                    start = time.perf_counter()
-                    run()
-                    times[k].append(time.perf_counter() - start)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            what = "forward" if args.forward_only else "training step"
-            print(f"{args.mode} {what} ({T}, {N}, {H}): torch.nn {med['torch.nn'] * 1e3:.2f} ms | "
-                  + " | ".join(f"{k} {med[k] / med['torch.nn']:.3f}x" for k in configs), flush=True)
-    finally:
-        module._set_backend(DEFAULT[0])
-        module._set_thresholds(*DEFAULT[1:])
+        runs = {"torch.nn": timed(lambda: peer(x)[0])}
+        for name, config in configs.items():
+            runs[name] = timed(lambda: run_direction(args.mode, x, h0, h0, w, engine="fused")[0], config)
+        med = medians(runs, args.rounds)
+        what = "forward" if args.forward_only else "training step"
+        print(f"{args.mode} {what} ({T}, {N}, {H}): torch.nn {med['torch.nn']:.2f} ms | "
+              + " | ".join(f"{k} {med[k] / med['torch.nn']:.3f}x" for k in configs), flush=True)
     return 0
 
 

@@ -11,26 +11,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from common import PIPE, cli_command, eval_records, run_cli
 
 RUNS = [("gru", "auto"), ("gru", "python"), ("lstm", "auto"), ("gru-torch", "auto")]
 
 
 def train(cell: str, engine: str, steps: int, out: Path, device: str = "cuda") -> dict:
     run_dir = out / f"{cell}-{engine}"
-    cmd = [sys.executable, "-m", "rnnkit.cli.main", "train", "lm", "--dataset", "stdlib", "--out", str(run_dir),
-           "--cell", cell, "--engine", engine, "--device", device, "--hidden-size", "512", "--layers", "2",
-           "--batch-size", "64", "--bptt", "64", "--eval-batch-size", "256", "--max-steps", str(steps),
-           "--log-every", "10", "--quiet", "--optimizer", "adam", "--lr", "0.002"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = cli_command("train", "lm", "--dataset", "stdlib", "--out", str(run_dir), "--cell", cell,
+                      "--engine", engine, "--device", device, "--hidden-size", "512", "--layers", "2",
+                      "--batch-size", "64", "--bptt", "64", "--eval-batch-size", "256", "--max-steps", str(steps),
+                      "--log-every", "10", "--quiet", "--optimizer", "adam", "--lr", "0.002")
+    done = run_cli(cmd, stdout=PIPE, stderr=PIPE)
     if done.returncode != 0:
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:]}
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    train_records = [r for r in records if r.get("kind") == "train"]
-    evals = [r for r in records if r.get("kind") == "eval"]
+    metrics = run_dir / "metrics.jsonl"
+    train_records = [r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "train"]
+    evals = eval_records(metrics)
     first, last = train_records[0], train_records[-1]
     rate = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)
     return {"steps/s": round(rate, 2), "valid loss": round(evals[-1]["loss"], 4) if evals else None}

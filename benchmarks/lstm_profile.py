@@ -7,33 +7,15 @@ T = 1 at (N, H) = (20, 200) so that what every call pays (set-up, weight packing
 """
 from __future__ import annotations
 
-import statistics
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from rnnkit.engine import run_direction  # noqa: E402
+from common import medians
+from rnnkit.engine import run_direction
 
 SHAPES = [(1, 20, 200), (35, 20, 200), (200, 4, 128)]
-
-
-def medians(runs: dict, rounds: int = 40) -> dict:
-    """Milliseconds per run, median of interleaved rounds (runs are called in order each round)."""
-    for _ in range(2):
-        for f in runs.values():
-            f()
-    times = {k: [] for k in runs}
-    for _ in range(rounds):
-        for k, f in runs.items():
-            start = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def main() -> int:

@@ -40,15 +40,17 @@ from torch.autograd.function import once_differentiable
 # (T+1, N, H) (and cs), and returns what its backward needs.
 
 
-def _held(new: Tensor, old: Tensor, m: Tensor | None) -> Tensor:
-    """The state after a step: the new one where the sequence goes on, the old one past its end."""
-    return new if m is None else torch.where(m, new, old)
-
-
 def _target(buffer: Tensor, m: Tensor | None) -> Tensor | None:
-    """Where a step may write its new state directly (``out=``): the saved buffer itself when no sequence ends
-    (one copy less per step, which on a GPU is one launch less), else a fresh tensor for :func:`_held`."""
+    """Where a step writes its new state (``out=``): the saved buffer itself when no sequence ends there (one copy
+    less per step, on a GPU one launch less), else a fresh tensor that :func:`_settle` merges."""
     return buffer if m is None else None
+
+
+def _settle(buffer: Tensor, new: Tensor, old: Tensor, m: Tensor | None) -> None:
+    """The state after a step in ``buffer``: already there without a mask; with one, the new state where the
+    sequence goes on and the old one past its end."""
+    if m is not None:
+        buffer.copy_(torch.where(m, new, old))
 
 
 def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
@@ -57,8 +59,7 @@ def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
         m = None if mask is None else mask[t]
         a = torch.addmm(xp[t], hs[t], wt, out=_target(hs[t + 1], m))  # a_t = x_t U + b + h_{t-1} W
         a = a.relu_() if relu else a.tanh_()              # h_t = f(a_t)
-        if m is not None:
-            hs[t + 1] = _held(a, hs[t], m)
+        _settle(hs[t + 1], a, hs[t], m)
     return ()
 
 
@@ -76,9 +77,8 @@ def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         m = None if mask is None else mask[t]
         c = torch.addcmul(f * cs[t], i, g, out=_target(cs[t + 1], m))  # C_t = f_t * C_{t-1} + i_t * C~_t
         h = torch.mul(o, torch.tanh(c), out=_target(hs[t + 1], m))     # h_t = o_t * tanh(C_t)
-        if m is not None:
-            cs[t + 1] = _held(c, cs[t], m)
-            hs[t + 1] = _held(h, hs[t], m)
+        _settle(cs[t + 1], c, cs[t], m)
+        _settle(hs[t + 1], h, hs[t], m)
     return (gates,)
 
 
@@ -95,8 +95,7 @@ def _gru_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         n = torch.addmm(xp[t, :, 2 * H:], r * h, w_n, out=gates[t, :, 2 * H:]).tanh_()  # h~_t = tanh(x U_n + (r*h) W_n + b)
         m = None if mask is None else mask[t]
         new = torch.lerp(n, h, z, out=_target(hs[t + 1], m))  # h_t = (1 - z_t) * h~_t + z_t * h_{t-1}
-        if m is not None:
-            hs[t + 1] = _held(new, h, m)
+        _settle(hs[t + 1], new, h, m)
     return (gates,)
 
 
@@ -117,8 +116,7 @@ def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         n = torch.addcmul(xp[t, :, 2 * H:], r, ghn, out=gates[t, :, 2 * H:]).tanh_()  # n = tanh(x U_n + b_in + r*(h W_n + b_hn))
         m = None if mask is None else mask[t]
         new = torch.lerp(n, h, z, out=_target(hs[t + 1], m))  # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-        if m is not None:
-            hs[t + 1] = _held(new, h, m)
+        _settle(hs[t + 1], new, h, m)
     return (gates, hn)
 
 

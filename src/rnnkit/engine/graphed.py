@@ -95,12 +95,14 @@ class _Entry:
     def __init__(self, mode: str, args: tuple, training: bool, has_bias: bool) -> None:
         x = args[0]
         self.inputs = [None if a is None else a.detach().clone() for a in args]   # x h0 c0 w_ih w_hh b_ih b_hh mask
+        self.dY = self.dc = self.backward = None                                   # the backward's, when training
+        self.grads: tuple = ()
         self.forward = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             self.outputs = list(self.forward.capture(lambda: forward_pass(mode, *self.inputs)))
-            self.backward = self._capture_backward(mode, has_bias) if training else None
-        buffers = [*self.inputs, *self.outputs, *getattr(self, "grads", ()), getattr(self, "dY", None),
-                   getattr(self, "dc", None)]
+            if training:
+                self.backward = self._capture_backward(mode, has_bias)
+        buffers = [*self.inputs, *self.outputs, *self.grads, self.dY, self.dc]
         self.nbytes = sum(t.numel() * t.element_size() for t in buffers if t is not None)
 
     def _capture_backward(self, mode: str, has_bias: bool):
@@ -128,6 +130,14 @@ def _entry(mode: str, args: tuple, training: bool) -> _Entry:
     return entry
 
 
+def _replay_forward(mode: str, args: tuple, training: bool) -> _Entry:
+    """The entry for ``args`` (x h0 c0 w_ih w_hh b_ih b_hh mask) with them copied in and its forward replayed."""
+    entry = _entry(mode, args, training)
+    _copy_into(entry.inputs, args)
+    entry.forward.replay()
+    return entry
+
+
 def _clone(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.clone()
 
@@ -137,9 +147,7 @@ class GraphedBPTT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        entry = _entry(mode, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
-        _copy_into(entry.inputs, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask))
-        entry.forward.replay()
+        entry = _replay_forward(mode, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
         hs, cs, *saved = (_clone(t) for t in entry.outputs)
         ctx.entry = entry
         ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
@@ -176,10 +184,7 @@ def run_graphed(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tu
         out = GraphedBPTT.apply(mode, mask, *args)
         h_seq, c_T = out if mode == "lstm" else (out, None)
     else:
-        entry = _entry(mode, (*args, mask), training=False)
-        _copy_into(entry.inputs, (*args, mask))
-        entry.forward.replay()
-        hs, cs = entry.outputs[0], entry.outputs[1]
+        hs, cs = _replay_forward(mode, (*args, mask), training=False).outputs[:2]
         h_seq = hs[1:].clone()
         c_T = None if cs is None else cs[-1].clone()
     return h_seq, h_seq[-1], c_T

@@ -25,7 +25,6 @@ from .checks import check_dropout, check_input, check_lengths, check_positive_in
 State = Tensor | tuple[Tensor, Tensor]
 
 
-
 class RecurrentLayer(nn.Module):
     """Shared body of the three layers; subclasses name their recurrence (``mode``) and ``torch.nn`` twin."""
 

@@ -81,14 +81,13 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
         else:
             missing += names
     unexpected = [n for n in saved if n not in known]
-    if not missing and not unexpected:
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the configuration (missing {sorted(missing)[:5]}, "
                               f"unexpected {sorted(unexpected)[:5]})")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
 
 
 def save_resume(run_dir: str | Path, state: dict) -> None:
