@@ -4,16 +4,20 @@
     python benchmarks/engine_ab.py lstm --shapes "[(200, 4, 128)]" \\
         --config "old=(-1, 16777216, 4194304, 2097152, 2097152)" --config "new=(-1, 16777216, 4194304, 2097152, 262144)"
     python benchmarks/engine_ab.py gru --forward-only
+    python benchmarks/engine_ab.py lstm --variant-flags "-O3 -fopenmp -fno-trapping-math -fno-math-errno -mavx2 -mfma"
 
 A config is (backend, onednn_step, onednn_once, serial, small_task): backend -1 chooses per product (0 ATen,
 1 MKL packed, 2 oneDNN, 3 the small-batch kernel), the rest are the flop thresholds of ``csrc/gemm.h``. Each
 round runs torch.nn's module, then every config (set just before its run), so load from other processes hits
 all alike; the medians' ratios to torch.nn are printed. Separate processes on this shared 2-vCPU machine
 differ by up to ±0.1 in a ratio; interleaving in one process is what separates a few percent.
+``--variant-flags`` builds the extension again with other compiler flags and times that build in the same
+rounds ("variant", with this build's default thresholds), against the default build ("defaults").
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 
 import torch
@@ -35,6 +39,14 @@ def parse_config(text: str) -> tuple[str, tuple]:
     return name, (int(numbers[0]), *numbers[1:])
 
 
+def variant_build(flags: str):
+    """The extension built from the same sources with ``flags`` instead of :func:`fused._flags`'s."""
+    from torch.utils import cpp_extension
+    name = "rnnkit_variant_" + hashlib.sha256((fused._name(fused._flags()) + flags).encode()).hexdigest()[:12]
+    return cpp_extension.load(name, [str(fused._CSRC / s) for s in fused._SOURCES], extra_cflags=flags.split(),
+                              extra_ldflags=["-fopenmp"], build_directory=fused._build_dir(name))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=sorted(MODULES))
@@ -42,9 +54,14 @@ def main() -> int:
     p.add_argument("--config", type=parse_config, action="append", help="NAME=(backend, thresholds...)")
     p.add_argument("--forward-only", action="store_true", help="time the forward alone (grad enabled)")
     p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--variant-flags", help="also time a build with these compiler flags")
     args = p.parse_args()
     configs = dict(args.config or [("defaults", None)])      # None: the build's own thresholds, left unset
     module = fused._module()
+    builds = {name: module for name in configs}
+    if args.variant_flags:
+        configs["variant"] = None
+        builds["variant"] = variant_build(args.variant_flags)
     torch.set_num_threads(2)
     for T, N, H in eval(args.shapes):                        # a tuning tool: the shapes come from its user
         torch.manual_seed(0)
@@ -53,8 +70,10 @@ def main() -> int:
         w = (peer.weight_ih_l0, peer.weight_hh_l0, peer.bias_ih_l0, peer.bias_hh_l0)
         h0 = torch.zeros(N, H)
 
-        def timed(forward, config=None):
+        def timed(forward, config=None, build=None):
             def run():
+                if build is not None:
+                    fused._state["module"] = build
                 if config is not None:
                     module._set_backend(config[0])
                     module._set_thresholds(*config[1:])
@@ -65,7 +84,8 @@ def main() -> int:
 
         runs = {"torch.nn": timed(lambda: peer(x)[0])}
         for name, config in configs.items():
-            runs[name] = timed(lambda: run_direction(args.mode, x, h0, h0, w, engine="fused")[0], config)
+            runs[name] = timed(lambda: run_direction(args.mode, x, h0, h0, w, engine="fused")[0], config,
+                               builds[name])
         med = medians(runs, args.rounds)
         what = "forward" if args.forward_only else "training step"
         print(f"{args.mode} {what} ({T}, {N}, {H}): torch.nn {med['torch.nn']:.2f} ms | "
