@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check of issue 4, one prepared run for a lent device: the CUDA tests, the CUDA benchmark, then a
-# language model trained end to end with each engine (benchmarks/gpu_lm.py).
+# The GPU check of issue 4, one prepared run for a lent device: the whole test suite (CUDA tests included),
+# the CUDA benchmark, a language model trained end to end with each engine (benchmarks/gpu_lm.py), then
+# --bf16 training from the command line (a language model and a captioner).
 #   benchmarks/gpu.sh [OUTDIR]      (default benchmarks/results; the device tool passes $OUT)
 # Runs from a checkout with the machine's own python3 and torch; nothing is installed.
 set -uo pipefail
@@ -9,7 +10,15 @@ mkdir -p "$out"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-timeout 200 python3 -m pytest -q -p no:cacheprovider tests/engine/test_graphed.py tests/layers 2>&1 \
-    | tee "$out/gpu-tests.log" | tail -25
-timeout 300 python3 benchmarks/engine.py --device cuda --out "$out/engine-cuda.md" 2>&1 | tail -28
-timeout 240 python3 benchmarks/gpu_lm.py --steps 150 2>&1 | tee "$out/gpu-lm.md"
+SECONDS=0
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$out/gpu-tests.log" | tail -8
+echo "suite: ${SECONDS}s"
+timeout 100 python3 benchmarks/engine.py --device cuda --quick --out "$out/engine-cuda.md" 2>&1 | tail -20
+timeout 120 python3 benchmarks/gpu_lm.py --steps 150 2>&1 | tee "$out/gpu-lm.md"
+cli="python3 -m rnnkit.cli.main"
+timeout 60 $cli train lm --dataset stdlib --cell gru --device cuda --bf16 --max-steps 40 --quiet \
+    --out "$out/bf16-lm" 2>&1 | tail -4
+timeout 60 $cli train caption --preset shapes --cell gru --device cuda --bf16 --max-steps 40 --quiet \
+    --out "$out/bf16-caption" 2>&1 | tail -4
+rm -f "$out"/bf16-*/*.safetensors
+echo "total: ${SECONDS}s"
