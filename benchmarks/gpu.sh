@@ -11,7 +11,7 @@ export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 SECONDS=0
-timeout 240 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$out/gpu-tests.log" | tail -8
+timeout 240 python3 -m pytest -p no:cacheprovider -rfE tests 2>&1 | tee "$out/gpu-tests.log" | tail -8
 echo "suite: ${SECONDS}s"
 timeout 100 python3 benchmarks/engine.py --device cuda --quick --out "$out/engine-cuda.md" 2>&1 | tail -20
 timeout 120 python3 benchmarks/gpu_lm.py --steps 150 2>&1 | tee "$out/gpu-lm.md"
