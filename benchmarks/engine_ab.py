@@ -5,6 +5,7 @@
         --config "old=(-1, 16777216, 4194304, 2097152, 2097152)" --config "new=(-1, 16777216, 4194304, 2097152, 262144)"
     python benchmarks/engine_ab.py gru --forward-only
     python benchmarks/engine_ab.py lstm --variant-flags "-O3 -fopenmp -fno-trapping-math -fno-math-errno -mavx2 -mfma"
+    python benchmarks/engine_ab.py gru --shapes "[(50, 128, 1024)]" --rounds 8 --floor
 
 A config is (backend, onednn_step, onednn_once, serial, small_task): backend -1 chooses per product (0 ATen,
 1 MKL packed, 2 oneDNN, 3 the small-batch kernel), the rest are the flop thresholds of ``csrc/gemm.h``. Each
@@ -13,6 +14,9 @@ all alike; the medians' ratios to torch.nn are printed. Separate processes on th
 differ by up to ±0.1 in a ratio; interleaving in one process is what separates a few percent.
 ``--variant-flags`` builds the extension again with other compiler flags and times that build in the same
 rounds ("variant", with this build's default thresholds), against the default build ("defaults").
+``--floor`` adds what the step's matrix products alone take (:func:`products`), each timed on its own through
+the engine's oneDNN path with contiguous operands, over torch.nn's step: no implementation that does these
+products at that rate and anything else at all can reach a ratio below it.
 """
 from __future__ import annotations
 
@@ -47,6 +51,29 @@ def variant_build(flags: str):
                               extra_ldflags=["-fopenmp"], build_directory=fused._build_dir(name))
 
 
+def products(mode: str, T: int, N: int, H: int) -> list[tuple[int, int, int, int]]:
+    """The matrix products of one training step with I = H, as (count, m, k, n): (m, k) @ (k, n), `count` times.
+
+    The input projection and, in the backward, dX, dU and dW once over all T*N rows; the recurrent product
+    h_{t-1} W and dG W^T at every step (Cho's GRU: its r, z block and its n block apart, as it must)."""
+    GH = H * {"lstm": 4, "gru": 3, "gru_reset_after": 3, "rnn_tanh": 1}[mode]
+    rows = T * N
+    once = [(1, rows, H, GH), (1, rows, GH, H), (1, GH, rows, H), (1, GH, rows, H)]   # X U; dG U^T; dU; dW
+    if mode == "gru":
+        return once + [(T, N, H, 2 * H), (T, N, H, H), (T, N, H, H), (T, N, 2 * H, H)]
+    return once + [(T, N, H, GH), (T, N, GH, H)]
+
+
+def products_ms(mode: str, T: int, N: int, H: int, rounds: int) -> float:
+    """The time of :func:`products`, each product's median over ``rounds`` runs on its own, summed."""
+    gemm = fused._module()._gemm
+    total = 0.0
+    for count, m, k, n in products(mode, T, N, H):
+        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        total += count * medians({"p": lambda: gemm(out, a, b, False)}, max(rounds, 20))["p"]
+    return total
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=sorted(MODULES))
@@ -55,6 +82,7 @@ def main() -> int:
     p.add_argument("--forward-only", action="store_true", help="time the forward alone (grad enabled)")
     p.add_argument("--rounds", type=int, default=40)
     p.add_argument("--variant-flags", help="also time a build with these compiler flags")
+    p.add_argument("--floor", action="store_true", help="also the step's matrix products alone (not --forward-only)")
     args = p.parse_args()
     configs = dict(args.config or [("defaults", None)])      # None: the build's own thresholds, left unset
     module = fused._module()
@@ -88,8 +116,11 @@ def main() -> int:
                                builds[name])
         med = medians(runs, args.rounds)
         what = "forward" if args.forward_only else "training step"
+        floor = ""
+        if args.floor and not args.forward_only:
+            floor = f" | products alone {products_ms(args.mode, T, N, H, args.rounds) / med['torch.nn']:.3f}x"
         print(f"{args.mode} {what} ({T}, {N}, {H}): torch.nn {med['torch.nn']:.2f} ms | "
-              + " | ".join(f"{k} {med[k] / med['torch.nn']:.3f}x" for k in configs), flush=True)
+              + " | ".join(f"{k} {med[k] / med['torch.nn']:.3f}x" for k in configs) + floor, flush=True)
     return 0
 
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from rnnkit.analysis.experiments import (AddingTask, CopyTask, adding_batch, adding_example, copy_batch,
-                                         copy_example, make_task, results_table, train_memory)
+from rnnkit.analysis.experiments import results_table, train_memory
+from rnnkit.analysis.memory_tasks import (AddingTask, CopyTask, adding_batch, adding_example, copy_batch, copy_example,
+                                          make_task)
 from rnnkit.cli.main import main
 
 PNG = b"\x89PNG\r\n\x1a\n"

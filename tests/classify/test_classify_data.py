@@ -14,7 +14,7 @@ from rnnkit.data import (
     TextEncoder,
     WordTokenizer,
     bucket_batches,
-    pad_batch,
+    pad,
     read_labelled,
     read_table,
     tokenizer_from_dict,
@@ -160,19 +160,22 @@ def test_buckets_cover_every_example_once_and_limit_padding():
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 40, (1000,), generator=g).tolist()
     for shuffle in (False, True):
-        batches = bucket_batches(lengths, 32, shuffle=shuffle, generator=torch.Generator().manual_seed(1))
+        batches = bucket_batches(lengths, 32, shuffle=shuffle, seed=1)
         flat = sorted(i for b in batches for i in b)
         assert flat == list(range(1000)) and max(len(b) for b in batches) == 32
         padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
         assert padded < 1.1 * sum(lengths)                 # random batches would pad ~1.9x
-    a = bucket_batches(lengths, 32, True, torch.Generator().manual_seed(5))
-    b = bucket_batches(lengths, 32, True, torch.Generator().manual_seed(5))
-    assert a == b
+    a = bucket_batches(lengths, 32, shuffle=True, seed=5, epoch=2)
+    assert a == bucket_batches(lengths, 32, shuffle=True, seed=5, epoch=2)
+    assert a != bucket_batches(lengths, 32, shuffle=True, seed=5, epoch=3)
 
 
-def test_pad_batch():
-    tokens, lengths = pad_batch([[5, 6, 7], [8]], pad_id=2)
+def test_pad_both_layouts():
+    tokens, lengths = pad([[5, 6, 7], [8]], 2, batch_first=True)
     assert tokens.tolist() == [[5, 6, 7], [8, 2, 2]] and lengths.tolist() == [3, 1]
+    assert pad([[5, 6, 7], [8]], 2)[0].tolist() == [[5, 8], [6, 2], [7, 2]]
+    with pytest.raises(ValueError, match="at least one token"):
+        pad([[5], []], 2)
 
 
 # ------------------------------------------------------------------------------------------- real data

@@ -143,5 +143,5 @@ def test_beam_of_one_equals_greedy_on_a_model(attention):
 
 
 def _padded(sources):
-    from rnnkit.data.parallel import pad
+    from rnnkit.data.buckets import pad
     return pad(sources, 0)

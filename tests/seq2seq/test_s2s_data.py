@@ -6,7 +6,8 @@ import pytest
 
 from rnnkit.data import DataError
 from rnnkit.data.dates import FORMATS, dates_splits, format_date, generate_dates
-from rnnkit.data.parallel import (SequenceTokenizer, bucket_batches, collate, detokenize, encode_pairs,
+from rnnkit.data.buckets import bucket_batches
+from rnnkit.data.parallel import (SequenceTokenizer, collate, detokenize, encode_pairs,
                                   filter_by_length, pretokenize, read_parallel, read_tsv)
 
 MULTI30K = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k").resolve()
@@ -96,10 +97,10 @@ def test_length_filter_collate_and_buckets():
     assert batch.tokens == 2 + 5
 
     lengths = [(len(s), len(t)) for s, t in encoded]
-    batches = bucket_batches(lengths, 4, seed=1, epoch=1)
+    batches = bucket_batches(lengths, 4, shuffle=True, seed=1, epoch=1)
     assert sorted(i for b in batches for i in b) == list(range(len(pairs)))
-    assert bucket_batches(lengths, 4, seed=1, epoch=1) == batches                # the same for (seed, epoch)
-    assert bucket_batches(lengths, 4, seed=1, epoch=2) != batches
+    assert bucket_batches(lengths, 4, shuffle=True, seed=1, epoch=1) == batches  # the same for (seed, epoch)
+    assert bucket_batches(lengths, 4, shuffle=True, seed=1, epoch=2) != batches
     for b in batches:                                                            # similar lengths together
         assert max(lengths[i][0] for i in b) - min(lengths[i][0] for i in b) <= 1
     capped = bucket_batches(lengths, 50, shuffle=False, max_tokens=24)

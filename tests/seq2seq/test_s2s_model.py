@@ -4,7 +4,8 @@ import random
 import pytest
 import torch
 
-from rnnkit.data.parallel import bucket_batches, iterate, pad
+from rnnkit.data.buckets import bucket_batches, pad
+from rnnkit.data.parallel import iterate
 from rnnkit.models.seq2seq import DecoderState, Seq2Seq, Seq2SeqConfig, seq2seq_loss
 from rnnkit.tasks.seq2seq import decode_encoded
 
@@ -131,7 +132,7 @@ def test_a_tiny_copy_task_is_learnt_to_100_percent():
         data = [(s + [0], s + [0]) for s in (make() for _ in range(1000))]
         for group in opt.param_groups:
             group["lr"] = 5e-3 * 0.7 ** (epoch - 1)
-        for batch in iterate(data, bucket_batches([(len(s), len(t)) for s, t in data], 32, epoch=epoch), 0):
+        for batch in iterate(data, bucket_batches([(len(s), len(t)) for s, t in data], 32, shuffle=True, epoch=epoch), 0):
             loss = seq2seq_loss(model(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out)
             opt.zero_grad()
             loss.backward()

@@ -12,7 +12,7 @@ size, on the same data (same seed), then evaluated on a fixed held-out batch. Pr
 against the delay (the adding problem: MSE, remembering nothing gives 0.167; the copy task: the fraction of
 recalled symbols that are wrong, guessing gives 1 - 1/alphabet) and writes ``results.json``, ``results.md``
 and ``<task>.png`` (error against delay, and the training curves at the longest delay) into ``--out``.
-The tasks are defined in :mod:`rnnkit.analysis.experiments`.
+The tasks are defined in :mod:`rnnkit.analysis.memory_tasks`.
 """
 from __future__ import annotations
 

@@ -86,7 +86,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import gradients as G
+    from ..analysis.flow_report import flow_table, plot_flows
+    from ..analysis.gradients import fresh_cell_flows
     _check(args)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,20 +95,20 @@ def run(args: argparse.Namespace) -> int:
     if args.run:
         flows = [_run_flow(args)]
         title = f"{args.run}: gradient of the last token's loss"
-        print(G.flow_table(flows, layers=True))
+        print(flow_table(flows, layers=True))
     else:
         cells = args.cell or ["rnn", "lstm", "gru"]
-        flows = G.fresh_cell_flows(cells, steps=args.steps, input_size=args.input_size,
-                                   hidden_size=args.hidden_size, batch=args.batch, num_layers=args.layers,
-                                   recurrent_scale=args.recurrent_scale, seed=args.seed, engine=args.engine,
-                                   jacobian=not args.no_jacobian, forget_bias=args.forget_bias)
+        flows = fresh_cell_flows(cells, steps=args.steps, input_size=args.input_size,
+                                 hidden_size=args.hidden_size, batch=args.batch, num_layers=args.layers,
+                                 recurrent_scale=args.recurrent_scale, seed=args.seed, engine=args.engine,
+                                 jacobian=not args.no_jacobian, forget_bias=args.forget_bias)
         title = (f"fresh cells, T={args.steps}, hidden {args.hidden_size}"
                  + (f", recurrent weights x{args.recurrent_scale:g}" if args.recurrent_scale != 1 else ""))
-        print(G.flow_table(flows, layers=args.layers > 1))
+        print(flow_table(flows, layers=args.layers > 1))
     if not args.no_jacobian:
         print()
-        print(G.flow_table(flows, what="dy_dx"))
-    G.plot_flows(flows, out, title)
+        print(flow_table(flows, what="dy_dx"))
+    plot_flows(flows, out, title)
     print(f"\nplot: {out}")
     record = {"flows": [f.to_dict() for f in flows]}
     if args.clip is not None:
@@ -139,6 +140,7 @@ def _run_flow(args: argparse.Namespace):
 
 def _clipping(args: argparse.Namespace, out: Path) -> list:
     from ..analysis import experiments as E
+    from ..analysis.memory_tasks import AddingTask
     cells = args.cell or ["rnn", "lstm", "gru"]
     pairs = []
     for cell in cells:
@@ -151,7 +153,7 @@ def _clipping(args: argparse.Namespace, out: Path) -> list:
                                        forget_bias=args.forget_bias))
     print()
     print(f"Clipping on the adding problem, T={args.delay}, {args.train_steps} steps, {args.optimizer} "
-          f"lr {args.lr:g} (held-out MSE; remembering nothing gives {E.AddingTask.baseline:.3f}):")
+          f"lr {args.lr:g} (held-out MSE; remembering nothing gives {AddingTask.baseline:.3f}):")
     print(E.clip_table(pairs))
     path = out.with_name(out.stem + "-clipping.png")
     E.plot_clipping(pairs, path, f"gradient clipping at {args.clip:g} vs none, adding problem T={args.delay}")

@@ -4,8 +4,8 @@ from .batching import BPTTStream, batchify
 from .bpe import BPETokenizer
 from .datasets import CORPORA, corpus_names, default_cache_dir, load_named
 from .errors import DataError
-from .labelled import (PAD, LabelledData, LabelSet, Table, TextEncoder, bucket_batches, pad_batch, read_labelled,
-                       read_table)
+from .buckets import bucket_batches, pad
+from .labelled import PAD, LabelledData, LabelSet, Table, TextEncoder, read_labelled, read_table
 from .splits import holdout_tail
 from .stdlib_corpus import StdlibCorpus, build_stdlib_corpus
 from .text import decode_text, read_text
@@ -35,7 +35,7 @@ __all__ = [
     "default_cache_dir",
     "holdout_tail",
     "load_named",
-    "pad_batch",
+    "pad",
     "read_labelled",
     "read_table",
     "read_text",

@@ -1,38 +1,31 @@
-"""Labelled text for classification: TSV/CSV/JSONL files, label sets, text encoding and length-bucketed batches.
+"""Labelled text for classification: TSV/CSV/JSONL files, label sets, text encoding and padded batches.
 
 A file holds one example per row: a text column and a label column, chosen by name (GLUE's SST-2 is
 ``sentence<TAB>label``). Labels are kept as strings (``1`` and ``"positive"`` alike); a :class:`LabelSet`
 gives them ids in a fixed order and is saved with the model. Every problem in a file is a :class:`DataError`
 naming the file and the line.
 
-Batches group sentences of similar length so little of a batch is padding::
-
-    sorted by length within a pool      cut into batches        batch order shuffled
-    [the film]          2               [[the film]              ->  batch 3, batch 1, ...
-    [a gem .]           3                [a gem .]]   (N=2, T=3, one <pad>)
-    [it is not good]    4               [[it is not good]
-    [dull , flat , long] 5               [dull , flat , long]]  (N=2, T=5, one <pad>)
+Batches group sentences of similar length (:mod:`.buckets`) so that little of a batch is padding.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import torch
 from torch import Tensor
 
+from .buckets import pad
 from .errors import DataError, Source
 from .text import decode_text
 from .tokenizers import EOS, UNK, Tokenizer, WordTokenizer, tokenizer_from_dict
 
 __all__ = ["PAD", "FORMATS", "Table", "LabelledData", "LabelSet", "TextEncoder", "read_table", "read_labelled",
-           "detect_format", "bucket_batches", "pad_batch"]
+           "detect_format", "iter_batches"]
 
 PAD = "<pad>"
 FORMATS = ("tsv", "csv", "jsonl", "lines")
@@ -365,51 +358,9 @@ class TextEncoder:
 
 # ---------------------------------------------------------------------------------------------- batching
 
-
-def bucket_batches(lengths: Sequence[int], batch_size: int, shuffle: bool = False,
-                   generator: torch.Generator | None = None, pool: int = 50) -> list[list[int]]:
-    """Example indices grouped into batches of similar length.
-
-    Without ``shuffle``: all examples sorted by length (longest first), cut into batches in that order —
-    the least padding, for evaluation. With ``shuffle``: a random permutation is cut into pools of ``pool``
-    batches, each pool is sorted by length and cut into batches, and the batch order is shuffled; the
-    ``generator`` makes it reproducible.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n = len(lengths)
-    if not shuffle:
-        order = sorted(range(n), key=lambda i: -lengths[i])
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    perm = torch.randperm(n, generator=generator).tolist()
-    span = batch_size * max(pool, 1)
-    batches = []
-    for start in range(0, n, span):
-        chunk = sorted(perm[start:start + span], key=lambda i: lengths[i])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    order = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in order]
-
-
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
-    """``(tokens (N, T) int64 padded with pad_id at the end, lengths (N,) int64)``."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    if (lengths < 1).any():
-        raise ValueError("every sequence needs at least one token")
-    T = int(lengths.max())
-    tokens = torch.full((len(sequences), T), pad_id, dtype=torch.long)
-    for i, s in enumerate(sequences):
-        tokens[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return tokens, lengths
-
-
-def batch_count(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
-
-
 def iter_batches(encoded: Sequence[Sequence[int]], batches: Sequence[Sequence[int]],
                  pad_id: int) -> Iterator[tuple[list[int], Tensor, Tensor]]:
     """``(indices, tokens, lengths)`` for each batch of indices."""
     for idx in batches:
-        tokens, lengths = pad_batch([encoded[i] for i in idx], pad_id)
+        tokens, lengths = pad([encoded[i] for i in idx], pad_id, batch_first=True)
         yield list(idx), tokens, lengths

@@ -16,7 +16,6 @@ a different order every epoch, the same order for the same ``(seed, epoch)`` (an
 """
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 from os import PathLike
@@ -28,10 +27,11 @@ from torch import Tensor
 from .errors import DataError, Source
 from .text import read_text
 from .bpe import BPETokenizer
+from .buckets import pad
 from .tokenizers import EOS, CharTokenizer, WordTokenizer
 
 __all__ = ["SequenceTokenizer", "ParallelBatch", "read_parallel", "read_tsv", "encode_pairs", "filter_by_length",
-           "bucket_batches", "collate", "pretokenize", "detokenize", "LEVELS"]
+           "collate", "pretokenize", "detokenize", "LEVELS"]
 
 LEVELS = ("word", "char", "bpe")
 _SHOWN = 5                     # line numbers listed in an error message
@@ -262,15 +262,6 @@ class ParallelBatch:
 PAD_TARGET = -100
 
 
-def pad(seqs: Sequence[Sequence[int]], value: int) -> tuple[Tensor, Tensor]:
-    """``(T, N)`` padded ids and their ``(N,)`` lengths."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((int(lengths.max()), len(seqs)), value, dtype=torch.long)
-    for j, s in enumerate(seqs):
-        out[: len(s), j] = torch.as_tensor(s, dtype=torch.long)
-    return out, lengths
-
-
 def collate(encoded: Sequence[tuple[list[int], list[int]]], indices: Sequence[int], tgt_eos: int) -> ParallelBatch:
     """The batch of pairs ``indices`` (source padded with its last id; targets as :class:`ParallelBatch`)."""
     srcs = [encoded[i][0] for i in indices]
@@ -279,37 +270,6 @@ def collate(encoded: Sequence[tuple[list[int], list[int]]], indices: Sequence[in
     tgt_in, tgt_lengths = pad([[tgt_eos] + t[:-1] for t in tgts], tgt_eos)
     tgt_out, _ = pad(tgts, PAD_TARGET)
     return ParallelBatch(src, src_lengths, tgt_in, tgt_out, tgt_lengths, torch.as_tensor(list(indices)))
-
-
-def bucket_batches(lengths: Sequence[tuple[int, int]], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                   epoch: int = 1, max_tokens: int | None = None) -> list[list[int]]:
-    """Index lists of batches of similar length.
-
-    With ``shuffle``: pairs are shuffled by ``(seed, epoch)``, stably sorted by (source, target) length, cut into
-    batches, and the batches shuffled. Without: sorted by length, in order (for evaluation). A batch holds at
-    most ``batch_size`` pairs and, with ``max_tokens``, at most that many padded source+target tokens.
-    """
-    if batch_size < 1:
-        raise DataError(f"batch size must be at least 1, got {batch_size}")
-    order = list(range(len(lengths)))
-    rng = random.Random(seed * 1_000_003 + epoch)
-    if shuffle:
-        rng.shuffle(order)
-    order.sort(key=lambda i: lengths[i])
-    batches, current, longest = [], [], 0
-    for i in order:
-        size = max(longest, lengths[i][0] + lengths[i][1])
-        if current and (len(current) >= batch_size or (max_tokens is not None and size * (len(current) + 1)
-                                                          > max_tokens)):
-            batches.append(current)
-            current, size = [], lengths[i][0] + lengths[i][1]
-        current.append(i)
-        longest = size
-    if current:
-        batches.append(current)
-    if shuffle:
-        rng.shuffle(batches)
-    return batches
 
 
 def iterate(encoded: Sequence[tuple[list[int], list[int]]], batches: Sequence[Sequence[int]], tgt_eos: int,

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import DataError, LabelSet, TextEncoder
-from ..data.labelled import bucket_batches, iter_batches
+from ..data.buckets import bucket_batches
+from ..data.labelled import iter_batches
 from ..models.classifier import Classifier, ClassifierConfig
 from ..training import distributed as dist
 from ..training.checkpoint import CheckpointError, load_weights, read_config
@@ -54,8 +55,7 @@ class ClassificationTask:
     # ---------------------------------------------------------------- trainer protocol
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        batches = bucket_batches(self._lengths, self.batch_size, shuffle=True, generator=g)
+        batches = bucket_batches(self._lengths, self.batch_size, shuffle=True, seed=self.seed, epoch=epoch)
         world = dist.world_size()
         if world > 1:
             usable = len(batches) // world * world

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.errors import DataError
-from ..data.parallel import (ParallelBatch, SequenceTokenizer, bucket_batches, collate, iterate, pad)
+from ..data.buckets import bucket_batches, pad
+from ..data.parallel import ParallelBatch, SequenceTokenizer, collate, iterate
 from ..decoding.beam import Hypothesis, beam_search, greedy_search
 from ..models.seq2seq import DecoderState, Seq2Seq, Seq2SeqConfig, seq2seq_loss
 from ..training import distributed as dist

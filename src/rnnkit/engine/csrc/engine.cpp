@@ -236,5 +236,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("_set_thresholds", [](double onednn_step, double onednn_once, double serial, double small_task) {
         rnnkit::thresholds() = {onednn_step, onednn_once, serial, small_task}; },
         "backend thresholds in flops; for benchmarks");
+  m.def("_gemm", [](at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
+        rnnkit::gemm_once(out, a, b, accumulate); },
+        "out (+)= a @ b as the engine's once-per-window products run (oneDNN for float32); for benchmarks");
   rnnkit::bind_stepper(m);
 }
