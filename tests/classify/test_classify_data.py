@@ -170,6 +170,17 @@ def test_buckets_cover_every_example_once_and_limit_padding():
     assert a != bucket_batches(lengths, 32, shuffle=True, seed=5, epoch=3)
 
 
+def test_bucket_batches_token_cap_and_errors():
+    lengths = [5, 1, 3, 3, 2, 8, 4, 1]
+    batches = bucket_batches(lengths, 3, max_tokens=9)
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    assert all(len(b) <= 3 and len(b) * max(lengths[i] for i in b) <= 9 for b in batches if len(b) > 1)
+    assert [lengths[b[0]] for b in batches] == sorted(lengths[b[0]] for b in batches)      # shortest first
+    assert bucket_batches([], 4) == []
+    with pytest.raises(DataError, match="batch size must be at least 1"):
+        bucket_batches(lengths, 0)
+
+
 def test_pad_both_layouts():
     tokens, lengths = pad([[5, 6, 7], [8]], 2, batch_first=True)
     assert tokens.tolist() == [[5, 6, 7], [8, 2, 2]] and lengths.tolist() == [3, 1]

@@ -144,6 +144,22 @@ def test_float32_large_products(mode):
         assert rel_err(a.double(), b) < 1e-4
 
 
+@pytest.mark.parametrize("m,k,n", [(3, 4, 5), (256, 128, 192)])          # ATen's product; oneDNN's from 2^22 flops
+@pytest.mark.parametrize("transposed", [False, True])
+def test_benchmark_product_binding(m, k, n, transposed):
+    """``_gemm`` (engine_ab --floor times the step's products through it): out (+)= a @ b, float64 truth."""
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g).t()
+    if not transposed:
+        b = b.contiguous()
+    out = torch.randn(m, n, generator=g)
+    before = out.double().clone()
+    fused._module()._gemm(out, a, b, True)
+    torch.testing.assert_close(out.double(), before + a.double() @ b.double(), rtol=1e-4, atol=1e-4)
+    fused._module()._gemm(out, a, b, False)
+    torch.testing.assert_close(out.double(), a.double() @ b.double(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("mode", ["lstm", "gru_reset_after"])
 def test_inference_path_and_repeated_backward(mode):
     """No-grad runs in windows without saving; the saved tensors are never written (retain_graph works)."""
