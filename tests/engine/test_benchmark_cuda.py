@@ -14,14 +14,17 @@ def test_the_cuda_report_has_every_table(monkeypatch):
                                                   "GRU (Cho, lecture)": benchmark.CELLS["GRU (Cho, lecture)"]})
     monkeypatch.setattr(benchmark_cuda, "QUICK_SHAPES", [(3, 2, 4)])
     monkeypatch.setattr(benchmark_cuda, "_gpu", lambda: "a stand-in GPU")
+    monkeypatch.setattr(benchmark_cuda, "generation_rows",
+                        lambda device: benchmark.generation_rows(H=8, vocab=5, steps=2, device="cpu"))
     for name in ("synchronize", "reset_peak_memory_stats", "empty_cache"):
         monkeypatch.setattr(torch.cuda, name, lambda *a, **k: None)
     for name in ("memory_allocated", "max_memory_allocated", "memory_reserved"):
         monkeypatch.setattr(torch.cuda, name, lambda *a, **k: 2**20)
     text = benchmark_cuda.run(True, "rnnkit bench --device cuda --quick")
     assert "GPU: a stand-in GPU" in text and "Command: `rnnkit bench --device cuda --quick`" in text
-    for title in ("## Training step", "## Inference", "## Peak GPU memory growth"):
+    for title in ("## Training step", "## Inference", "## Peak GPU memory growth", "## Generation"):
         assert title in text
+    assert "| rnnkit layer.step, one compiled call |" in text and "| torch.nn.LSTM called per step |" in text
     rows = [line for line in text.splitlines() if line.startswith("| LSTM | 3, 2, 4") or
             line.startswith("| GRU (Cho, lecture) | 3, 2, 4")]
     assert len(rows) == 6                                       # two cells in each of the three tables

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.layers import stepping
 
 I, H, N, L, T = 5, 7, 3, 3, 6
 LAYERS = {
@@ -56,10 +57,11 @@ def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("engine", ["auto", "fused"])
+@pytest.mark.parametrize("engine", ["auto", "fused", "python"])
 @pytest.mark.parametrize("mode", list(LAYERS))
-def test_steps_on_a_gpu_run_the_cell_equations(mode, engine):
-    """On CUDA the C++ stepper can't serve (it reads CPU memory): the cell equations step, as forward runs."""
+def test_steps_on_a_gpu_replay_a_captured_step(mode, engine):
+    """On CUDA the C++ stepper can't serve (it reads CPU memory): the cell equations step, captured once in a CUDA
+    graph and replayed where the engine allows it, and give forward's results either way."""
     torch.manual_seed(0)
     layer = LAYERS[mode](engine=engine, dtype=torch.float64).cuda().eval()
     x = torch.randn(T, N, I, dtype=torch.float64, device="cuda")
@@ -67,6 +69,47 @@ def test_steps_on_a_gpu_run_the_cell_equations(mode, engine):
     state = tuple(s.cuda() for s in state) if isinstance(state, tuple) else state.cuda()
     _assert_steps_equal_forward(layer, x, state, torch.float64)
     assert "_stepper" not in layer.__dict__
+    assert ("_graphed_steps" in layer.__dict__) == (engine != "python")
+
+
+@pytest.mark.parametrize("mode", list(LAYERS))
+def test_graphed_step_replays_the_cell_equations(mode):
+    """The GPU's captured step, with the eager stand-in for the graph: steps equal forward, the outputs returned
+    are copies (the next replay doesn't change them), and the graph reads the live parameters."""
+    torch.manual_seed(3)
+    layer = LAYERS[mode](dtype=torch.float64).eval()
+    x = torch.randn(T, N, I, dtype=torch.float64)
+    state = _state(mode, torch.float64)
+    with torch.no_grad():
+        want_out, want_state = layer(x, state)
+        h0, c0 = (state if mode == "lstm" else (state, None))
+        graphed = stepping.GraphedStep(layer, x[0], h0, c0)
+        outs, first = [], None
+        for t in range(T):
+            h, c = graphed.step(x[t], h0, c0)
+            first = h if first is None else first                        # kept as returned, not copied
+            outs.append(h[-1])
+            h0, c0 = h, c
+        layer.weight_ih_l0.mul_(2.0)                                   # an optimizer step, in place
+        moved, _ = graphed.step(x[0], *(state if mode == "lstm" else (state, None)))
+        want_moved, _ = layer(x[:1], state)
+    torch.testing.assert_close(torch.stack(outs), want_out, **TOL[torch.float64])
+    _close((h0, c0) if mode == "lstm" else h0, want_state, torch.float64)
+    torch.testing.assert_close(first[-1], want_out[0], **TOL[torch.float64])   # later replays left it alone
+    torch.testing.assert_close(moved[-1], want_moved[0], **TOL[torch.float64])
+    assert not torch.allclose(moved[-1], want_out[0])
+
+
+def test_graphed_steps_are_kept_per_batch_size_and_parameters():
+    layer = rnnkit.GRU(I, H, 2).eval()
+    with torch.no_grad():
+        one = stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None)
+        assert stepping._graphed_step(layer, torch.ones(1, I), torch.ones(2, 1, H), None) is one
+        for n in range(2, stepping.MAX_GRAPHS + 3):                    # beam search narrowing its batch
+            stepping._graphed_step(layer, torch.zeros(n, I), torch.zeros(2, n, H), None)
+        assert len(layer.__dict__["_graphed_steps"]) == stepping.MAX_GRAPHS
+        layer.weight_hh_l1 = torch.nn.Parameter(layer.weight_hh_l1.detach().clone())   # replaced: a new capture
+        assert stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None) is not one
 
 
 def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():

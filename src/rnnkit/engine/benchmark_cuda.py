@@ -8,7 +8,8 @@ the torch.nn column; for the lecture's GRU it is the fused column. Peak memory i
 ``torch.cuda.max_memory_allocated`` during one training step; the graphed engine's per-shape buffers (static
 inputs, outputs and the graphs' pool) stay after its first call: the last two columns give what the GPU
 holds after a first training call from an empty cache (the step's gradients included) for cuDNN and for it,
-and the next two how long that first call took.
+and the next two how long that first call took. Generation times ``layer.step`` (replayed from a captured
+CUDA graph, :class:`rnnkit.layers.stepping.GraphedStep`) against torch.nn's LSTM called per step.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 
 import torch
 
-from .benchmark import CELLS, IMPLS, QUICK_SHAPES, SHAPES, compare, implementations, ratio, timed
+from .benchmark import CELLS, IMPLS, QUICK_SHAPES, SHAPES, compare, generation_rows, implementations, ratio, timed
 
 
 def _gpu() -> str:
@@ -84,5 +85,7 @@ def run(quick: bool, command: str) -> str:
               "## Peak GPU memory growth of a training step, MB", "",
               f"| cell | T, N, H | torch.nn | {names} | held after a first call: torch.nn | fused "
               "| first call ms: torch.nn | fused (capture) |", "|---" * 10 + "|",
-              *memory_rows, ""]
+              *memory_rows, "",
+              "## Generation: 2-layer LSTM, H = 512, batch 1, one token at a time (the graph is captured first)", "",
+              *generation_rows(device="cuda"), ""]
     return "\n".join(lines)

@@ -2,15 +2,22 @@
 
 :func:`step_stack` takes a layer's input at one time step (N, I) and its state, and returns the last layer's
 output (N, H) and the new state, as ``layer(x.unsqueeze(0), state)`` would, without the per-sequence set-up.
-Where nothing needs gradients and the compiled engine serves the layer (CPU, float32/float64), one C++ call
-(:class:`rnnkit.engine.fused.Stepper`) runs every layer: the input product, the recurrent product(s) and one
-fused pass over the gates per layer, with the weights packed once and reused while they are unchanged.
-Otherwise (training, autograd, a GPU, no compiler) the layers run one by one through the cell equations of
-:mod:`rnnkit.cells`, with dropout between layers in training as the layer's forward has it.
+Where nothing needs gradients and no dropout runs, one call advances every layer:
+
+* on the CPU, where the compiled engine serves the layer (float32/float64), one C++ call
+  (:class:`rnnkit.engine.fused.Stepper`): the input product, the recurrent product(s) and one fused pass over
+  the gates per layer, with the weights packed once and reused while they are unchanged;
+* on a GPU, the cell equations of every layer captured once per batch size in a CUDA graph
+  (:mod:`rnnkit.engine.graphed`) and replayed: one launch per token instead of ~10 kernels per layer, each
+  launched from Python. The graph reads the parameters where they live, so in-place updates show at once.
+
+Otherwise (training, autograd, no compiler, other devices) the layers run one by one through the cell
+equations of :mod:`rnnkit.cells`, with dropout between layers in training as the layer's forward has it.
 """
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +26,7 @@ from torch import Tensor
 from ..cells import gru_step, lstm_step, rnn_step
 
 State = Tensor | tuple[Tensor, Tensor]
+MAX_GRAPHS = 8        # captured steps kept per layer (one per batch size: beam search's batch narrows)
 
 
 def autocast_enabled(device_type: str) -> bool:
@@ -48,18 +56,27 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
     if _compiled_serves(layer, x, h0, c0):
         h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
+    elif x.device.type == "cuda" and _replayable(layer, x, h0, c0):
+        h, c = _graphed_step(layer, x, h0, c0).step(x, h0, c0)
     else:
         with autocast_off(x.device.type):                            # as the layer's forward: parameters' dtype
             h, c = _python_steps(layer, x, h0, c0)
     return h[-1], ((h, c) if layer.mode == "lstm" else h)
 
 
-def _compiled_serves(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
-    """The C++ stepper runs this step: CPU tensors, no gradients, no training dropout, an engine that allows it."""
-    from ..engine import fused
-    if layer.engine not in ("auto", "fused") or (layer.training and layer.dropout > 0) or x.device.type != "cpu":
+def _replayable(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
+    """The step may run outside autograd and the cell equations' Python: no gradients, no training dropout, and
+    an engine that allows it."""
+    if layer.engine not in ("auto", "fused") or (layer.training and layer.dropout > 0):
         return False
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *layer.parameters())):
+    return not (torch.is_grad_enabled()
+                and any(t is not None and t.requires_grad for t in (x, h0, c0, *layer.parameters())))
+
+
+def _compiled_serves(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
+    """The C++ stepper runs this step: CPU tensors, and :func:`_replayable`."""
+    from ..engine import fused
+    if x.device.type != "cpu" or not _replayable(layer, x, h0, c0):
         return False
     reason = fused.unavailable_reason(layer.mode, x)
     if reason is not None and layer.engine == "fused":
@@ -78,6 +95,39 @@ def _stepper(layer, batch: int):
         cached = (key, fused.make_stepper(layer.mode, weights, batch))
         layer.__dict__["_stepper"] = cached
     return cached[1]
+
+
+class GraphedStep:
+    """:func:`_python_steps` for one batch size and dtype, captured once in a graph (``torch.cuda.CUDAGraph``;
+    :class:`rnnkit.engine.graphed.EagerGraph` stands in off the GPU, for tests) with the layer's parameters read
+    in place. A step copies x and the state into the static inputs, replays, and returns copies of the outputs."""
+
+    def __init__(self, layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> None:
+        from ..engine.graphed import CudaGraph, EagerGraph
+        self.inputs = [x.clone(), h0.clone(), None if c0 is None else c0.clone()]
+        self.graph = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
+        with torch.no_grad(), autocast_off(x.device.type):
+            self.outputs = self.graph.capture(lambda: _python_steps(layer, *self.inputs))
+
+    def step(self, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        for static, value in zip(self.inputs, (x, h0, c0)):
+            if static is not None:
+                static.copy_(value)
+        self.graph.replay()
+        h, c = self.outputs
+        return h.clone(), (None if c is None else c.clone())
+
+
+def _graphed_step(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> GraphedStep:
+    """The layer's captured step for this batch size and dtype (a new one when a parameter was replaced)."""
+    key = (x.shape[0], x.dtype, x.device, tuple((p.data_ptr(), p.dtype) for p in layer.parameters()))
+    graphs = layer.__dict__.setdefault("_graphed_steps", OrderedDict())
+    if key not in graphs:
+        graphs[key] = GraphedStep(layer, x, h0, c0)
+        while len(graphs) > MAX_GRAPHS:
+            graphs.popitem(last=False)
+    graphs.move_to_end(key)
+    return graphs[key]
 
 
 def _python_steps(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
