@@ -49,3 +49,22 @@ def test_cap_tiny_synthetic_set_learnt_exactly():
             if exact == 1.0:
                 break
     assert exact == 1.0, f"exact match {exact:.2f} after {step} steps"
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_cap_every_rank_takes_as_many_batches(monkeypatch, world):
+    """Under DDP each rank takes its own images, as many as every other rank, so that the ranks' epochs end at the
+    same step (10 images on 4 ranks: 2 each, 2 left out this epoch; before, 3, 3, 2, 2: two batches or one)."""
+    from rnnkit.training import distributed as dist
+    scenes = make_shapes(10, seed=3, image_size=24, max_objects=1)
+    data = CaptionSet.from_raw(scenes.images, [[c] for c in scenes.captions], [str(i) for i in range(10)])
+    tok = build_caption_tokenizer(data.captions)
+    monkeypatch.setattr(dist, "world_size", lambda: world)
+    seen = []
+    for rank in range(world):
+        monkeypatch.setattr(dist, "rank", lambda rank=rank: rank)
+        task = CaptionTask(tok, data, data, batch_size=2)
+        batches = [b[0].tolist() for b in task.batches(1, 0)]
+        assert len(batches) == task.steps_per_epoch() == -(-(10 // world) // 2)
+        seen += [i for b in batches for i in b]
+    assert len(seen) == len(set(seen)) == 10 // world * world

@@ -150,19 +150,16 @@ class CaptionTask:
         self.recalibrate_batches = recalibrate_batches
         self.model_config, self.data = model_config or {}, data or {}
         self.features: ImageFeatures | None = None
-        # Each rank takes every world_size-th image of the shuffled order.
-        self.rank, self.world = dist.rank(), dist.world_size()
 
     # ---------------------------------------------------------------- trainer protocol
 
     def steps_per_epoch(self) -> int:
-        per_rank = -(-len(self.train) // self.world)
+        per_rank = len(self.train) // dist.world_size()        # dist.share's count, the same on every rank
         return -(-per_rank // self.batch_size)
 
     def _order(self, epoch: int) -> Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.train), generator=g)
-        return order[self.rank::self.world]
+        return dist.share(torch.randperm(len(self.train), generator=g))   # each rank its own images
 
     def batches(self, epoch: int, start: int) -> Iterator[tuple]:
         if self.fresh is not None and epoch != self.train_epoch:

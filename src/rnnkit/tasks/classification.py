@@ -55,12 +55,7 @@ class ClassificationTask:
     # ---------------------------------------------------------------- trainer protocol
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        batches = bucket_batches(self._lengths, self.batch_size, shuffle=True, seed=self.seed, epoch=epoch)
-        world = dist.world_size()
-        if world > 1:
-            usable = len(batches) // world * world
-            batches = batches[dist.rank():usable:world]
-        return batches
+        return dist.share(bucket_batches(self._lengths, self.batch_size, shuffle=True, seed=self.seed, epoch=epoch))
 
     def steps_per_epoch(self) -> int:
         return len(self._epoch_batches(1))

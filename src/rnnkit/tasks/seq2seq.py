@@ -179,10 +179,7 @@ class Seq2SeqTask:
         if self._epoch_batches is None or self._epoch_batches[0] != epoch:
             batches = bucket_batches(self._lengths, self.batch_size, shuffle=True, seed=self.seed, epoch=epoch,
                                      max_tokens=self.max_tokens)
-            world, rank = dist.world_size(), dist.rank()
-            if world > 1:       # every rank the same number of batches
-                batches = batches[: len(batches) // world * world][rank::world]
-            self._epoch_batches = (epoch, batches)
+            self._epoch_batches = (epoch, dist.share(batches))
         return self._epoch_batches[1]
 
     # ---------------------------------------------------------------- trainer protocol

@@ -35,6 +35,17 @@ def world_size() -> int:
     return td.get_world_size() if td.is_available() and td.is_initialized() else 1
 
 
+def share(items):
+    """This rank's part of ``items`` (a list or a tensor): every ``world_size()``-th item from ``rank()`` on, after
+    the tail is cut so that every rank gets as many: a rank with a batch fewer would start its next epoch while
+    the others finish this one, and every epoch-end event (evaluation, checkpoint, learning-rate decay, the
+    resume position) would fall at a different step on each rank. The whole of ``items`` when not distributed."""
+    world = world_size()
+    if world == 1:
+        return items
+    return items[: len(items) // world * world][rank()::world]
+
+
 def is_main() -> bool:
     return rank() == 0
 
