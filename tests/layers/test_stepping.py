@@ -110,6 +110,12 @@ def test_graphed_steps_are_kept_per_batch_size_and_parameters():
         assert len(layer.__dict__["_graphed_steps"]) == stepping.MAX_GRAPHS
         layer.weight_hh_l1 = torch.nn.Parameter(layer.weight_hh_l1.detach().clone())   # replaced: a new capture
         assert stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None) is not one
+    with torch.inference_mode():                                       # its buffers are inference tensors...
+        x, h = torch.randn(1, I), torch.randn(2, 1, H)
+        inside = stepping._graphed_step(layer, x, h, None).step(x, h, None)[0]
+    with torch.no_grad():                                              # ...so outside it another capture serves
+        outside = stepping._graphed_step(layer, x.clone(), h.clone(), None).step(x.clone(), h.clone(), None)[0]
+    torch.testing.assert_close(inside.clone(), outside)
 
 
 def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():

@@ -120,7 +120,8 @@ class GraphedStep:
 
 def _graphed_step(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> GraphedStep:
     """The layer's captured step for this batch size and dtype (a new one when a parameter was replaced)."""
-    key = (x.shape[0], x.dtype, x.device, tuple((p.data_ptr(), p.dtype) for p in layer.parameters()))
+    key = (x.shape[0], x.dtype, x.device, torch.is_inference_mode_enabled(),     # inference-mode buffers can't
+           tuple((p.data_ptr(), p.dtype) for p in layer.parameters()))           # be written outside it
     graphs = layer.__dict__.setdefault("_graphed_steps", OrderedDict())
     if key not in graphs:
         graphs[key] = GraphedStep(layer, x, h0, c0)
