@@ -111,7 +111,7 @@ def test_graphed_steps_are_kept_per_batch_size_and_parameters():
         layer.weight_hh_l1 = torch.nn.Parameter(layer.weight_hh_l1.detach().clone())   # replaced: a new capture
         assert stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None) is not one
     with torch.inference_mode():                                       # its buffers are inference tensors...
-        x, h = torch.randn(1, I), torch.randn(2, 1, H)
+        x, h = torch.randn(3, I), torch.randn(2, 3, H)                  # a batch size not captured yet
         inside = stepping._graphed_step(layer, x, h, None).step(x, h, None)[0]
     with torch.no_grad():                                              # ...so outside it another capture serves
         outside = stepping._graphed_step(layer, x.clone(), h.clone(), None).step(x.clone(), h.clone(), None)[0]
