@@ -51,8 +51,9 @@ def commit() -> str:
     return head() + (" (+ uncommitted changes)" if dirty() else "")
 
 
-def eval_records(path: Path) -> list[dict]:
-    """The eval records of a metrics.jsonl; a line that isn't JSON (one being written) is skipped."""
+def records(path: Path, kind: str = "eval") -> list[dict]:
+    """The records of one kind (``eval``, ``train``) in a metrics.jsonl; a line that isn't JSON (one being
+    written) is skipped."""
     if not path.is_file():
         return []
     out = []
@@ -61,7 +62,7 @@ def eval_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:      # a line being written
             continue
-        if record.get("kind") == "eval":
+        if record.get("kind") == kind:
             out.append(record)
     return out
 
@@ -168,7 +169,7 @@ def run_cli(cmd: list[str], metrics: Path | None = None, *, stdout: Stream = Non
         proc = subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), text=True, stdout=out if stdout == PIPE else stdout,
                                 stderr=err if stderr == PIPE else stderr)
         while metrics is not None and proc.poll() is None:
-            for r in eval_records(metrics):
+            for r in records(metrics):
                 run.seen.setdefault(r["step"], run.elapsed())
             time.sleep(poll)
         run.returncode = proc.wait()
@@ -177,7 +178,7 @@ def run_cli(cmd: list[str], metrics: Path | None = None, *, stdout: Stream = Non
         err.seek(0)
         run.stdout, run.stderr = out.read(), err.read()
     if metrics is not None:
-        run.evals = eval_records(metrics)
+        run.evals = records(metrics)
         for r in run.evals:
             run.seen.setdefault(r["step"], run.wall)
     return run

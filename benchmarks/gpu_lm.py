@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import PIPE, cli_command, eval_records, run_cli
+from common import PIPE, cli_command, records, run_cli
 
 RUNS = [("gru", "auto"), ("gru", "python"), ("lstm", "auto"), ("gru-torch", "auto")]
 
@@ -30,8 +30,7 @@ def train(cell: str, engine: str, steps: int, out: Path, device: str = "cuda") -
     if done.returncode != 0:
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:]}
     metrics = run_dir / "metrics.jsonl"
-    train_records = [r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "train"]
-    evals = eval_records(metrics)
+    train_records, evals = records(metrics, "train"), records(metrics)
     first, last = train_records[0], train_records[-1]
     rate = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)
     return {"steps/s": round(rate, 2), "valid loss": round(evals[-1]["loss"], 4) if evals else None}

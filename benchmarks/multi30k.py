@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import (DATA, RESULTS, ROOT, cli_command, eval_records, header, machine_line, missing, parser, run_cli,
+from common import (DATA, RESULTS, ROOT, cli_command, records, header, machine_line, missing, parser, run_cli,
                     save_report)
 
 TARGET = 28.0
@@ -57,7 +57,7 @@ def run_variant(variant: str, args: argparse.Namespace, now: dt.datetime, log: P
         f"validation); training log {train_log}",
         "validation curve, greedy (step, epoch, BLEU, chrF, loss):",
     ]
-    evals = eval_records(out / "metrics.jsonl")
+    evals = records(out / "metrics.jsonl")
     lines += [f"  {r['step']:>6} {r['epoch']:>3}  {r['bleu']:6.2f}  {r['chrf']:6.2f}  {r['loss']:.4f}" for r in evals]
     if (out / "config.json").is_file():
         model, src_tok, tgt_tok, config = load_seq2seq(out)

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from common import add_run_options, eval_records, here_header, parser, run_here, run_paths, save_report
+from common import add_run_options, records, here_header, parser, run_here, run_paths, save_report
 from rnnkit.cli.caption import load_captioner
 from rnnkit.data.shapes import make_shapes
 from rnnkit.tasks.captioning import CaptionSet, evaluate_captions
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     wall1 = time.monotonic()
     m = evaluate_captions(model, test, tokenizer, batch_size=250)
     eval_wall = time.monotonic() - wall1
-    evals = eval_records(out / "metrics.jsonl")
+    evals = records(out / "metrics.jsonl")
     status = "PASS" if m["exact"] >= TARGET and train.wall <= 60 * 15 + 5 else "FAIL"
     lines = [
         *here_header(f"shapes captioning benchmark {now:%Y-%m-%d %H:%M:%S}", "shapes.py", argv, cli, train,

@@ -23,7 +23,7 @@ from ..tasks.captioning import CaptionSet, CaptionTask, build_caption_tokenizer
 from ..training import TrainConfig, Trainer
 from . import options
 from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int, torch_threads
-from .training_run import train_and_report, training_device
+from .training_run import count_parameters, train_and_report, training_device
 
 
 def int_list(text: str) -> list[int]:
@@ -213,15 +213,15 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
                        beam=o["beam"], cache_features=bool(o["cache_features"]), model_config=model_cfg.to_dict(),
                        data={"description": description, "dataset": o["dataset"], "images": o["images"],
                              "captions": o["captions"], "train_images": len(first), "valid_images": len(valid)})
-    n_params = sum(p.numel() for p in model.parameters())
     attn = "" if model_cfg.attention == "none" else f" with {model_cfg.attention} attention"
-    intro = (f"{model_cfg.encoder} CNN → {model_cfg.cell} captioner{attn}, {n_params:,} parameters, vocabulary "
-             f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch")
+    intro = (f"{model_cfg.encoder} CNN → {model_cfg.cell} captioner{attn}, {count_parameters(model):,} parameters, "
+             f"vocabulary {tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch")
 
     def outcome(trainer: Trainer) -> str:
         m = trainer.last_metrics
         best = "n/a" if trainer.best is None else f"{trainer.best:.2f}"
-        return (f"; last validation loss {m.get('loss', float('nan')):.4f}, BLEU-4 {m.get('bleu4', float('nan')):.2f}, "
-                f"exact match {100 * m.get('exact', float('nan')):.1f}%; best BLEU-4 {best}; run saved in {args.out}")
+        nan = float("nan")
+        return (f"; last validation loss {m.get('loss', nan):.4f}, BLEU-4 {m.get('bleu4', nan):.2f}, "
+                f"exact match {100 * m.get('exact', nan):.1f}%; best BLEU-4 {best}; run saved in {args.out}")
 
     return train_and_report(args, o, model, task, train_cfg, "caption", intro, outcome)

@@ -22,7 +22,7 @@ from ..tasks.classification import (ClassificationTask, confusion_matrix, format
 from ..training import TrainConfig, Trainer, load_weights
 from . import options
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
-from .training_run import train_and_report, training_device
+from .training_run import count_parameters, train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -133,10 +133,9 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
                               eval_batch_size=o["eval_batch_size"], seed=train_cfg.seed, device=device,
                               data=data, model_config=model_cfg.to_dict())
     out = Path(args.out)
-    n_params = sum(p.numel() for p in model.parameters())
     intro = (f"{'bi' if model_cfg.bidirectional else ''}{model_cfg.cell} classifier, {model_cfg.pooling} pooling, "
-             f"{n_params:,} parameters; {o['tokenizer']} vocabulary {encoder.vocab_size:,}; {len(labels)} classes; "
-             f"{len(train):,} training / {len(valid):,} validation examples "
+             f"{count_parameters(model):,} parameters; {o['tokenizer']} vocabulary {encoder.vocab_size:,}; "
+             f"{len(labels)} classes; {len(train):,} training / {len(valid):,} validation examples "
              f"({encoder.unknown_rate(valid_ids):.2%} of validation tokens <unk>); "
              f"{task.steps_per_epoch():,} steps per epoch")
 

@@ -11,7 +11,7 @@ from ..tasks.language_modeling import LanguageModelTask
 from ..training import TrainConfig, Trainer, seed_everything
 from . import options
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
-from .training_run import train_and_report, training_device
+from .training_run import count_parameters, train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -117,9 +117,8 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
                              data={"source": source, "description": description, "train_tokens": len(train_ids),
                                    "valid_tokens": len(valid_ids)},
                              train_source=source, valid_source=o["valid"] or source)
-    n_params = sum(p.numel() for p in model.parameters())
-    intro = (f"{level}-level {model_cfg.cell} LM, {n_params:,} parameters, vocabulary {tokenizer.vocab_size:,}; "
-             f"data: {description}; {task.steps_per_epoch():,} steps per epoch")
+    intro = (f"{level}-level {model_cfg.cell} LM, {count_parameters(model):,} parameters, vocabulary "
+             f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch")
 
     def outcome(trainer: Trainer) -> str:
         m = trainer.last_metrics

@@ -21,12 +21,12 @@ from pathlib import Path
 from ..data import DataError
 from ..data.dates import dates_splits
 from ..data.parallel import SequenceTokenizer, encode_pairs, filter_by_length, read_parallel, read_tsv
-from ..models.seq2seq import ATTENTIONS, BRIDGES, Seq2Seq, Seq2SeqConfig, count_parameters, describe
+from ..models.seq2seq import ATTENTIONS, BRIDGES, Seq2Seq, Seq2SeqConfig, describe
 from ..tasks.seq2seq import METRICS, Seq2SeqTask
 from ..training import TrainConfig, Trainer, seed_everything
 from . import options
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
-from .training_run import train_and_report, training_device
+from .training_run import count_parameters, train_and_report, training_device
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
 

@@ -16,6 +16,11 @@ from ..training.atomic import write_json
 from ..training.trainer import resolve_device
 
 
+def count_parameters(model: nn.Module) -> int:
+    """The model's parameter count, for the line that announces a run."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def training_device(cfg: TrainConfig) -> torch.device:
     """The device ``--device`` names, with the process group started when the command runs under torchrun."""
     device = resolve_device(cfg.device)

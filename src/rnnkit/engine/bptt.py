@@ -286,7 +286,8 @@ class BPTT(torch.autograd.Function):
     def backward(ctx, dY, dc_T=None):
         x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
         dY = dY if dY is not None else hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
-        dc_T = dc_T if dc_T is not None else hs.new_zeros(hs.shape[1:])
+        if dc_T is None and ctx.mode == "lstm":
+            dc_T = hs.new_zeros(hs.shape[1:])
         grads = backward_pass(ctx.mode, x, hs, cs, tuple(saved), w_ih, w_hh, mask, dY, dc_T, ctx.has_bias,
                               ctx.needs_input_grad[2])
         return None, None, *grads

@@ -83,7 +83,8 @@ def unavailable_reason(x: Tensor) -> str | None:
     return None
 
 
-def _copy_into(static: list, values) -> None:
+def copy_into(static: list, values) -> None:
+    """Each value into its static buffer (a graph's input), skipping the ``None`` ones."""
     for dst, src in zip(static, values):
         if dst is not None:
             dst.copy_(src)
@@ -133,12 +134,13 @@ def _entry(mode: str, args: tuple, training: bool) -> _Entry:
 def _replay_forward(mode: str, args: tuple, training: bool) -> _Entry:
     """The entry for ``args`` (x h0 c0 w_ih w_hh b_ih b_hh mask) with them copied in and its forward replayed."""
     entry = _entry(mode, args, training)
-    _copy_into(entry.inputs, args)
+    copy_into(entry.inputs, args)
     entry.forward.replay()
     return entry
 
 
-def _clone(t: Tensor | None) -> Tensor | None:
+def clone_or_none(t: Tensor | None) -> Tensor | None:
+    """A copy a later replay can't overwrite."""
     return None if t is None else t.clone()
 
 
@@ -148,7 +150,7 @@ class GraphedBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         entry = _replay_forward(mode, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
-        hs, cs, *saved = (_clone(t) for t in entry.outputs)
+        hs, cs, *saved = (clone_or_none(t) for t in entry.outputs)
         ctx.entry = entry
         ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
         return (hs[1:], cs[-1].clone()) if mode == "lstm" else hs[1:]
@@ -159,8 +161,8 @@ class GraphedBPTT(torch.autograd.Function):
         entry = ctx.entry
         x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
         inputs = entry.inputs
-        _copy_into([inputs[0], inputs[3], inputs[4], inputs[7]], (x, w_ih, w_hh, mask))
-        _copy_into(entry.outputs, (hs, cs, *saved))
+        copy_into([inputs[0], inputs[3], inputs[4], inputs[7]], (x, w_ih, w_hh, mask))
+        copy_into(entry.outputs, (hs, cs, *saved))
         if dY is None:
             entry.dY.zero_()
         else:
@@ -170,7 +172,7 @@ class GraphedBPTT(torch.autograd.Function):
         elif entry.dc is not None:
             entry.dc.copy_(dc_T)
         entry.backward.replay()
-        grads = [_clone(g) if need else None for g, need in zip(entry.grads, ctx.needs_input_grad[2:])]
+        grads = [clone_or_none(g) if need else None for g, need in zip(entry.grads, ctx.needs_input_grad[2:])]
         return None, None, *grads
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells import gru_step, lstm_step, rnn_step
+from ..engine.graphed import CudaGraph, EagerGraph, clone_or_none, copy_into
 
 State = Tensor | tuple[Tensor, Tensor]
 MAX_GRAPHS = 8        # captured steps kept per layer (one per batch size: beam search's batch narrows)
@@ -103,19 +104,16 @@ class GraphedStep:
     in place. A step copies x and the state into the static inputs, replays, and returns copies of the outputs."""
 
     def __init__(self, layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> None:
-        from ..engine.graphed import CudaGraph, EagerGraph
         self.inputs = [x.clone(), h0.clone(), None if c0 is None else c0.clone()]
         self.graph = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
         with torch.no_grad(), autocast_off(x.device.type):
             self.outputs = self.graph.capture(lambda: _python_steps(layer, *self.inputs))
 
     def step(self, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        for static, value in zip(self.inputs, (x, h0, c0)):
-            if static is not None:
-                static.copy_(value)
+        copy_into(self.inputs, (x, h0, c0))
         self.graph.replay()
         h, c = self.outputs
-        return h.clone(), (None if c is None else c.clone())
+        return h.clone(), clone_or_none(c)
 
 
 def _graphed_step(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> GraphedStep:

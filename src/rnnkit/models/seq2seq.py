@@ -285,10 +285,6 @@ def seq2seq_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) 
                            label_smoothing=label_smoothing)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def describe(config: Seq2SeqConfig) -> str:
     c = config
     enc = f"{'bi' if c.bidirectional else 'uni'}-{c.cell} encoder {c.encoder_layers}x{c.hidden_size}"
