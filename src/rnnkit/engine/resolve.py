@@ -1,0 +1,102 @@
+"""The one place that decides which backend runs a recurrence, for whole sequences and for single steps.
+
+Names say what runs:
+
+=============  =====================================================================================
+``auto``       the fastest that can serve: ``compiled`` on the CPU, ``torch`` on a GPU where torch.nn
+               has the cell (``cuda-graph`` for the lecture's GRU), ``python`` where neither can serve
+``compiled``   the C++ time loop with hand-written BPTT (:mod:`.fused`), CPU only
+``cuda-graph`` the Python loop's kernels captured once in CUDA graphs and replayed (:mod:`.graphed`), GPU only
+``python``     the time loop in Python with hand-written BPTT (:mod:`.bptt`), every device
+``autograd``   a plain autograd loop over the cell's step function (:mod:`.reference`): slow, obviously right
+``torch``      torch.nn's own kernel (cuDNN on a GPU, oneDNN for the LSTM on a CPU), for cells it has
+=============  =====================================================================================
+
+An explicit request that cannot be met raises an error that says why; ``auto`` falls back quietly (with a
+one-time warning when the C++ build failed). The old names still work and warn once: ``fused`` (``compiled`` on
+the CPU, ``cuda-graph`` on a GPU) and ``reference`` (``autograd``).
+"""
+from __future__ import annotations
+
+import warnings
+
+from torch import Tensor
+
+from ..cells.spec import Recurrence
+
+ENGINES = ("auto", "compiled", "cuda-graph", "python", "autograd", "torch")
+_ALIASES = {"fused": "compiled on the CPU, 'cuda-graph' on a GPU", "reference": "autograd"}
+ENGINE_CHOICES = ENGINES + tuple(_ALIASES)      # what layers and the CLI accept
+_warned: set[str] = set()
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is a known name (an old name warns once, saying its new name); ``ValueError`` if not."""
+    if engine not in ENGINE_CHOICES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine in _ALIASES and engine not in _warned:
+        _warned.add(engine)
+        warnings.warn(f"rnnkit: engine={engine!r} is an old name; use '{_ALIASES[engine]}'",
+                      FutureWarning, stacklevel=3)
+    return engine
+
+
+def _device_fast_path(x: Tensor, cell: Recurrence) -> tuple[str, str | None]:
+    """The device's own fast loop (``compiled`` on the CPU, ``cuda-graph`` on a GPU) and why it can't serve."""
+    from . import fused, graphed
+    if x.is_cuda:
+        return "cuda-graph", graphed.unavailable_reason(x)
+    return "compiled", fused.unavailable_reason(cell, x)
+
+
+def _require(name: str, reason: str | None) -> str:
+    if reason is not None:
+        raise RuntimeError(f"engine={name!r} cannot run here: {reason}. Use engine='auto' or 'python'.")
+    return name
+
+
+def _fallback(reason: str) -> str:
+    from . import fused
+    if reason not in _warned and fused.warn_on_fallback(reason):
+        _warned.add(reason)
+        warnings.warn(f"rnnkit: the compiled engine is unavailable ({reason}); using the Python BPTT loop",
+                      RuntimeWarning, stacklevel=5)
+    return "python"
+
+
+def resolve_engine(engine: str, cell: Recurrence, x: Tensor) -> str:
+    """The backend that runs ``cell`` over a whole sequence ``x``: one of :data:`ENGINES` but ``auto``."""
+    check_engine(engine)
+    if engine in ("python", "autograd", "reference"):
+        return "autograd" if engine == "reference" else engine
+    if engine == "torch":
+        if cell.torch_class is None:
+            raise ValueError(f"engine='torch' runs torch.nn's kernels, which have no {cell.description}; "
+                             f"use another engine")
+        return "torch"
+    if engine == "auto" and x.is_cuda and cell.torch_class is not None:
+        return "torch"
+    fast, reason = _device_fast_path(x, cell)
+    if engine == "compiled" and x.is_cuda:
+        raise RuntimeError("engine='compiled' is the CPU's C++ loop; on a GPU use 'cuda-graph', 'torch' or 'auto'")
+    if engine == "cuda-graph" and not x.is_cuda:
+        raise RuntimeError(f"engine='cuda-graph' replays CUDA graphs and needs a GPU tensor, not "
+                           f"{x.device.type}; use 'compiled' or 'auto'")
+    if engine in ("compiled", "cuda-graph", "fused"):
+        return _require(engine, reason)
+    return fast if reason is None else _fallback(reason)
+
+
+def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bool) -> str:
+    """The backend for one step of a stack: ``compiled`` (the C++ stepper), ``cuda-graph`` (a captured step) or
+    ``python`` (the cell equations, autograd-aware). ``replayable``: nothing needs gradients and no dropout runs.
+    torch.nn has no one-step kernel, so ``torch`` steps in Python; so do ``python`` and ``autograd``."""
+    check_engine(engine)
+    if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused"):
+        return "python"
+    fast, reason = _device_fast_path(x, cell)
+    if engine in ("compiled", "cuda-graph") and fast != engine:
+        return "python"
+    if reason is not None and engine != "auto":
+        raise RuntimeError(f"engine={engine!r} is unavailable for step: {reason}")
+    return fast if reason is None else "python"
