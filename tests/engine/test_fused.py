@@ -12,8 +12,12 @@ import sys
 import pytest
 import torch
 
-from rnnkit.engine import MODES, GATES, bptt, fused, run_direction
-from rnnkit.engine.sequence import lengths_mask, resolve_engine
+from rnnkit.cells.spec import RECURRENCES, recurrence
+from rnnkit.engine import bptt, fused, resolve_engine, run_direction
+from rnnkit.engine.sequence import lengths_mask
+
+MODES = tuple(r.kernel for r in RECURRENCES)          # the engine's kernel names
+GATES = {r.kernel: r.gates for r in RECURRENCES}
 
 F64 = torch.float64
 
@@ -51,7 +55,7 @@ def problem(mode, T=6, N=4, I=5, H=3, bias=True, masked=False, dtype=F64, seed=0
 
 def outputs_and_grads(runner, mode, x, h0, c0, weights, mask, **kw):
     """``(h_seq, h_T[, C_T])`` and the gradients of a loss touching all of them w.r.t. every leaf."""
-    h_seq, h_T, c_T = runner(mode, x, h0, c0, weights, mask, **kw)
+    h_seq, h_T, c_T = runner(recurrence(mode), x, h0, c0, weights, mask, **kw)
     outs = [h_seq, h_T] + ([c_T] if mode == "lstm" else [])
     loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs)
     leaves = [t for t in (x, h0, c0, *weights) if t is not None]
@@ -95,7 +99,7 @@ def test_gradcheck(mode):
     def f(*t):
         if mode != "lstm":
             t = (t[0], t[1], None, *t[2:])
-        return fused.Fused.apply(mode, mask, 0, *t)
+        return fused.Fused.apply(recurrence(mode), mask, 0, *t)
 
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
 
@@ -165,12 +169,12 @@ def test_inference_path_and_repeated_backward(mode):
     """No-grad runs in windows without saving; the saved tensors are never written (retain_graph works)."""
     x, h0, c0, weights, mask = problem(mode, T=11, N=5, masked=True, seed=5)
     with torch.no_grad():
-        ref = bptt.run_bptt(mode, x, h0, c0, weights, mask)
-        fast = fused.run_fused(mode, x, h0, c0, weights, mask)
+        ref = bptt.run_bptt(recurrence(mode), x, h0, c0, weights, mask)
+        fast = fused.run_fused(recurrence(mode), x, h0, c0, weights, mask)
     for a, b in zip(fast, ref):
         if b is not None:
             assert rel_err(a, b) < 1e-12
-    h_seq, h_T, c_T = fused.run_fused(mode, x, h0, c0, weights, mask)
+    h_seq, h_T, c_T = fused.run_fused(recurrence(mode), x, h0, c0, weights, mask)
     loss = h_seq.sum() + (c_T.sum() if c_T is not None else 0)       # expanded (stride-0) dY
     g1 = torch.autograd.grad(loss, weights[1], retain_graph=True)[0]
     g2 = torch.autograd.grad(loss, weights[1])[0]
@@ -179,8 +183,8 @@ def test_inference_path_and_repeated_backward(mode):
 
 def test_gradient_through_the_final_cell_only():
     x, h0, c0, weights, mask = problem("lstm", seed=9)
-    a = torch.autograd.grad(fused.run_fused("lstm", x, h0, c0, weights, mask)[2].sum(), (x, c0))
-    b = torch.autograd.grad(bptt.run_bptt("lstm", x, h0, c0, weights, mask)[2].sum(), (x, c0))
+    a = torch.autograd.grad(fused.run_fused(recurrence("lstm"), x, h0, c0, weights, mask)[2].sum(), (x, c0))
+    b = torch.autograd.grad(bptt.run_bptt(recurrence("lstm"), x, h0, c0, weights, mask)[2].sum(), (x, c0))
     for u, v in zip(a, b):
         assert rel_err(u, v) < 1e-10
 
@@ -190,7 +194,7 @@ def test_through_run_direction_with_lengths_and_reverse(mode):
     x, h0, c0, weights, _ = problem(mode, T=7, N=3, seed=13)
     lengths = torch.tensor([7, 3, 5])
     runs = [run_direction(mode, x, h0, c0, weights, lengths=lengths, reverse=True, engine=e)
-            for e in ("fused", "python")]
+            for e in ("compiled", "python")]
     for a, b in zip(*runs):
         if b is not None:
             assert rel_err(a, b) < 1e-10
@@ -199,16 +203,16 @@ def test_through_run_direction_with_lengths_and_reverse(mode):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_a_dtype_it_lacks_is_named(dtype):
     x = torch.zeros(3, 2, 4, dtype=dtype)
-    reason = fused.unavailable_reason("lstm", x)
+    reason = fused.unavailable_reason(recurrence("lstm"), x)
     assert reason is not None and str(dtype).split(".")[-1] in reason
     assert not fused.warn_on_fallback(reason)                  # an input it never serves: auto falls back quietly
     with pytest.raises(RuntimeError, match=str(dtype).split(".")[-1]):
-        resolve_engine("fused", "lstm", x)
+        resolve_engine("compiled", recurrence("lstm"), x)
 
 
 def test_reasons():
-    assert fused.unavailable_reason("gru", torch.zeros(2, 2, 2)) is None
-    assert "cpu" in fused.unavailable_reason("gru", torch.zeros(2, 2, 2, device="meta")).lower()
+    assert fused.unavailable_reason(recurrence("gru"), torch.zeros(2, 2, 2)) is None
+    assert "cpu" in fused.unavailable_reason(recurrence("gru"), torch.zeros(2, 2, 2, device="meta")).lower()
     assert fused.warn_on_fallback(f"{fused._BUILD_FAILED}: RuntimeError: no C++ compiler found")
 
 

@@ -1,4 +1,4 @@
-"""The CUDA-graph engine (``engine="fused"`` on a GPU) against the Python BPTT engine it captures.
+"""The CUDA-graph engine (``engine="cuda-graph"`` on a GPU) against the Python BPTT engine it captures.
 
 On the CPU :class:`EagerGraph` stands in for the CUDA graph, so the copying into static buffers, the cloning of
 results and the reuse of entries are checked everywhere; on a GPU the same tests run the real capture.
@@ -9,9 +9,13 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.engine import GATES, MODES, graphed, run_direction
+from rnnkit.cells.spec import RECURRENCES, recurrence
+from rnnkit.engine import graphed, run_direction
 from rnnkit.engine.bptt import run_bptt
 from rnnkit.engine.sequence import lengths_mask
+
+MODES = tuple(r.kernel for r in RECURRENCES)          # the engine's kernel names
+GATES = {r.kernel: r.gates for r in RECURRENCES}
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -38,7 +42,7 @@ def leaves(x, h0, c0, weights):
 
 
 def outputs_and_grads(runner, mode, x, h0, c0, weights, mask, seed=1):
-    out, h_n, c_n = runner(mode, x, h0, c0, weights, mask)
+    out, h_n, c_n = runner(recurrence(mode), x, h0, c0, weights, mask)
     g = torch.Generator().manual_seed(seed)
     loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)).sum() + h_n.square().sum()
     if c_n is not None:
@@ -67,7 +71,7 @@ def test_matches_the_python_engine(mode, bias, masked, device):
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_new_data_through_a_captured_entry(mode, device):
     """The second call of a shape replays the first's graph: it must read the new tensors, not the old."""
-    graphed.run_graphed(mode, *problem(mode, device, seed=1)[:3], problem(mode, device, seed=1)[3], None)
+    graphed.run_graphed(recurrence(mode), *problem(mode, device, seed=1)[:3], problem(mode, device, seed=1)[3], None)
     x, h0, c0, weights = problem(mode, device, seed=2)
     got = outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, None)
     assert len(graphed._entries) == 1
@@ -82,9 +86,9 @@ def test_two_forwards_of_one_shape_before_their_backward(mode, device):
 
     def stacked(runner):
         x, h0, c0, w = first
-        out1, _, _ = runner(mode, x, h0, c0, w, None)
+        out1, _, _ = runner(recurrence(mode), x, h0, c0, w, None)
         _, h02, c02, w2 = second
-        out2, h_n, _ = runner(mode, out1, h02, c02, w2, None)
+        out2, h_n, _ = runner(recurrence(mode), out1, h02, c02, w2, None)
         loss = out2.square().sum() + out1.sin().sum() + h_n.sum()
         return [out1, out2, *torch.autograd.grad(loss, leaves(*first) + leaves(None, *second[1:]))]
 
@@ -95,11 +99,11 @@ def test_two_forwards_of_one_shape_before_their_backward(mode, device):
 def test_inference_and_only_the_final_cell_used(device):
     x, h0, c0, weights = problem("lstm", device)
     with torch.no_grad():
-        got = graphed.run_graphed("lstm", x, h0, c0, weights, None)
-        expected = run_bptt("lstm", x, h0, c0, weights, None)
+        got = graphed.run_graphed(recurrence("lstm"), x, h0, c0, weights, None)
+        expected = run_bptt(recurrence("lstm"), x, h0, c0, weights, None)
     assert_same(got, expected)
-    _, _, c_n = graphed.run_graphed("lstm", x, h0, c0, weights, None)
-    _, _, c_ref = run_bptt("lstm", x, h0, c0, weights, None)
+    _, _, c_n = graphed.run_graphed(recurrence("lstm"), x, h0, c0, weights, None)
+    _, _, c_ref = run_bptt(recurrence("lstm"), x, h0, c0, weights, None)
     assert_same(torch.autograd.grad(c_n.sum(), weights[:2]), torch.autograd.grad(c_ref.sum(), weights[:2]))
 
 
@@ -107,11 +111,11 @@ def test_inference_and_only_the_final_cell_used(device):
 def test_entries_are_bounded_and_evicted_ones_still_backpropagate(device, monkeypatch):
     monkeypatch.setattr(graphed, "MAX_ENTRIES", 2)
     runs = [problem("gru", device, T=T, seed=T) for T in (2, 3, 4)]
-    outs = [graphed.run_graphed("gru", x, h0, c0, w, None)[0] for x, h0, c0, w in runs]
+    outs = [graphed.run_graphed(recurrence("gru"), x, h0, c0, w, None)[0] for x, h0, c0, w in runs]
     assert len(graphed._entries) == 2
     loss = sum(o.sum() for o in outs)
     grads = torch.autograd.grad(loss, [w[1] for *_, w in runs])
-    expected = torch.autograd.grad(sum(run_bptt("gru", x, h0, c0, w, None)[0].sum() for x, h0, c0, w in runs),
+    expected = torch.autograd.grad(sum(run_bptt(recurrence("gru"), x, h0, c0, w, None)[0].sum() for x, h0, c0, w in runs),
                                    [w[1] for *_, w in runs])
     assert_same(grads, expected)
 
@@ -120,16 +124,16 @@ def test_entries_are_bounded_and_evicted_ones_still_backpropagate(device, monkey
 def test_entries_are_bounded_by_their_bytes_too(device, monkeypatch):
     runs = [problem("lstm", device, T=T, seed=T) for T in (2, 3, 4)]
     for x, h0, c0, w in runs:
-        graphed.run_graphed("lstm", x, h0, c0, w, None)
+        graphed.run_graphed(recurrence("lstm"), x, h0, c0, w, None)
     sizes = [e.nbytes for e in graphed._entries.values()]
     graphed._entries.clear()
     monkeypatch.setattr(graphed, "MAX_BYTES", sizes[1] + sizes[2])      # room for the last two only
     for x, h0, c0, w in runs:
-        graphed.run_graphed("lstm", x, h0, c0, w, None)
+        graphed.run_graphed(recurrence("lstm"), x, h0, c0, w, None)
     assert len(graphed._entries) == 2
     assert [k[6][0] for k in graphed._entries] == [3, 4]                  # x's T: the oldest went first
     monkeypatch.setattr(graphed, "MAX_BYTES", 0)                          # never below the newest entry
-    graphed.run_graphed("lstm", *runs[0][:3], runs[0][3], None)
+    graphed.run_graphed(recurrence("lstm"), *runs[0][:3], runs[0][3], None)
     assert len(graphed._entries) == 1
 
 
@@ -138,10 +142,10 @@ def test_an_entry_made_under_inference_mode_does_not_serve_outside_it(device):
     """Tensors made under ``torch.inference_mode`` can't be written outside it: such calls get their own entry."""
     x, h0, c0, weights = problem("gru", device)
     with torch.inference_mode():
-        inside = graphed.run_graphed("gru", x, h0, c0, weights, None)
+        inside = graphed.run_graphed(recurrence("gru"), x, h0, c0, weights, None)
     with torch.no_grad():
-        outside = graphed.run_graphed("gru", x, h0, c0, weights, None)
-        expected = run_bptt("gru", x, h0, c0, weights, None)
+        outside = graphed.run_graphed(recurrence("gru"), x, h0, c0, weights, None)
+        expected = run_bptt(recurrence("gru"), x, h0, c0, weights, None)
     assert len(graphed._entries) == 2
     assert_same(list(inside[:2]), list(expected[:2]))
     assert_same(list(outside[:2]), list(expected[:2]))
@@ -159,7 +163,7 @@ def test_gradcheck_through_a_reused_entry(mode, device):
         xx, hh = next(it), next(it)
         cc = next(it) if mode == "lstm" else None
         w = tuple(next(it) for _ in range(4))
-        out, h_n, c_n = graphed.run_graphed(mode, xx, hh, cc, w, None)
+        out, h_n, c_n = graphed.run_graphed(recurrence(mode), xx, hh, cc, w, None)
         return (out, h_n) if c_n is None else (out, h_n, c_n)
 
     assert torch.autograd.gradcheck(f, inputs)
@@ -177,14 +181,14 @@ def test_fused_on_cuda_is_the_graphed_engine(mode, monkeypatch):
     real = graphed.run_graphed
     monkeypatch.setattr(graphed, "run_graphed", lambda *a: calls.append(1) or real(*a))
     x, h0, c0, weights = problem(mode, "cuda", dtype=torch.float32)
-    out, _, _ = run_direction(mode, x, h0, c0, weights, engine="fused")
+    out, _, _ = run_direction(mode, x, h0, c0, weights, engine="cuda-graph")
     assert calls == [1]
     ref, _, _ = run_direction(mode, x.detach().cpu(), h0.detach().cpu(),
                               None if c0 is None else c0.detach().cpu(),
                               tuple(None if w is None else w.detach().cpu() for w in weights), engine="python")
     torch.testing.assert_close(out.detach().cpu(), ref, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="checkpoint_every runs in the CPU's compiled loop"):
-        run_direction(mode, x, h0, c0, weights, engine="fused", checkpoint_every=2)
+    with pytest.raises(ValueError, match="checkpoint_every needs the compiled engine"):
+        run_direction(mode, x, h0, c0, weights, engine="cuda-graph", checkpoint_every=2)
 
 
 @needs_cuda

@@ -270,12 +270,12 @@ def test_non_positive_sizes(cls, kwargs, what, value):
 def test_unknown_engine(name):
     with pytest.raises(ValueError, match=r"engine must be one of \(.*\), got 'cudnn'") as info:
         LAYERS[name](engine="cudnn")
-    for engine in ("auto", "fused", "python", "reference"):
+    for engine in ("auto", "compiled", "cuda-graph", "python", "autograd", "torch"):
         assert repr(engine) in str(info.value)
 
 
 def test_torch_engine_refuses_the_lecture_gru():
-    with pytest.raises(ValueError, match=r"engine='torch'.*only the reset-after GRU.*reset_after=True"):
+    with pytest.raises(ValueError, match=r"engine='torch'.*torch.nn has no the lecture's GRU.*reset_after=True"):
         rnnkit.GRU(I, H, engine="torch")
     assert rnnkit.GRU(I, H, engine="torch", reset_after=True).engine == "torch"
 

@@ -33,7 +33,7 @@ CONFIGS = [
     (2, True, False, False, "packed_sorted", "load_state_dict", "auto"),
     (3, True, False, True, "padded", "load_state_dict", "auto"),
     (3, False, False, True, "lengths", "to_torch", "auto"),
-    (2, True, True, True, "packed_unsorted", "to_torch", "reference"),
+    (2, True, True, True, "packed_unsorted", "to_torch", "autograd"),
     (1, False, True, True, "lengths", "load_state_dict", "python"),
     (2, True, True, True, "lengths", "to_torch", "torch"),
 ]
@@ -158,20 +158,20 @@ def test_layer_engines_agree(kind):
     base = make("python")
     x = torch.randn(T, N, I, dtype=torch.float64)
     results = {}
-    for engine in ("python", "reference", "auto", "fused"):
+    for engine in ("python", "autograd", "auto", "compiled"):
         layer = make(engine)
         layer.load_state_dict(base.state_dict(), strict=True)
         xi = x.clone().requires_grad_()
         try:
             out, st = layer(xi, lengths=LENGTHS)
         except RuntimeError as err:
-            assert engine == "fused" and "fused" in str(err), str(err)
+            assert engine == "compiled" and "compiled" in str(err), str(err)
             continue
         loss = (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum()
         loss = loss + sum((s * 0.5).sum() for s in _flat_state(st))
         loss.backward()
         results[engine] = [out, *_flat_state(st), xi.grad, *(p.grad for p in layer.parameters())]
-    assert {"python", "reference", "auto"} <= set(results)
+    assert {"python", "autograd", "auto"} <= set(results)
     for engine, values in results.items():
         for a, b in zip(values, results["python"]):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=engine)

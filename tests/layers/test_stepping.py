@@ -44,7 +44,7 @@ def _assert_steps_equal_forward(layer, x, state, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("engine", ["fused", "python"])
+@pytest.mark.parametrize("engine", ["compiled", "python"])
 @pytest.mark.parametrize("mode", list(LAYERS))
 def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
     """T calls of ``step`` (compiled under no_grad for the fused engine) give forward's outputs and states."""
@@ -53,11 +53,11 @@ def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
     x = torch.randn(T, N, I, dtype=dtype)
     state = _state(mode, dtype)
     _assert_steps_equal_forward(layer, x, state, dtype)
-    assert ("_stepper" in layer.__dict__) == (engine == "fused")     # the compiled path ran where it should
+    assert ("_stepper" in layer.__dict__) == (engine == "compiled")     # the compiled path ran where it should
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("engine", ["auto", "fused", "python"])
+@pytest.mark.parametrize("engine", ["auto", "compiled", "python"])
 @pytest.mark.parametrize("mode", list(LAYERS))
 def test_steps_on_a_gpu_replay_a_captured_step(mode, engine):
     """On CUDA the C++ stepper can't serve (it reads CPU memory): the cell equations step, captured once in a CUDA
@@ -120,8 +120,8 @@ def test_graphed_steps_are_kept_per_batch_size_and_parameters():
 
 def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():
     """A layer on another device (meta here; CUDA on a GPU machine) steps through the cell equations, also with
-    engine="fused", whose sequence loop has a GPU form but whose stepper is CPU-only."""
-    layer = rnnkit.LSTM(I, H, 2, engine="fused", device="meta")
+    engine="compiled", whose sequence loop has a GPU form but whose stepper is CPU-only."""
+    layer = rnnkit.LSTM(I, H, 2, engine="compiled", device="meta")
     with torch.no_grad():
         out, (h, c) = layer.step(torch.zeros(N, I, device="meta"))
     assert out.shape == (N, H) and h.shape == c.shape == (2, N, H) and out.device.type == "meta"
@@ -131,7 +131,7 @@ def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():
 def test_stepper_follows_changed_weights():
     """The compiled stepper packs the weights once; an in-place update (an optimizer step) rebuilds it."""
     torch.manual_seed(1)
-    layer = rnnkit.LSTM(I, H, 2, engine="fused", dtype=torch.float64)
+    layer = rnnkit.LSTM(I, H, 2, engine="compiled", dtype=torch.float64)
     x = torch.randn(N, I, dtype=torch.float64)
     with torch.no_grad():
         before, _ = layer.step(x)
@@ -160,7 +160,7 @@ def test_step_with_gradients_matches_autograd_through_forward():
 
 
 def test_step_batch_size_change_and_bad_input():
-    layer = rnnkit.LSTM(I, H, 2, engine="fused")
+    layer = rnnkit.LSTM(I, H, 2, engine="compiled")
     with torch.no_grad():
         assert layer.step(torch.randn(4, I))[0].shape == (4, H)
         assert layer.step(torch.randn(1, I))[0].shape == (1, H)        # a new batch size: a new stepper
@@ -176,7 +176,7 @@ def test_step_batch_size_change_and_bad_input():
 def test_checkpoint_every_gives_the_same_gradients(mode):
     """Recomputing windows of 4 steps in the backward changes nothing but memory."""
     torch.manual_seed(3)
-    layer = LAYERS[mode](engine="fused", dtype=torch.float64)
+    layer = LAYERS[mode](engine="compiled", dtype=torch.float64)
     x = torch.randn(11, N, I, dtype=torch.float64, requires_grad=True)
     results = []
     for every in (None, 4):
@@ -190,8 +190,8 @@ def test_checkpoint_every_gives_the_same_gradients(mode):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_checkpoint_every_needs_the_fused_engine():
+def test_checkpoint_every_needs_the_compiled_engine():
     layer = rnnkit.LSTM(I, H, engine="python")
     layer.checkpoint_every = 10
-    with pytest.raises(ValueError, match="checkpoint_every needs the fused engine; this run uses the 'python'"):
+    with pytest.raises(ValueError, match=r"checkpoint_every needs the compiled engine \(the CPU.s C\+\+ loop\); this run uses the .python."):
         layer(torch.randn(3, 2, I))

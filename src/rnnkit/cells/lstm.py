@@ -67,8 +67,9 @@ class LSTMCell(CellBase):
 
 
 @torch.no_grad()
-def set_forget_bias(bias_ih: Tensor, bias_hh: Tensor, value: float) -> None:
-    """Make the forget gate's total bias ``value`` (its block is the second quarter of each bias)."""
-    h = bias_ih.shape[0] // 4
-    bias_ih[h:2 * h].fill_(value)
-    bias_hh[h:2 * h].zero_()
+def set_forget_bias(bias_ih: Tensor, bias_hh: Tensor, value: float, gates: int = 4, block: int = 1) -> None:
+    """Make the forget gate's total bias ``value``: ``bias_ih``'s block ``block`` of ``gates`` set, ``bias_hh``'s
+    zeroed (the LSTM's forget gate is the second of four)."""
+    h = bias_ih.shape[0] // gates
+    bias_ih[block * h:(block + 1) * h].fill_(value)
+    bias_hh[block * h:(block + 1) * h].zero_()

@@ -71,7 +71,8 @@ LSTM = Recurrence("lstm", "lstm", ("i", "f", "g", "o"), lstm_step,
                   "the LSTM (Hochreiter & Schmidhuber, forget gate of Gers et al.)", has_cell_state=True,
                   forget_gate=1, torch_class=nn.LSTM, saved_per_step=6)
 GRU = Recurrence("gru", "gru", ("r", "z", "n"), partial(gru_step, reset_after=False),
-                 "the lecture's GRU (Cho et al. 2014): reset before the recurrent matmul; no torch.nn twin",
+                 "the lecture's GRU (Cho et al. 2014, reset before the recurrent matmul; use reset_after=True "
+                 "for PyTorch's)",
                  layer_kwargs={"reset_after": False}, saved_per_step=4)
 GRU_TORCH = Recurrence("gru-torch", "gru_reset_after", ("r", "z", "n"), partial(gru_step, reset_after=True),
                        "PyTorch/cuDNN's GRU: reset after the recurrent matmul", torch_class=nn.GRU,

@@ -31,9 +31,15 @@ Truncated BPTT: the state passed in is a leaf; the caller detaches between windo
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from ..cells.spec import Recurrence
 
 # --------------------------------------------------------------------------- forward loops
 # Each takes the projected input xp (T, N, G*H) with the foldable biases in it, writes the states into hs
@@ -63,9 +69,9 @@ def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
     return ()
 
 
-def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
-    T, _, G = xp.shape
-    H = G // 4
+def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask):
+    T, _, GH = xp.shape
+    H = GH // 4
     gates = torch.empty_like(xp)
     wt = w_hh.t()
     for t in range(T):
@@ -82,10 +88,10 @@ def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
     return (gates,)
 
 
-def _gru_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
+def _gru_forward(xp, hs, cs, w_hh, b_hn, mask):
     """Cho et al.'s GRU: the reset gate multiplies ``h`` before the recurrent matmul."""
-    T, _, G = xp.shape
-    H = G // 3
+    T, _, GH = xp.shape
+    H = GH // 3
     gates = torch.empty_like(xp)
     w_rz, w_n = w_hh[:2 * H].t(), w_hh[2 * H:].t()
     for t in range(T):
@@ -99,12 +105,12 @@ def _gru_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
     return (gates,)
 
 
-def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
+def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask):
     """PyTorch/cuDNN's GRU: the reset gate multiplies ``h W_n + b_hn`` after the matmul."""
-    T, N, G = xp.shape
-    H = G // 3
+    T, N, GH = xp.shape
+    H = GH // 3
     gates = torch.empty_like(xp)
-    hn = xp.new_empty(T, N, H)                           # h_{t-1} W_n + b_hn, needed by the backward
+    hw_n = xp.new_empty(T, N, H)                           # h_{t-1} W_n + b_hn, needed by the backward
     wt = w_hh.t()
     for t in range(T):
         h = hs[t]
@@ -112,12 +118,12 @@ def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask, relu=False):
         rz = torch.add(xp[t, :, :2 * H], gh[:, :2 * H], out=gates[t, :, :2 * H]).sigmoid_()
         r, z = rz.chunk(2, 1)
         ghn = gh[:, 2 * H:] if b_hn is None else gh[:, 2 * H:] + b_hn
-        hn[t] = ghn
+        hw_n[t] = ghn
         n = torch.addcmul(xp[t, :, 2 * H:], r, ghn, out=gates[t, :, 2 * H:]).tanh_()  # n = tanh(x U_n + b_in + r*(h W_n + b_hn))
         m = None if mask is None else mask[t]
         new = torch.lerp(n, h, z, out=_target(hs[t + 1], m))  # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
         _settle(hs[t + 1], new, h, m)
-    return (gates, hn)
+    return (gates, hw_n)
 
 
 # --------------------------------------------------------------------------- backward loops
@@ -148,7 +154,7 @@ def _rnn_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu: bool):
     return dG, dG, dh, None
 
 
-def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
+def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask):
     (gates,) = saved
     T = dY.shape[0]
     dG = torch.empty_like(gates)
@@ -169,10 +175,10 @@ def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
     return dG, dG, dh, dc
 
 
-def _gru_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
+def _gru_backward(dY, dh, dc, hs, cs, saved, w_hh, mask):
     (gates,) = saved
-    T, _, G = gates.shape
-    H = G // 3
+    T, _, GH = gates.shape
+    H = GH // 3
     w_rz, w_n = w_hh[:2 * H], w_hh[2 * H:]
     dG = torch.empty_like(gates)
     for t in range(T - 1, -1, -1):
@@ -188,10 +194,10 @@ def _gru_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
     return dG, dG, dh, None
 
 
-def _gru_reset_after_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False):
-    gates, hn = saved
-    T, _, G = gates.shape
-    H = G // 3
+def _gru_reset_after_backward(dY, dh, dc, hs, cs, saved, w_hh, mask):
+    gates, hw_n = saved
+    T, _, GH = gates.shape
+    H = GH // 3
     dGx = torch.empty_like(gates)
     dGh = torch.empty_like(gates)
     for t in range(T - 1, -1, -1):
@@ -201,65 +207,74 @@ def _gru_reset_after_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu=False)
         dr, dz, dn = dGx[t].chunk(3, 1)
         torch.mul(d * (1 - z), 1 - n * n, out=dn)        # da_n = dh_t (1 - z_t) tanh'
         torch.mul(d * (h - n), z * (1 - z), out=dz)      # da_z
-        torch.mul(dn * hn[t], r * (1 - r), out=dr)       # da_r = da_n (h W_n + b_hn) σ'
+        torch.mul(dn * hw_n[t], r * (1 - r), out=dr)       # da_r = da_n (h W_n + b_hn) σ'
         dGh[t, :, :2 * H] = dGx[t, :, :2 * H]
         torch.mul(dn, r, out=dGh[t, :, 2 * H:])          # d(h W_n + b_hn) = da_n r_t
         dh = _carry(torch.addmm(d * z, dGh[t], w_hh), keep)  # dh_{t-1} = dh_t z_t + dG^h_t W^T
     return dGx, dGh, dh, None
 
 
-_LOOPS = {
-    "rnn_tanh": (_rnn_forward, _rnn_backward),
-    "rnn_relu": (_rnn_forward, _rnn_backward),
-    "lstm": (_lstm_forward, _lstm_backward),
-    "gru": (_gru_forward, _gru_backward),
-    "gru_reset_after": (_gru_reset_after_forward, _gru_reset_after_backward),
+@dataclass(frozen=True)
+class Kernel:
+    """One recurrence's Python loops and the two facts about it the shared code needs."""
+
+    forward: Callable
+    backward: Callable
+    bias_in_loop: bool = False         # b_hn stays inside the loop (PyTorch's GRU: r * (h W_n + b_hn))
+    reset_before_matmul: bool = False  # W_n multiplies r * h, not h (Cho's GRU), also in dW
+
+
+KERNELS: dict[str, Kernel] = {       # keyed by Recurrence.kernel
+    "rnn_tanh": Kernel(partial(_rnn_forward, relu=False), partial(_rnn_backward, relu=False)),
+    "rnn_relu": Kernel(partial(_rnn_forward, relu=True), partial(_rnn_backward, relu=True)),
+    "lstm": Kernel(_lstm_forward, _lstm_backward),
+    "gru": Kernel(_gru_forward, _gru_backward, reset_before_matmul=True),
+    "gru_reset_after": Kernel(_gru_reset_after_forward, _gru_reset_after_backward, bias_in_loop=True),
 }
 
 
-def _folded_bias(mode: str, b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+def _folded_bias(kernel: Kernel, b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
     """The bias added once to ``X U`` and, for the PyTorch GRU, the ``b_hn`` that must stay in the loop."""
     if b_ih is None:
         return None, None
-    if mode == "gru_reset_after":
+    if kernel.bias_in_loop:
         H = b_hh.shape[0] // 3
         return b_ih + torch.cat([b_hh[:2 * H], b_hh.new_zeros(H)]), b_hh[2 * H:]
     return b_ih + b_hh, None
 
 
-def forward_pass(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                  b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None) -> tuple:
     """The forward over all steps: ``(hs (T+1, N, H), cs (T+1, N, H) or None, *saved)`` (see the contract)."""
     T, N, I = x.shape
     H = w_hh.shape[1]
-    bias, b_hn = _folded_bias(mode, b_ih, b_hh)
+    kernel = KERNELS[cell.kernel]
+    bias, b_hn = _folded_bias(kernel, b_ih, b_hh)
     x2 = x.reshape(T * N, I)
     xp = (torch.addmm(bias, x2, w_ih.t()) if bias is not None else x2 @ w_ih.t()).view(T, N, -1)
     hs = x.new_empty(T + 1, N, H)
     hs[0] = h0
     cs = None
-    if mode == "lstm":
+    if cell.has_cell_state:
         cs = x.new_empty(T + 1, N, H)
         cs[0] = c0
-    forward_loop, _ = _LOOPS[mode]
-    saved = forward_loop(xp, hs, cs, w_hh, b_hn, mask, relu=mode == "rnn_relu")
+    saved = kernel.forward(xp, hs, cs, w_hh, b_hn, mask)
     return (hs, cs, *saved)
 
 
-def backward_pass(mode: str, x: Tensor, hs: Tensor, cs: Tensor | None, saved: tuple, w_ih: Tensor, w_hh: Tensor,
+def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, saved: tuple, w_ih: Tensor, w_hh: Tensor,
                   mask: Tensor | None, dY: Tensor, dc_T: Tensor | None, has_bias: bool, need_dx: bool) -> tuple:
     """The backward through time: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``, ``None`` where not asked for."""
     T, N, I = x.shape
     H = hs.shape[2]
-    dc = dc_T if mode == "lstm" else None
-    _, backward_loop = _LOOPS[mode]
-    dGx, dGh, dh0, dc0 = backward_loop(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
-                                       relu=mode == "rnn_relu")
+    dc = dc_T if cell.has_cell_state else None
+    kernel = KERNELS[cell.kernel]
+    dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask)
     gx = dGx.reshape(T * N, -1)
     gh = dGh.reshape(T * N, -1)
     dx = (gx @ w_ih).view(T, N, I) if need_dx else None
     dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
-    dw_hh = _recurrent_weight_grad(mode, gh, hs, saved)                   # dW^T = dG^T H_prev
+    dw_hh = _recurrent_weight_grad(kernel, gh, hs, saved)                   # dW^T = dG^T H_prev
     db_ih = db_hh = None
     if has_bias:
         db_ih = gx.sum(0)
@@ -271,44 +286,40 @@ class BPTT(torch.autograd.Function):
     """Forward over all steps, backward through time by hand (see the module's contract)."""
 
     @staticmethod
-    def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        hs, cs, *saved = forward_pass(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask)
-        ctx.mode = mode
+    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask)
+        ctx.cell = cell
         ctx.has_bias = b_ih is not None
         ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
         h_seq = hs[1:]
-        if mode == "lstm":
-            return h_seq, cs[-1].clone()
-        return h_seq
+        return (h_seq, cs[-1].clone()) if cell.has_cell_state else h_seq
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dc_T=None):
         x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
         dY = dY if dY is not None else hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
-        if dc_T is None and ctx.mode == "lstm":
+        if dc_T is None and ctx.cell.has_cell_state:
             dc_T = hs.new_zeros(hs.shape[1:])
-        grads = backward_pass(ctx.mode, x, hs, cs, tuple(saved), w_ih, w_hh, mask, dY, dc_T, ctx.has_bias,
+        grads = backward_pass(ctx.cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, dY, dc_T, ctx.has_bias,
                               ctx.needs_input_grad[2])
         return None, None, *grads
 
 
-def _recurrent_weight_grad(mode: str, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:
+def _recurrent_weight_grad(kernel: Kernel, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:
     """``dG^T H_prev`` over all steps in one matmul; Cho's GRU multiplies ``W_n`` by ``r*h`` instead of ``h``."""
     T1, N, H = hs.shape
     h_prev = hs[:-1].reshape(-1, H)
-    if mode != "gru":
+    if not kernel.reset_before_matmul:
         return gh.t() @ h_prev
     r = saved[0][:, :, :H].reshape(-1, H)
     return torch.cat([gh[:, :2 * H].t() @ h_prev, gh[:, 2 * H:].t() @ (r * h_prev)])
 
 
-def run_bptt(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
+def run_bptt(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
              mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``mode`` over ``x`` with hand-written BPTT; returns ``(h_seq, h_T, C_T or None)``."""
+    """Run ``cell`` over ``x`` with hand-written BPTT; returns ``(h_seq, h_T, C_T or None)``."""
     w_ih, w_hh, b_ih, b_hh = weights
-    out = BPTT.apply(mode, mask, x, h0, c0 if mode == "lstm" else None, w_ih, w_hh, b_ih, b_hh)
-    if mode == "lstm":
-        h_seq, c_T = out
-        return h_seq, h_seq[-1], c_T
-    return out, out[-1], None
+    out = BPTT.apply(cell, mask, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh)
+    h_seq, c_T = out if cell.has_cell_state else (out, None)
+    return h_seq, h_seq[-1], c_T

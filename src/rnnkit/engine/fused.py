@@ -1,5 +1,5 @@
 """The compiled engine: the whole time loop, forward and backward, in C++ (``csrc/``), same contract as ``bptt``.
-(This is ``engine="fused"`` on the CPU; on a GPU that name runs :mod:`rnnkit.engine.graphed`.)
+(This is ``engine="compiled"``; on a GPU, ``engine="cuda-graph"`` runs :mod:`rnnkit.engine.graphed`.)
 
 Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (oneDNN for
 big float32 products, MKL's packed GEMM with the weight packed once per sequence for the rest, ATen for float64;
@@ -27,9 +27,12 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..cells.spec import Recurrence
+
 _CSRC = Path(__file__).with_name("csrc")
 _SOURCES = ("engine.cpp", "cells.cpp", "stepper.cpp")
 _DTYPES = (torch.float32, torch.float64)
+_KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_after")     # csrc/cells.cpp's Mode
 _BUILD_FAILED = "the C++ extension could not be built"
 _INFERENCE_ROWS = 2048              # rows (steps x N) per window when no backward will run
 _lock = threading.Lock()
@@ -87,7 +90,7 @@ def _compile(verbose: bool):
     name = _name(flags)
     build_dir = _build_dir(name)
     if not os.path.exists(os.path.join(build_dir, f"{name}.so")):
-        print("rnnkit: compiling the fused engine (once, about a minute)...", file=sys.stderr, flush=True)
+        print("rnnkit: compiling the compiled engine (once, about a minute)...", file=sys.stderr, flush=True)
     return cpp_extension.load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
                               extra_ldflags=["-fopenmp"], build_directory=build_dir, verbose=verbose)
 
@@ -108,16 +111,18 @@ def build(verbose: bool = False) -> str:
     """Build (or load from the cache) the extension now and return its path; ``RuntimeError`` saying why if not."""
     module = _module(verbose)
     if module is None:
-        raise RuntimeError(f"rnnkit: the fused engine is unavailable: {_BUILD_FAILED}: {_state['error']}")
+        raise RuntimeError(f"rnnkit: the compiled engine is unavailable: {_BUILD_FAILED}: {_state['error']}")
     return module.__file__
 
 
-def unavailable_reason(mode: str, x: Tensor) -> str | None:
-    """Why the compiled loop can't run ``mode`` on ``x``, or ``None`` when it can (may build on first use)."""
+def unavailable_reason(cell: Recurrence, x: Tensor) -> str | None:
+    """Why the compiled loop can't run ``cell`` on ``x``, or ``None`` when it can (may build on first use)."""
+    if cell.kernel not in _KERNELS:
+        return f"the compiled loop has no kernel for {cell.description}"
     if x.device.type != "cpu":
         return f"the compiled loop runs on the CPU only, not on {x.device.type}"
     if x.dtype not in _DTYPES:
-        return f"the fused engine has no {x.dtype} kernels (float32 and float64 only)"
+        return f"the compiled engine has no {x.dtype} kernels (float32 and float64 only)"
     if _module() is None:
         return f"{_BUILD_FAILED}: {_state['error']}"
     return None
@@ -132,57 +137,57 @@ class Fused(torch.autograd.Function):
     """The C++ forward and backward loops as one autograd node (contract: :mod:`rnnkit.engine.bptt`)."""
 
     @staticmethod
-    def forward(ctx, mode, mask, checkpoint, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    def forward(ctx, cell, mask, checkpoint, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         store = checkpoint <= 0
-        hs, c_T, cs, gates, hn = _module().forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask,
-                                                   checkpoint, store)
-        ctx.mode = mode
+        hs, c_T, cs, gates, hw_n = _module().forward(cell.kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask,
+                                                     checkpoint, store)
+        ctx.cell = cell
         ctx.window = 0 if store else checkpoint
-        ctx.save_for_backward(x, hs, cs, gates, hn, w_ih, w_hh, b_ih, b_hh, mask)
+        ctx.save_for_backward(x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask)
         h_seq = hs[1:]
-        return (h_seq, c_T) if mode == "lstm" else h_seq
+        return (h_seq, c_T) if cell.has_cell_state else h_seq
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dc_T=None):
-        x, hs, cs, gates, hn, w_ih, w_hh, b_ih, b_hh, mask = ctx.saved_tensors
+        x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask = ctx.saved_tensors
         if dY is None:                                  # only C_T was used
             dY = hs.new_zeros(()).expand(hs.shape[0] - 1, *hs.shape[1:])
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _module().backward(
-            ctx.mode, x, hs, cs, gates, hn, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
+            ctx.cell.kernel, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
             ctx.needs_input_grad[3], ctx.window)
         return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
 
 
-def run_fused(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
+def run_fused(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
               checkpoint_every: int | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``mode`` over ``x`` in the compiled loop; same arguments and results as ``bptt.run_bptt``.
+    """Run ``cell`` over ``x`` in the compiled loop; same arguments and results as ``bptt.run_bptt``.
 
     ``checkpoint_every=k`` keeps only the states (and the LSTM cell every ``k`` steps) and recomputes each
     window of ``k`` steps in the backward: memory ``~N·H·T`` instead of ``6·N·H·T`` for about a third more time.
     Without autograd nothing is saved and the loop runs through window-sized buffers.
     """
     w_ih, w_hh, b_ih, b_hh = weights
-    c0 = c0 if mode == "lstm" else None
+    c0 = c0 if cell.has_cell_state else None
     x = x.contiguous()
     mask = None if mask is None else mask.contiguous()
     inputs = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}")
-        out = Fused.apply(mode, mask, checkpoint_every or 0, *inputs)
-        h_seq, c_T = out if mode == "lstm" else (out, None)
+        out = Fused.apply(cell, mask, checkpoint_every or 0, *inputs)
+        h_seq, c_T = out if cell.has_cell_state else (out, None)
     else:
         window = max(1, _INFERENCE_ROWS // max(1, x.shape[1]))
-        hs, c_T, *_ = _module().forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, False)
+        hs, c_T, *_ = _module().forward(cell.kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, False)
         h_seq = hs[1:]
     return h_seq, h_seq[-1], c_T
 
 
-def make_stepper(mode: str, layer_weights: list[list[Tensor | None]], batch: int):
+def make_stepper(cell: Recurrence, layer_weights: list[list[Tensor | None]], batch: int):
     """The compiled generation step for a stack: ``.step(x (N, I), h (L, N, H), c or None) -> [h', c']``.
 
     ``layer_weights`` holds each layer's ``[w_ih, w_hh, b_ih, b_hh]``; their packed copies are made here, so the
     stepper serves these weights as they are now (see :mod:`rnnkit.layers.stepping`).
     """
-    return _module().Stepper(mode, [[None if w is None else w.detach() for w in ws] for ws in layer_weights], batch)
+    return _module().Stepper(cell.kernel, [[None if w is None else w.detach() for w in ws] for ws in layer_weights], batch)

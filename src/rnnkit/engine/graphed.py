@@ -1,12 +1,12 @@
-"""The fused engine on CUDA: the hand-written BPTT loops of :mod:`rnnkit.engine.bptt`, captured in CUDA graphs.
+"""The `cuda-graph` engine: the hand-written BPTT loops of :mod:`rnnkit.engine.bptt`, captured in CUDA graphs.
 
 On a GPU the Python loop's time is launches, not arithmetic: ~10 small kernels per step forward and ~15
 backward, each a few microseconds of Python and driver work while the GPU waits. A CUDA graph records the
 whole forward (and the whole backward) once per shape and replays it as one launch, so the loop runs at the
 GPU's pace. This is how rnnkit serves the cells cuDNN lacks (the lecture's GRU) on a GPU, and any cell when
-``engine="fused"`` is asked for there; the loops, and so the arithmetic, are exactly the Python engine's.
+``engine="cuda-graph"`` is asked for; the loops, and so the arithmetic, are exactly the Python engine's.
 
-Per (mode, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers
+Per (cell, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers
 and the captured graphs; past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers the least recently used go.
 A call copies its tensors into the buffers, replays, and clones what it returns and what its backward needs,
 so calls of the same shape (the layers of a stack, both directions, two forwards before one backward) never
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..cells.spec import Recurrence
 from .bptt import backward_pass, forward_pass
 
 MAX_ENTRIES = 32
@@ -93,37 +94,37 @@ def copy_into(static: list, values) -> None:
 class _Entry:
     """Static buffers and captured graphs for one shape: ``inputs`` are copied in, the graphs read them."""
 
-    def __init__(self, mode: str, args: tuple, training: bool, has_bias: bool) -> None:
+    def __init__(self, cell: Recurrence, args: tuple, training: bool, has_bias: bool) -> None:
         x = args[0]
         self.inputs = [None if a is None else a.detach().clone() for a in args]   # x h0 c0 w_ih w_hh b_ih b_hh mask
         self.dY = self.dc = self.backward = None                                   # the backward's, when training
         self.grads: tuple = ()
         self.forward = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            self.outputs = list(self.forward.capture(lambda: forward_pass(mode, *self.inputs)))
+            self.outputs = list(self.forward.capture(lambda: forward_pass(cell, *self.inputs)))
             if training:
-                self.backward = self._capture_backward(mode, has_bias)
+                self.backward = self._capture_backward(cell, has_bias)
         buffers = [*self.inputs, *self.outputs, *self.grads, self.dY, self.dc]
         self.nbytes = sum(t.numel() * t.element_size() for t in buffers if t is not None)
 
-    def _capture_backward(self, mode: str, has_bias: bool):
+    def _capture_backward(self, cell: Recurrence, has_bias: bool):
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask = self.inputs
         hs, cs, *saved = self.outputs
         self.dY = x.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
-        self.dc = x.new_zeros(hs.shape[1:]) if mode == "lstm" else None
+        self.dc = x.new_zeros(hs.shape[1:]) if cell.has_cell_state else None
         graph = type(self.forward)(x.device, pool=self.forward.pool)
         self.grads = graph.capture(lambda: backward_pass(
-            mode, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True))
+            cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True))
         return graph
 
 
-def _entry(mode: str, args: tuple, training: bool) -> _Entry:
+def _entry(cell: Recurrence, args: tuple, training: bool) -> _Entry:
     has_bias = args[5] is not None
-    key = (mode, training, has_bias, args[0].device, args[0].dtype, torch.is_inference_mode_enabled(),
+    key = (cell, training, has_bias, args[0].device, args[0].dtype, torch.is_inference_mode_enabled(),
            *(None if a is None else tuple(a.shape) for a in args))   # inference-mode buffers can't serve outside
     entry = _entries.get(key)
     if entry is None:
-        entry = _entries[key] = _Entry(mode, args, training, has_bias)
+        entry = _entries[key] = _Entry(cell, args, training, has_bias)
         while len(_entries) > 1 and (len(_entries) > MAX_ENTRIES
                                      or sum(e.nbytes for e in _entries.values()) > MAX_BYTES):
             _entries.popitem(last=False)                       # the least recently used; the newest stays
@@ -131,9 +132,9 @@ def _entry(mode: str, args: tuple, training: bool) -> _Entry:
     return entry
 
 
-def _replay_forward(mode: str, args: tuple, training: bool) -> _Entry:
+def _replay_forward(cell: Recurrence, args: tuple, training: bool) -> _Entry:
     """The entry for ``args`` (x h0 c0 w_ih w_hh b_ih b_hh mask) with them copied in and its forward replayed."""
-    entry = _entry(mode, args, training)
+    entry = _entry(cell, args, training)
     copy_into(entry.inputs, args)
     entry.forward.replay()
     return entry
@@ -148,12 +149,12 @@ class GraphedBPTT(torch.autograd.Function):
     """:class:`rnnkit.engine.bptt.BPTT` with its forward and backward each replayed from a captured graph."""
 
     @staticmethod
-    def forward(ctx, mode, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        entry = _replay_forward(mode, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
+    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        entry = _replay_forward(cell, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
         hs, cs, *saved = (clone_or_none(t) for t in entry.outputs)
         ctx.entry = entry
         ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
-        return (hs[1:], cs[-1].clone()) if mode == "lstm" else hs[1:]
+        return (hs[1:], cs[-1].clone()) if cell.has_cell_state else hs[1:]
 
     @staticmethod
     @once_differentiable
@@ -176,17 +177,17 @@ class GraphedBPTT(torch.autograd.Function):
         return None, None, *grads
 
 
-def run_graphed(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
+def run_graphed(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
                 mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``mode`` over ``x`` from captured graphs; same arguments and results as ``bptt.run_bptt``."""
+    """Run ``cell`` over ``x`` from captured graphs; same arguments and results as ``bptt.run_bptt``."""
     w_ih, w_hh, b_ih, b_hh = weights
-    c0 = c0 if mode == "lstm" else None
+    c0 = c0 if cell.has_cell_state else None
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
-        out = GraphedBPTT.apply(mode, mask, *args)
-        h_seq, c_T = out if mode == "lstm" else (out, None)
+        out = GraphedBPTT.apply(cell, mask, *args)
+        h_seq, c_T = out if cell.has_cell_state else (out, None)
     else:
-        hs, cs = _replay_forward(mode, (*args, mask), training=False).outputs[:2]
+        hs, cs = _replay_forward(cell, (*args, mask), training=False).outputs[:2]
         h_seq = hs[1:].clone()
         c_T = None if cs is None else cs[-1].clone()
     return h_seq, h_seq[-1], c_T

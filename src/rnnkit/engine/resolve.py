@@ -71,7 +71,7 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor) -> str:
         return "autograd" if engine == "reference" else engine
     if engine == "torch":
         if cell.torch_class is None:
-            raise ValueError(f"engine='torch' runs torch.nn's kernels, which have no {cell.description}; "
+            raise ValueError(f"engine='torch' runs torch.nn's kernels, and torch.nn has no {cell.description}; "
                              f"use another engine")
         return "torch"
     if engine == "auto" and x.is_cuda and cell.torch_class is not None:
@@ -83,7 +83,7 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor) -> str:
         raise RuntimeError(f"engine='cuda-graph' replays CUDA graphs and needs a GPU tensor, not "
                            f"{x.device.type}; use 'compiled' or 'auto'")
     if engine in ("compiled", "cuda-graph", "fused"):
-        return _require(engine, reason)
+        return _require(fast, reason)
     return fast if reason is None else _fallback(reason)
 
 
@@ -92,7 +92,8 @@ def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bo
     ``python`` (the cell equations, autograd-aware). ``replayable``: nothing needs gradients and no dropout runs.
     torch.nn has no one-step kernel, so ``torch`` steps in Python; so do ``python`` and ``autograd``."""
     check_engine(engine)
-    if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused"):
+    if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused") \
+            or x.device.type not in ("cpu", "cuda"):
         return "python"
     fast, reason = _device_fast_path(x, cell)
     if engine in ("compiled", "cuda-graph") and fast != engine:

@@ -16,21 +16,20 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells.lstm import set_forget_bias
-from ..engine import ENGINES, GATES, run_direction
-
-LAYER_ENGINES = ENGINES + ("torch",)
-from .stepping import autocast_enabled, autocast_off, step_stack
+from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
+from ..engine import check_engine, resolve_engine, run_direction
 from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
+from .stepping import autocast_enabled, autocast_off, step_stack
 
 State = Tensor | tuple[Tensor, Tensor]
 
 
 class RecurrentLayer(nn.Module):
-    """Shared body of the three layers; subclasses name their recurrence (``mode``) and ``torch.nn`` twin."""
+    """Shared body of the three layers; each subclass builds one of its ``recurrences`` (``self.cell``)."""
 
-    torch_class: type[nn.Module]
+    recurrences: tuple[Recurrence, ...] = ()
 
-    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+    def __init__(self, cell: Recurrence, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  engine: str = "auto", device=None, dtype=None) -> None:
         super().__init__()
@@ -38,18 +37,17 @@ class RecurrentLayer(nn.Module):
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
         check_dropout(dropout)
-        if engine not in LAYER_ENGINES:
-            raise ValueError(f"engine must be one of {LAYER_ENGINES}, got {engine!r}")
-        if engine == "torch" and mode == "gru":
-            raise ValueError("engine='torch' runs torch.nn's kernels, which have only the reset-after GRU; "
-                             "use reset_after=True or another engine")
-        self.mode = mode
+        check_engine(engine)
+        if engine == "torch" and cell.torch_class is None:
+            raise ValueError(f"engine='torch' runs torch.nn's kernels, and torch.nn has no {cell.description}; "
+                             f"use another engine")
+        self.cell = cell
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
         self.engine = engine
         self.checkpoint_every: int | None = None   # k: keep states every k steps, recompute in the backward
-        gh = GATES[mode] * hidden_size
+        gh = cell.gates * hidden_size
         kw = {"device": device, "dtype": dtype}
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size * self.num_directions
@@ -112,14 +110,15 @@ class RecurrentLayer(nn.Module):
         if lengths is not None:
             lengths = check_lengths(name, lengths, N, T, x.device)
         h0, c0 = self._initial_state(hx, x, unbatched)
-        if self.engine == "torch" or (self.engine == "auto" and x.is_cuda and self.mode != "gru"):
+        backend = resolve_engine(self.engine, self.cell, x)
+        if backend == "torch":
             if self.checkpoint_every is not None:
                 raise ValueError(f"{name}: checkpoint_every needs rnnkit's fused engine; torch.nn's kernels "
                                  f"run this input (engine={self.engine!r} on {x.device.type})")
             output, state = self._run_torch(x, h0, c0, lengths)
         else:
             with autocast_off(x.device.type):                       # rnnkit's loops run in the parameters' dtype
-                output, state = self._run_engine(x, h0, c0, lengths)
+                output, state = self._run_engine(x, h0, c0, lengths, backend)
 
         if packed:
             data = pack_padded_sequence(output.index_select(1, sorted_idx) if sorted_idx is not None else output,
@@ -132,17 +131,18 @@ class RecurrentLayer(nn.Module):
             output = output.transpose(0, 1)
         return output, state
 
-    def _run_engine(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
-        """Each layer and direction through rnnkit's engine; outputs concatenated, dropout between layers."""
+    def _run_engine(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None, backend: str):
+        """Each layer and direction through rnnkit's engine (``backend``, resolved); outputs concatenated,
+        dropout between layers."""
         h_n, c_n = [], []
         layer_input = x
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                out, h, c = run_direction(self.mode, layer_input, h0[k], None if c0 is None else c0[k],
+                out, h, c = run_direction(self.cell, layer_input, h0[k], None if c0 is None else c0[k],
                                           self.layer_weights(layer, direction), lengths=lengths,
-                                          reverse=direction == 1, engine=self.engine,
+                                          reverse=direction == 1, engine=backend,
                                           checkpoint_every=self.checkpoint_every)
                 outputs.append(out)
                 h_n.append(h)
@@ -150,8 +150,7 @@ class RecurrentLayer(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        state = torch.stack(h_n)
-        return layer_input, ((state, torch.stack(c_n)) if c0 is not None else state)
+        return layer_input, self.cell.pack(torch.stack(h_n), torch.stack(c_n) if c0 is not None else None)
 
     def step(self, x: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
         """Every layer one time step ahead: ``x`` (N, I) → the last layer's output (N, H) and the new state,
@@ -176,7 +175,7 @@ class RecurrentLayer(nn.Module):
         twin = self.__dict__.get("_twin")
         names = list(self._parameters)
         if twin is None or any(getattr(twin, n) is not self._parameters[n] for n in names):
-            twin = self.torch_class(**{**self._torch_kwargs(), "batch_first": False}, device="meta")
+            twin = self.cell.torch_class(**{**self._torch_kwargs(), "batch_first": False}, device="meta")
             for n in names:
                 setattr(twin, n, self._parameters[n])
             twin._apply(lambda t: t)               # refresh torch.nn's flat-weight views
@@ -200,11 +199,11 @@ class RecurrentLayer(nn.Module):
         """``(h0, c0)`` each (layers*D, N, H); zeros when ``hx`` is None (the lecture's ``h_0 = 0``)."""
         name = type(self).__name__
         shape = (self.num_layers * self.num_directions, x.shape[1], self.hidden_size)
-        is_lstm = self.mode == "lstm"
+        paired = self.cell.has_cell_state
         if hx is None:
             zeros = x.new_zeros(shape)
-            return zeros, (zeros if is_lstm else None)
-        if is_lstm:
+            return zeros, (zeros if paired else None)
+        if paired:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 got = f"a sequence of {len(hx)}" if isinstance(hx, (tuple, list)) else type(hx).__name__
                 raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {got}")
@@ -221,26 +220,30 @@ class RecurrentLayer(nn.Module):
             states = [s.unsqueeze(1) if isinstance(s, Tensor) else s for s in states]
         for what, s in zip(("h_0", "c_0"), states):
             check_state(name, s, shape, x, what)
-        return states[0], (states[1] if is_lstm else None)
+        return states[0], (states[1] if paired else None)
 
     # ------------------------------------------------------------------ interop with torch.nn
 
     def _torch_kwargs(self) -> dict:
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
-                    bidirectional=self.bidirectional)
+                    bidirectional=self.bidirectional, **self.cell.torch_kwargs)
 
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` module with these weights (a copy)."""
+        if self.cell.torch_class is None:
+            raise ValueError(f"{type(self).__name__}: torch.nn has no {self.cell.description}, so there is no "
+                             f"torch.nn module with these weights")
         p = self.weight_ih_l0
-        module = self.torch_class(**self._torch_kwargs(), device=p.device, dtype=p.dtype)
+        module = self.cell.torch_class(**self._torch_kwargs(), device=p.device, dtype=p.dtype)
         module.load_state_dict(self.state_dict(), strict=True)
         return module
 
     @classmethod
     def _kwargs_from_torch(cls, module: nn.Module) -> dict:
-        if not isinstance(module, cls.torch_class):
-            raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.{cls.torch_class.__name__}, "
+        torch_class = next(r.torch_class for r in cls.recurrences if r.torch_class is not None)
+        if not isinstance(module, torch_class):
+            raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.{torch_class.__name__}, "
                             f"got {type(module).__name__}")
         if getattr(module, "proj_size", 0):
             raise ValueError(f"{cls.__name__}.from_torch: proj_size={module.proj_size} is not supported")
@@ -269,19 +272,17 @@ class RecurrentLayer(nn.Module):
 class RNN(RecurrentLayer):
     """Elman RNN layer, ``torch.nn.RNN``'s interface (``nonlinearity='tanh'|'relu'``); see :class:`rnnkit.RNNCell`."""
 
-    torch_class = nn.RNN
+    recurrences = (RNN_TANH, RNN_RELU)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  engine: str = "auto", device=None, dtype=None) -> None:
-        if nonlinearity not in ("tanh", "relu"):
+        cell = next((r for r in self.recurrences if r.layer_kwargs["nonlinearity"] == nonlinearity), None)
+        if cell is None:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, engine, device, dtype)
-
-    def _torch_kwargs(self) -> dict:
-        return {**super()._torch_kwargs(), "nonlinearity": self.nonlinearity}
 
     @classmethod
     def _kwargs_from_torch(cls, module: nn.Module) -> dict:
@@ -298,13 +299,13 @@ class LSTM(RecurrentLayer):
     ``bias_hh``'s zeroed), as Jozefowicz et al. 2015 recommend; the default keeps PyTorch's initialisation.
     """
 
-    torch_class = nn.LSTM
+    recurrences = (LSTM_CELL,)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  engine: str = "auto", forget_bias: float | None = None, device=None, dtype=None) -> None:
         self.forget_bias = forget_bias
-        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        super().__init__(LSTM_CELL, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          engine, device, dtype)
 
     def reset_parameters(self) -> None:
@@ -319,7 +320,7 @@ class LSTM(RecurrentLayer):
         for layer in range(self.num_layers):
             for direction in range(self.num_directions):
                 _, _, b_ih, b_hh = self.layer_weights(layer, direction)
-                set_forget_bias(b_ih, b_hh, value)
+                set_forget_bias(b_ih, b_hh, value, self.cell.gates, self.cell.forget_gate)
 
 
 class GRU(RecurrentLayer):
@@ -329,13 +330,13 @@ class GRU(RecurrentLayer):
     ``reset_after=True`` is PyTorch/cuDNN's and the only form that converts to ``torch.nn.GRU``.
     """
 
-    torch_class = nn.GRU
+    recurrences = (GRU_CELL, GRU_TORCH)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  reset_after: bool = False, engine: str = "auto", device=None, dtype=None) -> None:
-        self.reset_after = reset_after
-        super().__init__("gru_reset_after" if reset_after else "gru", input_size, hidden_size, num_layers, bias,
+        self.reset_after = bool(reset_after)
+        super().__init__(GRU_TORCH if reset_after else GRU_CELL, input_size, hidden_size, num_layers, bias,
                          batch_first, dropout, bidirectional, engine, device, dtype)
 
     def to_torch(self) -> nn.Module:
@@ -350,3 +351,14 @@ class GRU(RecurrentLayer):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", reset_after={self.reset_after}"
+
+
+def make_layer(cell: Recurrence | str, input_size: int, hidden_size: int, **kwargs) -> RecurrentLayer:
+    """The rnnkit layer of ``cell`` (a :class:`~rnnkit.cells.spec.Recurrence` or its name), built with its
+    ``layer_kwargs`` and ``kwargs`` (``num_layers``, ``dropout``, ``engine``, ...). ``forget_bias`` applies only
+    to cells that have a forget gate and is dropped for the others."""
+    cell = recurrence(cell)
+    layer_class = next(c for c in (RNN, LSTM, GRU) if cell in c.recurrences)
+    if cell.forget_gate is None:
+        kwargs.pop("forget_bias", None)
+    return layer_class(input_size, hidden_size, **cell.layer_kwargs, **kwargs)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cells import gru_step, lstm_step, rnn_step
+from ..engine import resolve_step_engine
 from ..engine.graphed import CudaGraph, EagerGraph, clone_or_none, copy_into
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -55,34 +55,23 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
         raise ValueError(f"{name}.step: x must be (N, {layer.input_size}), got shape {tuple(x.shape)}")
     x, hx = layer.under_autocast(x, hx)
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
-    if _compiled_serves(layer, x, h0, c0):
+    backend = resolve_step_engine(layer.engine, layer.cell, x, _replayable(layer, x, h0, c0))
+    if backend == "compiled":
         h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
-    elif x.device.type == "cuda" and _replayable(layer, x, h0, c0):
+    elif backend == "cuda-graph":
         h, c = _graphed_step(layer, x, h0, c0).step(x, h0, c0)
     else:
         with autocast_off(x.device.type):                            # as the layer's forward: parameters' dtype
             h, c = _python_steps(layer, x, h0, c0)
-    return h[-1], ((h, c) if layer.mode == "lstm" else h)
+    return h[-1], layer.cell.pack(h, c)
 
 
 def _replayable(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
-    """The step may run outside autograd and the cell equations' Python: no gradients, no training dropout, and
-    an engine that allows it."""
-    if layer.engine not in ("auto", "fused") or (layer.training and layer.dropout > 0):
+    """The step may run outside autograd and the cell equations' Python: no gradients, no training dropout."""
+    if layer.training and layer.dropout > 0:
         return False
     return not (torch.is_grad_enabled()
                 and any(t is not None and t.requires_grad for t in (x, h0, c0, *layer.parameters())))
-
-
-def _compiled_serves(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
-    """The C++ stepper runs this step: CPU tensors, and :func:`_replayable`."""
-    from ..engine import fused
-    if x.device.type != "cpu" or not _replayable(layer, x, h0, c0):
-        return False
-    reason = fused.unavailable_reason(layer.mode, x)
-    if reason is not None and layer.engine == "fused":
-        raise RuntimeError(f"{type(layer).__name__}: engine='fused' is unavailable: {reason}")
-    return reason is None
 
 
 def _stepper(layer, batch: int):
@@ -93,7 +82,7 @@ def _stepper(layer, batch: int):
     cached = layer.__dict__.get("_stepper")
     if cached is None or cached[0] != key:
         weights = [list(layer.layer_weights(k, 0)) for k in range(layer.num_layers)]
-        cached = (key, fused.make_stepper(layer.mode, weights, batch))
+        cached = (key, fused.make_stepper(layer.cell, weights, batch))
         layer.__dict__["_stepper"] = cached
     return cached[1]
 
@@ -131,17 +120,13 @@ def _graphed_step(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> GraphedSte
 
 def _python_steps(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """The layers one by one through the cell equations (autograd-aware; dropout between layers in training)."""
-    mode, hs, cs = layer.mode, [], []
+    cell, hs, cs = layer.cell, [], []
     for k in range(layer.num_layers):
-        weights = layer.layer_weights(k, 0)
-        if mode == "lstm":
-            h, c = lstm_step(x, (h0[k], c0[k]), *weights)
-            cs.append(c)
-        elif mode.startswith("gru"):
-            h = gru_step(x, h0[k], *weights, reset_after=mode == "gru_reset_after")
-        else:
-            h = rnn_step(x, h0[k], *weights, nonlinearity=mode[4:])
+        state = cell.pack(h0[k], None if c0 is None else c0[k])
+        h, c = cell.unpack(cell.step(x, state, *layer.layer_weights(k, 0)))
         hs.append(h)
+        if c is not None:
+            cs.append(c)
         if k < layer.num_layers - 1:
             x = F.dropout(h, layer.dropout, layer.training) if layer.dropout > 0 else h
     return torch.stack(hs), (torch.stack(cs) if cs else None)

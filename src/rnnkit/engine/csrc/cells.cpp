@@ -90,9 +90,9 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
       const S g = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j] + b[3 * H + j]);
       a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
       const S cn = f * cp[j] + i * g;                               // C_t = f_t C_{t-1} + i_t C~_t
-      const S hn = o * Math<S>::tanh(cn);                           // h_t = o_t tanh(C_t)
+      const S h_new = o * Math<S>::tanh(cn);                           // h_t = o_t tanh(C_t)
       cq[j] = cn;
-      hq[j] = hn;
+      hq[j] = h_new;
     }
     if (!valid) hold(cq, cp, H), hold(hq, hp, H);
   });
@@ -222,7 +222,7 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
   const int64_t N = c.N, H = c.H, GH = c.GH;
   S* gates = Ctx<S>::ptr(c.gates);
   S* hs = Ctx<S>::ptr(c.hs);
-  S* hn = Ctx<S>::ptr(c.hn);
+  S* hw_n = Ctx<S>::ptr(c.hw_n);
   const S* gh = Ctx<S>::ptr(c.scratch);
   const S* b_hn = c.b_hn;
   const S* b = c.bias;
@@ -231,7 +231,7 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
     const S* w = gh + n * GH;
     const S* hp = hs + (t * N + n) * H;
     S* hq = hs + (N + t * N + n) * H;
-    S* v = hn + (t * N + n) * H;
+    S* v = hw_n + (t * N + n) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const S r = Math<S>::sigmoid(a[j] + b[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j] + w[H + j]);
@@ -251,7 +251,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
   const int64_t N = c.N, H = c.H, GH = c.GH;
   const S* gates = Ctx<S>::ptr(c.gates);
   const S* hs = Ctx<S>::ptr(c.hs);
-  const S* hn = Ctx<S>::ptr(c.hn);
+  const S* hw_n = Ctx<S>::ptr(c.hw_n);
   S* dG = Ctx<S>::ptr(c.dG);
   S* aux = Ctx<S>::ptr(c.aux);
   S* dgh = Ctx<S>::ptr(c.scratch);
@@ -261,7 +261,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
     S* g = dG + (t * N + n) * GH;
     S* e = dgh + n * GH;
     const S* hp = hs + (t * N + n) * H;
-    const S* v = hn + (t * N + n) * H;
+    const S* v = hw_n + (t * N + n) * H;
     const S* y = dy + n * H;
     S* q = aux + (t * N + n) * H;
     S* d_h = dh + n * H;

@@ -1,20 +1,20 @@
 // rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
 //
-// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store) -> [hs, c_T, cs, gates, hn]
+// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store) -> [hs, c_T, cs, gates, hw_n]
 //   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
 //   x       (T, N, I)   contiguous, float32 or float64; read only
 //   h0      (N, H)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
 //   w_ih    (GH, I), w_hh (GH, H), b_ih / b_hh (GH,) or None; read only
 //   mask    (T, N, 1) bool contiguous, or None
 //   store   true: keep everything the backward needs, window ignored:
-//             hs (T+1, N, H); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN); hn (T, N, H) PyTorch GRU
+//             hs (T+1, N, H); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN); hw_n (T, N, H) PyTorch GRU
 //           false: run in windows of `window` steps through window-sized scratch and keep only hs and, for
-//             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates and hn
+//             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates and hw_n
 //             are None. Used for inference and for checkpointed training (the backward recomputes a window).
 //   returns hs (T+1, N, H) with hs[0] = h0 (the caller's h_seq is the view hs[1:]); c_T (N, H) a fresh tensor
 //           (LSTM) or None.
 //
-// backward(mode, x, hs, cs, gates, hn, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window)
+// backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window)
 //        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh]
 //   the saved tensors as forward returned them (window = the forward's window if it ran with store=false, else
 //   0); read only, never written. dY (T, N, H) any strides; dc_T (N, H) or None. dx is None unless need_dx,
@@ -56,7 +56,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
                                      const at::Tensor& c0, const Weights& w, const bool* mask,
                                      int64_t window, bool store) {
   const int64_t T = x.size(0), N = x.size(1), H = w.w_hh.size(1), GH = w.w_hh.size(0);
-  const bool lstm = mode == Mode::kLstm, gates = !is_rnn(mode), hn = mode == Mode::kGruResetAfter;
+  const bool lstm = mode == Mode::kLstm, gates = !is_rnn(mode), hw_n = mode == Mode::kGruResetAfter;
   const auto opt = x.options();
   at::Tensor hs = at::empty({T + 1, N, H}, opt);
   hs.select(0, 0).copy_(h0);
@@ -65,25 +65,25 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
     c.hs = hs;
     c.cs = empty_if(lstm, {T + 1, N, H}, opt);
     c.gates = empty_if(gates, {T, N, GH}, opt);
-    c.hn = empty_if(hn, {T, N, H}, opt);
+    c.hw_n = empty_if(hw_n, {T, N, H}, opt);
     if (lstm) c.cs.select(0, 0).copy_(c0);
     run_window(c, w, x, mask, 0, T);
     at::Tensor c_T = lstm ? c.cs.select(0, T).clone() : at::Tensor();
-    return {hs, c_T, c.cs, c.gates, c.hn};
+    return {hs, c_T, c.cs, c.gates, c.hw_n};
   }
   const int64_t K = std::max<int64_t>(1, std::min(window, T));
   const int64_t segments = (T + K - 1) / K;
   at::Tensor ckpt = empty_if(lstm, {segments + 1, N, H}, opt);
   at::Tensor cbuf = empty_if(lstm, {K + 1, N, H}, opt);
   at::Tensor gbuf = empty_if(gates, {K, N, GH}, opt);
-  at::Tensor hbuf = empty_if(hn, {K, N, H}, opt);
+  at::Tensor hbuf = empty_if(hw_n, {K, N, H}, opt);
   if (lstm) ckpt.select(0, 0).copy_(c0);
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
     c.hs = hs.narrow(0, t0, W + 1);
     c.cs = steps(cbuf, 0, W + 1);
     c.gates = steps(gbuf, 0, W);
-    c.hn = steps(hbuf, 0, W);
+    c.hw_n = steps(hbuf, 0, W);
     if (lstm) c.cs.select(0, 0).copy_(ckpt.select(0, s));
     run_window(c, w, x, mask, t0, W);
     if (lstm) ckpt.select(0, s + 1).copy_(c.cs.select(0, W));
@@ -128,7 +128,7 @@ void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at
 
 template <typename S>
 std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::Tensor& hs, const at::Tensor& cs,
-                                      const at::Tensor& gates, const at::Tensor& hn, const Weights& w,
+                                      const at::Tensor& gates, const at::Tensor& hw_n, const Weights& w,
                                       const bool* mask, const at::Tensor& dY, const at::Tensor& dc_T,
                                       bool need_dx, int64_t window) {
   const int64_t T = x.size(0), N = x.size(1), H = w.w_hh.size(1), GH = w.w_hh.size(0);
@@ -157,13 +157,13 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.cs = steps(cbuf, 0, W + 1);
       if (lstm) c.cs.select(0, 0).copy_(cs.select(0, s));
       c.gates = gbuf.narrow(0, 0, W);
-      c.hn = steps(nbuf, 0, W);
+      c.hw_n = steps(nbuf, 0, W);
       run_window(c, w, x, mask, t0, W);
     } else {
       c.hs = hs.narrow(0, t0, W + 1);
       c.cs = steps(cs, t0, W + 1);
       c.gates = steps(gates, t0, W);
-      c.hn = steps(hn, t0, W);
+      c.hw_n = steps(hw_n, t0, W);
     }
     c.mask = mask ? mask + t0 * N : nullptr;
     c.dY = dY.narrow(0, t0, W);
@@ -206,7 +206,7 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
 
 std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor& x, const at::Tensor& hs,
                                  const std::optional<at::Tensor>& cs, const std::optional<at::Tensor>& gates,
-                                 const std::optional<at::Tensor>& hn, const at::Tensor& w_ih,
+                                 const std::optional<at::Tensor>& hw_n, const at::Tensor& w_ih,
                                  const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                                  const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
                                  const at::Tensor& dY, const std::optional<at::Tensor>& dc_T, bool need_dx,
@@ -216,7 +216,7 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_backward", [&] {
-    out = backward_impl<scalar_t>(mode, x, hs, or_undefined(cs), or_undefined(gates), or_undefined(hn), w,
+    out = backward_impl<scalar_t>(mode, x, hs, or_undefined(cs), or_undefined(gates), or_undefined(hw_n), w,
                                   mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window);
   });
   return out;

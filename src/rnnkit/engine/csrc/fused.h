@@ -11,7 +11,7 @@
 //                       with the activated gates (i f g o | r z n); backward: read only
 //   hs     (W+1, N, H)  hs[0] = state before the window, hs[t+1] written by step t (held past a sequence's end)
 //   cs     (W+1, N, H)  LSTM cell states, like hs; undefined otherwise
-//   hn     (W, N, H)    PyTorch GRU only: h_{t-1} W_n + b_hn (the backward needs it); undefined otherwise
+//   hw_n     (W, N, H)    PyTorch GRU only: h_{t-1} W_n + b_hn (the backward needs it); undefined otherwise
 //   mask   (W, N)       bool, true where step t of sequence n is valid; nullptr = all valid
 //   dY     (W, N, H)    backward: gradient w.r.t. h_{t+1} from the outputs; any strides
 //   dG     (W, N, GH)   backward: gradients w.r.t. the gate pre-activations (separate from gates: the saved
@@ -102,7 +102,7 @@ struct Ctx {
   const S* bias = nullptr;             // (GH,), never null
   const S* b_hn = nullptr;
   at::Tensor bias_t;                    // owns bias
-  at::Tensor gates, hs, cs, hn;         // window views (see the header comment)
+  at::Tensor gates, hs, cs, hw_n;         // window views (see the header comment)
   const bool* mask = nullptr;           // window (W, N) or nullptr
   at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
   at::Tensor dY, dG, aux, dh, dc;       // backward

@@ -50,7 +50,7 @@ struct StepperImpl : StepperBase {
       layer.ctx.hs = at::empty({2, N, H}, opt);
       if (m == Mode::kLstm) layer.ctx.cs = at::empty({2, N, H}, opt);
       if (!is_rnn(m)) layer.ctx.gates = at::empty({1, N, GH}, opt);
-      if (m == Mode::kGruResetAfter) layer.ctx.hn = at::empty({1, N, H}, opt);
+      if (m == Mode::kGruResetAfter) layer.ctx.hw_n = at::empty({1, N, H}, opt);
       layers.push_back(std::move(layer));
     }
   }
