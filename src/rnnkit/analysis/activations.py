@@ -69,25 +69,25 @@ def lm_activations(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: i
     model.eval()
     try:
         rnn = model.rnn
-        lstm = getattr(rnn, "mode", None) == "lstm"
+        cell = rnn.cell
         L, H = rnn.num_layers, rnn.hidden_size
         weight = next(model.parameters())
         x = torch.tensor(ids, dtype=torch.long, device=weight.device)
         emb = model.embedding(x.unsqueeze(1))                                  # (T, 1, E)
         zero = emb.new_zeros(L * rnn.num_directions, 1, H)
-        state = (zero, zero.clone()) if lstm else zero
+        state = cell.pack(zero, zero.clone())
         hs, cs = [], []
         for t in range(len(ids)):
             _, state = rnn(emb[t:t + 1], state)
-            h = state[0] if lstm else state
+            h, c = cell.unpack(state)
             hs.append(h[:, 0].clone())
-            if lstm:
-                cs.append(state[1][:, 0].clone())
+            if c is not None:
+                cs.append(c[:, 0].clone())
         h_all = torch.stack(hs)                                                # (T, L, H)
         layers: dict[str, np.ndarray] = {}
         for k in range(L):
             layers[f"layer {k + 1} h"] = h_all[:, k].float().cpu().numpy()
-            if lstm:
+            if cs:
                 layers[f"layer {k + 1} tanh(c)"] = torch.tanh(torch.stack(cs)[:, k]).float().cpu().numpy()
         logits = model.decoder(h_all[:, -1])                                   # (T, V)
         k = min(top_k, logits.shape[1])

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..models.recurrent import make_recurrent
+from ..layers import make_layer
 from .memory_tasks import make_task
 
 
@@ -30,8 +30,8 @@ class MemoryModel(nn.Module):
                  forget_bias: float | None = None) -> None:
         super().__init__()
         self.task = task
-        self.rnn = make_recurrent(cell, task.input_size, hidden_size, num_layers=num_layers, engine=engine,
-                                  forget_bias=forget_bias if cell == "lstm" else None)
+        self.rnn = make_layer(cell, task.input_size, hidden_size, num_layers=num_layers, engine=engine,
+                              forget_bias=forget_bias)
         self.head = nn.Linear(hidden_size, task.output_size)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -77,7 +77,7 @@ def train_memory(task, cell: str, *, steps: int = 1000, batch_size: int = 64, hi
             for name, p in model.rnn.named_parameters():
                 if name.startswith("weight_hh"):
                     p.mul_(recurrent_scale)
-    ran = _engine_used(engine, model.rnn.mode)
+    ran = _engine_used(engine, model.rnn.cell)
     opt = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=lr))
     data_gen = torch.Generator().manual_seed(seed + 1)
@@ -124,13 +124,11 @@ def train_memory(task, cell: str, *, steps: int = 1000, batch_size: int = 64, hi
                      diverged=diverged, engine=ran, curve=curve, evals=evals)
 
 
-def _engine_used(engine: str, mode: str) -> str:
-    """What ``engine`` resolves to for this recurrence on the CPU (``auto``: fused if it can serve)."""
-    from ..engine import ENGINES, resolve_engine
-    if engine not in ENGINES:
-        return engine
+def _engine_used(engine: str, cell) -> str:
+    """What ``engine`` resolves to for this recurrence on the CPU (``auto``: compiled if it can serve)."""
+    from ..engine import resolve_engine
     try:
-        return resolve_engine(engine, mode, torch.zeros(1, 1, 1))
+        return resolve_engine(engine, cell, torch.zeros(1, 1, 1))
     except RuntimeError:
         return engine
 

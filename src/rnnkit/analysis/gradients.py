@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..cells import LSTMCell
+
 State = Tensor | tuple[Tensor, ...]
 Step = Callable[[Tensor, State], State]
 
@@ -122,15 +124,15 @@ class LinearRNNCell(nn.Module):
         return F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
 
 
-def _is_lstm(module: nn.Module) -> bool:
-    return getattr(module, "mode", None) == "lstm" or isinstance(module, (nn.LSTM, nn.LSTMCell)) \
-        or type(module).__name__ in ("LSTMCell", "LSTM")
+def _has_cell_state(module: nn.Module) -> bool:
+    """Whether a cell's state is ``(h, c)``: rnnkit's and torch.nn's LSTM cells."""
+    return isinstance(module, (nn.LSTMCell, LSTMCell))
 
 
 def cell_stepper(cell: nn.Module) -> Stepper:
     """A :class:`Stepper` for a one-step cell (``cell(x_t, state) -> state``): rnnkit's or ``torch.nn``'s
     ``RNNCell``/``LSTMCell``/``GRUCell``, or :class:`LinearRNNCell`. The state is ``h`` or ``(h, c)``."""
-    lstm = _is_lstm(cell)
+    lstm = _has_cell_state(cell)
 
     def init(batch: int, like: Tensor) -> State:
         zero = like.new_zeros(batch, cell.hidden_size)
@@ -167,7 +169,7 @@ def layer_stepper(layer: nn.Module, engine: str | None = None) -> Stepper:
         raise TypeError(f"expected an rnnkit or torch.nn recurrent layer, got {type(layer).__name__}")
     if layer.bidirectional:
         raise ValueError("gradient flow through time needs a unidirectional layer")
-    lstm = layer.mode == "lstm"
+    lstm = layer.cell.has_cell_state
     n, H = layer.num_layers, layer.hidden_size
     engine = engine or (layer.engine if layer.engine != "torch" else "auto")
 
@@ -178,7 +180,7 @@ def layer_stepper(layer: nn.Module, engine: str | None = None) -> Stepper:
         hs, cs = list(state[:n]), list(state[n:]) if lstm else [None] * n
         inp = x
         for k in range(n):
-            _, h, c = run_direction(layer.mode, inp.unsqueeze(0), hs[k], cs[k], layer.layer_weights(k, 0),
+            _, h, c = run_direction(layer.cell, inp.unsqueeze(0), hs[k], cs[k], layer.layer_weights(k, 0),
                                     engine=engine)
             hs[k], cs[k] = h, c
             inp = h
@@ -191,7 +193,7 @@ def layer_stepper(layer: nn.Module, engine: str | None = None) -> Stepper:
         hs, cs = list(state[:n]), list(state[n:]) if lstm else [None] * n
         inp = x
         for k in range(n):                         # the whole sequence per layer, as the layer runs in eval mode
-            inp, hs[k], cs[k] = run_direction(layer.mode, inp, hs[k], cs[k], layer.layer_weights(k, 0),
+            inp, hs[k], cs[k] = run_direction(layer.cell, inp, hs[k], cs[k], layer.layer_weights(k, 0),
                                               engine=engine)
         return tuple(hs) + (tuple(cs) if lstm else ())
 
@@ -336,10 +338,9 @@ def fresh_layer(cell: str, input_size: int, hidden_size: int, *, num_layers: int
                 engine: str = "auto", seed: int = 0, forget_bias: float | None = None) -> nn.Module:
     """A freshly initialised rnnkit layer (PyTorch's initialisation), ``weight_hh`` multiplied by
     ``recurrent_scale`` (> 1 pushes a tanh RNN toward exploding gradients); ``forget_bias`` for an LSTM."""
-    from ..models.recurrent import make_recurrent
+    from ..layers import make_layer
     torch.manual_seed(seed)
-    layer = make_recurrent(cell, input_size, hidden_size, num_layers=num_layers, engine=engine,
-                           forget_bias=forget_bias if cell == "lstm" else None)
+    layer = make_layer(cell, input_size, hidden_size, num_layers=num_layers, engine=engine, forget_bias=forget_bias)
     if recurrent_scale != 1.0:
         with torch.no_grad():
             for name, p in layer.named_parameters():

@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import gru, lstm, rnn
+from .cells import REFERENCE_CELLS
 from .validate import check_cell, check_input, check_params, check_state
 
 State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
@@ -44,12 +44,7 @@ def forward(cell: str, x: np.ndarray, state0: State | None,
     hidden = p["weight_hh"].shape[1]
     state = check_state(cell, state0, x.shape[1], hidden)
     weights = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-    if cell == "lstm":
-        outputs, final, saved = lstm.forward(x, state[0], state[1], *weights)
-    elif cell.startswith("rnn_"):
-        outputs, final, saved = rnn.forward(x, state[0], *weights, activation=cell[len("rnn_"):])
-    else:
-        outputs, final, saved = gru.forward(x, state[0], *weights, reset_after=cell == "gru_reset_after")
+    outputs, final, saved = REFERENCE_CELLS[cell].forward(x, state, *weights)
     return outputs, final, Cache(cell, saved, outputs.shape)
 
 
@@ -66,8 +61,4 @@ def backward(cache: Cache, d_outputs: np.ndarray | None, d_final_state: State | 
     if d_out.shape != cache.output_shape:
         raise ValueError(f"d_outputs has shape {d_out.shape}, expected {cache.output_shape}")
     d_final = check_state(cache.cell, d_final_state, N, H, what="d_final_state")
-    if cache.cell == "lstm":
-        return lstm.backward(cache.saved, d_out, d_final)
-    if cache.cell.startswith("rnn_"):
-        return rnn.backward(cache.saved, d_out, d_final[0])
-    return gru.backward(cache.saved, d_out, d_final[0])
+    return REFERENCE_CELLS[cache.cell].backward(cache.saved, d_out, d_final)

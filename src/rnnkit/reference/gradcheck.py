@@ -58,19 +58,20 @@ def check_gradients(cell: str, x: np.ndarray, state0: State | None, params: dict
     x = check_input(x)
     p = {k: v for k, v in check_params(cell, params, x.shape[2]).items() if v is not None}
     state = check_state(cell, state0, x.shape[1], p["weight_hh"].shape[1])
-    s0 = state if cell == "lstm" else state[0]
+    paired = len(state) > 1                                   # (h, c): the LSTM
+    s0 = state if paired else state[0]
 
     outputs, final, cache = forward(cell, x, s0, p)
     rng = np.random.default_rng(seed)
     d_out = rng.standard_normal(outputs.shape)
-    d_final = tuple(rng.standard_normal(f.shape) for f in final) if cell == "lstm" \
+    d_final = tuple(rng.standard_normal(f.shape) for f in final) if paired \
         else rng.standard_normal(final.shape)
     grads = backward(cache, d_out, d_final)
 
     def loss() -> float:
         out, fin = forward(cell, x, s0, p)[:2]
-        fins, dfins = (fin, d_final) if cell == "lstm" else ((fin,), (d_final,))
+        fins, dfins = (fin, d_final) if paired else ((fin,), (d_final,))
         return float(np.sum(d_out * out) + sum(np.sum(d * f) for d, f in zip(dfins, fins)))
 
-    inputs = {"x": x, "h0": state[0], **({"c0": state[1]} if cell == "lstm" else {}), **p}
+    inputs = {"x": x, "h0": state[0], **({"c0": state[1]} if paired else {}), **p}
     return {name: relative_error(grads[name], numerical_gradient(loss, arr, eps)) for name, arr in inputs.items()}

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_after")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_after": 3}
+from .cells import REFERENCE_CELLS
+
+CELLS = tuple(REFERENCE_CELLS)
+GATES = {name: cell.gates for name, cell in REFERENCE_CELLS.items()}
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -53,12 +55,12 @@ def check_params(cell: str, params: dict[str, np.ndarray | None], input_size: in
 
 def check_state(cell: str, state: Any, batch: int, hidden: int, what: str = "state0") -> tuple[np.ndarray, ...]:
     """The state as a tuple of float64 (N, H) arrays: (h,) or, for lstm, (h, c). None means zeros."""
-    names = ("h", "c") if cell == "lstm" else ("h",)
+    names = REFERENCE_CELLS[cell].states
     if state is None:
         state = (None,) * len(names)
-    elif cell == "lstm":
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise ValueError(f"{what} for lstm must be a tuple (h, c) or None")
+    elif len(names) > 1:
+        if not isinstance(state, (tuple, list)) or len(state) != len(names):
+            raise ValueError(f"{what} for {cell} must be a tuple ({', '.join(names)}) or None")
     else:
         state = (state,)
     return tuple(np.zeros((batch, hidden)) if s is None else as_float64(f"{what} {n}", s, (batch, hidden))
