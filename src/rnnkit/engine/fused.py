@@ -15,12 +15,15 @@ torch's extension cache), about a minute once, then loaded from the cache in mil
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -80,19 +83,83 @@ def _short(err: BaseException) -> str:
 
 
 def _compile(verbose: bool):
+    """The extension module: imported straight from the cache when built, else built under :func:`_build_lock`."""
     from torch.utils import cpp_extension
+    flags = _flags()
+    name = _name(flags)
+    build_dir = _build_dir(name)
+    library = os.path.join(build_dir, f"{name}.so")
+    if os.path.exists(library):
+        try:
+            return _import_built(name, library)
+        except ImportError:                        # a half-written library from a killed build: build again
+            pass
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:
         raise RuntimeError(f"no C++ compiler found ({cxx!r} is not on PATH; install g++ or set CXX)")
     if not cpp_extension.is_ninja_available():
         raise RuntimeError("ninja is not installed (pip install ninja)")
-    flags = _flags()
-    name = _name(flags)
-    build_dir = _build_dir(name)
-    if not os.path.exists(os.path.join(build_dir, f"{name}.so")):
-        print("rnnkit: compiling the compiled engine (once, about a minute)...", file=sys.stderr, flush=True)
-    return cpp_extension.load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
-                              extra_ldflags=["-fopenmp"], build_directory=build_dir, verbose=verbose)
+    with _build_lock(build_dir):
+        if os.path.exists(library):
+            try:
+                return _import_built(name, library)   # another process built it while we waited
+            except ImportError:
+                os.remove(library)
+        stale = os.path.join(build_dir, "lock")       # torch's own lock, left by a build that was killed:
+        if os.path.exists(stale):                     # nobody else builds while we hold ours, so it is stale
+            os.remove(stale)
+        print(f"rnnkit: compiling the C++ engine once (about a minute) into {build_dir} ...",
+              file=sys.stderr, flush=True)
+        started = time.monotonic()
+        module = cpp_extension.load(name, [str(_CSRC / s) for s in _SOURCES], extra_cflags=flags,
+                                    extra_ldflags=["-fopenmp"], build_directory=build_dir, verbose=verbose)
+        print(f"rnnkit: C++ engine built in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        return module
+
+
+def _import_built(name: str, library: str):
+    """Import an already-built extension from its file (no compiler, no ninja, no torch build lock)."""
+    spec = importlib.util.spec_from_file_location(name, library)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        raise ImportError(f"{library}: {err}") from err
+    return module
+
+
+@contextlib.contextmanager
+def _build_lock(build_dir: str):
+    """One builder per build folder across processes: an ``flock`` the kernel releases when its holder dies, so
+    a killed build never blocks the next one. A live builder is waited for, with a message, up to
+    ``$RNNKIT_BUILD_WAIT`` seconds (default 600)."""
+    try:
+        import fcntl
+    except ImportError:                            # no flock (Windows): torch's own lock only
+        yield
+        return
+    path = os.path.join(build_dir, "rnnkit-build.lock")
+    limit = float(os.environ.get("RNNKIT_BUILD_WAIT", "600"))
+    with open(path, "a+") as handle:
+        started, next_message = time.monotonic(), 0.0
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= next_message:
+                    next_message += 30
+                    print(f"rnnkit: waiting for another process that is building the C++ engine "
+                          f"(lock {path})", file=sys.stderr, flush=True)
+                if waited > limit:
+                    raise RuntimeError(f"another process has held the build lock {path} for {limit:.0f} s; "
+                                       f"if no rnnkit build is running, delete that folder") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _module(verbose: bool = False):
