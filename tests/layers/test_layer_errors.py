@@ -241,9 +241,9 @@ def test_lengths_accept_int_tensors_and_lists_alike():
 # --------------------------------------------------------------------------- the constructor
 
 @each_layer
-@pytest.mark.parametrize("dropout", [-0.1, 1.0, 1.5, "0.5", True], ids=["neg", "one", "big", "str", "bool"])
+@pytest.mark.parametrize("dropout", [-0.1, 1.5, "0.5", True], ids=["neg", "big", "str", "bool"])
 def test_dropout_outside_unit_interval(name, dropout):
-    with pytest.raises(ValueError, match=rf"dropout must be a number in \[0, 1\), got {dropout!r}"):
+    with pytest.raises(ValueError, match=rf"dropout must be a number in \[0, 1\], got {dropout!r}"):
         LAYERS[name](dropout=dropout)
 
 

@@ -125,11 +125,9 @@ def test_from_torch(cls, torch_cls, kw):
         assert getattr(back, attr) == getattr(theirs, attr), attr
 
 
-def test_from_torch_wrong_class_and_proj_size():
+def test_from_torch_wrong_class():
     with pytest.raises(TypeError, match=r"LSTM.from_torch expects a torch.nn.LSTM, got GRU"):
         rnnkit.LSTM.from_torch(nn.GRU(3, 4))
-    with pytest.raises(ValueError, match=r"proj_size=2 is not supported"):
-        rnnkit.LSTM.from_torch(nn.LSTM(3, 4, proj_size=2))
 
 
 def test_to_torch_is_a_copy():

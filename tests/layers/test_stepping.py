@@ -53,7 +53,7 @@ def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
     x = torch.randn(T, N, I, dtype=dtype)
     state = _state(mode, dtype)
     _assert_steps_equal_forward(layer, x, state, dtype)
-    assert ("_stepper" in layer.__dict__) == (engine == "compiled")     # the compiled path ran where it should
+    assert ("_cache_stepper" in layer.__dict__) == (engine == "compiled")     # the compiled path ran where it should
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -68,8 +68,8 @@ def test_steps_on_a_gpu_replay_a_captured_step(mode, engine):
     state = _state(mode, torch.float64)
     state = tuple(s.cuda() for s in state) if isinstance(state, tuple) else state.cuda()
     _assert_steps_equal_forward(layer, x, state, torch.float64)
-    assert "_stepper" not in layer.__dict__
-    assert ("_graphed_steps" in layer.__dict__) == (engine != "python")
+    assert "_cache_stepper" not in layer.__dict__
+    assert ("_cache_graphed_steps" in layer.__dict__) == (engine != "python")
 
 
 @pytest.mark.parametrize("mode", list(LAYERS))
@@ -107,7 +107,7 @@ def test_graphed_steps_are_kept_per_batch_size_and_parameters():
         assert stepping._graphed_step(layer, torch.ones(1, I), torch.ones(2, 1, H), None) is one
         for n in range(2, stepping.MAX_GRAPHS + 3):                    # beam search narrowing its batch
             stepping._graphed_step(layer, torch.zeros(n, I), torch.zeros(2, n, H), None)
-        assert len(layer.__dict__["_graphed_steps"]) == stepping.MAX_GRAPHS
+        assert len(layer.__dict__["_cache_graphed_steps"]) == stepping.MAX_GRAPHS
         layer.weight_hh_l1 = torch.nn.Parameter(layer.weight_hh_l1.detach().clone())   # replaced: a new capture
         assert stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None) is not one
     with torch.inference_mode():                                       # its buffers are inference tensors...
@@ -125,7 +125,7 @@ def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():
     with torch.no_grad():
         out, (h, c) = layer.step(torch.zeros(N, I, device="meta"))
     assert out.shape == (N, H) and h.shape == c.shape == (2, N, H) and out.device.type == "meta"
-    assert "_stepper" not in layer.__dict__
+    assert "_cache_stepper" not in layer.__dict__
 
 
 def test_stepper_follows_changed_weights():

@@ -8,8 +8,8 @@ from .base import CellBase, linear
 
 
 def lstm_step(x: Tensor, state: tuple[Tensor, Tensor], weight_ih: Tensor, weight_hh: Tensor,
-              bias_ih: Tensor | None, bias_hh: Tensor | None) -> tuple[Tensor, Tensor]:
-    """One LSTM step (equations in :class:`LSTMCell`)."""
+              bias_ih: Tensor | None, bias_hh: Tensor | None, weight_hr: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """One LSTM step (equations in :class:`LSTMCell`); ``weight_hr`` (P, H) projects ``h`` (Sak et al. 2014)."""
     h, c = state
     a = linear(x, weight_ih, bias_ih) + linear(h, weight_hh, bias_hh)   # a_t = x_t U + h_{t-1} W + b
     a_i, a_f, a_g, a_o = a.chunk(4, dim=1)
@@ -19,6 +19,8 @@ def lstm_step(x: Tensor, state: tuple[Tensor, Tensor], weight_ih: Tensor, weight
     o = torch.sigmoid(a_o)                                               # o_t = σ(a_o)
     c = f * c + i * g                                                    # C_t = f_t * C_{t-1} + i_t * C~_t
     h = o * torch.tanh(c)                                                # h_t = o_t * tanh(C_t)
+    if weight_hr is not None:
+        h = h @ weight_hr.t()                                            # h_t = (o_t * tanh(C_t)) R, R = weight_hr.T
     return h, c
 
 
@@ -38,6 +40,8 @@ class LSTMCell(CellBase):
     ``U = weight_ih.T`` (I, 4H), ``W = weight_hh.T`` (H, 4H), ``b = bias_ih + bias_hh``; column block ``k`` of
     ``U`` and ``W`` belongs to gate ``k`` of ``i, f, g, o``. The lecture writes ``C_t = σ(f_t * C_{t-1} + i_t * C~_t)``;
     the LSTM everyone uses (cuDNN, ``torch.nn.LSTM``, Keras) has no σ there, and neither does this one.
+    With a projection (the layer's ``proj_size``, Sak et al. 2014, as ``torch.nn.LSTM``) the state is projected
+    to ``P < H`` units, ``h_t = (o_t * tanh(C_t)) R`` with ``R = weight_hr.T`` (H, P), and ``W`` is (P, 4H).
     ``forget_bias`` (e.g. 1.0, Jozefowicz et al. 2015) sets ``bias_ih``'s forget block at initialisation
     (and zeroes ``bias_hh``'s). ``cell(x_t, (h, C)) -> (h_t, C_t)``.
     """

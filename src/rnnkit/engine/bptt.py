@@ -69,11 +69,12 @@ def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
     return ()
 
 
-def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask):
-    T, _, GH = xp.shape
+def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask, w_hr=None):
+    T, N, GH = xp.shape
     H = GH // 4
     gates = torch.empty_like(xp)
     wt = w_hh.t()
+    cell_out = None if w_hr is None else xp.new_empty(T, N, H)   # o_t * tanh(C_t) before the projection
     for t in range(T):
         a = torch.addmm(xp[t], hs[t], wt, out=gates[t])  # [a_i a_f a_g a_o] = x_t U + b + h_{t-1} W
         a[:, :2 * H].sigmoid_()                           # i_t, f_t = σ(a_i), σ(a_f)
@@ -82,10 +83,14 @@ def _lstm_forward(xp, hs, cs, w_hh, b_hn, mask):
         i, f, g, o = a.chunk(4, 1)
         m = None if mask is None else mask[t]
         c = torch.addcmul(f * cs[t], i, g, out=_target(cs[t + 1], m))  # C_t = f_t * C_{t-1} + i_t * C~_t
-        h = torch.mul(o, torch.tanh(c), out=_target(hs[t + 1], m))     # h_t = o_t * tanh(C_t)
+        if w_hr is None:
+            h = torch.mul(o, torch.tanh(c), out=_target(hs[t + 1], m))  # h_t = o_t * tanh(C_t)
+        else:
+            hc = torch.mul(o, torch.tanh(c), out=cell_out[t])
+            h = torch.mm(hc, w_hr.t(), out=_target(hs[t + 1], m))      # h_t = (o_t * tanh(C_t)) R
         _settle(cs[t + 1], c, cs[t], m)
         _settle(hs[t + 1], h, hs[t], m)
-    return (gates,)
+    return (gates,) if w_hr is None else (gates, cell_out)
 
 
 def _gru_forward(xp, hs, cs, w_hh, b_hn, mask):
@@ -154,14 +159,18 @@ def _rnn_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu: bool):
     return dG, dG, dh, None
 
 
-def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask):
-    (gates,) = saved
+def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, w_hr=None, d_proj=None):
+    """``w_hr``: the projection; then ``d_proj`` (T, N, P) receives dL/dh_t for ``dR = (o*tanh C)^T dh``."""
+    gates = saved[0]
     T = dY.shape[0]
     dG = torch.empty_like(gates)
     for t in range(T - 1, -1, -1):
         m = None if mask is None else mask[t]
         dh_new, dh_keep = _split(dh + dY[t], m)
         dc_new, dc_keep = _split(dc, m)
+        if w_hr is not None:
+            d_proj[t] = dh_new
+            dh_new = dh_new @ w_hr                          # d(o_t * tanh(C_t)) = dh_t R^T
         i, f, g, o = gates[t].chunk(4, 1)
         tc = torch.tanh(cs[t + 1])
         dct = dc_new + dh_new * o * (1 - tc * tc)        # dC_t, through h_t = o_t tanh(C_t) and from C_{t+1}
@@ -244,10 +253,12 @@ def _folded_bias(kernel: Kernel, b_ih: Tensor | None, b_hh: Tensor | None) -> tu
 
 
 def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
-                 b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None) -> tuple:
-    """The forward over all steps: ``(hs (T+1, N, H), cs (T+1, N, H) or None, *saved)`` (see the contract)."""
+                 b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None, w_hr: Tensor | None = None) -> tuple:
+    """The forward over all steps: ``(hs (T+1, N, H), cs (T+1, N, H) or None, *saved)`` (see the contract).
+    With the LSTM's projection ``w_hr`` (P, H) the states ``hs`` are (T+1, N, P) and ``saved`` ends with the
+    unprojected ``o_t * tanh(C_t)`` (T, N, H)."""
     T, N, I = x.shape
-    H = w_hh.shape[1]
+    H = w_hh.shape[1]                                  # the state's size (P with a projection)
     kernel = KERNELS[cell.kernel]
     bias, b_hn = _folded_bias(kernel, b_ih, b_hh)
     x2 = x.reshape(T * N, I)
@@ -256,20 +267,24 @@ def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_i
     hs[0] = h0
     cs = None
     if cell.has_cell_state:
-        cs = x.new_empty(T + 1, N, H)
+        cs = x.new_empty(T + 1, N, c0.shape[1])
         cs[0] = c0
-    saved = kernel.forward(xp, hs, cs, w_hh, b_hn, mask)
+    projection = {} if w_hr is None else {"w_hr": w_hr}
+    saved = kernel.forward(xp, hs, cs, w_hh, b_hn, mask, **projection)
     return (hs, cs, *saved)
 
 
 def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, saved: tuple, w_ih: Tensor, w_hh: Tensor,
-                  mask: Tensor | None, dY: Tensor, dc_T: Tensor | None, has_bias: bool, need_dx: bool) -> tuple:
-    """The backward through time: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``, ``None`` where not asked for."""
+                  mask: Tensor | None, dY: Tensor, dc_T: Tensor | None, has_bias: bool, need_dx: bool,
+                  w_hr: Tensor | None = None) -> tuple:
+    """The backward through time: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``, ``None`` where not asked for,
+    and ``dw_hr`` eighth with the LSTM's projection."""
     T, N, I = x.shape
     H = hs.shape[2]
     dc = dc_T if cell.has_cell_state else None
     kernel = KERNELS[cell.kernel]
-    dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask)
+    projection = {} if w_hr is None else {"w_hr": w_hr, "d_proj": dY.new_empty(T, N, H)}
+    dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask, **projection)
     gx = dGx.reshape(T * N, -1)
     gh = dGh.reshape(T * N, -1)
     dx = (gx @ w_ih).view(T, N, I) if need_dx else None
@@ -279,30 +294,34 @@ def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, sa
     if has_bias:
         db_ih = gx.sum(0)
         db_hh = gh.sum(0)
-    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+    if w_hr is None:
+        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+    cell_out = saved[-1]                                                  # dR^T = dH^T (o * tanh C)
+    dw_hr = projection["d_proj"].reshape(T * N, H).t() @ cell_out.reshape(T * N, -1)
+    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
 class BPTT(torch.autograd.Function):
     """Forward over all steps, backward through time by hand (see the module's contract)."""
 
     @staticmethod
-    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask)
+    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr=None):
+        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr)
         ctx.cell = cell
         ctx.has_bias = b_ih is not None
-        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
+        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, w_hr, *saved)
         h_seq = hs[1:]
         return (h_seq, cs[-1].clone()) if cell.has_cell_state else h_seq
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dc_T=None):
-        x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
+        x, hs, cs, w_ih, w_hh, mask, w_hr, *saved = ctx.saved_tensors
         dY = dY if dY is not None else hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
         if dc_T is None and ctx.cell.has_cell_state:
-            dc_T = hs.new_zeros(hs.shape[1:])
+            dc_T = cs.new_zeros(cs.shape[1:])
         grads = backward_pass(ctx.cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, dY, dc_T, ctx.has_bias,
-                              ctx.needs_input_grad[2])
+                              ctx.needs_input_grad[2], w_hr)
         return None, None, *grads
 
 
@@ -318,8 +337,8 @@ def _recurrent_weight_grad(kernel: Kernel, gh: Tensor, hs: Tensor, saved: tuple)
 
 def run_bptt(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
              mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``cell`` over ``x`` with hand-written BPTT; returns ``(h_seq, h_T, C_T or None)``."""
-    w_ih, w_hh, b_ih, b_hh = weights
-    out = BPTT.apply(cell, mask, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh)
+    """Run ``cell`` over ``x`` with hand-written BPTT; returns ``(h_seq, h_T, C_T or None)``. ``weights`` may
+    carry the LSTM's projection ``weight_hr`` fifth."""
+    out = BPTT.apply(cell, mask, x, h0, c0 if cell.has_cell_state else None, *weights)
     h_seq, c_T = out if cell.has_cell_state else (out, None)
     return h_seq, h_seq[-1], c_T

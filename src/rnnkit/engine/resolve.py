@@ -41,9 +41,12 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def _device_fast_path(x: Tensor, cell: Recurrence) -> tuple[str, str | None]:
+def _device_fast_path(x: Tensor, cell: Recurrence, projected: bool) -> tuple[str, str | None]:
     """The device's own fast loop (``compiled`` on the CPU, ``cuda-graph`` on a GPU) and why it can't serve."""
     from . import fused, graphed
+    if projected:
+        name = "cuda-graph" if x.is_cuda else "compiled"
+        return name, f"the {name} engine has no LSTM projection (proj_size) kernel"
     if x.is_cuda:
         return "cuda-graph", graphed.unavailable_reason(x)
     return "compiled", fused.unavailable_reason(cell, x)
@@ -64,8 +67,9 @@ def _fallback(reason: str) -> str:
     return "python"
 
 
-def resolve_engine(engine: str, cell: Recurrence, x: Tensor) -> str:
-    """The backend that runs ``cell`` over a whole sequence ``x``: one of :data:`ENGINES` but ``auto``."""
+def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool = False) -> str:
+    """The backend that runs ``cell`` over a whole sequence ``x``: one of :data:`ENGINES` but ``auto``.
+    ``projected``: an LSTM with ``proj_size`` (a fifth weight, ``weight_hr``)."""
     check_engine(engine)
     if engine in ("python", "autograd", "reference"):
         return "autograd" if engine == "reference" else engine
@@ -76,7 +80,7 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor) -> str:
         return "torch"
     if engine == "auto" and x.is_cuda and cell.torch_class is not None:
         return "torch"
-    fast, reason = _device_fast_path(x, cell)
+    fast, reason = _device_fast_path(x, cell, projected)
     if engine == "compiled" and x.is_cuda:
         raise RuntimeError("engine='compiled' is the CPU's C++ loop; on a GPU use 'cuda-graph', 'torch' or 'auto'")
     if engine == "cuda-graph" and not x.is_cuda:
@@ -87,7 +91,8 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor) -> str:
     return fast if reason is None else _fallback(reason)
 
 
-def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bool) -> str:
+def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bool, *,
+                        projected: bool = False) -> str:
     """The backend for one step of a stack: ``compiled`` (the C++ stepper), ``cuda-graph`` (a captured step) or
     ``python`` (the cell equations, autograd-aware). ``replayable``: nothing needs gradients and no dropout runs.
     torch.nn has no one-step kernel, so ``torch`` steps in Python; so do ``python`` and ``autograd``."""
@@ -95,7 +100,7 @@ def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bo
     if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused") \
             or x.device.type not in ("cpu", "cuda"):
         return "python"
-    fast, reason = _device_fast_path(x, cell)
+    fast, reason = _device_fast_path(x, cell, projected)
     if engine in ("compiled", "cuda-graph") and fast != engine:
         return "python"
     if reason is not None and engine != "auto":

@@ -49,7 +49,8 @@ def run_direction(cell: Recurrence | str, x: Tensor, h0: Tensor, c0: Tensor | No
                   lengths: Tensor | None = None, reverse: bool = False,
                   engine: str = "auto", checkpoint_every: int | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one direction of one layer of ``cell`` (a :class:`~rnnkit.cells.spec.Recurrence` or its name) over
-    ``x`` (T, N, I).
+    ``x`` (T, N, I). ``weights`` is ``(weight_ih, weight_hh, bias_ih, bias_hh)``, and ``weight_hr`` fifth for an
+    LSTM that projects its state (``proj_size``).
 
     Returns ``(output (T, N, H), h_n (N, H), c_n (N, H) or None)``: outputs past a sequence's end are zero and
     its final state is the one at its last valid step. ``lengths`` is a (N,) integer tensor on ``x``'s device.
@@ -57,7 +58,7 @@ def run_direction(cell: Recurrence | str, x: Tensor, h0: Tensor, c0: Tensor | No
     recomputes the rest there: memory ``~N·H·T`` instead of ``6·N·H·T`` floats for the LSTM.
     """
     cell = recurrence(cell)
-    runner = _runner(resolve_engine(engine, cell, x), checkpoint_every)
+    runner = _runner(resolve_engine(engine, cell, x, projected=len(weights) > 4), checkpoint_every)
     mask = None if lengths is None else lengths_mask(lengths, x.shape[0])
     if reverse:
         x = reverse_padded(x, lengths)

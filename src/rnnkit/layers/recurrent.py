@@ -8,6 +8,7 @@ shapes (``weight_ih_l{k}`` (G*H, in), ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -18,26 +19,33 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..cells.lstm import set_forget_bias
 from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
 from ..engine import check_engine, resolve_engine, run_direction
-from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
+from .checks import InputError, check_dropout, check_input, check_lengths, check_positive_int, check_state
 from .stepping import autocast_enabled, autocast_off, step_stack
+from .torch_interop import TorchInterop
 
 State = Tensor | tuple[Tensor, Tensor]
 
 
-class RecurrentLayer(nn.Module):
+class RecurrentLayer(TorchInterop, nn.Module):
     """Shared body of the three layers; each subclass builds one of its ``recurrences`` (``self.cell``)."""
 
     recurrences: tuple[Recurrence, ...] = ()
 
     def __init__(self, cell: Recurrence, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 engine: str = "auto", device=None, dtype=None) -> None:
+                 proj_size: int = 0, device=None, dtype=None, *, engine: str = "auto") -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
         check_dropout(dropout)
         check_engine(engine)
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
+            raise ValueError(f"proj_size must be an integer in [0, hidden_size={hidden_size}), got {proj_size!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", UserWarning, stacklevel=3)
         if engine == "torch" and cell.torch_class is None:
             raise ValueError(f"engine='torch' runs torch.nn's kernels, and torch.nn has no {cell.description}; "
                              f"use another engine")
@@ -45,19 +53,29 @@ class RecurrentLayer(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
+        self.proj_size = proj_size
         self.engine = engine
         self.checkpoint_every: int | None = None   # k: keep states every k steps, recompute in the backward
         gh = cell.gates * hidden_size
+        out = self.output_size
         kw = {"device": device, "dtype": dtype}
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * self.num_directions
+            layer_in = input_size if layer == 0 else out * self.num_directions
             for suffix in self._suffixes():
                 setattr(self, f"weight_ih_l{layer}{suffix}", nn.Parameter(torch.empty(gh, layer_in, **kw)))
-                setattr(self, f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gh, hidden_size, **kw)))
+                setattr(self, f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gh, out, **kw)))
                 if bias:
                     setattr(self, f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(gh, **kw)))
                     setattr(self, f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(gh, **kw)))
+                if proj_size:
+                    setattr(self, f"weight_hr_l{layer}{suffix}", nn.Parameter(torch.empty(proj_size, hidden_size,
+                                                                                          **kw)))
         self.reset_parameters()
+
+    @property
+    def output_size(self) -> int:
+        """The size of ``h``: ``proj_size`` when the LSTM projects its state, else ``hidden_size``."""
+        return self.proj_size or self.hidden_size
 
     @property
     def num_directions(self) -> int:
@@ -72,11 +90,13 @@ class RecurrentLayer(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def layer_weights(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer and direction (0 forward, 1 reverse)."""
+    def layer_weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer and direction (0 forward, 1 reverse), and
+        ``weight_hr`` fifth when the LSTM projects its state (``proj_size``)."""
         s = f"l{layer}{self._suffixes()[direction]}"
         get = lambda name: getattr(self, f"{name}_{s}") if self.bias or name.startswith("weight") else None
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        weights = (get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+        return weights + (get("weight_hr"),) if self.proj_size else weights
 
     # ------------------------------------------------------------------ forward
 
@@ -93,7 +113,7 @@ class RecurrentLayer(nn.Module):
         unbatched = False
         if packed:
             if lengths is not None:
-                raise ValueError(f"{name}: pass lengths or a PackedSequence, not both")
+                raise InputError(f"{name}: pass lengths or a PackedSequence, not both")
             sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
             x, lengths = pad_packed_sequence(input)
         else:
@@ -110,10 +130,10 @@ class RecurrentLayer(nn.Module):
         if lengths is not None:
             lengths = check_lengths(name, lengths, N, T, x.device)
         h0, c0 = self._initial_state(hx, x, unbatched)
-        backend = resolve_engine(self.engine, self.cell, x)
+        backend = resolve_engine(self.engine, self.cell, x, projected=bool(self.proj_size))
         if backend == "torch":
             if self.checkpoint_every is not None:
-                raise ValueError(f"{name}: checkpoint_every needs rnnkit's fused engine; torch.nn's kernels "
+                raise ValueError(f"{name}: checkpoint_every needs rnnkit's compiled engine; torch.nn's kernels "
                                  f"run this input (engine={self.engine!r} on {x.device.type})")
             output, state = self._run_torch(x, h0, c0, lengths)
         else:
@@ -157,31 +177,6 @@ class RecurrentLayer(nn.Module):
         as ``forward`` on a one-step sequence; one compiled call where it can (:mod:`rnnkit.layers.stepping`)."""
         return step_stack(self, x, hx)
 
-    def _run_torch(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
-        """The whole stack in one call to torch.nn's kernel (cuDNN on a GPU, oneDNN for the LSTM on a CPU),
-        sharing this layer's parameters (no copy)."""
-        twin = self._torch_twin()
-        twin.train(self.training)
-        hx = (h0, c0) if c0 is not None else h0
-        if lengths is None:
-            return twin(x, hx)
-        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        out, state = twin(packed, hx)
-        return pad_packed_sequence(out, total_length=x.shape[0])[0], state
-
-    def _torch_twin(self) -> nn.Module:
-        """A ``torch.nn`` module whose parameters are this layer's own Parameter objects (kept off the module
-        tree so it never appears in ``state_dict``); rebuilt when parameters were replaced or moved."""
-        twin = self.__dict__.get("_twin")
-        names = list(self._parameters)
-        if twin is None or any(getattr(twin, n) is not self._parameters[n] for n in names):
-            twin = self.cell.torch_class(**{**self._torch_kwargs(), "batch_first": False}, device="meta")
-            for n in names:
-                setattr(twin, n, self._parameters[n])
-            twin._apply(lambda t: t)               # refresh torch.nn's flat-weight views
-            self.__dict__["_twin"] = twin
-        return twin
-
     def under_autocast(self, x, hx: State | None):
         """Under autocast, ``x`` and ``hx`` in the parameters' dtype: rnnkit's engines run the recurrence there
         with autocast off (torch.nn's kernels, ``engine="torch"``, follow autocast's own rules); autocast casts
@@ -196,74 +191,39 @@ class RecurrentLayer(nn.Module):
         return x.to(dtype), hx
 
     def _initial_state(self, hx: State | None, x: Tensor, unbatched: bool) -> tuple[Tensor, Tensor | None]:
-        """``(h0, c0)`` each (layers*D, N, H); zeros when ``hx`` is None (the lecture's ``h_0 = 0``)."""
+        """``(h0, c0)``, (layers*D, N, output_size) and (layers*D, N, hidden_size); zeros when ``hx`` is None (the
+        lecture's ``h_0 = 0``)."""
         name = type(self).__name__
-        shape = (self.num_layers * self.num_directions, x.shape[1], self.hidden_size)
+        shapes = [(self.num_layers * self.num_directions, x.shape[1], size)
+                  for size in (self.output_size, self.hidden_size)]
         paired = self.cell.has_cell_state
         if hx is None:
-            zeros = x.new_zeros(shape)
-            return zeros, (zeros if paired else None)
+            return x.new_zeros(shapes[0]), (x.new_zeros(shapes[1]) if paired else None)
         if paired:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 got = f"a sequence of {len(hx)}" if isinstance(hx, (tuple, list)) else type(hx).__name__
-                raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {got}")
+                raise InputError(f"{name}: hx must be a tuple (h_0, c_0), got {got}")
             states = list(hx)
         else:
             if isinstance(hx, (tuple, list)):
-                raise ValueError(f"{name}: hx must be one Tensor h_0, got a sequence of {len(hx)}")
+                raise InputError(f"{name}: hx must be one Tensor h_0, got a sequence of {len(hx)}")
             states = [hx]
         if unbatched:
-            for what, s in zip(("h_0", "c_0"), states):
+            for what, s, shape in zip(("h_0", "c_0"), states, shapes):
                 if isinstance(s, Tensor) and s.dim() != 2:
-                    raise ValueError(f"{name}: for unbatched 2-D input, {what} must be 2-D "
-                                     f"({shape[0]}, {self.hidden_size}), got shape {tuple(s.shape)}")
+                    raise InputError(f"{name}: for unbatched 2-D input, {what} must be 2-D "
+                                     f"({shape[0]}, {shape[2]}), got shape {tuple(s.shape)}")
             states = [s.unsqueeze(1) if isinstance(s, Tensor) else s for s in states]
-        for what, s in zip(("h_0", "c_0"), states):
+        for what, s, shape in zip(("h_0", "c_0"), states, shapes):
             check_state(name, s, shape, x, what)
         return states[0], (states[1] if paired else None)
-
-    # ------------------------------------------------------------------ interop with torch.nn
-
-    def _torch_kwargs(self) -> dict:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                    bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
-                    bidirectional=self.bidirectional, **self.cell.torch_kwargs)
-
-    def to_torch(self) -> nn.Module:
-        """The equivalent ``torch.nn`` module with these weights (a copy)."""
-        if self.cell.torch_class is None:
-            raise ValueError(f"{type(self).__name__}: torch.nn has no {self.cell.description}, so there is no "
-                             f"torch.nn module with these weights")
-        p = self.weight_ih_l0
-        module = self.cell.torch_class(**self._torch_kwargs(), device=p.device, dtype=p.dtype)
-        module.load_state_dict(self.state_dict(), strict=True)
-        return module
-
-    @classmethod
-    def _kwargs_from_torch(cls, module: nn.Module) -> dict:
-        torch_class = next(r.torch_class for r in cls.recurrences if r.torch_class is not None)
-        if not isinstance(module, torch_class):
-            raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.{torch_class.__name__}, "
-                            f"got {type(module).__name__}")
-        if getattr(module, "proj_size", 0):
-            raise ValueError(f"{cls.__name__}.from_torch: proj_size={module.proj_size} is not supported")
-        return dict(input_size=module.input_size, hidden_size=module.hidden_size, num_layers=module.num_layers,
-                    bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
-                    bidirectional=module.bidirectional)
-
-    @classmethod
-    def from_torch(cls, module: nn.Module, engine: str = "auto"):
-        """An rnnkit layer with the configuration and a copy of the weights of a ``torch.nn`` module."""
-        p = next(module.parameters())
-        layer = cls(**cls._kwargs_from_torch(module), engine=engine, device=p.device, dtype=p.dtype)
-        layer.load_state_dict(module.state_dict(), strict=True)
-        return layer
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        for flag, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+        for flag, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
+                              ("proj_size", 0)):
             if getattr(self, flag) != default:
                 s += f", {flag}={getattr(self, flag)}"
         return s + f", engine={self.engine!r}"
@@ -276,13 +236,13 @@ class RNN(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 engine: str = "auto", device=None, dtype=None) -> None:
+                 device=None, dtype=None, *, engine: str = "auto") -> None:
         cell = next((r for r in self.recurrences if r.layer_kwargs["nonlinearity"] == nonlinearity), None)
         if cell is None:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, engine, device, dtype)
+                         bidirectional, 0, device, dtype, engine=engine)
 
     @classmethod
     def _kwargs_from_torch(cls, module: nn.Module) -> dict:
@@ -302,11 +262,11 @@ class LSTM(RecurrentLayer):
     recurrences = (LSTM_CELL,)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 engine: str = "auto", forget_bias: float | None = None, device=None, dtype=None) -> None:
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device=None, dtype=None, *, engine: str = "auto", forget_bias: float | None = None) -> None:
         self.forget_bias = forget_bias
         super().__init__(LSTM_CELL, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         engine, device, dtype)
+                         proj_size, device, dtype, engine=engine)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
@@ -319,7 +279,7 @@ class LSTM(RecurrentLayer):
             return
         for layer in range(self.num_layers):
             for direction in range(self.num_directions):
-                _, _, b_ih, b_hh = self.layer_weights(layer, direction)
+                _, _, b_ih, b_hh = self.layer_weights(layer, direction)[:4]
                 set_forget_bias(b_ih, b_hh, value, self.cell.gates, self.cell.forget_gate)
 
 
@@ -333,11 +293,11 @@ class GRU(RecurrentLayer):
     recurrences = (GRU_CELL, GRU_TORCH)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 reset_after: bool = False, engine: str = "auto", device=None, dtype=None) -> None:
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, *, reset_after: bool = False, engine: str = "auto") -> None:
         self.reset_after = bool(reset_after)
         super().__init__(GRU_TORCH if reset_after else GRU_CELL, input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, engine, device, dtype)
+                         batch_first, dropout, bidirectional, 0, device, dtype, engine=engine)
 
     def to_torch(self) -> nn.Module:
         if not self.reset_after:

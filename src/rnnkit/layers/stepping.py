@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..engine import resolve_step_engine
+from .checks import InputError
 from ..engine.graphed import CudaGraph, EagerGraph, clone_or_none, copy_into
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -52,10 +53,11 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
         raise ValueError(f"{name}.step: a bidirectional layer can't run one step at a time (its reverse "
                          f"direction reads the sequence from the end)")
     if x.dim() != 2 or x.shape[1] != layer.input_size:
-        raise ValueError(f"{name}.step: x must be (N, {layer.input_size}), got shape {tuple(x.shape)}")
+        raise InputError(f"{name}.step: x must be (N, {layer.input_size}), got shape {tuple(x.shape)}")
     x, hx = layer.under_autocast(x, hx)
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
-    backend = resolve_step_engine(layer.engine, layer.cell, x, _replayable(layer, x, h0, c0))
+    backend = resolve_step_engine(layer.engine, layer.cell, x, _replayable(layer, x, h0, c0),
+                                  projected=bool(layer.proj_size))
     if backend == "compiled":
         h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
     elif backend == "cuda-graph":
@@ -79,11 +81,11 @@ def _stepper(layer, batch: int):
     from ..engine import fused
     params = list(layer.parameters())
     key = (batch, tuple((p.data_ptr(), p._version, p.dtype) for p in params))
-    cached = layer.__dict__.get("_stepper")
+    cached = layer.__dict__.get("_cache_stepper")
     if cached is None or cached[0] != key:
         weights = [list(layer.layer_weights(k, 0)) for k in range(layer.num_layers)]
         cached = (key, fused.make_stepper(layer.cell, weights, batch))
-        layer.__dict__["_stepper"] = cached
+        layer.__dict__["_cache_stepper"] = cached
     return cached[1]
 
 
@@ -109,7 +111,7 @@ def _graphed_step(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> GraphedSte
     """The layer's captured step for this batch size and dtype (a new one when a parameter was replaced)."""
     key = (x.shape[0], x.dtype, x.device, torch.is_inference_mode_enabled(),     # inference-mode buffers can't
            tuple((p.data_ptr(), p.dtype) for p in layer.parameters()))           # be written outside it
-    graphs = layer.__dict__.setdefault("_graphed_steps", OrderedDict())
+    graphs = layer.__dict__.setdefault("_cache_graphed_steps", OrderedDict())
     if key not in graphs:
         graphs[key] = GraphedStep(layer, x, h0, c0)
         while len(graphs) > MAX_GRAPHS:
