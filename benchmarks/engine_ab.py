@@ -25,13 +25,14 @@ import hashlib
 import sys
 
 import torch
-from torch import nn
 
 from common import medians
-from rnnkit.engine import fused, run_direction
-from rnnkit.engine.benchmark import SHAPES
+from rnnkit.bench.timing import SHAPES, torch_module
+from rnnkit.cells.spec import GRU, GRU_TORCH, LSTM, RNN_TANH, Recurrence
+from rnnkit.engine import build, fused, run_direction
 
-MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "gru_reset_after": nn.GRU, "rnn_tanh": nn.RNN}
+CELLS = {"lstm": (LSTM, LSTM), "gru": (GRU, GRU_TORCH), "gru_reset_after": (GRU_TORCH, GRU_TORCH),
+         "rnn_tanh": (RNN_TANH, RNN_TANH)}   # the argument: (rnnkit's cell, the cell whose torch.nn layer races it)
 
 
 def parse_config(text: str) -> tuple[str, tuple]:
@@ -44,31 +45,31 @@ def parse_config(text: str) -> tuple[str, tuple]:
 
 
 def variant_build(flags: str):
-    """The extension built from the same sources with ``flags`` instead of :func:`fused._flags`'s."""
+    """The extension built from the same sources with ``flags`` instead of :func:`build._flags`'s."""
     from torch.utils import cpp_extension
-    name = "rnnkit_variant_" + hashlib.sha256((fused._name(fused._flags()) + flags).encode()).hexdigest()[:12]
-    return cpp_extension.load(name, [str(fused._CSRC / s) for s in fused._SOURCES], extra_cflags=flags.split(),
-                              extra_ldflags=["-fopenmp"], build_directory=fused._build_dir(name))
+    name = "rnnkit_variant_" + hashlib.sha256((build._name(build._flags()) + flags).encode()).hexdigest()[:12]
+    return cpp_extension.load(name, [str(build._CSRC / s) for s in build._SOURCES], extra_cflags=flags.split(),
+                              extra_ldflags=["-fopenmp"], build_directory=build._build_dir(name))
 
 
-def products(mode: str, T: int, N: int, H: int) -> list[tuple[int, int, int, int]]:
+def products(cell: Recurrence, T: int, N: int, H: int) -> list[tuple[int, int, int, int]]:
     """The matrix products of one training step with I = H, as (count, m, k, n): (m, k) @ (k, n), `count` times.
 
     The input projection and, in the backward, dX, dU and dW once over all T*N rows; the recurrent product
     h_{t-1} W and dG W^T at every step (Cho's GRU: its r, z block and its n block apart, as it must)."""
-    GH = H * {"lstm": 4, "gru": 3, "gru_reset_after": 3, "rnn_tanh": 1}[mode]
+    GH = H * cell.gates
     rows = T * N
     once = [(1, rows, H, GH), (1, rows, GH, H), (1, GH, rows, H), (1, GH, rows, H)]   # X U; dG U^T; dU; dW
-    if mode == "gru":
+    if cell is GRU:
         return once + [(T, N, H, 2 * H), (T, N, H, H), (T, N, H, H), (T, N, 2 * H, H)]
     return once + [(T, N, H, GH), (T, N, GH, H)]
 
 
-def products_ms(mode: str, T: int, N: int, H: int, rounds: int) -> float:
+def products_ms(cell: Recurrence, T: int, N: int, H: int, rounds: int) -> float:
     """The time of :func:`products`, each product's median over ``rounds`` runs on its own, summed."""
-    gemm = fused._module()._gemm
+    gemm = build.extension()._gemm
     total = 0.0
-    for count, m, k, n in products(mode, T, N, H):
+    for count, m, k, n in products(cell, T, N, H):
         a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
         total += count * medians({"p": lambda: gemm(out, a, b, False)}, max(rounds, 20))["p"]
     return total
@@ -76,7 +77,7 @@ def products_ms(mode: str, T: int, N: int, H: int, rounds: int) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=sorted(MODULES))
+    p.add_argument("mode", choices=sorted(CELLS))
     p.add_argument("--shapes", default=repr(SHAPES), help="a Python list of (T, N, H)")
     p.add_argument("--config", type=parse_config, action="append", help="NAME=(backend, thresholds...)")
     p.add_argument("--forward-only", action="store_true", help="time the forward alone (grad enabled)")
@@ -85,23 +86,24 @@ def main() -> int:
     p.add_argument("--floor", action="store_true", help="also the step's matrix products alone (not --forward-only)")
     args = p.parse_args()
     configs = dict(args.config or [("defaults", None)])      # None: the build's own thresholds, left unset
-    module = fused._module()
+    module = build.extension()
     builds = {name: module for name in configs}
     if args.variant_flags:
         configs["variant"] = None
         builds["variant"] = variant_build(args.variant_flags)
     torch.set_num_threads(2)
+    cell, racer = CELLS[args.mode]
     for T, N, H in eval(args.shapes):                        # a tuning tool: the shapes come from its user
         torch.manual_seed(0)
         x, grad = torch.randn(T, N, H, requires_grad=True), torch.randn(T, N, H)
-        peer = MODULES[args.mode](H, H)
+        peer = torch_module(racer, H)
         w = (peer.weight_ih_l0, peer.weight_hh_l0, peer.bias_ih_l0, peer.bias_hh_l0)
         h0 = torch.zeros(N, H)
 
         def timed(forward, config=None, build=None):
             def run():
                 if build is not None:
-                    fused._state["module"] = build
+                    build.state["module"] = build
                 if config is not None:
                     module._set_backend(config[0])
                     module._set_thresholds(*config[1:])
@@ -112,13 +114,13 @@ def main() -> int:
 
         runs = {"torch.nn": timed(lambda: peer(x)[0])}
         for name, config in configs.items():
-            runs[name] = timed(lambda: run_direction(args.mode, x, h0, h0, w, engine="fused")[0], config,
+            runs[name] = timed(lambda: run_direction(cell, x, h0, h0, w, engine="compiled")[0], config,
                                builds[name])
         med = medians(runs, args.rounds)
         what = "forward" if args.forward_only else "training step"
         floor = ""
         if args.floor and not args.forward_only:
-            floor = f" | products alone {products_ms(args.mode, T, N, H, args.rounds) / med['torch.nn']:.3f}x"
+            floor = f" | products alone {products_ms(cell, T, N, H, args.rounds) / med['torch.nn']:.3f}x"
         print(f"{args.mode} {what} ({T}, {N}, {H}): torch.nn {med['torch.nn']:.2f} ms | "
               + " | ".join(f"{k} {med[k] / med['torch.nn']:.3f}x" for k in configs) + floor, flush=True)
     return 0

@@ -14,7 +14,7 @@ import torch
 import rnnkit.reference as oracle
 from rnnkit import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.spec import RECURRENCES
-from rnnkit.engine import ENGINES, run_direction
+from rnnkit.engine import ENGINES, build, run_direction
 
 MODES = tuple(r.kernel for r in RECURRENCES)          # the engine's kernel names
 GATES = {r.kernel: r.gates for r in RECURRENCES}
@@ -389,8 +389,8 @@ def test_compiled_engine_agrees_with_python(mode, dtype):
 def test_a_failed_build_is_named_and_auto_falls_back(monkeypatch):
     """A broken build: asking for ``compiled`` says why; ``auto`` warns once and gives the Python loop's numbers."""
     from rnnkit.engine import fused, resolve
-    monkeypatch.setitem(fused._state, "module", None)
-    monkeypatch.setitem(fused._state, "error", "CalledProcessError: c++: fatal error: no input files")
+    monkeypatch.setitem(build.state, "module", None)
+    monkeypatch.setitem(build.state, "error", "CalledProcessError: c++: fatal error: no input files")
     monkeypatch.setattr(resolve, "_warned", set())
     x, h0, c0, weights = make_problem("lstm", seed=3)
     with pytest.raises(RuntimeError, match=r"engine='compiled' cannot run here: the C\+\+ extension could not "

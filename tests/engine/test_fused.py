@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnnkit.cells.spec import RECURRENCES, recurrence
-from rnnkit.engine import bptt, fused, resolve_engine, run_direction
+from rnnkit.engine import build, fused, resolve_engine, run_bptt, run_direction
 from rnnkit.engine.sequence import lengths_mask
 
 MODES = tuple(r.kernel for r in RECURRENCES)          # the engine's kernel names
@@ -73,7 +73,7 @@ CASES = list(itertools.product(MODES, (True, False), (False, True)))
                          ids=[f"{m}-{'bias' if b else 'nobias'}-{'mask' if k else 'full'}" for m, b, k in CASES])
 def test_float64_matches_python_bptt(mode, bias, masked):
     args = problem(mode, bias=bias, masked=masked, seed=sum(map(ord, mode)) + 2 * bias + masked)
-    want, want_g = outputs_and_grads(bptt.run_bptt, mode, *args)
+    want, want_g = outputs_and_grads(run_bptt, mode, *args)
     got, got_g = outputs_and_grads(fused.run_fused, mode, *args)
     assert len(got_g) == len(want_g)
     for name, a, b in zip(["h_seq", "h_T", "C_T"] + ["grad"] * 7, got + got_g, want + want_g):
@@ -85,7 +85,7 @@ def test_float64_matches_python_bptt(mode, bias, masked):
 def test_checkpointed_backward_matches(mode, every):
     """Recomputing each window in the backward changes memory, not results."""
     args = problem(mode, T=9, masked=True, seed=7)
-    want, want_g = outputs_and_grads(bptt.run_bptt, mode, *args)
+    want, want_g = outputs_and_grads(run_bptt, mode, *args)
     got, got_g = outputs_and_grads(fused.run_fused, mode, *args, checkpoint_every=every)
     for a, b in zip(got + got_g, want + want_g):
         assert rel_err(a, b) < 1e-10
@@ -99,7 +99,8 @@ def test_gradcheck(mode):
     def f(*t):
         if mode != "lstm":
             t = (t[0], t[1], None, *t[2:])
-        return fused.Fused.apply(recurrence(mode), mask, 0, *t)
+        h_seq, _, c_T = fused.run_fused(recurrence(mode), t[0], t[1], t[2], t[3:], mask)
+        return (h_seq, c_T) if mode == "lstm" else h_seq
 
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
 
@@ -124,9 +125,9 @@ def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
     backend runs the recurrent products (forcing one this torch build lacks falls back to ATen).
     """
     args64 = problem(mode, masked=True, seed=11, **F32_SHAPES[shape])
-    want, want_g = outputs_and_grads(bptt.run_bptt, mode, *args64)
-    py, py_g = outputs_and_grads(bptt.run_bptt, mode, *map(f32, args64))
-    ext = fused._module()
+    want, want_g = outputs_and_grads(run_bptt, mode, *args64)
+    py, py_g = outputs_and_grads(run_bptt, mode, *map(f32, args64))
+    ext = build.extension()
     ext._set_backend(BACKENDS[backend])
     try:
         got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
@@ -142,7 +143,7 @@ def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
 def test_float32_large_products(mode):
     """Products big enough for the automatic choice to pick oneDNN (where the build has it)."""
     args64 = problem(mode, T=3, N=64, I=64, H=512, masked=True, seed=17)
-    want, want_g = outputs_and_grads(bptt.run_bptt, mode, *args64)
+    want, want_g = outputs_and_grads(run_bptt, mode, *args64)
     got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
     for a, b in zip(got + got_g, want + want_g):
         assert rel_err(a.double(), b) < 1e-4
@@ -158,9 +159,9 @@ def test_benchmark_product_binding(m, k, n, transposed):
         b = b.contiguous()
     out = torch.randn(m, n, generator=g)
     before = out.double().clone()
-    fused._module()._gemm(out, a, b, True)
+    build.extension()._gemm(out, a, b, True)
     torch.testing.assert_close(out.double(), before + a.double() @ b.double(), rtol=1e-4, atol=1e-4)
-    fused._module()._gemm(out, a, b, False)
+    build.extension()._gemm(out, a, b, False)
     torch.testing.assert_close(out.double(), a.double() @ b.double(), rtol=1e-4, atol=1e-4)
 
 
@@ -169,7 +170,7 @@ def test_inference_path_and_repeated_backward(mode):
     """No-grad runs in windows without saving; the saved tensors are never written (retain_graph works)."""
     x, h0, c0, weights, mask = problem(mode, T=11, N=5, masked=True, seed=5)
     with torch.no_grad():
-        ref = bptt.run_bptt(recurrence(mode), x, h0, c0, weights, mask)
+        ref = run_bptt(recurrence(mode), x, h0, c0, weights, mask)
         fast = fused.run_fused(recurrence(mode), x, h0, c0, weights, mask)
     for a, b in zip(fast, ref):
         if b is not None:
@@ -184,7 +185,7 @@ def test_inference_path_and_repeated_backward(mode):
 def test_gradient_through_the_final_cell_only():
     x, h0, c0, weights, mask = problem("lstm", seed=9)
     a = torch.autograd.grad(fused.run_fused(recurrence("lstm"), x, h0, c0, weights, mask)[2].sum(), (x, c0))
-    b = torch.autograd.grad(bptt.run_bptt(recurrence("lstm"), x, h0, c0, weights, mask)[2].sum(), (x, c0))
+    b = torch.autograd.grad(run_bptt(recurrence("lstm"), x, h0, c0, weights, mask)[2].sum(), (x, c0))
     for u, v in zip(a, b):
         assert rel_err(u, v) < 1e-10
 
@@ -213,10 +214,10 @@ def test_a_dtype_it_lacks_is_named(dtype):
 def test_reasons():
     assert fused.unavailable_reason(recurrence("gru"), torch.zeros(2, 2, 2)) is None
     assert "cpu" in fused.unavailable_reason(recurrence("gru"), torch.zeros(2, 2, 2, device="meta")).lower()
-    assert fused.warn_on_fallback(f"{fused._BUILD_FAILED}: RuntimeError: no C++ compiler found")
+    assert fused.warn_on_fallback(f"{build.BUILD_FAILED}: RuntimeError: no C++ compiler found")
 
 
 def test_importing_rnnkit_builds_nothing():
-    code = ("import rnnkit, rnnkit.engine; from rnnkit.engine import fused; "
-            "assert fused._state == {'module': None, 'error': None}, fused._state")
+    code = ("import rnnkit, rnnkit.engine; from rnnkit.engine import build; "
+            "assert build.state == {'module': None, 'error': None}, build.state")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

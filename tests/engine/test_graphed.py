@@ -11,7 +11,7 @@ import torch
 import rnnkit
 from rnnkit.cells.spec import RECURRENCES, recurrence
 from rnnkit.engine import graphed, run_direction
-from rnnkit.engine.bptt import run_bptt
+from rnnkit.engine import run_bptt
 from rnnkit.engine.sequence import lengths_mask
 
 MODES = tuple(r.kernel for r in RECURRENCES)          # the engine's kernel names

@@ -3,10 +3,10 @@
 ``run_direction`` is the entry point; :mod:`rnnkit.engine.bptt` documents the contract and
 :mod:`rnnkit.engine.resolve` which backend runs.
 """
-from .bptt import BPTT, run_bptt
+from .ops import run_bptt
 from .reference import run_reference
 from .resolve import ENGINE_CHOICES, ENGINES, check_engine, resolve_engine, resolve_step_engine
 from .sequence import lengths_mask, reverse_padded, run_direction
 
-__all__ = ["BPTT", "run_bptt", "run_reference", "run_direction", "resolve_engine", "resolve_step_engine",
+__all__ = ["run_bptt", "run_reference", "run_direction", "resolve_engine", "resolve_step_engine",
            "check_engine", "lengths_mask", "reverse_padded", "ENGINES", "ENGINE_CHOICES"]

@@ -1,6 +1,6 @@
-"""Backpropagation through time written by hand, as a ``torch.autograd.Function``.
+"""Backpropagation through time written by hand: the Python loops, and the engine's contract.
 
-Contract of :func:`run_bptt` (the entry point every layer goes through)
+Contract of :func:`forward_pass` / :func:`backward_pass`, which :mod:`.ops` registers as ``rnnkit::recurrence``
 -------------------------------------------------------------------------
 Arguments, ``T`` steps, ``N`` sequences, ``I`` input features, ``H`` hidden units, ``G`` gate blocks
 (1 RNN, 4 LSTM, 3 GRU):
@@ -37,7 +37,6 @@ from typing import Callable
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..cells.spec import Recurrence
 
@@ -301,30 +300,6 @@ def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, sa
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
-class BPTT(torch.autograd.Function):
-    """Forward over all steps, backward through time by hand (see the module's contract)."""
-
-    @staticmethod
-    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr=None):
-        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr)
-        ctx.cell = cell
-        ctx.has_bias = b_ih is not None
-        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, w_hr, *saved)
-        h_seq = hs[1:]
-        return (h_seq, cs[-1].clone()) if cell.has_cell_state else h_seq
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dY, dc_T=None):
-        x, hs, cs, w_ih, w_hh, mask, w_hr, *saved = ctx.saved_tensors
-        dY = dY if dY is not None else hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
-        if dc_T is None and ctx.cell.has_cell_state:
-            dc_T = cs.new_zeros(cs.shape[1:])
-        grads = backward_pass(ctx.cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, dY, dc_T, ctx.has_bias,
-                              ctx.needs_input_grad[2], w_hr)
-        return None, None, *grads
-
-
 def _recurrent_weight_grad(kernel: Kernel, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:
     """``dG^T H_prev`` over all steps in one matmul; Cho's GRU multiplies ``W_n`` by ``r*h`` instead of ``h``."""
     T1, N, H = hs.shape
@@ -333,12 +308,3 @@ def _recurrent_weight_grad(kernel: Kernel, gh: Tensor, hs: Tensor, saved: tuple)
         return gh.t() @ h_prev
     r = saved[0][:, :, :H].reshape(-1, H)
     return torch.cat([gh[:, :2 * H].t() @ h_prev, gh[:, 2 * H:].t() @ (r * h_prev)])
-
-
-def run_bptt(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
-             mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``cell`` over ``x`` with hand-written BPTT; returns ``(h_seq, h_T, C_T or None)``. ``weights`` may
-    carry the LSTM's projection ``weight_hr`` fifth."""
-    out = BPTT.apply(cell, mask, x, h0, c0 if cell.has_cell_state else None, *weights)
-    h_seq, c_T = out if cell.has_cell_state else (out, None)
-    return h_seq, h_seq[-1], c_T

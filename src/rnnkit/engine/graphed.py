@@ -146,7 +146,7 @@ def clone_or_none(t: Tensor | None) -> Tensor | None:
 
 
 class GraphedBPTT(torch.autograd.Function):
-    """:class:`rnnkit.engine.bptt.BPTT` with its forward and backward each replayed from a captured graph."""
+    """:mod:`rnnkit.engine.bptt`'s forward and backward passes, each replayed from a captured graph."""
 
     @staticmethod
     def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):

@@ -14,12 +14,14 @@ Names say what runs:
 
 An explicit request that cannot be met raises an error that says why; ``auto`` falls back quietly (with a
 one-time warning when the C++ build failed). The old names still work and warn once: ``fused`` (``compiled`` on
-the CPU, ``cuda-graph`` on a GPU) and ``reference`` (``autograd``).
+the CPU, ``cuda-graph`` on a GPU) and ``reference`` (``autograd``). Under ``torch.func`` transforms ``auto`` is
+``autograd``.
 """
 from __future__ import annotations
 
 import warnings
 
+import torch
 from torch import Tensor
 
 from ..cells.spec import Recurrence
@@ -67,10 +69,21 @@ def _fallback(reason: str) -> str:
     return "python"
 
 
+def _under_functorch(engine: str) -> str:
+    """``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``, ...) wrap tensors the hand-written BPTT can't
+    read: ``auto`` runs the plain autograd loop there, which every transform handles; an explicit choice says so."""
+    if engine in ("auto", "autograd", "reference"):
+        return "autograd"
+    raise RuntimeError(f"engine={engine!r} can't run under torch.func transforms (grad, vmap, ...): its "
+                       f"hand-written BPTT reads raw tensors; use engine='auto' or 'autograd' there")
+
+
 def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool = False) -> str:
     """The backend that runs ``cell`` over a whole sequence ``x``: one of :data:`ENGINES` but ``auto``.
     ``projected``: an LSTM with ``proj_size`` (a fifth weight, ``weight_hr``)."""
     check_engine(engine)
+    if torch._C._are_functorch_transforms_active():
+        return _under_functorch(engine)
     if engine in ("python", "autograd", "reference"):
         return "autograd" if engine == "reference" else engine
     if engine == "torch":

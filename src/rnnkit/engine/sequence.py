@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from ..cells.spec import Recurrence, recurrence
-from .bptt import run_bptt
+from .ops import run_bptt
 from .reference import run_reference
 from .resolve import resolve_engine
 

@@ -49,6 +49,21 @@ class TorchInterop:
         """A no-op kept for code written for ``torch.nn`` (cuDNN's one-buffer weight layout): rnnkit's engines read
         the parameters as they are, and ``engine="torch"`` shares them with torch.nn's module."""
 
+    # ------------------------------------------------------------------ quantization
+
+    @property
+    def qconfig(self):
+        raise AttributeError("qconfig")            # never set: see the setter
+
+    @qconfig.setter
+    def qconfig(self, value) -> None:
+        """``torch.ao.quantization`` sets this on the modules it means to swap; it has no int8 kernel for
+        rnnkit's layers and would leave them in float without a word, so say so and name the way that works."""
+        if value is not None:
+            raise ValueError(f"torch.ao.quantization has no quantized form of rnnkit.{type(self).__name__}; "
+                             f"convert the layer with .to_torch() (torch.nn.{type(self).__name__}, same weights) "
+                             f"and quantize that")
+
     # ------------------------------------------------------------------ copies and pickles
 
     def __getstate__(self) -> dict:

@@ -1,0 +1,166 @@
+"""The hand-written BPTT as PyTorch custom operators: ``rnnkit::recurrence`` and ``rnnkit::recurrence_backward``.
+
+One operator runs one direction of one layer over a whole sequence, forward or backward, on either backend:
+``"python"`` (:mod:`.bptt`'s loops) or ``"compiled"`` (the C++ loops of :mod:`.fused`). Registered with
+``torch.library``, with fake (meta) implementations and an autograd formula, they are one node to autograd,
+``torch.compile(fullgraph=True)``, ``torch.export`` and ``torch.jit.trace`` (``jit.save`` too): no graph break,
+the same numbers as eager. (Under ``torch.func`` transforms the resolver picks ``engine="autograd"``, whose plain
+operations ``grad``, ``vmap`` and higher orders handle; see :mod:`.resolve`.)
+
+``rnnkit::recurrence(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store)`` returns
+six tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
+(N, H); and what the backward needs: ``cs`` (LSTM cells), ``gates`` (activated), ``aux`` (the PyTorch GRU's
+``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection). ``store=False`` (compiled only)
+runs in windows of ``window`` steps and keeps only the states and the cell at each window boundary. Shapes and
+aliasing as in :mod:`.bptt`'s contract; the outputs never alias the inputs or each other.
+
+Limit, said where it is met: the backward is first-order only (a second backward through it names
+``engine="autograd"``, whose plain operations autograd differentiates twice).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..cells.spec import recurrence
+from .bptt import KERNELS, backward_pass, forward_pass
+from .build import extension
+
+_SLOTS = 6                                       # hs, c_T, cs, gates, aux, cell_out
+
+
+def _empty(like: Tensor) -> Tensor:
+    return like.new_empty(0)
+
+
+def _none_if_empty(t: Tensor | None) -> Tensor | None:
+    return None if t is None or t.numel() == 0 and t.dim() == 1 else t
+
+
+def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
+                  w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
+                  mask: Optional[Tensor], window: int, store: bool) -> list[Tensor]:
+    cell = recurrence(kernel)
+    if backend == "compiled":
+        hs, c_T, cs, gates, aux = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store)
+        cell_out = None
+    else:
+        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr)
+        gates = saved.pop(0) if saved else None
+        aux = saved.pop(0) if KERNELS[kernel].bias_in_loop else None
+        cell_out = saved.pop(0) if w_hr is not None else None
+        c_T = None if cs is None else cs[-1].clone()
+    return [hs] + [_empty(x) if t is None else t for t in (c_T, cs, gates, aux, cell_out)]
+
+
+recurrence_op = torch.library.custom_op("rnnkit::recurrence", mutates_args=())(_forward_impl)
+
+
+@recurrence_op.register_fake
+def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store):
+    cell = recurrence(kernel)
+    T, N, _ = x.shape
+    P, GH = w_hh.shape[1], w_hh.shape[0]
+    H = GH // cell.gates
+    new = x.new_empty
+    none = new(0)
+    lstm = cell.has_cell_state
+    if not store:                                # windows: states, and the cell at each window boundary
+        segments = -(-T // max(1, min(window, T)))
+        return [new(T + 1, N, P), new(N, H) if lstm else none, new(segments + 1, N, H) if lstm else none,
+                none, none, none]
+    gated = cell.gates > 1
+    return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
+            new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
+            new(T, N, H) if w_hr is not None else none]
+
+
+def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optional[Tensor],
+                           gates: Optional[Tensor], aux: Optional[Tensor], cell_out: Optional[Tensor],
+                           w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
+                           w_hr: Optional[Tensor], mask: Optional[Tensor], dY: Tensor, dc_T: Optional[Tensor],
+                           need_dx: bool, window: int) -> list[Tensor]:
+    if backend == "compiled":
+        grads = extension().backward(kernel, x, hs, cs, gates, aux, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
+                                   need_dx, window)
+        grads = list(grads) + [None]
+    else:
+        saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
+        grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,
+                                   b_ih is not None, need_dx, w_hr))
+        grads += [None] * (8 - len(grads))
+    return [_empty(x) if g is None else g for g in grads]
+
+
+recurrence_backward_op = torch.library.custom_op("rnnkit::recurrence_backward", mutates_args=())(_backward_impl)
+
+
+@recurrence_backward_op.register_fake
+def _(backend, kernel, x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY, dc_T,
+      need_dx, window):
+    none = x.new_empty(0)
+    like = lambda t: none if t is None else torch.empty_like(t)
+    c0 = None if cs is None else cs.new_empty(cs.shape[1:])
+    return [torch.empty_like(x) if need_dx else none, hs.new_empty(hs.shape[1:]), like(c0), like(w_ih),
+            like(w_hh), like(b_ih), like(b_hh), like(w_hr)]
+
+
+def _setup(ctx, inputs, output) -> None:
+    backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store = inputs
+    hs, c_T, cs, gates, aux, cell_out = output
+    ctx.backend, ctx.kernel = backend, kernel
+    ctx.window = 0 if store else window
+    ctx.save_for_backward(x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask)
+
+
+def _gradients(ctx, d_hs: Tensor | None, d_c_T: Tensor | None, backward) -> tuple:
+    """The inputs' gradients from the saved tensors and the gradients of ``hs`` and ``c_T``."""
+    x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask = ctx.saved_tensors
+    dY = hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:]) if d_hs is None else d_hs[1:]
+    dc_T = _none_if_empty(d_c_T)
+    cs = _none_if_empty(cs)
+    if cs is not None and dc_T is None:
+        dc_T = cs.new_zeros(cs.shape[1:])
+    grads = backward(ctx.backend, ctx.kernel, x, hs, cs, _none_if_empty(gates), _none_if_empty(aux),
+                     _none_if_empty(cell_out), w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY.contiguous(), dc_T,
+                     ctx.needs_input_grad[2], ctx.window)
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = (_none_if_empty(g) for g in grads)
+    return None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, None, None, None
+
+
+def _second_order_error(backend: str) -> RuntimeError:
+    return RuntimeError(f"rnnkit: a second backward (create_graph=True, then differentiating the gradients) "
+                        f"through the hand-written BPTT of the {backend!r} engine is not supported; "
+                        f"engine='autograd' supports higher-order gradients")
+
+
+recurrence_op.register_autograd(lambda ctx, grads: _gradients(ctx, grads[0], grads[1], recurrence_backward_op),
+                                setup_context=_setup)
+
+
+def _refuse_second_order(ctx, grads):
+    raise _second_order_error(ctx.backend)
+
+
+recurrence_backward_op.register_autograd(_refuse_second_order,
+                                         setup_context=lambda ctx, inputs, output: setattr(ctx, "backend", inputs[0]))
+
+
+def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
+           window: int = 0, store: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(h_seq (T, N, P), h_T, C_T or None)`` from one call of ``rnnkit::recurrence``."""
+    w_ih, w_hh, b_ih, b_hh, *rest = weights
+    w_hr = rest[0] if rest else None
+    out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh, w_hr, mask,
+              window, store)
+    h_seq = out[0][1:]
+    return h_seq, h_seq[-1], (out[1] if cell.has_cell_state else None)
+
+
+def run_bptt(cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
+             mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The ``python`` engine: ``cell`` over ``x`` with :mod:`.bptt`'s loops; ``(h_seq, h_T, C_T or None)``.
+    ``weights`` may carry the LSTM's projection ``weight_hr`` fifth."""
+    return run_op("python", cell, x, h0, c0, weights, mask)
