@@ -5,7 +5,7 @@
     python benchmarks/engine.py --quick    # two shapes, about a minute
     python benchmarks/engine.py --device cuda   # on the first GPU: cuDNN, the CUDA-graph engine, the loops
 
-What it measures and how: :mod:`rnnkit.engine.benchmark`.
+What it measures and how: :mod:`rnnkit.bench`.
 """
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rnnkit.engine import benchmark  # noqa: E402
+from rnnkit.bench.report import add_arguments, report  # noqa: E402
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    benchmark.add_arguments(p)
+    add_arguments(p)
     args = p.parse_args()
     if args.out is None and not args.quick:
         kind = "engine-cuda" if args.device == "cuda" else "engine"
         args.out = ROOT / "benchmarks" / "results" / f"{kind}-{datetime.date.today().isoformat()}.md"
-    return benchmark.report(args, command="python benchmarks/engine.py")
+    return report(args, command="python benchmarks/engine.py")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from common import medians
+from rnnkit.cells.spec import LSTM
 from rnnkit.engine import run_direction
 
 SHAPES = [(1, 20, 200), (35, 20, 200), (200, 4, 128)]
@@ -40,7 +41,7 @@ def main() -> int:
         weights = (module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)
         h0 = torch.zeros(N, H)
         forward = {"nn": lambda: module(x)[0],
-                   "fused": lambda: run_direction("lstm", x, h0, h0, weights, engine="fused")[0]}
+                   "fused": lambda: run_direction(LSTM, x, h0, h0, weights, engine="compiled")[0]}
         if args.only is not None:
             for _ in range(args.rounds):
                 forward[args.only]().backward(grad)

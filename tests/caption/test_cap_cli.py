@@ -13,7 +13,7 @@ from rnnkit.data.shapes import write_shapes_folder
 
 TINY = ["--dataset", "shapes", "--train-size", "24", "--valid-size", "6", "--image-size", "32", "--widths", "8,16",
         "--embed-size", "8", "--hidden-size", "16", "--batch-size", "12", "--epochs", "1", "--quiet",
-        "--threads", "1"]
+        "--threads", "1", "--no-fresh-scenes", "--attention", "none"]        # the shapes preset's, undone
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,9 @@ def test_cap_cli_train_writes_run(attention_run):
     assert config["task"] == "caption" and config["model"]["attention"] == "bahdanau"
     assert {"bleu1", "bleu4", "exact", "loss"} <= set(config["metrics"])
     assert (attention_run / "model.safetensors").is_file() and (attention_run / "resume.pt").is_file()
+    options = json.loads((attention_run / "options.json").read_text())
+    assert options["preset"] == "shapes" and options["pool"] == 2            # --dataset shapes brings its preset
+    assert options["fresh_scenes"] is False and options["embed_size"] == 8    # what was typed wins (--no-...)
 
 
 def test_cap_cli_caption_and_attention_plot(attention_run, folder, tmp_path, capsys):

@@ -2,10 +2,11 @@
 interface for greedy and beam search, teacher forcing equal to stepping, a frozen encoder stays frozen."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rnnkit.data.images import normalize
 from rnnkit.data.shapes import make_shapes
-from rnnkit.decoding.beam import beam_search
+from rnnkit.decoding.beam import beam_search, greedy_search
 from rnnkit.models.captioner import CaptionConfig, CaptionModel
 from rnnkit.tasks.captioning import _step_fn, encode_captions, generate
 
@@ -90,19 +91,47 @@ def test_cap_sampled_word_is_next_input():
         assert hyp.tokens == chosen[:len(hyp.tokens)]
 
 
-def test_cap_beam_one_is_greedy_and_beam_is_best():
+def test_cap_first_step_is_the_equations_by_hand():
+    """h_0, c_0 = tanh(W_init f + b) (h first, then c); one LSTM step on the <eos> embedding; the output layer."""
+    model = _model(cell="lstm")
+    images = _images(2)
+    with torch.no_grad():
+        logits, state = model.step(torch.zeros(2, dtype=torch.long), model.start(images))
+        f = F.adaptive_avg_pool2d(model.encoder(images), 2).flatten(1)
+        h0, c0 = torch.tanh(model.init_state(f)).split(12, dim=1)
+        W_ih, W_hh, b_ih, b_hh = model.rnn.layer_weights(0, 0)
+        i, f_, g, o = (model.embedding.weight[0] @ W_ih.T + b_ih + h0 @ W_hh.T + b_hh).chunk(4, dim=1)
+        c1 = torch.sigmoid(f_) * c0 + torch.sigmoid(i) * torch.tanh(g)
+        h1 = torch.sigmoid(o) * torch.tanh(c1)
+        torch.testing.assert_close(state.h[0], h1)
+        torch.testing.assert_close(state.c[0], c1)
+        torch.testing.assert_close(logits, h1 @ model.out.weight.T + model.out.bias)
+
+
+def test_cap_beam_one_is_greedy_and_a_full_beam_finds_the_best_captions():
+    """Beam size 1 is greedy search token for token; a beam as wide as the vocabulary keeps every prefix of one
+    word, so with two words at most its three best are the best of all captions, scored by hand."""
     model = _model(cell="gru")
-    raw = make_shapes(4, seed=6, image_size=32).images
-    greedy = generate(model, raw, _tok(), beam=1, max_len=6)
-    one = generate(model, raw, _tok(), beam=1, max_len=6)
-    assert [h.tokens for h in greedy] == [h.tokens for h in one]
-    wide = generate(model, raw, _tok(), beam=4, max_len=6)
-    for g, w in zip(greedy, wide):
-        if g.finished and w.finished:
-            assert w.log_prob >= g.log_prob - 1e-6                          # the wider search finds no worse
-    state = model.start(normalize(raw))
-    best = beam_search(_step_fn(model), state, 4, bos=0, eos=0, max_len=6, beam_size=3, n_best=3)
-    assert all(len(b) >= 1 for b in best)
+    images = normalize(make_shapes(3, seed=6, image_size=32).images)
+    with torch.no_grad():
+        greedy = greedy_search(_step_fn(model), model.start(images), 3, bos=0, eos=0, max_len=6)
+        one = beam_search(_step_fn(model), model.start(images), 3, bos=0, eos=0, max_len=6, beam_size=1)
+        assert [h[0].tokens for h in one] == [h.tokens for h in greedy]
+        assert [h[0].log_prob for h in one] == pytest.approx([h.log_prob for h in greedy], abs=1e-9)
+        best = beam_search(_step_fn(model), model.start(images), 3, bos=0, eos=0, max_len=2, beam_size=V,
+                           n_best=3)
+        first, state = _step_fn(model)(torch.zeros(3, dtype=torch.long), model.start(images))   # (3, V)
+        for n in range(3):
+            captions = [([], True, float(first[n, 0]))]                      # <eos> at once
+            for w in range(1, V):
+                row = state.reorder(torch.tensor([n]))
+                second, _ = _step_fn(model)(torch.tensor([w]), row)
+                captions += [([w] if v == 0 else [w, v], v == 0, float(first[n, w] + second[0, v]))
+                             for v in range(V)]
+            top = sorted(captions, key=lambda c: -c[2])[:3]
+            assert [h.tokens for h in best[n]] == [c[0] for c in top]
+            assert [h.finished for h in best[n]] == [c[1] for c in top]
+            assert [h.log_prob for h in best[n]] == pytest.approx([c[2] for c in top], abs=1e-5)
 
 
 def test_cap_attention_trace_per_word():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lm_cli_helpers import TINY, TRAIN_TEXT, VALID_TEXT, lm_test_env, run_cli  # noqa: F401 (lm_test_env: autouse)
-from rnnkit.cli.runs import load_lm
+from rnnkit.tasks.language_modeling import load_run as load_lm
 
 
 def _records(run, kind):
@@ -179,8 +179,9 @@ def test_train_lm_help_shows_every_option_with_its_default(capsys, monkeypatch):
     body = text.split(" options: ", 1)[1]                      # after the usage line
     for option in ALL:
         metavar = ("{" + ",".join(option.choices) + "} " if option.choices
-                   else "" if option.flag_only else option.dest.upper() + " ")
-        entry = re.search(rf" {re.escape(option.flag)} {re.escape(metavar)}(.*?\(default: "
+                   else f", --no-{option.flag[2:]} " if option.flag_only else option.dest.upper() + " ")
+        flag = option.flag + ("" if option.flag_only else " ")             # a switch: --x, --no-x
+        entry = re.search(rf" {re.escape(flag)}{re.escape(metavar)}(.*?\(default: "
                           rf"{re.escape(str(option.default))}\))", body)
         assert entry, option.flag
         assert not re.search(r" --[a-z-]+ [A-Z_{]", entry.group(1)), (option.flag, entry.group(1))  # own entry
@@ -230,7 +231,7 @@ def test_every_optional_argument_shows_a_default(command):
 
 def test_bench_generation_table_on_a_tiny_model():
     """The generation rows of ``rnnkit bench`` (tiny sizes here: the real run takes minutes)."""
-    from rnnkit.engine.benchmark import generation_rows
+    from rnnkit.bench.generation import generation_rows
     rows = generation_rows(H=8, layers=2, vocab=5, steps=3)
     assert rows[:2] == ["| what | µs per token | ×torch.nn |", "|---|---|---|"]
     cells = [r.strip("|").split("|") for r in rows[2:]]
@@ -249,7 +250,7 @@ def test_bench_help_lists_its_options(capsys):
 
 
 def test_bench_memory_figures_keep_a_decimal_below_10_mb():
-    from rnnkit.engine.benchmark import megabytes
+    from rnnkit.bench.memory import megabytes
     assert [megabytes(int(m * 2**20)) for m in (0.04, 2.5, 9.94, 12.4, 1500)] == \
         ["0.0 MB", "2.5 MB", "9.9 MB", "12 MB", "1500 MB"]
 

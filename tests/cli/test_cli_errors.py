@@ -177,3 +177,17 @@ def test_diverging_training_stops_with_a_message(tmp_path, corpus_dir, capsys):
     assert int(m.group(2)) >= 2
     config = json.loads((out / "config.json").read_text())
     assert config["step"] < int(m.group(2))                      # the checkpoint of an earlier, finite step
+
+
+def test_option_errors_and_data_errors_are_two_types_each_one_line(tmp_path):
+    from rnnkit.cli import train_lm
+    from rnnkit.cli.errors import OptionError
+    from rnnkit.data import DataError
+    o = {"dataset": "stdlib", "train": "x.txt", "valid": None, "level": None, "data_dir": None}
+    with pytest.raises(OptionError) as err:
+        train_lm.load_corpus(o)
+    assert str(err.value) == "command line: give either --dataset or --train, not both"
+    assert not isinstance(err.value, DataError)
+    with pytest.raises(DataError) as err:
+        train_lm.load_corpus({**o, "dataset": None, "train": str(tmp_path / "gone.txt")})
+    assert not isinstance(err.value, OptionError) and str(err.value).startswith(f"{tmp_path / 'gone.txt'}: ")

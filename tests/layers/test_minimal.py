@@ -242,6 +242,27 @@ def test_float32_compiled_is_close_to_float64(kind):
     assert max_diff([out32.double(), h32.double()], [out64, h64]) < 1e-5
 
 
+@pytest.mark.parametrize("scan", SCANS)
+def test_memory_saved_for_the_backward_is_linear_in_T(scan):
+    """What autograd keeps: the compiled scan exactly x, U, the products x U and the outputs (+ b, h0)."""
+    def saved_floats(steps):
+        sizes = {}
+        def pack(t):
+            sizes[(t.data_ptr(), t.numel())] = t.numel()
+            return t
+        layer = MinGRU(I, H, dtype=F64, scan=scan)
+        x = torch.randn(steps, N, I, dtype=F64, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            layer(x)
+        return sum(sizes.values())
+    small, big = saved_floats(50), saved_floats(100)
+    per_step = (big - small) / 50
+    if scan == "compiled":
+        assert small == 50 * N * (I + 3 * H) + 2 * H * I + 2 * H + N * H
+    assert per_step <= N * (I + 8 * H)                             # a few (N, H) tensors per step, no more
+    assert saved_floats(200) - big == pytest.approx(2 * (big - small), rel=0.05)
+
+
 # --------------------------------------------------------------------------- interface
 
 def test_parameters_and_exports():
@@ -269,6 +290,16 @@ def test_batch_first_unbatched_and_dropout():
     torch.manual_seed(0)
     a = drop.train()(x)[0]
     assert (a - drop.eval()(x)[0]).abs().max() > 1e-3
+
+
+def test_autocast_runs_the_scan_in_the_parameters_dtype():
+    layer = MinGRU(I, H, num_layers=2)
+    x = torch.randn(T, N, I)
+    out, h_n = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_ac, h_ac = layer(x.bfloat16())
+    assert out_ac.dtype == torch.float32 and h_ac.dtype == torch.float32
+    assert max_diff([out_ac, h_ac], [out, h_n]) < 2e-2           # only the input was rounded to bfloat16
 
 
 def test_errors_say_what_is_wrong():

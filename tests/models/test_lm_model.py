@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.cli.runs import load_lm
+from rnnkit.tasks.language_modeling import load_run as load_lm
 from rnnkit.data import CharTokenizer
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.training.checkpoint import save_run

@@ -127,6 +127,30 @@ def test_a_checkpoint_of_another_task_is_refused(tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
 
 
+def test_dataset_dates_alone_brings_the_dates_preset(tmp_path, capsys):
+    """``--dataset dates`` without ``--preset`` trains as the dates preset does (characters: a word-level model
+    cannot write a date it never saw whole); options typed still win; the run's first line names the preset."""
+    out = tmp_path / "run"
+    threads = torch.get_num_threads()
+    code = main(["train", "seq2seq", "--dataset", "dates", "--dates-train", "200", "--dates-valid", "8",
+                 "--embed-size", "8", "--max-steps", "2", "--out", str(out), "--quiet"])
+    torch.set_num_threads(threads)
+    assert code == 0
+    options = json.loads((out / "options.json").read_text())
+    assert options["preset"] == "dates" and options["level"] == "char" and options["metric"] == "exact"
+    assert (options["hidden_size"], options["decoder_hidden_size"]) == (64, 128)          # the preset's
+    assert (options["embed_size"], options["dates_train"]) == (8, 200)                    # typed: they win
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("rnnkit: preset dates (named by --dataset dates); seq2seq, "), first
+    config = read_config(out, task="seq2seq")
+    assert config["src_tokenizer"]["level"] == config["tgt_tokenizer"]["level"] == "char"
+    assert config["model"]["tgt_vocab_size"] < 40                                        # characters, not dates
+    assert main(["train", "seq2seq", "--dataset", "dates", "--preset", "tiny", "--dates-train", "50",
+                 "--dates-valid", "5", "--max-steps", "1", "--out", str(tmp_path / "typed"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "typed" / "options.json").read_text())["level"] == "word"   # --preset wins
+    assert capsys.readouterr().err.startswith("rnnkit: preset tiny; seq2seq, ")
+
+
 def test_bad_command_lines_and_files(tmp_path, dates_run, capsys):
     (tmp_path / "a").write_text("x\ny\nz\n", encoding="utf-8")
     (tmp_path / "b").write_text("x\ny\n", encoding="utf-8")

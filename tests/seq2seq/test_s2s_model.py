@@ -1,13 +1,17 @@
-"""The seq2seq model: shapes, masking, the decoder state, source reversal, and a copy task learnt to 100%."""
+"""The seq2seq model: the equations by hand, shapes, masking, the decoder state, source reversal, scheduled
+sampling, the loss, and a copy task learnt to 100%."""
 import random
 
 import pytest
 import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from rnnkit.data.buckets import bucket_batches, pad
 from rnnkit.data.parallel import iterate
-from rnnkit.models.seq2seq import DecoderState, Seq2Seq, Seq2SeqConfig, seq2seq_loss
+from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqDecoderState, seq2seq_loss
 from rnnkit.tasks.seq2seq import decode_encoded
+from rnnkit.training.checkpoint import load_weights
 
 
 def tiny(**kw):
@@ -61,12 +65,12 @@ def test_reorder_selects_rows_of_every_part_of_the_state():
     _, state = model.step(torch.tensor([0, 0, 0]), state)
     idx = torch.tensor([2, 2, 0])
     r = state.reorder(idx)
-    assert isinstance(r, DecoderState) and len(r) == 3
+    assert isinstance(r, Seq2SeqDecoderState) and len(r) == 3
     for name in ("feed", "memory", "cache", "mask", "summary", "attention"):
         torch.testing.assert_close(getattr(r, name), getattr(state, name)[idx])
+    assert isinstance(r.hidden, tuple) and r.hidden[0].shape == (2, 3, 10)       # (h, c), each (layers, B, H)
     for before, after in zip(state.hidden, r.hidden):
-        torch.testing.assert_close(after[0], before[0][idx])
-        torch.testing.assert_close(after[1], before[1][idx])
+        torch.testing.assert_close(after, before[:, idx])
     # stepping the reordered state equals reordering the stepped state
     a, _ = model.step(torch.tensor([4, 5, 6])[idx], r)
     b, _ = model.step(torch.tensor([4, 5, 6]), state)
@@ -93,19 +97,73 @@ def test_source_reversal_happens_before_the_encoder_and_nowhere_else():
     assert not torch.allclose(plain(src, lengths, TARGETS_IN), logits)
 
 
-def test_scheduled_sampling_and_label_smoothing_change_the_loss_but_keep_shapes():
+def test_scheduled_sampling_at_ratio_one_feeds_the_models_own_greedy_words():
+    """Every step after the first reads the model's own argmax instead of the reference (Bengio et al. 2015);
+    ratio 0 is plain teacher forcing. Dropout 0, so training mode is deterministic."""
+    torch.manual_seed(4)
+    model = tiny().train()
+    src, lengths = pad(SOURCES, 0)
+    sampled = model(src, lengths, TARGETS_IN, sample_ratio=1.0)
+    state, tokens, expected = model.encode(src, lengths), TARGETS_IN[0], []
+    for _ in range(TARGETS_IN.shape[0]):
+        logits, state = model.step(tokens, state)
+        expected.append(logits)
+        tokens = logits.argmax(-1)
+    torch.testing.assert_close(sampled, torch.stack(expected))
+    forced = model(src, lengths, TARGETS_IN, sample_ratio=0.0)
+    assert not torch.allclose(sampled, forced)                      # its own words differ from the references
+    torch.testing.assert_close(forced, model.eval()(src, lengths, TARGETS_IN))
+
+
+def test_loss_is_the_mean_cross_entropy_of_the_real_targets_by_hand():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 2, 5, generator=g)
+    targets = torch.tensor([[1, 4], [0, -100], [-100, 2]])
+    logp = F.log_softmax(logits, -1)
+    real = [(t, n) for t in range(3) for n in range(2) if targets[t, n] != -100]
+    nll = sum(-logp[t, n, targets[t, n]] for t, n in real) / len(real)
+    spread = sum(-logp[t, n].mean() for t, n in real) / len(real)   # the uniform distribution's cross-entropy
+    assert seq2seq_loss(logits, targets).item() == pytest.approx(nll.item(), rel=1e-6)
+    assert seq2seq_loss(logits, targets, label_smoothing=0.2).item() == pytest.approx(
+        (0.8 * nll + 0.2 * spread).item(), rel=1e-6)
+
+
+def test_the_gradient_reaches_exactly_the_source_words_read():
     torch.manual_seed(4)
     model = tiny().train()
     src, lengths = pad(SOURCES, 0)
     targets = torch.tensor([[5, 6, 7], [4, 3, 0], [0, 0, -100], [-100, 1, -100]])
-    torch.manual_seed(0)
-    ss = model(src, lengths, TARGETS_IN, sample_ratio=1.0)
-    assert ss.shape == (4, 3, 9)
-    loss = seq2seq_loss(ss, targets)
-    smooth = seq2seq_loss(ss, targets, label_smoothing=0.2)
-    assert torch.isfinite(loss) and smooth.item() != pytest.approx(loss.item())
-    loss.backward()
-    assert model.src_embedding.weight.grad is not None
+    seq2seq_loss(model(src, lengths, TARGETS_IN), targets).backward()
+    rows = model.src_embedding.weight.grad.abs().sum(1)
+    read = sorted({w for s in SOURCES for w in s})
+    assert (rows[read] > 0).all()
+    assert (rows[[w for w in range(11) if w not in read]] == 0).all()      # 1, 9, 10 appear in no source
+
+
+def test_teacher_forced_logits_equal_the_equations_by_hand():
+    """Tanh RNN encoder, linear bridge, input feeding, Luong's dot attention, one sentence at a time without
+    padding: the docstring's equations written out with the model's own parameters."""
+    torch.manual_seed(6)
+    model = tiny(cell="rnn", bidirectional=False, attention="luong-dot").eval()
+    src, lengths = pad(SOURCES, 0)
+    logits = model(src, lengths, TARGETS_IN)
+    P = dict(model.named_parameters())
+    rnn = lambda x, h, pre: torch.tanh(P[f"{pre}.weight_ih_l0"] @ x + P[f"{pre}.bias_ih_l0"]
+                                       + P[f"{pre}.weight_hh_l0"] @ h + P[f"{pre}.bias_hh_l0"])
+    for n, sentence in enumerate(SOURCES):
+        h, keys = torch.zeros(5), []
+        for word in sentence:
+            h = rnn(P["src_embedding.weight"][word], h, "encoder")
+            keys.append(h)
+        keys = torch.stack(keys)                                        # (S_n, K): no padding
+        s = torch.tanh(P["bridge.weight"] @ h + P["bridge.bias"])
+        feed = torch.zeros(5)
+        for t in range(TARGETS_IN.shape[0]):
+            s = rnn(torch.cat([P["tgt_embedding.weight"][TARGETS_IN[t, n]], feed]), s, "decoder")
+            weights = torch.softmax(keys @ s, 0)
+            feed = torch.tanh(P["combine.weight"] @ torch.cat([weights @ keys, s]))
+            expected = P["output.weight"] @ feed + P["output.bias"]
+            torch.testing.assert_close(logits[t, n], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_configurations():
@@ -149,20 +207,55 @@ def test_a_tiny_copy_task_is_learnt_to_100_percent():
 
 @pytest.mark.parametrize("cell", ["gru", "gru-torch", "lstm", "rnn"])
 @pytest.mark.parametrize("feeding", [True, False])
-def test_split_input_projection_equals_the_cell_on_the_concatenated_input(cell, feeding):
-    """The first decoder layer's input matmul is split (embedding part precomputed); the cell itself agrees."""
+@pytest.mark.parametrize("grad", [True, False])
+def test_decoder_step_is_the_cell_equations_on_the_embedding_and_the_feed(cell, feeding, grad):
+    """The decoder layer's ``step`` (the cell equations with autograd, or the compiled stepper without) equals
+    the recurrence's step function layer by layer on ``[emb(y); h~]``, then attention and the output layer."""
     torch.manual_seed(5)
-    model = tiny(cell=cell, input_feeding=feeding, attention="bahdanau").eval()
+    model = tiny(cell=cell, input_feeding=feeding, attention="bahdanau", decoder_layers=2).eval()
     src, lengths = pad(SOURCES, 0)
     state = model.encode(src, lengths)
     state.feed = torch.randn_like(state.feed)
     tokens = torch.tensor([1, 2, 3])
+    with torch.set_grad_enabled(grad):
+        logits, new = model.step(tokens, state)
+    rec = model.cell
+    h0, c0 = rec.unpack(state.hidden)
     emb = model.tgt_embedding(tokens)
-    _, new = model._advance(model.embed_input(emb), state)
     x = torch.cat([emb, state.feed], dim=1) if feeding else emb
-    expected = model.cells[0](x, state.hidden[0])
-    got = new.hidden[0]
-    for e, g in zip(expected if cell == "lstm" else [expected], got if cell == "lstm" else [got]):
-        torch.testing.assert_close(g, e)
-    logits = model(src, lengths, TARGETS_IN)
-    assert logits.shape == (4, 3, 9) and torch.isfinite(logits).all()
+    hs, cs = [], []
+    for k in range(2):
+        h, c = rec.unpack(rec.step(x, rec.pack(h0[k], None if c0 is None else c0[k]),
+                                   *model.decoder.layer_weights(k, 0)))
+        hs.append(h)
+        cs.append(c)
+        x = h
+    got_h, got_c = rec.unpack(new.hidden)
+    torch.testing.assert_close(got_h, torch.stack(hs))
+    if c0 is not None:
+        torch.testing.assert_close(got_c, torch.stack(cs))
+    context, _ = model.attention(x, state.memory, state.mask)
+    attentional = torch.tanh(model.combine(torch.cat([context, x], dim=1)))
+    torch.testing.assert_close(new.feed, attentional)
+    torch.testing.assert_close(logits, model.output(attentional))
+
+
+def test_runs_saved_with_one_cell_per_decoder_layer_load_unchanged(tmp_path):
+    """Before the decoder was one rnnkit layer, its weights were ``cells.{k}.weight_ih`` ...: same tensors."""
+    torch.manual_seed(7)
+    model = tiny(cell="lstm", decoder_layers=2)
+    old = {}
+    for name, t in model.state_dict().items():
+        if name.startswith("decoder."):
+            base, layer = name[len("decoder."):].rsplit("_l", 1)
+            name = f"cells.{layer}.{base}"
+        old[name] = t
+    assert "cells.1.bias_hh" in old and not any(k.startswith("decoder.") for k in old)
+    fresh = tiny(cell="lstm", decoder_layers=2)
+    fresh.load_state_dict(old)                                           # resume.pt's way
+    save_file({k: t.contiguous() for k, t in old.items()}, str(tmp_path / "model.safetensors"))
+    loaded = tiny(cell="lstm", decoder_layers=2)
+    load_weights(tmp_path, loaded)                                       # a run folder's way
+    for name, t in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[name], t, rtol=0, atol=0)
+        torch.testing.assert_close(loaded.state_dict()[name], t, rtol=0, atol=0)

@@ -63,7 +63,7 @@ def test_two_process_ddp_run_ends_with_equal_weights(tmp_path):
     assert [m["step"] for m in metrics if m["kind"] == "train"] == [1, 2, 3, 4]
     assert json.loads((out / "config.json").read_text())["step"] == 4
     # the saved model is the one both ranks hold
-    from rnnkit.cli.runs import load_lm
+    from rnnkit.tasks.language_modeling import load_run as load_lm
     model, _, _ = load_lm(out)
     assert torch.equal(torch.cat([p.detach().reshape(-1) for p in model.parameters()]), p0)
     assert "rnnkit: stopped (max_steps) after 4 steps" in proc.stderr

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from lm_train_utils import HELLO, char_task, flat_params, lm_test_env, records, tiny_model  # noqa: F401 (autouse)
-from rnnkit.cli.runs import load_lm
+from rnnkit.tasks.language_modeling import load_run as load_lm
 from rnnkit.models.language_model import lm_loss
 from rnnkit.training import TrainConfig, Trainer, TrainingError
 

@@ -1,7 +1,7 @@
-"""The HTML page of ``rnnkit report``: layout, style, script, and the inline SVG charts (data: :mod:`.report`).
+"""The HTML page of ``rnnkit report``: layout, style, script, and the inline SVG charts (data: :mod:`.report_data`).
 
 Everything is inline, so the file needs nothing but itself: the page's script reads the JSON payload that
-:func:`rnnkit.analysis.report.payload` builds from a :class:`~rnnkit.analysis.report.ReportData`.
+:func:`rnnkit.analysis.report_data.payload` builds from a :class:`~rnnkit.analysis.report_data.ReportData`.
 """
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import base64
 import html
 import json
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .report import AttentionMap, ReportData
+from .report_data import AttentionMap, ReportData
 
 
 def _json_for_script(obj) -> str:
@@ -80,7 +78,7 @@ def svg_chart(series: list[tuple[str, list, list]], xlabel: str, ylabel: str, wi
     return "".join(parts)
 
 
-def curves_html(data: "ReportData") -> str:
+def curves_html(data: ReportData) -> str:
     train = [(r["step"], r["loss"]) for r in data.metrics if r.get("kind") == "train" and "loss" in r]
     evals = [(r["step"], r["loss"]) for r in data.metrics if r.get("kind") == "eval" and "loss" in r]
     series = [(name, [p[0] for p in pts], [p[1] for p in pts])
@@ -93,7 +91,7 @@ def curves_html(data: "ReportData") -> str:
     return "<p class=\"muted\">This run has no training metrics.</p>"
 
 
-def svg_heatmap(amap: "AttentionMap", cell: int = 16) -> str:
+def svg_heatmap(amap: AttentionMap, cell: int = 16) -> str:
     """An attention map as inline SVG: rows = outputs, columns = inputs, darker = more weight."""
     w = np.asarray(amap.weights, dtype=np.float64)
     rows, cols = amap.rows[: w.shape[0]], amap.cols[: w.shape[1]]
@@ -286,7 +284,7 @@ SCRIPT = r"""
 """
 
 
-def render_page(data: "ReportData", payload: dict, fmt: str) -> str:
+def render_page(data: ReportData, payload: dict, fmt: str) -> str:
     """The whole page as one string: ``payload`` is the JSON its script reads, ``fmt`` the report format."""
     esc = html.escape
     info = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in data.info.items()

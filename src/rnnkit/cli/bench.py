@@ -2,7 +2,7 @@
 
 Training step, inference and peak memory for the LSTM, both GRUs and the RNN at five shapes, the machine's own
 sgemm rate at the same shapes, and the generation step; medians of interleaved rounds after a warm-up, ratios
-to torch.nn measured in the same process. Details: :mod:`rnnkit.engine.benchmark`.
+to torch.nn measured in the same process. Details: :mod:`rnnkit.bench`.
 """
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ import sys
 
 
 def add_parser(sub) -> None:
-    from ..engine import benchmark
+    from ..bench.report import add_arguments
     p = sub.add_parser("bench", help="benchmark the engines against torch.nn on this machine (about 10 minutes)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    benchmark.add_arguments(p)
+    add_arguments(p)
     p.set_defaults(run_command=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import benchmark, fused
+    from ..bench.report import report
+    from ..engine import fused
     try:
         if args.device == "cpu":
             fused.build()
     except RuntimeError as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)
         return 1
-    return benchmark.report(args)
+    return report(args)

@@ -11,20 +11,22 @@ from pathlib import Path
 
 import torch
 
-from ..data import DataError, tokenizer_from_dict
 from ..data.images import load_image
 from ..decoding.beam import Hypothesis
-from ..models.captioner import CaptionConfig, CaptionModel
-from ..tasks.captioning import generate, words
-from ..training.checkpoint import CheckpointError, load_weights, read_config
+from ..tasks.captioning import generate, load_captioner, words
 from ..training.plots import save_figure
-from .options import Option, add_options, optional_int
+from .errors import OptionError
+from .options import Option, add_options
+from .ranges import non_negative_float, optional, out_path, positive_int
 
 OPTIONS = [
-    Option("--beam", 1, "beam size (1: greedy search)", type=int),
-    Option("--alpha", 0.0, "beam search length penalty exponent (Wu et al.; 0: plain log-probability)", type=float),
-    Option("--max-length", None, "words generated at most; none: the run's", type=optional_int),
-    Option("--attention-plot", None, "attention models: write DIR/<image>.png with each word's attention"),
+    Option("--beam", 1, "beam size (1: greedy search)", type=positive_int),
+    Option("--alpha", 0.0, "beam search length penalty exponent (Wu et al.; 0: plain log-probability)",
+           type=non_negative_float),
+    Option("--max-length", None, "words generated at most; none: the run's",
+           type=optional(positive_int, "the run's", zero=True)),
+    Option("--attention-plot", None, "attention models: write DIR/<image>.png with each word's attention",
+           type=out_path),
     Option("--device", "cpu", "device", choices=("cpu", "cuda")),
 ]
 
@@ -36,19 +38,6 @@ def add_parser(sub) -> None:
     p.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
     add_options(p, "captioning", OPTIONS)
     p.set_defaults(run_command=run)
-
-
-def load_captioner(run_dir: str | Path, device="cpu"):
-    """``(model in eval mode, tokenizer, config)`` of a ``caption`` run."""
-    config = read_config(run_dir, task="caption")
-    try:
-        model = CaptionModel(CaptionConfig.from_dict(config["model"]))
-        tokenizer = tokenizer_from_dict(config["tokenizer"], source=Path(run_dir) / "config.json")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{Path(run_dir) / 'config.json'}: incomplete or invalid captioning "
-                              f"configuration ({e})") from None
-    load_weights(run_dir, model)
-    return model.to(device).eval(), tokenizer, config
 
 
 def plot_attention(image: torch.Tensor, hypothesis: Hypothesis, tokenizer, path: Path) -> None:
@@ -82,12 +71,10 @@ def plot_attention(image: torch.Tensor, hypothesis: Hypothesis, tokenizer, path:
 def run(args: argparse.Namespace) -> int:
     o = {opt.dest: (getattr(args, opt.dest) if getattr(args, opt.dest) is not None else opt.default)
          for opt in OPTIONS}
-    if o["beam"] < 1:
-        raise DataError(f"--beam must be at least 1, got {o['beam']}", "command line")
     model, tokenizer, config = load_captioner(args.run, o["device"])
     if o["attention_plot"] and not model.has_attention:
-        raise DataError(f"{args.run} was trained without attention (--attention none): nothing to plot",
-                        "--attention-plot")
+        raise OptionError(f"{args.run} was trained without attention (--attention none): nothing to plot",
+                          "--attention-plot")
     size = model.config.image_size
     images = torch.stack([load_image(path, size) for path in args.images])
     hyps = generate(model, images, tokenizer, beam=o["beam"], alpha=o["alpha"], max_len=o["max_length"],
@@ -96,22 +83,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}\t{words(tokenizer, hyp)}", flush=True)
         if o["attention_plot"]:
             plot_attention(image, hyp, tokenizer, Path(o["attention_plot"]) / f"{Path(path).stem}.png")
-    return 0
-
-
-def eval_caption(args: argparse.Namespace) -> int:
-    """``rnnkit eval RUN --images DIR --captions FILE [--format F] [--beam K]``: BLEU-1..4 and exact match."""
-    from ..data.images import load_caption_set, load_images
-    from ..tasks.captioning import CaptionSet, evaluate_captions
-    if not args.images or not args.captions:
-        raise DataError("a captioner is evaluated on images with captions: give --images DIR --captions FILE",
-                        "command line")
-    model, tokenizer, config = load_captioner(args.run)
-    items = load_caption_set(args.images, args.captions, args.format)
-    pixels, items = load_images(items, model.config.image_size)
-    data = CaptionSet.from_raw(pixels, [i.captions for i in items], [i.name for i in items])
-    m = evaluate_captions(model, data, tokenizer, beam=args.beam)
-    print(f"{args.captions}: {len(data)} images, beam {args.beam}: BLEU-1 {m['bleu1']:.2f}, BLEU-2 {m['bleu2']:.2f}, "
-          f"BLEU-3 {m['bleu3']:.2f}, BLEU-4 {m['bleu4']:.2f}; exact match {100 * m['exact']:.1f}%; "
-          f"loss {m['loss']:.4f} nats/word")
     return 0

@@ -10,8 +10,8 @@ import sys
 
 from ..decoding import generate
 from ..training import distributed as dist
+from ..tasks.language_modeling import load_run
 from . import train_lm
-from .runs import load_lm
 
 
 def add_parser(sub) -> None:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     _sample("before training", untrained, tokenizer, args.prime, args.length)
     code = train_lm.run(targs)
     if dist.is_main() and code in (0, 130):
-        model, tokenizer, _ = load_lm(args.out)
+        model, tokenizer, _ = load_run(args.out)
         _sample("after training", model, tokenizer, args.prime, args.length)
         print(f"Run saved in {args.out}/ (model.safetensors, config.json, metrics.jsonl, loss.png).\n"
               f"More: rnnkit sample {args.out} --prime 'class ' --temperature 0.8", file=sys.stderr)

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import torch
 
-from ..data import DataError
-from ..models.recurrent import CELLS
+from ..cells.spec import CELL_NAMES
+from ..engine.resolve import ENGINES
+from .errors import OptionError
+from .options import ENGINE_HELP
 
 
 def add_parser(sub) -> None:
@@ -33,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("task", choices=("adding", "copy"), help="the experiment")
     p.add_argument("--delays", type=int, nargs="+", default=[10, 50, 100],
                    help="adding: sequence lengths T; copy: blanks between the symbols and the delimiter")
-    p.add_argument("--cells", nargs="+", choices=CELLS, default=["rnn", "lstm", "gru"], help="cells to compare")
+    p.add_argument("--cells", nargs="+", choices=CELL_NAMES, default=["rnn", "lstm", "gru"], help="cells to compare")
     p.add_argument("--steps", type=int, default=2000, help="training steps per cell and delay (the budget)")
     p.add_argument("--minutes", type=float, default=None, help="also stop each run after this many minutes")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per step")
@@ -46,8 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("--alphabet", type=int, default=8, help="copy: distinct symbols")
     p.add_argument("--eval-size", type=int, default=1000, help="held-out sequences")
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: only at the end)")
-    p.add_argument("--engine", choices=("auto", "fused", "python", "reference"), default="auto",
-                   help="recurrence engine")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed (weights and data)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default=None, help="folder for results.json, results.md and the plot")
@@ -60,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.atomic import write_json, write_text
     for name in ("steps", "batch_size", "hidden_size", "layers", "length", "alphabet", "eval_size"):
         if getattr(args, name) < 1:
-            raise DataError(f"--{name.replace('_', '-')} must be at least 1", "command line")
+            raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
     if min(args.delays) < 2:
-        raise DataError("every delay must be at least 2", "--delays")
+        raise OptionError("every delay must be at least 2", "--delays")
     if args.threads:
         torch.set_num_threads(args.threads)
     task_options = {"length": args.length, "alphabet": args.alphabet} if args.task == "copy" else {}

@@ -26,8 +26,11 @@ from pathlib import Path
 
 import torch
 
-from ..data import DataError, read_text
-from ..models.recurrent import CELLS
+from ..cells.spec import CELL_NAMES
+from ..data import read_text
+from ..engine.resolve import ENGINES
+from .errors import OptionError
+from .options import ENGINE_HELP
 
 
 def add_parser(sub) -> None:
@@ -38,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--text-file", help="run: read the text from this file instead")
     p.add_argument("--max-tokens", type=int, default=200, help="run: use at most this many tokens (the last ones)")
     g = p.add_argument_group("fresh cells")
-    g.add_argument("--cell", nargs="+", choices=CELLS, default=None, help="cells to compare (default: rnn lstm gru)")
+    g.add_argument("--cell", nargs="+", choices=CELL_NAMES, default=None, help="cells to compare (default: rnn lstm gru)")
     g.add_argument("--steps", type=int, default=100, help="sequence length T")
     g.add_argument("--hidden-size", type=int, default=64, help="hidden units")
     g.add_argument("--input-size", type=int, default=8, help="input features (standard normal inputs)")
@@ -58,8 +61,7 @@ def add_parser(sub) -> None:
     t.add_argument("--lr", type=float, default=0.05, help="learning rate of the clipping runs")
     t.add_argument("--batch-size", type=int, default=32, help="batch size of the clipping runs")
     p.add_argument("--no-jacobian", action="store_true", help="skip ‖∂y_T/∂x_t‖ (faster)")
-    p.add_argument("--engine", choices=("auto", "fused", "python", "reference"), default="auto",
-                   help="recurrence engine of fresh cells")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=f"fresh cells' {ENGINE_HELP}")
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, inputs, data)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default="gradients.png", help="plot to write (PNG)")
@@ -71,18 +73,17 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("steps", "hidden_size", "input_size", "layers", "batch", "train_steps", "batch_size",
                  "max_tokens"):
         if getattr(args, name) < 1:
-            raise DataError(f"--{name.replace('_', '-')} must be at least 1", "command line")
+            raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
     if args.run and args.cell:
-        raise DataError("give a run folder or --cell, not both", "command line")
+        raise OptionError("give a run folder or --cell, not both")
     if args.run and args.clip is not None:
-        raise DataError("--clip compares training runs of fresh cells; use it with --cell, not a run folder",
-                        "command line")
+        raise OptionError("--clip compares training runs of fresh cells; use it with --cell, not a run folder")
     if not args.run and (args.text or args.text_file):
-        raise DataError("--text/--text-file measure a trained run: give its folder first", "command line")
+        raise OptionError("--text/--text-file measure a trained run: give its folder first")
     if args.clip is not None and args.clip <= 0:
-        raise DataError("--clip must be positive (the run without clipping is always made)", "command line")
+        raise OptionError("--clip must be positive (the run without clipping is always made)")
     if args.delay < 2:
-        raise DataError("--delay must be at least 2", "command line")
+        raise OptionError("--delay must be at least 2")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,16 +123,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_flow(args: argparse.Namespace):
     from ..analysis.gradients import lm_gradient_flow
-    from .runs import load_lm
+    from ..tasks.language_modeling import load_run
     if bool(args.text) == bool(args.text_file):
-        raise DataError("give the text to measure on: --text STRING or --text-file FILE", "command line")
+        raise OptionError("give the text to measure on: --text STRING or --text-file FILE")
     text = args.text if args.text else read_text(args.text_file)
-    model, tokenizer, _ = load_lm(args.run)
+    model, tokenizer, _ = load_run(args.run)
     from ..analysis.activations import encodable
     text, _ = encodable(tokenizer, text)
     ids = tokenizer.encode(text)[-(args.max_tokens + 1):]
     if len(ids) < 2:
-        raise DataError("the text needs at least two tokens the model knows", "--text")
+        raise OptionError("the text needs at least two tokens the model knows", "--text")
     flow = lm_gradient_flow(model, torch.tensor(ids, dtype=torch.long), jacobian=not args.no_jacobian,
                             seed=args.seed)
     flow.label = Path(args.run).name

@@ -6,16 +6,18 @@ import sys
 
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
+from .errors import OptionError
+from .ranges import Parser, document_ranges
 from . import bench, build, demo, evaluate, predict, sample, train_classify, train_lm
 from . import train_seq2seq, translate
 from . import experiment, gradients, report
 from . import caption, train_caption
 
-EXPECTED_ERRORS = (DataError, CheckpointError, TrainingError)
+EXPECTED_ERRORS = (OptionError, DataError, CheckpointError, TrainingError)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks from the lecture, on PyTorch.")
+    parser = Parser(prog="rnnkit", description="Recurrent networks from the lecture, on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train a model (rnnkit train lm --help)")
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
@@ -27,6 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
         module.add_parser(sub)
     for module in (gradients, experiment, report):
         module.add_parser(sub)
+    document_ranges(parser)          # every range-checked option's --help says its range
     return parser
 
 

@@ -18,9 +18,10 @@ import torch
 
 from ..data import DataError, read_labelled
 from ..data.labelled import LabelledData
-from ..tasks.classification import (LoadedClassifier, confusion_matrix, format_confusion, load_classifier,
-                                    scores)
+from ..tasks.classification import LoadedClassifier, load_classifier
 from ..training.atomic import write_text
+from .errors import OptionError
+from .ranges import out_path, positive_int
 
 
 def add_parser(sub) -> None:
@@ -34,10 +35,11 @@ def add_parser(sub) -> None:
                         "line) (default: %(default)s)")
     p.add_argument("--text-column", default=None,
                    help="--file's text column (default: the one the model was trained with)")
-    p.add_argument("--out", default=None, help="write --file's predictions here (default: standard output)")
+    p.add_argument("--out", type=out_path, default=None,
+                   help="write --file's predictions here (default: standard output)")
     p.add_argument("--explain", action="store_true",
                    help="print each token with its attention weight (attention pooling only) (default: off)")
-    p.add_argument("--batch-size", type=int, default=256, help="texts per batch (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="texts per batch (default: %(default)s)")
     p.set_defaults(run_command=run, more_texts="text")
 
 
@@ -48,19 +50,19 @@ def _probs_text(probs: torch.Tensor, names: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     clf = load_classifier(args.run)
     if args.explain and clf.model.config.pooling != "attention":
-        raise DataError(f"--explain shows attention weights, but this model uses {clf.model.config.pooling!r} "
+        raise OptionError(f"--explain shows attention weights, but this model uses {clf.model.config.pooling!r} "
                         f"pooling (train with --pooling attention)", args.run)
     if args.file and args.text:
-        raise DataError("give texts or --file, not both", "command line")
+        raise OptionError("give texts or --file, not both")
     if not args.file and not args.text:
-        raise DataError("nothing to classify: give a text or --file FILE", "command line")
+        raise OptionError("nothing to classify: give a text or --file FILE")
     if args.out and not args.file:
-        raise DataError("--out is for --file's predictions", "command line")
+        raise OptionError("--out is for --file's predictions")
     if args.file:
         return predict_file(clf, args)
     for i, text in enumerate(args.text):
         if not text.strip():
-            raise DataError(f"text {i + 1} is empty", "command line")
+            raise OptionError(f"text {i + 1} is empty")
     probs, weights = clf.predict(args.text, args.batch_size, attention=args.explain, source="command line")
     names = clf.labels.names
     for i, text in enumerate(args.text):
@@ -71,24 +73,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {w:.3f}  {'#' * round(w * 40):<40}  {piece}")
     return 0
 
-
-def eval_classify(args: argparse.Namespace) -> int:
-    """``rnnkit eval RUN --data FILE`` for a classifier: accuracy, macro-F1, loss and the confusion matrix."""
-    if not args.data:
-        raise DataError("a classifier is evaluated on a labelled file: give --data FILE (TSV/CSV/JSONL)",
-                        "command line")
-    clf = load_classifier(args.run)
-    saved = clf.config.get("data", {})
-    data = read_labelled(args.data, text_column=args.text_column or saved.get("text_column", "sentence"),
-                         label_column=args.label_column or saved.get("label_column", "label"))
-    target = torch.tensor(clf.labels.encode(data), dtype=torch.long)
-    probs, _ = clf.predict(data.texts, source=data.source, lines=data.lines)
-    m = scores(probs, target, len(clf.labels))
-    matrix = confusion_matrix(probs.argmax(1), target, len(clf.labels))
-    print(f"{args.data}: {len(data):,} examples, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
-          f"loss {m['loss']:.4f} nats")
-    print(format_confusion(matrix, clf.labels.names))
-    return 0
 
 
 def predict_file(clf: LoadedClassifier, args: argparse.Namespace) -> int:

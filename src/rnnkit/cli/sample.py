@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from ..decoding import generate
-from .runs import load_lm
+from ..tasks.language_modeling import load_run
+from .ranges import non_negative_float, optional, positive_int, seed_int, unit_interval_open
 
 
 def add_parser(sub) -> None:
@@ -13,16 +14,20 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
     p.add_argument("run", help="run folder written by `rnnkit train lm`")
     p.add_argument("--prime", default="", help="text fed to the model first (once); generation continues it")
-    p.add_argument("--length", type=int, default=500, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy (argmax)")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set with this mass")
-    p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible sample")
+    p.add_argument("--length", type=positive_int, default=500, help="tokens to generate")
+    p.add_argument("--temperature", type=non_negative_float.with_note("0: greedy"), default=0.8,
+                   help="0 is greedy (argmax)")
+    p.add_argument("--top-k", type=optional(positive_int, "all tokens"), default=None,
+                   help="sample among the k most likely tokens only")
+    p.add_argument("--top-p", type=optional(unit_interval_open, "all tokens"), default=None,
+                   help="nucleus sampling: the smallest set with this mass")
+    p.add_argument("--seed", type=optional(seed_int, "a fresh random seed"), default=None,
+                   help="random seed for a reproducible sample")
     p.set_defaults(run_command=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model, tokenizer, _ = load_lm(args.run)
+    model, tokenizer, _ = load_run(args.run)
     pieces = generate(model, tokenizer, args.prime, args.length, args.temperature, args.top_k, args.top_p,
                       args.seed)                                   # checks the prime before anything is written
     out = sys.stdout

@@ -13,27 +13,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
+from ..cells.spec import CELL_NAMES
 from ..data import DataError
+from ..engine.resolve import ENGINES
 from ..data.images import load_caption_set, load_images
 from ..data.shapes import make_shapes
 from ..models.captioner import ATTENTIONS, ENCODERS, CaptionConfig, CaptionModel
 from ..tasks.captioning import CaptionSet, CaptionTask, build_caption_tokenizer
-from ..training import TrainConfig, Trainer
+from ..training import TrainConfig, Trainer, seed_everything
 from . import options
-from .options import TRAIN_KEYS, TRAINER, Option, add_options, optional_float, optional_int, torch_threads
+from .errors import OptionError
+from .options import ENGINE_HELP, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
+from .ranges import (IntList, dropout_rate, finite_float, integer, optional, positive_float, positive_int,
+                     seed_int)
 from .training_run import count_parameters, train_and_report, training_device
 
 
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+int_list = IntList(1)        # --widths: comma-separated channel counts, each >= 1
 
 
 DATA = [
@@ -46,46 +42,52 @@ DATA = [
     Option("--valid-images", None, "folder of the validation images; none: --images"),
     Option("--skip-bad", False, "drop missing or unreadable images (listed on stderr) instead of stopping",
            flag_only=True),
-    Option("--dataset", None, "built-in data instead of files: synthetic shapes", choices=("shapes",)),
-    Option("--train-size", 20000, "shapes: training scenes", type=int),
-    Option("--valid-size", 1000, "shapes: validation scenes (drawn from another seed: held out)", type=int),
-    Option("--data-seed", 0, "shapes: seed of the scenes", type=int),
+    Option("--dataset", None, "built-in data instead of files: synthetic shapes (without --preset it brings "
+           "the preset shapes)", choices=("shapes",)),
+    Option("--train-size", 20000, "shapes: training scenes", type=positive_int),
+    Option("--valid-size", 1000, "shapes: validation scenes (drawn from another seed: held out)", type=positive_int),
+    Option("--data-seed", 0, "shapes: seed of the scenes", type=seed_int),
     Option("--fresh-scenes", False, "shapes: new training scenes every epoch (--train-size each), none seen twice",
            flag_only=True),
-    Option("--image-size", 64, "images are resized to this square size in pixels", type=int),
-    Option("--min-freq", 1, "rarer caption words become <unk>", type=int),
-    Option("--max-vocab", None, "keep the most frequent words only", type=optional_int),
-    Option("--batch-size", 32, "images per batch (each with all its captions)", type=int),
+    Option("--image-size", 64, "images are resized to this square size in pixels", type=integer(24)),
+    Option("--min-freq", 1, "rarer caption words become <unk>", type=positive_int),
+    Option("--max-vocab", None, "keep the most frequent words only (<eos> and <unk> included)",
+           type=optional(integer(2), "no limit", zero=True)),
+    Option("--batch-size", 32, "images per batch (each with all its captions)", type=positive_int),
     Option("--max-length", None, "words generated at most; none: the longest training caption + 1",
-           type=optional_int),
+           type=optional(positive_int, "the longest training caption + 1", zero=True)),
 ]
 
 MODEL = [
     Option("--encoder", "small", "CNN: small (residual, from scratch) or a torchvision ResNet", choices=ENCODERS),
     Option("--encoder-weights", None, "torchvision ResNet: local weights file (.pth or .safetensors)"),
     Option("--widths", [32, 64, 128], "small CNN: channels of each stage (comma-separated)", type=int_list),
-    Option("--blocks", 1, "small CNN: residual blocks per stage", type=int),
+    Option("--blocks", 1, "small CNN: residual blocks per stage", type=positive_int),
     Option("--stem-pool", False, "small CNN: max-pool after the stem (for images of 128 px and up)",
            flag_only=True),
     Option("--norm", "batch", "small CNN: normalisation layers (BatchNorm, recalibrated before each evaluation, "
            "or GroupNorm)", choices=("batch", "group")),
-    Option("--pool", 2, "the CNN grid is average-pooled to POOL x POOL, flattened, mapped to h_0", type=int),
-    Option("--feature-dropout", 0.0, "dropout on the pooled image features", type=float),
+    Option("--pool", 2, "the CNN grid is average-pooled to POOL x POOL, flattened, mapped to h_0",
+           type=positive_int),
+    Option("--feature-dropout", 0.0, "dropout on the pooled image features", type=dropout_rate),
     Option("--cell", "lstm", "decoder cell: lstm, gru (the lecture's), gru-torch (PyTorch's), rnn, rnn-relu",
-           choices=("lstm", "gru", "gru-torch", "rnn", "rnn-relu")),
-    Option("--embed-size", 128, "word embedding size", type=int),
-    Option("--hidden-size", 256, "decoder hidden units per layer", type=int),
-    Option("--layers", 1, "stacked decoder layers", type=int),
-    Option("--dropout", 0.0, "dropout on embeddings, between layers and on the decoder output", type=float),
+           choices=CELL_NAMES),
+    Option("--embed-size", 128, "word embedding size", type=positive_int),
+    Option("--hidden-size", 256, "decoder hidden units per layer", type=positive_int),
+    Option("--layers", 1, "stacked decoder layers", type=positive_int),
+    Option("--dropout", 0.0, "dropout on embeddings, between layers and on the decoder output", type=dropout_rate),
     Option("--attention", "none", "soft attention over the CNN grid (Show, Attend and Tell)", choices=ATTENTIONS),
     Option("--attention-size", None, "bahdanau: size of the attention layer; none: the hidden size",
-           type=optional_int),
+           type=optional(positive_int, "the hidden size", zero=True)),
     Option("--freeze-encoder", False, "keep the encoder's weights fixed", flag_only=True),
     Option("--cache-features", False, "with --freeze-encoder: encode the training images once, train the decoder "
            "on stored features", flag_only=True),
-    Option("--forget-bias", None, "LSTM forget-gate bias at initialisation (e.g. 1.0)", type=optional_float),
-    Option("--engine", "auto", "recurrence engine", choices=("auto", "fused", "python", "reference", "torch")),
-    Option("--beam", 1, "beam size for the validation captions (1: greedy)", type=int),
+    Option("--init-range", None, "initialise every parameter but the CNN's uniform in (-r, r); none: PyTorch's",
+           type=optional(positive_float, "PyTorch's")),
+    Option("--forget-bias", None, "LSTM forget-gate bias at initialisation (e.g. 1.0)",
+           type=optional(finite_float, "PyTorch's")),
+    Option("--engine", "auto", ENGINE_HELP, choices=ENGINES),
+    Option("--beam", 1, "beam size for the validation captions (1: greedy)", type=positive_int),
 ]
 ALL = DATA + MODEL + TRAINER
 
@@ -128,8 +130,7 @@ def _warn_skipped(skipped: list[str]) -> None:
 def load_files(o: dict) -> tuple[CaptionSet, CaptionSet, str]:
     """Training and validation sets from an image folder and captions files (options as resolved)."""
     if not o["images"] or not o["captions"]:
-        raise DataError("no training data: give --images DIR and --captions FILE, or --dataset shapes",
-                        "command line")
+        raise OptionError("no training data: give --images DIR and --captions FILE, or --dataset shapes")
     skip, skipped = bool(o["skip_bad"]), []
     items = load_caption_set(o["images"], o["captions"], o["format"], o["train_list"], skip, skipped)
     if o["valid_captions"] or o["valid_list"]:
@@ -170,7 +171,7 @@ def load_shapes(o: dict):
 
 def load_data(o: dict) -> tuple[CaptionSet, CaptionSet, str]:
     if o["dataset"] and (o["images"] or o["captions"]):
-        raise DataError("give either --dataset or --images/--captions, not both", "command line")
+        raise OptionError("give either --dataset or --images/--captions, not both")
     return load_shapes(o) if o["dataset"] == "shapes" else load_files(o)
 
 
@@ -182,15 +183,14 @@ def run(args: argparse.Namespace) -> int:
 
 def train_run(args: argparse.Namespace, o: dict) -> int:
     if o["cache_features"] and not o["freeze_encoder"]:
-        raise DataError("--cache-features needs --freeze-encoder (a trained encoder's features change every step)",
-                        "command line")
+        raise OptionError("--cache-features needs --freeze-encoder (a trained encoder's features change every "
+                          "step)")
     if o["cache_features"] and o["fresh_scenes"]:
-        raise DataError("--cache-features needs a fixed training set, not --fresh-scenes", "command line")
+        raise OptionError("--cache-features needs a fixed training set, not --fresh-scenes")
     if o["encoder_weights"] and o["encoder"] == "small":
-        raise DataError("--encoder-weights is for a torchvision ResNet encoder (--encoder resnet18 ...)",
-                        "command line")
+        raise OptionError("--encoder-weights is for a torchvision ResNet encoder (--encoder resnet18 ...)")
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
-    torch.manual_seed(train_cfg.seed)
+    seed_everything(train_cfg.seed)
     train, valid, description = load_data(o)
     first = train(1) if callable(train) else train
     tokenizer = build_caption_tokenizer(first.captions, o["min_freq"], o["max_vocab"])
@@ -202,12 +202,13 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
             feature_dropout=o["feature_dropout"], cell=o["cell"], embed_size=o["embed_size"],
             hidden_size=o["hidden_size"], num_layers=o["layers"], dropout=o["dropout"], attention=o["attention"],
             attention_size=o["attention_size"], freeze_encoder=bool(o["freeze_encoder"]),
-            forget_bias=o["forget_bias"], engine=o["engine"], max_length=o["max_length"] or longest + 1)
+            init_range=o["init_range"], forget_bias=o["forget_bias"], engine=o["engine"],
+            max_length=o["max_length"] or longest + 1)
         model = CaptionModel(model_cfg)
         if o["encoder_weights"]:
             model.encoder.load_pretrained(o["encoder_weights"])
     except ValueError as e:
-        raise DataError(str(e), "command line") from None
+        raise OptionError(str(e)) from None
     device = training_device(train_cfg)
     task = CaptionTask(tokenizer, train, valid, batch_size=o["batch_size"], device=device, seed=train_cfg.seed,
                        beam=o["beam"], cache_features=bool(o["cache_features"]), model_config=model_cfg.to_dict(),

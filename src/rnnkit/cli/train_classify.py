@@ -13,15 +13,16 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 
 from ..data import DataError, LabelledData, LabelSet, TextEncoder, read_labelled
 from ..models.classifier import POOLINGS, Classifier, ClassifierConfig
 from ..tasks.classification import (ClassificationTask, confusion_matrix, format_confusion, plot_confusion,
                                     predict_ids, scores)
-from ..training import TrainConfig, Trainer, load_weights
+from ..training import TrainConfig, Trainer, load_weights, seed_everything
 from . import options
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
+from .errors import OptionError
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
+from .ranges import integer, optional, positive_int
 from .training_run import count_parameters, train_and_report, training_device
 
 DATA = [
@@ -34,12 +35,13 @@ DATA = [
     Option("--tokenizer", "word", "word: whitespace words; bpe: subwords learnt on the training file",
            choices=("word", "bpe")),
     Option("--lowercase", False, "lower-case the text before tokenizing", flag_only=True),
-    Option("--min-freq", 1, "word: rarer words become <unk>; bpe: a merge needs this many occurrences", type=int),
+    Option("--min-freq", 1, "word: rarer words become <unk>; bpe: a merge needs this many occurrences",
+           type=positive_int),
     Option("--max-vocab", None, "word: keep the most frequent words only (<eos>, <unk>, <pad> included)",
-           type=optional_int),
-    Option("--bpe-vocab-size", 8000, "bpe: vocabulary size (pieces, special tokens included)", type=int),
-    Option("--batch-size", 64, "sentences per training batch (bucketed by length)", type=int),
-    Option("--eval-batch-size", 256, "sentences per validation batch", type=int),
+           type=optional(integer(3), "no limit", zero=True)),
+    Option("--bpe-vocab-size", 8000, "bpe: vocabulary size (pieces, special tokens included)", type=integer(4)),
+    Option("--batch-size", 64, "sentences per training batch (bucketed by length)", type=positive_int),
+    Option("--eval-batch-size", 256, "sentences per validation batch", type=positive_int),
 ]
 
 # the language model's options, with defaults that suit sentence classification (no weight tying here)
@@ -50,7 +52,7 @@ CLASSIFIER += [
     Option("--pooling", "max", "sentence vector from the states: last (h_n), max or mean over the valid steps, "
            "or attention (a learned query, additive attention)", choices=POOLINGS),
     Option("--attention-size", None, "attention pooling: hidden size of the score (default: the state size)",
-           type=optional_int),
+           type=optional(positive_int, "the state size", zero=True)),
 ]
 _TRAINER_DEFAULTS = {"patience": 3}
 TRAINING = [replace(o, default=_TRAINER_DEFAULTS.get(o.dest, o.default)) for o in TRAINER]
@@ -85,7 +87,7 @@ def resolved_options(args: argparse.Namespace) -> dict:
 def load_data(o: dict) -> tuple[LabelledData, LabelledData, str]:
     """(training data, validation data, how validation was made)."""
     if not o["train"]:
-        raise DataError("no training data: give --train FILE", "command line")
+        raise OptionError("no training data: give --train FILE")
     kw = dict(text_column=o["text_column"], label_column=o["label_column"], fmt=o["format"])
     train = read_labelled(o["train"], **kw)
     LabelSet.from_labels(train.labels, train.source)          # one class only: say so before anything else
@@ -113,8 +115,8 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     try:
         train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     except ValueError as e:
-        raise DataError(str(e), "command line") from None
-    torch.manual_seed(train_cfg.seed)
+        raise OptionError(str(e)) from None
+    seed_everything(train_cfg.seed)
     train, valid, valid_desc = load_data(o)
     labels = LabelSet.from_labels(train.labels, train.source)
     train_y, valid_y = labels.encode(train), labels.encode(valid)
@@ -125,7 +127,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     try:
         model_cfg, model = _model(encoder, labels, o)
     except ValueError as e:
-        raise DataError(str(e), "command line") from None
+        raise OptionError(str(e)) from None
     device = training_device(train_cfg)
     data = {"train": train.source, "valid": valid_desc, "train_examples": len(train), "valid_examples": len(valid),
             "text_column": o["text_column"], "label_column": o["label_column"], "format": o["format"]}

@@ -5,12 +5,14 @@ import argparse
 
 import torch
 
-from ..data import CharTokenizer, DataError, WordTokenizer, build_stdlib_corpus, holdout_tail, load_named, read_text
+from ..data import CharTokenizer, WordTokenizer, build_stdlib_corpus, holdout_tail, load_named, read_text
 from ..models.language_model import LanguageModel, LMConfig
 from ..tasks.language_modeling import LanguageModelTask
 from ..training import TrainConfig, Trainer, seed_everything
 from . import options
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
+from .errors import OptionError
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
+from .ranges import integer, optional, positive_int
 from .training_run import count_parameters, train_and_report, training_device
 
 DATA = [
@@ -19,11 +21,13 @@ DATA = [
     Option("--dataset", None, "a named corpus instead of files", choices=("stdlib", "shakespeare", "ptb")),
     Option("--data-dir", None, "folder holding the named corpus' files (else downloaded once into a cache)"),
     Option("--level", None, "char or word tokens (default: word for ptb, char otherwise)", choices=("char", "word")),
-    Option("--min-freq", 1, "word level: rarer words become <unk>", type=int),
-    Option("--max-vocab", None, "word level: keep the most frequent words only", type=optional_int),
-    Option("--batch-size", 32, "columns the training text is cut into", type=int),
-    Option("--bptt", 64, "steps per truncated-BPTT window", type=int),
-    Option("--eval-batch-size", 1, "columns for validation (1: every target token, state carried)", type=int),
+    Option("--min-freq", 1, "word level: rarer words become <unk>", type=positive_int),
+    Option("--max-vocab", None, "word level: keep the most frequent words only (<eos> and <unk> included)",
+           type=optional(integer(2), "no limit", zero=True)),
+    Option("--batch-size", 32, "columns the training text is cut into", type=positive_int),
+    Option("--bptt", 64, "steps per truncated-BPTT window", type=positive_int),
+    Option("--eval-batch-size", 1, "columns for validation (1: every target token, state carried)",
+           type=positive_int),
     Option("--sum-over-time", False, "objective summed over the window's steps (Zaremba's; lr 1 assumes it)",
            flag_only=True),
 ]
@@ -58,7 +62,7 @@ def add_parser(sub) -> None:
 def load_corpus(o: dict) -> tuple[str, str, str, str, str]:
     """(train text, valid text, level, description, where they came from) from files or a named corpus."""
     if o["dataset"] and o["train"]:
-        raise DataError("give either --dataset or --train, not both", "command line")
+        raise OptionError("give either --dataset or --train, not both")
     if o["dataset"] == "stdlib":
         corpus = build_stdlib_corpus()
         return corpus.train, corpus.valid, o["level"] or "char", corpus.description, "stdlib"
@@ -67,7 +71,7 @@ def load_corpus(o: dict) -> tuple[str, str, str, str, str]:
         level = o["level"] or ("word" if o["dataset"] == "ptb" else "char")
         return train, valid, level, description, o["dataset"]
     if not o["train"]:
-        raise DataError("no training data: give --train FILE or --dataset NAME", "command line")
+        raise OptionError("no training data: give --train FILE or --dataset NAME")
     train = read_text(o["train"])
     if o["valid"]:
         valid = read_text(o["valid"])

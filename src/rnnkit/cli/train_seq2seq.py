@@ -7,7 +7,7 @@ or a named data set: ``--dataset dates`` (synthetic, generated with --seed) or `
 
 Examples::
 
-    rnnkit train seq2seq --preset dates --out runs/dates
+    rnnkit train seq2seq --dataset dates --out runs/dates      (--dataset NAME brings the preset NAME)
     rnnkit train seq2seq --preset multi30k --data-dir ../shared/data/multi30k --out runs/m30k
     rnnkit train seq2seq --src train.de --tgt train.en --valid-src val.de --valid-tgt val.en --out runs/de-en
 """
@@ -25,19 +25,13 @@ from ..models.seq2seq import ATTENTIONS, BRIDGES, Seq2Seq, Seq2SeqConfig, descri
 from ..tasks.seq2seq import METRICS, Seq2SeqTask
 from ..training import TrainConfig, Trainer, seed_everything
 from . import options
-from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, optional_int, torch_threads
+from .errors import OptionError
+from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
+from .ranges import (dropout_rate, integer, non_negative_float, open_probability, optional, positive_int,
+                     probability, yes_no)
 from .training_run import count_parameters, train_and_report, training_device
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
-
-
-def yes_no(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("yes", "true", "1", "on"):
-        return True
-    if value in ("no", "false", "0", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
 DATA = [
@@ -47,28 +41,32 @@ DATA = [
     Option("--valid-src", None, "validation source file"),
     Option("--valid-tgt", None, "validation target file, line-aligned with --valid-src"),
     Option("--valid", None, "validation pairs as one TSV file"),
-    Option("--valid-fraction", 0.05, "without validation files: hold out this last share of the pairs", type=float),
-    Option("--dataset", None, "a named data set instead of files: dates (synthetic) or multi30k (de->en)",
+    Option("--valid-fraction", 0.05, "without validation files: hold out this last share of the pairs",
+           type=open_probability),
+    Option("--dataset", None, "a named data set instead of files: dates (synthetic) or multi30k (de->en); "
+           "without --preset it brings the preset of the same name",
            choices=("dates", "multi30k")),
     Option("--data-dir", None, "multi30k: folder with train.{de,en} and val.{de,en} (default: ../shared/data/multi30k)"),
     Option("--reverse-direction", False, "multi30k: translate en->de instead of de->en", flag_only=True),
-    Option("--dates-train", 20000, "dates: training pairs", type=int),
+    Option("--dates-train", 20000, "dates: training pairs", type=positive_int),
     Option("--dates-valid", 1000, "dates: validation pairs (2,000 further pairs are kept aside as the test set)",
-           type=int),
+           type=positive_int),
     Option("--level", "word", "tokens: word (words and punctuation), char, or bpe (subwords, Hugging Face tokenizers)",
            choices=("word", "char", "bpe")),
     Option("--lowercase", False, "lowercase both sides (scores then ignore case)", flag_only=True),
     Option("--min-freq", 1, "word level: rarer words become <unk>; bpe: a merge needs this many occurrences",
-           type=int),
-    Option("--max-vocab", None, "word level: at most this many entries per side", type=optional_int),
-    Option("--bpe-vocab-size", 8000, "bpe: pieces per vocabulary", type=int),
+           type=positive_int),
+    Option("--max-vocab", None, "word level: at most this many entries per side",
+           type=optional(integer(2), "no limit", zero=True)),
+    Option("--bpe-vocab-size", 8000, "bpe: pieces per vocabulary", type=integer(4)),
     Option("--shared-vocab", False, "one vocabulary (and embedding) for both sides", flag_only=True),
     Option("--max-src-len", 100, "drop training pairs whose source has more tokens (EOS included)",
-           type=optional_int),
+           type=optional(positive_int, "no limit", zero=True)),
     Option("--max-tgt-len", 100, "drop training pairs whose target has more tokens (EOS included)",
-           type=optional_int),
-    Option("--batch-size", 64, "sentence pairs per batch (bucketed by length)", type=int),
-    Option("--max-tokens", None, "also cap a batch at this many padded source+target tokens", type=optional_int),
+           type=optional(positive_int, "no limit", zero=True)),
+    Option("--batch-size", 64, "sentence pairs per batch (bucketed by length)", type=positive_int),
+    Option("--max-tokens", None, "also cap a batch at this many padded source+target tokens",
+           type=optional(positive_int, "no cap", zero=True)),
 ]
 
 _MODEL_DEFAULTS = {"--cell": "gru", "--layers": 1, "--dropout": 0.0}
@@ -79,11 +77,13 @@ S2S_MODEL = [dataclasses.replace(o, default=_MODEL_DEFAULTS.get(o.flag, o.defaul
                                        "--layers": "encoder layers"}.get(o.flag, o.help))
              for o in MODEL if o.flag in _MODEL_REUSED] + [
     Option("--bidirectional", True, "bidirectional encoder (yes/no)", type=yes_no),
-    Option("--decoder-layers", 1, "decoder layers", type=int),
-    Option("--decoder-hidden-size", None, "decoder units (default: encoder units x directions)", type=optional_int),
+    Option("--decoder-layers", 1, "decoder layers", type=positive_int),
+    Option("--decoder-hidden-size", None, "decoder units (default: encoder units x directions)",
+           type=optional(positive_int, "encoder units x directions", zero=True)),
     Option("--attention", "bahdanau", "attention score, or none (a fixed context: the encoder's final states)",
            choices=ATTENTIONS),
-    Option("--attention-size", None, "Bahdanau's inner size (default: the decoder's units)", type=optional_int),
+    Option("--attention-size", None, "Bahdanau's inner size (default: the decoder's units)",
+           type=optional(positive_int, "the decoder's units", zero=True)),
     Option("--input-feeding", True, "feed the last attentional vector back into the decoder (yes/no)",
            type=yes_no),
     Option("--reverse-source", False, "reverse each source sentence before the encoder (Sutskever et al.)",
@@ -93,14 +93,14 @@ S2S_MODEL = [dataclasses.replace(o, default=_MODEL_DEFAULTS.get(o.flag, o.defaul
 ]
 
 S2S_TRAIN = [
-    Option("--label-smoothing", 0.0, "label smoothing of the cross-entropy", type=float),
+    Option("--label-smoothing", 0.0, "label smoothing of the cross-entropy", type=dropout_rate),
     Option("--scheduled-sampling", 0.0, "probability of feeding the model's own prediction instead of the "
-           "reference at each training step", type=float),
+           "reference at each training step", type=probability),
     Option("--metric", "bleu", "validation metric that picks the best checkpoint", choices=METRICS),
-    Option("--eval-beam", 1, "validation decoding: 1 greedy, else beam size", type=int),
+    Option("--eval-beam", 1, "validation decoding: 1 greedy, else beam size", type=positive_int),
     Option("--length-penalty", 1.0, "beam search length penalty alpha (Wu et al. 2016; 0: none); also the "
-           "default of `rnnkit translate`", type=float),
-    Option("--eval-batch-size", 128, "sentences per validation batch", type=int),
+           "default of `rnnkit translate`", type=non_negative_float),
+    Option("--eval-batch-size", 128, "sentences per validation batch", type=positive_int),
 ]
 ALL = DATA + S2S_MODEL + S2S_TRAIN + TRAINER
 
@@ -145,8 +145,8 @@ def load_pairs(o: dict) -> tuple[list, list, str, dict]:
     """(train pairs, valid pairs, description, data record for config.json)."""
     given = [k for k in ("dataset", "src", "train") if o[k]]
     if len(given) > 1:
-        raise DataError(f"give one of --dataset, --src/--tgt or --train, not {' and '.join('--' + g for g in given)}",
-                        "command line")
+        raise OptionError(f"give one of --dataset, --src/--tgt or --train, not "
+                          f"{' and '.join('--' + g for g in given)}")
     if o["dataset"] == "dates":
         train, valid, _ = dates_splits(o["dates_train"], o["dates_valid"], 2000, seed=o["seed"])
         return train, valid, f"synthetic dates ({len(train):,} train, seed {o['seed']})", \
@@ -159,18 +159,17 @@ def load_pairs(o: dict) -> tuple[list, list, str, dict]:
         return train, valid, f"Multi30k {s}->{t} from {d}", {"source": "multi30k", "dir": str(d), "direction": f"{s}-{t}"}
     if o["src"] or o["tgt"]:
         if not (o["src"] and o["tgt"]):
-            raise DataError("--src and --tgt go together", "command line")
+            raise OptionError("--src and --tgt go together")
         train = read_parallel(o["src"], o["tgt"])
         where = f"{o['src']} / {o['tgt']}"
     elif o["train"]:
         train = read_tsv(o["train"])
         where = o["train"]
     else:
-        raise DataError("no training data: give --src FILE --tgt FILE, --train FILE.tsv or --dataset NAME",
-                        "command line")
+        raise OptionError("no training data: give --src FILE --tgt FILE, --train FILE.tsv or --dataset NAME")
     if o["valid_src"] or o["valid_tgt"]:
         if not (o["valid_src"] and o["valid_tgt"]):
-            raise DataError("--valid-src and --valid-tgt go together", "command line")
+            raise OptionError("--valid-src and --valid-tgt go together")
         valid = read_parallel(o["valid_src"], o["valid_tgt"])
     elif o["valid"]:
         valid = read_tsv(o["valid"])
@@ -212,7 +211,7 @@ def model_config(o: dict, src_tok: SequenceTokenizer, tgt_tok: SequenceTokenizer
             share_embeddings=bool(o["shared_vocab"]), init_range=o["init_range"], forget_bias=o["forget_bias"],
             engine=o["engine"])
     except ValueError as e:
-        raise DataError(str(e), "model options") from None
+        raise OptionError(str(e), "model options") from None
 
 
 def run(args: argparse.Namespace) -> int:

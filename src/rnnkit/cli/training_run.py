@@ -14,6 +14,7 @@ from ..training import TrainConfig, Trainer
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from ..training.trainer import resolve_device
+from .options import describe_preset
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -30,14 +31,15 @@ def training_device(cfg: TrainConfig) -> torch.device:
 
 def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, cfg: TrainConfig, command: str,
                      intro: str, outcome: Callable[[Trainer], str]) -> int:
-    """Train ``model`` on ``task`` into ``args.out``; ``intro`` is printed before training, ``outcome(trainer)``
-    completes the "stopped after N steps" line. Returns the exit code (130 after Ctrl-C)."""
+    """Train ``model`` on ``task`` into ``args.out``; ``intro`` is printed before training (after the preset's name,
+    if one applies), ``outcome(trainer)`` completes the "stopped after N steps" line. Returns the exit code (130
+    after Ctrl-C)."""
     trainer = Trainer(model, task, cfg, args.out, quiet=args.quiet)
     if dist.is_main():
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "options.json", o)
-        print(f"rnnkit: {intro}", file=sys.stderr)
+        print(f"rnnkit: {describe_preset(args, o)}{intro}", file=sys.stderr)
     if args.resume:
         trainer.resume()
     reason = trainer.fit()

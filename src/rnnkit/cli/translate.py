@@ -11,12 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from ..data import DataError, read_text
-from ..data.parallel import read_parallel
-from ..tasks.seq2seq import Translation, corpus_scores, load_seq2seq, translate
+from ..tasks.seq2seq import Translation, load_seq2seq, translate
 from ..training.plots import save_figure
+from .errors import OptionError
+from .ranges import non_negative_float, optional, out_path, positive_int
 
 
 def add_parser(sub) -> None:
@@ -25,14 +24,15 @@ def add_parser(sub) -> None:
     p.add_argument("run", help="run folder written by `rnnkit train seq2seq`")
     p.add_argument("text", nargs="*", help="sentences to translate (or give --file)")
     p.add_argument("--file", default=None, help="translate every line of this UTF-8 file")
-    p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy search)")
-    p.add_argument("--length-penalty", type=float, default=None,
+    p.add_argument("--beam", type=positive_int, default=5, help="beam size (1: greedy search)")
+    p.add_argument("--length-penalty", type=optional(non_negative_float, "the run's"), default=None,
                    help="beam search length penalty alpha; None: the run's --length-penalty")
-    p.add_argument("--max-len", type=int, default=None,
+    p.add_argument("--max-len", type=optional(positive_int, "2 x source tokens + 10"), default=None,
                    help="most tokens to generate per sentence; None: 2 x source tokens + 10")
-    p.add_argument("--n-best", type=int, default=1, help="print this many translations per sentence (<= beam)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
-    p.add_argument("--attention-plot", default=None, metavar="PNG",
+    p.add_argument("--n-best", type=positive_int, default=1,
+                   help="print this many translations per sentence (<= beam)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences decoded together")
+    p.add_argument("--attention-plot", type=out_path, default=None, metavar="PNG",
                    help="write the first sentence's attention weights as a heatmap to this PNG file")
     p.add_argument("--scores", action="store_true", help="print each translation's score before it")
     p.set_defaults(run_command=run, more_texts="text")
@@ -41,8 +41,8 @@ def add_parser(sub) -> None:
 def plot_attention(t: Translation, path: str | Path, title: str = "") -> Path:
     """A heatmap of ``t.attention`` (output steps x source steps) with the tokens on the axes."""
     if t.attention is None:
-        raise DataError("this run has no attention (trained with --attention none): nothing to plot",
-                        "--attention-plot")
+        raise OptionError("this run has no attention (trained with --attention none): nothing to plot",
+                          "--attention-plot")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -68,7 +68,7 @@ def plot_attention(t: Translation, path: str | Path, title: str = "") -> Path:
 
 def _sentences(args: argparse.Namespace) -> list[str]:
     if args.file and args.text:
-        raise DataError("give sentences on the command line or --file, not both", "command line")
+        raise OptionError("give sentences on the command line or --file, not both")
     if args.file:
         lines = [line.strip() for line in read_text(args.file).splitlines()]
         empty = [i + 1 for i, line in enumerate(lines) if not line]
@@ -76,20 +76,17 @@ def _sentences(args: argparse.Namespace) -> list[str]:
             raise DataError(f"{len(empty)} empty line(s), e.g. line {empty[0]}; one sentence per line", args.file)
         return lines
     if not args.text:
-        raise DataError("nothing to translate: give sentences or --file FILE", "command line")
+        raise OptionError("nothing to translate: give sentences or --file FILE")
     empty = [s for s in args.text if not s.strip()]
     if empty:
-        raise DataError("an empty sentence cannot be translated", "command line")
+        raise OptionError("an empty sentence cannot be translated")
     return list(args.text)
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.beam < 1:
-        raise DataError(f"--beam must be at least 1, got {args.beam}", "command line")
-    if args.n_best < 1 or args.n_best > args.beam:
-        raise DataError(f"--n-best must be between 1 and --beam ({args.beam}), got {args.n_best}", "command line")
-    if args.max_len is not None and args.max_len < 1:
-        raise DataError(f"--max-len must be at least 1, got {args.max_len}", "command line")
+    """What the options' ranges (checked as they are parsed) can't say alone."""
+    if args.n_best > args.beam:
+        raise OptionError(f"--n-best must be between 1 and --beam ({args.beam}), got {args.n_best}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,23 +105,4 @@ def run(args: argparse.Namespace) -> int:
     if args.attention_plot:
         path = plot_attention(results[0][0], args.attention_plot, title=f"{sentences[0]}  ->  {results[0][0].text}")
         print(f"rnnkit: attention heatmap written to {path}", file=sys.stderr)
-    return 0
-
-
-def eval_seq2seq(args: argparse.Namespace) -> int:
-    """``rnnkit eval RUN --src F --tgt F [--beam K]``: BLEU and chrF of the run's translations of F."""
-    if not (args.src and args.tgt):
-        raise DataError("a seq2seq run is evaluated on parallel files: give --src FILE --tgt FILE", "command line")
-    if args.beam < 1:
-        raise DataError(f"--beam must be at least 1, got {args.beam}", "command line")
-    pairs = read_parallel(args.src, args.tgt)
-    model, src_tok, tgt_tok, config = load_seq2seq(args.run)
-    alpha = config.get("decoding", {}).get("alpha", 0.0)
-    with torch.no_grad():
-        results = translate(model, src_tok, tgt_tok, [s for s, _ in pairs], beam=args.beam, alpha=alpha,
-                            source=args.src)
-    scores = corpus_scores([r[0].text for r in results], [t for _, t in pairs], lowercase=tgt_tok.lowercase)
-    case = ", case-insensitive" if tgt_tok.lowercase else ""
-    print(f"{args.src} -> {args.tgt}: {len(pairs):,} sentences, beam {args.beam}{case}: BLEU {scores['bleu']:.2f}, "
-          f"chrF {scores['chrf']:.2f}, exact match {scores['exact']:.2%}")
     return 0

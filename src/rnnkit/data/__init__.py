@@ -5,11 +5,13 @@ from .bpe import BPETokenizer
 from .datasets import CORPORA, corpus_names, default_cache_dir, load_named
 from .errors import DataError
 from .buckets import bucket_batches, pad
-from .labelled import PAD, LabelledData, LabelSet, Table, TextEncoder, read_labelled, read_table
+from .labelled import LabelledData, LabelSet, Table, TextEncoder, read_labelled, read_table
 from .splits import holdout_tail
 from .stdlib_corpus import StdlibCorpus, build_stdlib_corpus
 from .text import decode_text, read_text
-from .tokenizers import EOS, UNK, CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_dict
+from .special import EOS, PAD, UNK
+from .tokenizer_dict import tokenizer_from_dict
+from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 
 __all__ = [
     "BPETokenizer",

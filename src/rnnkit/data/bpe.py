@@ -6,7 +6,7 @@ a word starts with ``##`` (``unbelievable`` → ``un ##believ ##able``), so :met
 together. A character never seen in training becomes ``<unk>``.
 
 The whole state is the library's tokenizer JSON, which :meth:`to_dict` stores next to the vocabulary, so a run's
-``config.json`` carries its tokenizer and :func:`~rnnkit.data.tokenizer_from_dict` rebuilds it.
+``config.json`` carries its tokenizer and :func:`~rnnkit.data.tokenizer_dict.tokenizer_from_dict` rebuilds it.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import json
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import DataError, Source
-from .labelled import PAD
-from .tokenizers import EOS, UNK, Tokenizer
+from .special import EOS, PAD, UNK
+from .tokenizers import Tokenizer
 
 __all__ = ["BPETokenizer", "CONTINUATION"]
 

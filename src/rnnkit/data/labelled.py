@@ -19,15 +19,17 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from torch import Tensor
 
+from .bpe import BPETokenizer
 from .buckets import pad
 from .errors import DataError, Source
+from .special import EOS, PAD, UNK
 from .text import decode_text
-from .tokenizers import EOS, UNK, Tokenizer, WordTokenizer, tokenizer_from_dict
+from .tokenizer_dict import tokenizer_from_dict
+from .tokenizers import Tokenizer, WordTokenizer
 
-__all__ = ["PAD", "FORMATS", "Table", "LabelledData", "LabelSet", "TextEncoder", "read_table", "read_labelled",
+__all__ = ["FORMATS", "Table", "LabelledData", "LabelSet", "TextEncoder", "read_table", "read_labelled",
            "detect_format", "iter_batches"]
 
-PAD = "<pad>"
 FORMATS = ("tsv", "csv", "jsonl", "lines")
 _SHOWN = 10
 
@@ -296,7 +298,6 @@ class TextEncoder:
             words = [w for w in base.vocab if w not in (EOS, UNK, PAD)]
             return cls(WordTokenizer([EOS, UNK, PAD, *words]), lowercase)
         if kind == "bpe":
-            from .bpe import BPETokenizer
             return cls(BPETokenizer.build("\n".join(texts), vocab_size=vocab_size, min_freq=min_freq), lowercase)
         raise DataError(f"unknown tokenizer {kind!r}; expected 'word' or 'bpe'")
 

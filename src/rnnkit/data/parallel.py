@@ -28,7 +28,8 @@ from .errors import DataError, Source
 from .text import read_text
 from .bpe import BPETokenizer
 from .buckets import pad
-from .tokenizers import EOS, CharTokenizer, WordTokenizer
+from .special import EOS
+from .tokenizers import CharTokenizer, WordTokenizer
 
 __all__ = ["SequenceTokenizer", "ParallelBatch", "read_parallel", "read_tsv", "encode_pairs", "filter_by_length",
            "collate", "pretokenize", "detokenize", "LEVELS"]

@@ -17,11 +17,10 @@ from collections import Counter
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from .errors import DataError, Source
+from .special import EOS, UNK
 
-__all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "tokenizer_from_dict", "EOS", "UNK"]
+__all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "EOS", "UNK"]
 
-EOS = "<eos>"
-UNK = "<unk>"
 _SHOWN = 20  # unknown symbols listed in an error message
 
 
@@ -54,11 +53,6 @@ class Tokenizer:
         raise NotImplementedError
 
     # -- common interface ------------------------------------------------------------
-    @classmethod
-    def fit(cls, text: str, **options: Any) -> "Tokenizer":
-        """Alias of :meth:`build`."""
-        return cls.build(text, **options)
-
     @property
     def vocab(self) -> tuple[str, ...]:
         """The vocabulary in id order."""
@@ -108,7 +102,7 @@ class Tokenizer:
         return self.join(self._itos[i] for i in ids)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state; inverse of :func:`tokenizer_from_dict`."""
+        """JSON-serialisable state; inverse of :func:`~rnnkit.data.tokenizer_dict.tokenizer_from_dict`."""
         return {"type": self.kind, "vocab": list(self._itos)}
 
     @classmethod
@@ -232,16 +226,3 @@ class WordTokenizer(Tokenizer):
         if max_vocab is not None:
             kept = kept[: max_vocab - 2]
         return cls([EOS, UNK, *kept])
-
-
-_TYPES: dict[str, type[Tokenizer]] = {t.kind: t for t in (CharTokenizer, WordTokenizer)}
-
-
-def tokenizer_from_dict(d: Mapping[str, Any], source: Source = None) -> Tokenizer:
-    """Rebuild a tokenizer from :meth:`Tokenizer.to_dict`, dispatching on ``d["type"]``."""
-    from .bpe import BPETokenizer  # registered here, not at the top: bpe.py builds on Tokenizer
-    _TYPES.setdefault(BPETokenizer.kind, BPETokenizer)
-    if not isinstance(d, Mapping) or d.get("type") not in _TYPES:
-        got = d.get("type") if isinstance(d, Mapping) else type(d).__name__
-        raise DataError(f"unknown tokenizer type {got!r}; expected one of {sorted(_TYPES)}", source)
-    return _TYPES[d["type"]].from_dict(d, source)

@@ -76,6 +76,8 @@ def check_lengths(name: str, lengths: Tensor | Sequence[int], batch: int, steps:
         raise InputError(f"{name}: lengths must be 1-D (one per sequence), got shape {tuple(lengths.shape)}")
     if values.numel() != batch:
         raise InputError(f"{name}: got {values.numel()} lengths for a batch of {batch} sequences")
+    if torch.compiler.is_compiling():            # torch.compile / torch.export: the values are symbolic
+        return values.to(device=device, dtype=torch.long)
     lo, hi = int(values.min()), int(values.max())
     if lo < 1 or hi > steps:
         raise InputError(f"{name}: lengths must be in 1..{steps} (the input's sequence length); got values from "

@@ -47,6 +47,13 @@ from ..engine.scan import SCANS, resolve_scan, run_minimal
 from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
 
 
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except (TypeError, RuntimeError):
+        return False
+
+
 class MinimalLayer(nn.Module):
     """Shared body of :class:`MinGRU` and :class:`MinLSTM`: stacked, bidirectional, ``batch_first``, lengths."""
 
@@ -115,6 +122,10 @@ class MinimalLayer(nn.Module):
         state after reading the sequence back to its first step).
         """
         name = type(self).__name__
+        if isinstance(input, Tensor) and _autocast_on(input.device.type):
+            with torch.autocast(input.device.type, enabled=False):     # the scan runs in the parameters' dtype
+                dtype = self.weight_ih_l0.dtype
+                return self.forward(input.to(dtype), hx if hx is None else hx.to(dtype), lengths)
         if isinstance(input, PackedSequence):
             raise TypeError(f"{name} takes a padded tensor and lengths=, not a PackedSequence "
                             f"(torch.nn.utils.rnn.pad_packed_sequence gives both)")

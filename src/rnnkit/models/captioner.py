@@ -23,7 +23,7 @@ the batch (beam search). Teacher-forced training runs the whole caption through 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import SCORES, make_attention
-from .recurrent import CELLS, make_recurrent
+from .config import ModelConfig, initialize
+from .recurrent import make_recurrent
 
 ENCODERS = ("small", "resnet18", "resnet34", "resnet50")
 ATTENTIONS = ("none",) + SCORES
@@ -39,7 +40,7 @@ NORMS = ("group", "batch")
 
 
 @dataclass
-class CaptionConfig:
+class CaptionConfig(ModelConfig):
     """Everything needed to rebuild a :class:`CaptionModel`; saved in a run's ``config.json``."""
 
     vocab_size: int
@@ -59,6 +60,7 @@ class CaptionConfig:
     attention: str = "none"           # none | bahdanau | luong-dot | luong-general
     attention_size: int | None = None
     freeze_encoder: bool = False      # encoder weights fixed, run in eval mode (features can then be cached)
+    init_range: float | None = None   # uniform(-r, r) for every parameter but the encoder's; None: PyTorch's
     forget_bias: float | None = None
     engine: str = "auto"
     max_length: int = 30              # words generated at most
@@ -66,8 +68,7 @@ class CaptionConfig:
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; expected one of {ENCODERS}")
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
+        super().__post_init__()
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; expected one of {NORMS}")
         if self.attention not in ATTENTIONS:
@@ -75,14 +76,6 @@ class CaptionConfig:
         if not self.widths or any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be positive channel counts, got {self.widths}")
         self.widths = list(self.widths)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CaptionConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # ---------------------------------------------------------------------------------------------- encoders
@@ -202,7 +195,7 @@ class ImageFeatures:
 
 
 @dataclass
-class DecoderState:
+class CaptionDecoderState:
     """The decoder's state between steps. ``h``/``c`` (layers, N, H) as rnnkit's layers; with attention the
     grid ``keys`` (N, S, C), its precomputed projection ``cache`` and the last step's ``weights`` (N, S)."""
 
@@ -216,10 +209,10 @@ class DecoderState:
     def batch_size(self) -> int:
         return self.h.shape[1]
 
-    def reorder(self, indices: Tensor) -> "DecoderState":
+    def reorder(self, indices: Tensor) -> "CaptionDecoderState":
         """Keep, reorder or repeat batch entries: entry ``i`` of the result is entry ``indices[i]`` of this."""
         pick = lambda t, dim: None if t is None else t.index_select(dim, indices)
-        return DecoderState(pick(self.h, 1), pick(self.c, 1), pick(self.keys, 0), pick(self.cache, 0),
+        return CaptionDecoderState(pick(self.h, 1), pick(self.c, 1), pick(self.keys, 0), pick(self.cache, 0),
                             pick(self.weights, 0))
 
 
@@ -241,12 +234,13 @@ class CaptionModel(nn.Module):
             self.encoder.requires_grad_(False)
         channels = self.encoder.out_channels
         self.feature_size = channels * c.pool * c.pool
-        self.is_lstm = c.cell == "lstm"
-        self.init_state = nn.Linear(self.feature_size, c.num_layers * (2 if self.is_lstm else 1) * c.hidden_size)
+        self.cell = c.recurrence
+        self.init_state = nn.Linear(self.feature_size,
+                                    c.num_layers * (2 if self.cell.has_cell_state else 1) * c.hidden_size)
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         self.context_size = channels if c.attention != "none" else 0
-        self.rnn = make_recurrent(c.cell, c.embed_size + self.context_size, c.hidden_size, c.num_layers,
-                                  c.dropout, engine=c.engine, forget_bias=c.forget_bias)
+        self.rnn = make_recurrent(self.cell, c.embed_size + self.context_size, c.hidden_size, c.num_layers,
+                                  c.dropout, engine=c.engine)
         if c.attention != "none":
             if c.attention == "luong-dot" and channels != c.hidden_size:
                 raise ValueError(f"luong-dot attention needs hidden_size == the encoder's channels ({channels}); "
@@ -254,6 +248,8 @@ class CaptionModel(nn.Module):
             self.attention = make_attention(c.attention, c.hidden_size, channels, c.attention_size)
             self.gate = nn.Linear(c.hidden_size, channels)
         self.out = nn.Linear(c.hidden_size + self.context_size, c.vocab_size)
+        encoder = {id(p) for p in self.encoder.parameters()}
+        initialize(self, c, [p for p in self.parameters() if id(p) not in encoder])   # the CNN keeps its own
 
     @property
     def has_attention(self) -> bool:
@@ -282,12 +278,14 @@ class CaptionModel(nn.Module):
         was_training = self.encoder.training
         self.encoder.train()
         seen = 0
-        for images in batches:
-            self.encoder(images)
-            seen += 1
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        self.encoder.train(was_training)
+        try:
+            for images in batches:
+                self.encoder(images)
+                seen += 1
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.encoder.train(was_training)
         if not seen:
             raise ValueError("recalibrate_norm needs at least one batch of images")
         return True
@@ -299,31 +297,31 @@ class CaptionModel(nn.Module):
         pooled = F.adaptive_avg_pool2d(grid, self.config.pool).flatten(1)
         return ImageFeatures(pooled, grid.flatten(2).transpose(1, 2) if self.has_attention else None)
 
-    def initial_state(self, features: ImageFeatures) -> DecoderState:
+    def initial_state(self, features: ImageFeatures) -> CaptionDecoderState:
         """``h_0`` (and ``c_0``) = tanh of the linear map of the image's pooled features."""
         c = self.config
         f = F.dropout(features.pooled, c.feature_dropout, self.training)
         n = f.shape[0]
         blocks = torch.tanh(self.init_state(f)).view(n, -1, c.hidden_size).transpose(0, 1)   # (L or 2L, N, H)
-        h, cell = (blocks[:c.num_layers], blocks[c.num_layers:]) if self.is_lstm else (blocks, None)
+        h, cell = (blocks[:c.num_layers], blocks[c.num_layers:]) if self.cell.has_cell_state else (blocks, None)
         keys = cache = None
         if self.has_attention:
             keys = features.grid
             cache = self.attention.precompute(keys)
-        return DecoderState(h.contiguous(), None if cell is None else cell.contiguous(), keys, cache)
+        return CaptionDecoderState(h.contiguous(), None if cell is None else cell.contiguous(), keys, cache)
 
-    def start(self, images: Tensor) -> DecoderState:
+    def start(self, images: Tensor) -> CaptionDecoderState:
         """The decoding state before the first word, for normalised ``images`` (N, 3, S, S)."""
         return self.initial_state(self.encode(images))
 
     # ------------------------------------------------------------------ decoder side
 
-    def _attend(self, state: DecoderState) -> tuple[Tensor, Tensor]:
+    def _attend(self, state: CaptionDecoderState) -> tuple[Tensor, Tensor]:
         query = state.h[-1]
         context, weights = self.attention(query, state.keys, cache=state.cache)
         return context * torch.sigmoid(self.gate(query)), weights
 
-    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+    def step(self, tokens: Tensor, state: CaptionDecoderState) -> tuple[Tensor, CaptionDecoderState]:
         """Feed the previous words ``tokens`` (N,) → logits (N, V) for the next ones, and the new state."""
         c = self.config
         x = F.dropout(self.embedding(tokens), c.dropout, self.training)
@@ -331,12 +329,12 @@ class CaptionModel(nn.Module):
         if self.has_attention:
             context, weights = self._attend(state)
             x = torch.cat([x, context], dim=-1)
-        out, new = self.rnn.step(x, (state.h, state.c) if self.is_lstm else state.h)
-        h, cell = new if self.is_lstm else (new, None)
+        out, new = self.rnn.step(x, self.cell.pack(state.h, state.c))
+        h, cell = self.cell.unpack(new)
         out = F.dropout(out, c.dropout, self.training)
         if context is not None:
             out = torch.cat([out, context], dim=-1)
-        return self.out(out), DecoderState(h, cell, state.keys, state.cache, weights)
+        return self.out(out), CaptionDecoderState(h, cell, state.keys, state.cache, weights)
 
     def decode(self, features: ImageFeatures, inputs: Tensor) -> Tensor:
         """Teacher forcing: ``inputs`` (T, N) previous words, one caption per row of ``features`` → (T, N, V)."""
@@ -344,7 +342,7 @@ class CaptionModel(nn.Module):
         state = self.initial_state(features)
         if not self.has_attention:
             x = F.dropout(self.embedding(inputs), c.dropout, self.training)
-            out, _ = self.rnn(x, (state.h, state.c) if self.is_lstm else state.h)
+            out, _ = self.rnn(x, self.cell.pack(state.h, state.c))
             return self.out(F.dropout(out, c.dropout, self.training))
         logits = []
         for t in range(inputs.shape[0]):

@@ -19,20 +19,21 @@ reads valid steps only, so a sentence gives the same logits alone or in a padded
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import AdditiveAttention
-from .recurrent import CELLS, make_recurrent
+from .config import ModelConfig, initialize
+from .recurrent import make_recurrent
 
 POOLINGS = ("last", "max", "mean", "attention")
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(ModelConfig):
     """Everything needed to rebuild a :class:`Classifier`; saved in a run's ``config.json``."""
 
     vocab_size: int
@@ -52,8 +53,7 @@ class ClassifierConfig:
     engine: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
+        super().__post_init__()
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
         if self.num_classes < 2:
@@ -70,14 +70,6 @@ class ClassifierConfig:
         """Size of the pooled sentence vector: ``D·H``."""
         return self.directions * self.hidden_size
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
 
 def valid_mask(lengths: Tensor, steps: int) -> Tensor:
     """``(N, T)`` bool, ``True`` at the valid steps of each sequence."""
@@ -91,20 +83,16 @@ class Classifier(nn.Module):
         super().__init__()
         self.config = c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size, padding_idx=c.pad_id)
-        self.rnn = make_recurrent(c.cell, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
-                                  bidirectional=c.bidirectional, engine=c.engine, forget_bias=c.forget_bias,
-                                  batch_first=True)
+        self.cell = c.recurrence
+        self.rnn = make_recurrent(self.cell, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
+                                  bidirectional=c.bidirectional, engine=c.engine, batch_first=True)
         if c.pooling == "attention":
             a = c.attention_size or c.feature_size
             self.query = nn.Parameter(torch.empty(a))
             self.attention = AdditiveAttention(a, c.feature_size, a)
         self.output = nn.Linear(c.feature_size, c.num_classes)
-        if c.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -c.init_range, c.init_range)
-            if c.forget_bias is not None and c.cell == "lstm":
-                self.rnn.set_forget_bias(c.forget_bias)
-        elif c.pooling == "attention":
+        initialize(self, c)
+        if c.init_range is None and c.pooling == "attention":
             nn.init.normal_(self.query, std=a ** -0.5)
         with torch.no_grad():
             self.embedding.weight[c.pad_id].zero_()
@@ -120,7 +108,7 @@ class Classifier(nn.Module):
         p = c.dropout if c.embed_dropout is None else c.embed_dropout
         emb = F.dropout(emb, p, self.training)
         states, final = self.rnn(emb, lengths=lengths)
-        h_n = final[0] if isinstance(final, tuple) else final
+        h_n, _ = self.cell.unpack(final)
         return states, h_n
 
     def pool(self, states: Tensor, h_n: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -1,17 +1,18 @@
 """The language model: embedding → stacked recurrent layers → dropout → linear decoder (Zaremba et al. 2014)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .recurrent import CELLS, make_recurrent
+from .config import ModelConfig, initialize
+from .recurrent import make_recurrent
 
 
 @dataclass
-class LMConfig:
+class LMConfig(ModelConfig):
     """Everything needed to rebuild a :class:`LanguageModel`; saved in a run's ``config.json``."""
 
     vocab_size: int
@@ -27,19 +28,10 @@ class LMConfig:
     engine: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
+        super().__post_init__()
         if self.tie_weights and self.embed_size != self.hidden_size:
             raise ValueError(f"tie_weights needs embed_size == hidden_size, got {self.embed_size} and "
                              f"{self.hidden_size}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LMConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class LanguageModel(nn.Module):
@@ -50,14 +42,10 @@ class LanguageModel(nn.Module):
         self.config = config
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
-        self.rnn = make_recurrent(c.cell, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
-                                  engine=c.engine, forget_bias=c.forget_bias)
+        self.rnn = make_recurrent(c.recurrence, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
+                                  engine=c.engine)
         self.decoder = nn.Linear(c.hidden_size, c.vocab_size)
-        if c.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -c.init_range, c.init_range)
-            if c.forget_bias is not None and c.cell == "lstm":
-                self.rnn.set_forget_bias(c.forget_bias)
+        initialize(self, c)
         if c.tie_weights:
             self.decoder.weight = self.embedding.weight
 

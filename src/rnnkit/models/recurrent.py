@@ -1,21 +1,35 @@
-"""Build an rnnkit recurrent layer by cell name: the one place models turn ``"lstm"`` into a module."""
+"""The recurrent layer of a model, built from the cell's description, and the cell-specific initialisation."""
 from __future__ import annotations
 
-from ..layers import GRU, LSTM, RNN, RecurrentLayer
+import torch
 
-CELLS = ("lstm", "gru", "gru-torch", "rnn", "rnn-relu")
+from ..cells.lstm import set_forget_bias
+from ..cells.spec import Recurrence, recurrence
+from ..layers import RecurrentLayer, make_layer
 
 
-def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-                   bidirectional: bool = False, engine: str = "auto", forget_bias: float | None = None,
-                   batch_first: bool = False) -> RecurrentLayer:
-    """``lstm``; ``gru`` (the lecture's, Cho et al.); ``gru-torch`` (PyTorch/cuDNN's); ``rnn`` (tanh); ``rnn-relu``."""
-    kw = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional,
-              engine=engine, batch_first=batch_first)
-    if cell == "lstm":
-        return LSTM(input_size, hidden_size, forget_bias=forget_bias, **kw)
-    if cell in ("gru", "gru-torch"):
-        return GRU(input_size, hidden_size, reset_after=cell == "gru-torch", **kw)
-    if cell in ("rnn", "rnn-relu"):
-        return RNN(input_size, hidden_size, nonlinearity="relu" if cell == "rnn-relu" else "tanh", **kw)
-    raise ValueError(f"unknown cell {cell!r}; expected one of {CELLS}")
+def make_recurrent(cell: Recurrence | str, input_size: int, hidden_size: int, num_layers: int = 1,
+                   dropout: float = 0.0, bidirectional: bool = False, engine: str = "auto",
+                   forget_bias: float | None = None, batch_first: bool = False) -> RecurrentLayer:
+    """A stacked rnnkit layer of ``cell``; dropout between layers only (none for one layer). ``forget_bias``
+    applies to cells with a forget gate (:func:`init_forget_bias`) and is ignored for the others."""
+    cell = recurrence(cell)
+    layer = make_layer(cell, input_size, hidden_size, num_layers=num_layers,
+                       dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional, engine=engine,
+                       batch_first=batch_first)
+    if forget_bias is not None:
+        init_forget_bias(layer, forget_bias)
+    return layer
+
+
+@torch.no_grad()
+def init_forget_bias(layer: RecurrentLayer, value: float) -> None:
+    """Give every forget gate of ``layer`` the total bias ``value`` (its ``bias_ih`` block set, ``bias_hh``'s
+    zeroed, as Jozefowicz et al. 2015); nothing for cells without a forget gate or layers without biases."""
+    cell = layer.cell
+    if cell.forget_gate is None or not layer.bias:
+        return
+    for k in range(layer.num_layers):
+        for direction in range(layer.num_directions):
+            _, _, bias_ih, bias_hh = layer.layer_weights(k, direction)
+            set_forget_bias(bias_ih, bias_hh, value, cell.gates, cell.forget_gate)

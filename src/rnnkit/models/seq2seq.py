@@ -5,9 +5,9 @@ The model, top to bottom (time-major tensors, ``S`` source steps, ``T`` target s
     src (S, N) ──[reverse each sentence within its length, if reverse_source]──> embedding ─> dropout
         ─> encoder: rnnkit LSTM/GRU, optionally bidirectional ─> memory (N, S, D*He) and final states
     bridge:  s_0 = tanh(W_b [h_fwd; h_bwd] + b_b) for every decoder layer     (or zeros: bridge="zero")
-    decoder, for t = 1..T (one rnnkit cell per layer, stepped by hand):
+    decoder, for t = 1..T (one rnnkit layer, stacked, advanced by its ``step``):
         x_t  = [emb(y_{t-1}); h~_{t-1}]          input feeding (Luong et al. 2015): the last attentional vector
-        s_t  = cells(x_t, s_{t-1})               stacked LSTMCell / GRUCell, dropout between layers
+        s_t  = decoder.step(x_t, s_{t-1})        stacked LSTM / GRU / RNN, dropout between layers
         c_t  = attention(s_t, memory, mask)      bahdanau | luong-dot | luong-general (padding masked with -inf)
              = [h_fwd; h_bwd]  for attention="none": the same fixed summary at every step (Cho et al. 2014)
         h~_t = tanh(W_c [c_t; s_t])              the attentional vector
@@ -21,28 +21,31 @@ so no separate beginning-of-sentence symbol is needed.
 Source reversal (Sutskever et al. 2014) is applied to the source ids before the embedding and is never undone:
 the memory, the mask and the attention weights are in the order the encoder read the source.
 
-For decoding, :meth:`Seq2Seq.encode` gives a :class:`DecoderState` and :meth:`Seq2Seq.step` advances it one
-token; the state's :meth:`DecoderState.reorder` picks rows, which is all beam search needs
+For decoding, :meth:`Seq2Seq.encode` gives a :class:`Seq2SeqDecoderState` and :meth:`Seq2Seq.step` advances it
+one token; the state's :meth:`Seq2SeqDecoderState.reorder` picks rows, which is all beam search needs
 (:mod:`rnnkit.decoding.beam`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cells import GRUCell, LSTMCell, RNNCell, gru_step, lstm_step, rnn_step
 from ..engine import reverse_padded
 from ..layers import SCORES, make_attention
-from .recurrent import CELLS, make_recurrent
+from .config import ModelConfig, initialize
+from .recurrent import make_recurrent
+
+State = Tensor | tuple[Tensor, Tensor]
 
 ATTENTIONS = ("none",) + SCORES
 BRIDGES = ("linear", "zero")
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     """Everything needed to rebuild a :class:`Seq2Seq`; saved in a run's ``config.json``."""
 
     src_vocab_size: int
@@ -67,8 +70,7 @@ class Seq2SeqConfig:
     engine: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
+        super().__post_init__()
         if self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}; expected one of {ATTENTIONS}")
         if self.bridge not in BRIDGES:
@@ -91,19 +93,11 @@ class Seq2SeqConfig:
     def dec_hidden(self) -> int:
         return self.decoder_hidden_size or self.memory_size
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Seq2SeqConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+class Seq2SeqDecoderState:
+    """Everything the seq2seq decoder carries from one step to the next, one row per hypothesis.
 
-
-class DecoderState:
-    """Everything the decoder carries from one step to the next, one row per hypothesis.
-
-    ``hidden``: one entry per decoder layer, ``h`` (B, H) or ``(h, c)``; ``feed``: the last attentional
+    ``hidden``: the decoder layer's state, ``h`` (layers, B, H) or ``(h, c)``; ``feed``: the last attentional
     vector (B, H) (input feeding); ``memory`` (B, S, K), ``cache`` (the attention's precomputed keys), ``mask``
     (B, S) bool; ``summary`` (B, K): the encoder's final states (the fixed context without attention);
     ``attention``: the last step's weights (B, S) or None.
@@ -111,38 +105,35 @@ class DecoderState:
 
     __slots__ = ("hidden", "feed", "memory", "cache", "mask", "summary", "attention")
 
-    def __init__(self, hidden: list, feed: Tensor, memory: Tensor, cache: Tensor | None, mask: Tensor,
+    def __init__(self, hidden: State, feed: Tensor, memory: Tensor, cache: Tensor | None, mask: Tensor,
                  summary: Tensor, attention: Tensor | None = None) -> None:
         self.hidden, self.feed, self.memory, self.cache = hidden, feed, memory, cache
         self.mask, self.summary, self.attention = mask, summary, attention
 
-    def reorder(self, indices: Tensor) -> "DecoderState":
+    def reorder(self, indices: Tensor) -> "Seq2SeqDecoderState":
         """The state of rows ``indices`` (B',), in that order: beam search's expansion and reordering."""
         pick = lambda t: None if t is None else t.index_select(0, indices)
-        hidden = [tuple(pick(x) for x in h) if isinstance(h, tuple) else pick(h) for h in self.hidden]
-        return DecoderState(hidden, pick(self.feed), pick(self.memory), pick(self.cache), pick(self.mask),
-                            pick(self.summary), pick(self.attention))
+        rows = lambda h: h.index_select(1, indices)                     # states are (layers, B, H)
+        hidden = tuple(map(rows, self.hidden)) if isinstance(self.hidden, tuple) else rows(self.hidden)
+        return Seq2SeqDecoderState(hidden, pick(self.feed), pick(self.memory), pick(self.cache), pick(self.mask),
+                                   pick(self.summary), pick(self.attention))
 
     def __len__(self) -> int:
         return self.feed.shape[0]
 
 
-def _cell_step(cell: nn.Module, x: Tensor, state, weight_ih: Tensor, bias_ih: Tensor | None):
-    """One step of ``cell`` with its own recurrent weights and the given input weights and input bias (the bias
-    may be (B, G*H): a precomputed share of the input projection)."""
-    if isinstance(cell, LSTMCell):
-        return lstm_step(x, state, weight_ih, cell.weight_hh, bias_ih, cell.bias_hh)
-    if isinstance(cell, GRUCell):
-        return gru_step(x, state, weight_ih, cell.weight_hh, bias_ih, cell.bias_hh, cell.reset_after)
-    return rnn_step(x, state, weight_ih, cell.weight_hh, bias_ih, cell.bias_hh, cell.nonlinearity)
+def upgrade_state_dict(state: dict, prefix: str = "") -> dict:
+    """Rename, in place, the weights of runs saved when the decoder was one cell per layer (``cells.{k}.weight_ih``)
+    to the decoder layer's names (``decoder.weight_ih_l{k}``); the tensors are the same."""
+    old = prefix + "cells."
+    for key in [k for k in state if k.startswith(old)]:
+        layer, name = key[len(old):].split(".", 1)
+        state[f"{prefix}decoder.{name}_l{layer}"] = state.pop(key)
+    return state
 
 
-def _make_cell(cell: str, input_size: int, hidden_size: int, forget_bias: float | None) -> nn.Module:
-    if cell == "lstm":
-        return LSTMCell(input_size, hidden_size, forget_bias=forget_bias)
-    if cell in ("gru", "gru-torch"):
-        return GRUCell(input_size, hidden_size, reset_after=cell == "gru-torch")
-    return RNNCell(input_size, hidden_size, nonlinearity="relu" if cell == "rnn-relu" else "tanh")
+def _upgrade_hook(state: dict, prefix: str, *_) -> None:
+    upgrade_state_dict(state, prefix)
 
 
 class Seq2Seq(nn.Module):
@@ -156,26 +147,29 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
         self.config = c = config
+        self.cell = c.recurrence
         self.src_embedding = nn.Embedding(c.src_vocab_size, c.embed_size)
         self.tgt_embedding = self.src_embedding if c.share_embeddings else nn.Embedding(c.tgt_vocab_size,
                                                                                          c.embed_size)
-        self.encoder = make_recurrent(c.cell, c.embed_size, c.hidden_size, c.encoder_layers, c.dropout,
-                                      bidirectional=c.bidirectional, engine=c.engine, forget_bias=c.forget_bias)
+        self.encoder = make_recurrent(self.cell, c.embed_size, c.hidden_size, c.encoder_layers, c.dropout,
+                                      bidirectional=c.bidirectional, engine=c.engine)
         H, K = c.dec_hidden, c.memory_size
-        self.lstm = c.cell == "lstm"
         if c.bridge == "linear":
             self.bridge = nn.Linear(K, H * c.decoder_layers)
-            self.bridge_c = nn.Linear(K, H * c.decoder_layers) if self.lstm else None
-        self.cells = nn.ModuleList(
-            _make_cell(c.cell, (c.embed_size + (H if c.input_feeding else 0)) if k == 0 else H, H, c.forget_bias)
-            for k in range(c.decoder_layers))
+            self.bridge_c = nn.Linear(K, H * c.decoder_layers) if self.cell.has_cell_state else None
+        self.decoder = make_recurrent(self.cell, c.embed_size + (H if c.input_feeding else 0), H, c.decoder_layers,
+                                      c.dropout, engine=c.engine)
         self.attention = (None if c.attention == "none"
                           else make_attention(c.attention, H, K, c.attention_size))
         self.combine = nn.Linear(K + H, H, bias=False)     # h~_t = tanh(W_c [c_t; s_t])
         self.output = nn.Linear(H, c.tgt_vocab_size)
-        if c.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -c.init_range, c.init_range)
+        initialize(self, c)
+        self._register_load_state_dict_pre_hook(_upgrade_hook)
+
+    @staticmethod
+    def upgrade_state_dict(state: dict) -> dict:
+        """Weights saved by an older rnnkit under this model's current names (:func:`upgrade_state_dict`)."""
+        return upgrade_state_dict(state)
 
     # ------------------------------------------------------------------ encoder
 
@@ -185,74 +179,50 @@ class Seq2Seq(nn.Module):
             return reverse_padded(src.unsqueeze(2), src_lengths).squeeze(2)
         return src
 
-    def encode(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
+    def encode(self, src: Tensor, src_lengths: Tensor) -> Seq2SeqDecoderState:
         """Run the encoder and the bridge: the decoder's state before its first step."""
         c = self.config
         src_lengths = src_lengths.to(src.device)
         emb = F.dropout(self.src_embedding(self.encoder_input(src, src_lengths)), c.dropout, self.training)
         out, final = self.encoder(emb, lengths=src_lengths)               # (S, N, K), (L*D, N, He)
-        h_n = final[0] if isinstance(final, tuple) else final
+        h_n, _ = self.cell.unpack(final)
         N = src.shape[1]
         top = h_n[-c.directions:]                                          # the top layer's directions
         summary = top.transpose(0, 1).reshape(N, c.memory_size)            # [h_fwd; h_bwd] (N, K)
         memory = out.transpose(0, 1)                                       # (N, S, K)
         mask = torch.arange(src.shape[0], device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)
         H, L = c.dec_hidden, c.decoder_layers
+        per_layer = lambda t: t.view(N, L, H).transpose(0, 1).contiguous()   # (N, L*H) -> (L, N, H)
         if c.bridge == "linear":
-            h0 = torch.tanh(self.bridge(summary)).view(N, L, H).unbind(1)
-            if self.lstm:
-                c0 = self.bridge_c(summary).view(N, L, H).unbind(1)
-                hidden = list(zip(h0, c0))
-            else:
-                hidden = list(h0)
+            h0 = per_layer(torch.tanh(self.bridge(summary)))
+            hidden = self.cell.pack(h0, per_layer(self.bridge_c(summary)) if self.cell.has_cell_state else None)
         else:
-            zero = summary.new_zeros(N, H)
-            hidden = [(zero, zero) if self.lstm else zero for _ in range(L)]
+            zero = summary.new_zeros(L, N, H)
+            hidden = self.cell.pack(zero, zero)
         cache = None if self.attention is None else self.attention.precompute(memory)
-        return DecoderState(hidden, summary.new_zeros(N, H), memory, cache, mask, summary)
+        return Seq2SeqDecoderState(hidden, summary.new_zeros(N, H), memory, cache, mask, summary)
 
     # ------------------------------------------------------------------ decoder
 
-    def embed_input(self, emb: Tensor) -> Tensor:
-        """The embedding's share of the first decoder layer's input projection, ``emb U_e + b_ih`` (..., G*H).
-
-        The first layer reads ``[emb(y_{t-1}); h~_{t-1}]``; its input matmul splits into an embedding part, done
-        here for all steps at once under teacher forcing, and an input-feeding part, done step by step.
-        """
-        cell = self.cells[0]
-        return F.linear(emb, cell.weight_ih[:, : self.config.embed_size], cell.bias_ih)
-
-    def _advance(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """One decoder step from :meth:`embed_input` of the previous token: (h~_t (B, H), new state)."""
-        c = self.config
-        hidden = []
-        x = None
-        for k, cell in enumerate(self.cells):
-            if k == 0:        # x_t U = emb U_e + h~_{t-1} U_f, the first term precomputed (bias included)
-                feed = state.feed if c.input_feeding else state.feed[:, :0]
-                h = _cell_step(cell, feed, state.hidden[0], cell.weight_ih[:, c.embed_size:], embedded)
-            else:
-                h = _cell_step(cell, x, state.hidden[k], cell.weight_ih, cell.bias_ih)
-            hidden.append(h)
-            x = h[0] if self.lstm else h
-            if k < len(self.cells) - 1:
-                x = F.dropout(x, c.dropout, self.training)
-        query = x
+    def _advance(self, emb: Tensor, state: Seq2SeqDecoderState) -> tuple[Tensor, Seq2SeqDecoderState]:
+        """One decoder step from the previous token's embedding ``emb`` (B, E): (h~_t (B, H), new state)."""
+        x = torch.cat([emb, state.feed], dim=1) if self.config.input_feeding else emb
+        query, hidden = self.decoder.step(x, state.hidden)                # s_t: the top layer's new state
         if self.attention is None:
             context, weights = state.summary, None
         else:
             context, weights = self.attention(query, state.memory, state.mask, cache=state.cache)
         attentional = torch.tanh(self.combine(torch.cat([context, query], dim=1)))
-        return attentional, DecoderState(hidden, attentional, state.memory, state.cache, state.mask,
-                                         state.summary, weights)
+        return attentional, Seq2SeqDecoderState(hidden, attentional, state.memory, state.cache, state.mask,
+                                                state.summary, weights)
 
     def logits(self, attentional: Tensor) -> Tensor:
         return self.output(F.dropout(attentional, self.config.dropout, self.training))
 
-    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+    def step(self, tokens: Tensor, state: Seq2SeqDecoderState) -> tuple[Tensor, Seq2SeqDecoderState]:
         """One decoding step: previous tokens (B,) -> logits (B, V) and the new state (``.attention`` set)."""
         emb = F.dropout(self.tgt_embedding(tokens), self.config.dropout, self.training)
-        attentional, state = self._advance(self.embed_input(emb), state)
+        attentional, state = self._advance(emb, state)
         return self.logits(attentional), state
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, sample_ratio: float = 0.0) -> Tensor:
@@ -260,11 +230,10 @@ class Seq2Seq(nn.Module):
         state = self.encode(src, src_lengths)
         T = tgt_in.shape[0]
         if sample_ratio <= 0 or not self.training:
-            emb = F.dropout(self.tgt_embedding(tgt_in), self.config.dropout, self.training)
-            embedded = self.embed_input(emb)                                 # all steps in one matmul
+            emb = F.dropout(self.tgt_embedding(tgt_in), self.config.dropout, self.training)   # all steps at once
             outputs = []
             for t in range(T):
-                attentional, state = self._advance(embedded[t], state)
+                attentional, state = self._advance(emb[t], state)
                 outputs.append(attentional)
             return self.logits(torch.stack(outputs))                      # one output matmul for all steps
         logits, previous = [], None

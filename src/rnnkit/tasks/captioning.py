@@ -13,17 +13,20 @@ equals one of the references). The best checkpoint is the one with the highest B
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import Tokenizer, WordTokenizer
-from ..data.images import caption_words, normalize
+from ..data import Tokenizer, WordTokenizer, tokenizer_from_dict
+from ..data.images import caption_words, load_caption_set, load_images, normalize
 from ..decoding.beam import Hypothesis, search
-from ..models.captioner import CaptionModel, ImageFeatures, caption_loss
+from ..models.captioner import CaptionConfig, CaptionModel, ImageFeatures, caption_loss
 from ..training import distributed as dist
+from ..training.modes import evaluating
+from .runs import load_task_run
 
 PAD = -100        # target id the loss ignores
 
@@ -100,17 +103,16 @@ def generate(model: CaptionModel, images: Tensor, tokenizer: Tokenizer, beam: in
              trace: bool = False) -> list[Hypothesis]:
     """One hypothesis per uint8 image (N, 3, S, S): greedy (``beam`` 1) or beam search from
     :func:`rnnkit.decoding.beam.search`; with ``trace`` each carries its attention weights (words, grid cells)."""
-    was_training = model.training
-    model.eval()
     eos = tokenizer.vocab.index("<eos>")
     max_len = max_len or model.config.max_length
     out: list[Hypothesis] = []
-    for i in range(0, len(images), batch_size):
-        chunk = normalize(images[i:i + batch_size].to(device))
-        state = model.start(chunk)
-        out.extend(search(_step_fn(model), state, len(chunk), bos=eos, eos=eos, max_len=max_len, beam_size=beam,
-                          alpha=alpha, trace=(lambda s: s.weights) if trace else None, device=device))
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(images), batch_size):
+            chunk = normalize(images[i:i + batch_size].to(device))
+            state = model.start(chunk)
+            out.extend(search(_step_fn(model), state, len(chunk), bos=eos, eos=eos, max_len=max_len,
+                              beam_size=beam, alpha=alpha, trace=(lambda s: s.weights) if trace else None,
+                              device=device))
     return out
 
 
@@ -237,23 +239,47 @@ class CaptionTask:
 def evaluate_captions(model: CaptionModel, data: CaptionSet, tokenizer: Tokenizer, device: torch.device | str = "cpu",
                       beam: int = 1, alpha: float = 0.0, batch_size: int = 100) -> dict[str, float]:
     """Teacher-forced loss over every reference, then BLEU-1..4 and exact match of generated captions."""
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(data), batch_size):
-        caps, image_index = [], []
-        for k, refs in enumerate(data.captions[i:i + batch_size]):
-            caps.extend(refs)
-            image_index.extend([k] * len(refs))
-        inputs, targets = encode_captions(tokenizer, caps)
-        logits = model(normalize(data.images[i:i + batch_size].to(device)), inputs.to(device),
-                       torch.tensor(image_index, device=device))
-        targets = targets.to(device)
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                       ignore_index=PAD, reduction="sum"))
-        count += int((targets != PAD).sum())
-    hyps = [words(tokenizer, h) for h in generate(model, data.images, tokenizer, beam, alpha, batch_size=batch_size,
-                                                  device=device)]
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(data), batch_size):
+            caps, image_index = [], []
+            for k, refs in enumerate(data.captions[i:i + batch_size]):
+                caps.extend(refs)
+                image_index.extend([k] * len(refs))
+            inputs, targets = encode_captions(tokenizer, caps)
+            logits = model(normalize(data.images[i:i + batch_size].to(device)), inputs.to(device),
+                           torch.tensor(image_index, device=device))
+            targets = targets.to(device)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                           ignore_index=PAD, reduction="sum"))
+            count += int((targets != PAD).sum())
+        hyps = [words(tokenizer, h) for h in generate(model, data.images, tokenizer, beam, alpha,
+                                                      batch_size=batch_size, device=device)]
     return {"loss": total / max(count, 1), **bleu_scores(hyps, data.captions),
             "exact": exact_match(hyps, data.captions), "images": len(data)}
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[CaptionModel, Tokenizer, dict]:
+    """``(model in eval mode, tokenizer, config)`` of a ``caption`` run."""
+    def build(config: dict, where: Path):
+        return CaptionModel(CaptionConfig.from_dict(config["model"])), (tokenizer_from_dict(config["tokenizer"],
+                                                                                             source=where),)
+    model, (tokenizer,), config = load_task_run(run_dir, "caption", "captioning", build, device)
+    return model, tokenizer, config
+
+
+load_captioner = load_run
+
+
+def evaluate_run(run_dir: str | Path, images: str | Path, captions: str | Path, format: str | None = None,
+                 beam: int = 1) -> str:
+    """``rnnkit eval`` of a ``caption`` run on the images in ``images`` with the captions file ``captions``
+    (``flickr8k`` or ``coco``; None: guessed): BLEU-1..4, exact match and loss, as one line."""
+    model, tokenizer, config = load_run(run_dir)
+    items = load_caption_set(images, captions, format)
+    pixels, items = load_images(items, model.config.image_size)
+    data = CaptionSet.from_raw(pixels, [i.captions for i in items], [i.name for i in items])
+    m = evaluate_captions(model, data, tokenizer, beam=beam)
+    return (f"{captions}: {len(data)} images, beam {beam}: BLEU-1 {m['bleu1']:.2f}, BLEU-2 {m['bleu2']:.2f}, "
+            f"BLEU-3 {m['bleu3']:.2f}, BLEU-4 {m['bleu4']:.2f}; exact match {100 * m['exact']:.1f}%; "
+            f"loss {m['loss']:.4f} nats/word")

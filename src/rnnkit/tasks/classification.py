@@ -1,7 +1,6 @@
 """Sentence classification for the shared trainer: length-bucketed batches, cross-entropy, accuracy and macro-F1.
 
-Also what using a trained classifier needs: :func:`load_classifier` (a run folder → model, text encoder,
-labels), :func:`predict` (texts → probabilities, attention weights), the metrics (:func:`confusion_matrix`,
+Also what using a trained classifier needs: :func:`load_run` (a run folder → model, text encoder, labels), :func:`predict` (texts → probabilities, attention weights), the metrics (:func:`confusion_matrix`,
 :func:`scores`) and :func:`plot_confusion`.
 """
 from __future__ import annotations
@@ -14,12 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import DataError, LabelSet, TextEncoder
+from ..data import DataError, LabelSet, TextEncoder, read_labelled
 from ..data.buckets import bucket_batches
 from ..data.labelled import iter_batches
 from ..models.classifier import Classifier, ClassifierConfig
 from ..training import distributed as dist
-from ..training.checkpoint import CheckpointError, load_weights, read_config
+from ..training.checkpoint import CheckpointError
+from ..training.modes import evaluating
+from .runs import load_task_run
 
 TASK = "classify"
 
@@ -127,19 +128,17 @@ def predict_ids(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
                 attention: bool = False) -> tuple[Tensor, list[Tensor] | None]:
     """Class probabilities ``(N, C)`` in the order of ``encoded`` (batched by length, evaluation mode) and,
     with ``attention``, each sequence's attention weights over its own tokens."""
-    was_training = model.training
-    model.eval()
     out: list[Tensor | None] = [None] * len(encoded)
     weights: list[Tensor | None] = [None] * len(encoded)
     lengths = [len(s) for s in encoded]
-    for idx, tokens, lens in iter_batches(encoded, bucket_batches(lengths, batch_size), pad_id):
-        logits, w = model.explain(tokens.to(device), lens.to(device))
-        p = torch.softmax(logits.float(), dim=-1).cpu()
-        for j, i in enumerate(idx):
-            out[i] = p[j]
-            if attention and w is not None:
-                weights[i] = w[j, :lengths[i]].float().cpu()
-    model.train(was_training)
+    with evaluating(model):
+        for idx, tokens, lens in iter_batches(encoded, bucket_batches(lengths, batch_size), pad_id):
+            logits, w = model.explain(tokens.to(device), lens.to(device))
+            p = torch.softmax(logits.float(), dim=-1).cpu()
+            for j, i in enumerate(idx):
+                out[i] = p[j]
+                if attention and w is not None:
+                    weights[i] = w[j, :lengths[i]].float().cpu()
     probs = torch.stack(out) if out else torch.empty(0)
     return probs, (weights if attention else None)
 
@@ -161,26 +160,27 @@ class LoadedClassifier:
         return predict_ids(self.model, encoded, self.encoder.pad_id, batch_size, device, attention)
 
 
-def load_classifier(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedClassifier:
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedClassifier:
     """A ``classify`` run folder → :class:`LoadedClassifier`; another task's run is a clear error."""
-    config = read_config(run_dir)
-    task = config.get("task")
-    if task != TASK:
+    def wrong_task(task) -> str:
         hint = " (sample from a language model with `rnnkit sample`)" if task == "lm" else ""
-        raise CheckpointError(f"{run_dir}: this is a {task!r} run, not a classifier; `rnnkit predict` needs a "
-                              f"{TASK!r} run from `rnnkit train classify`{hint}")
-    where = Path(run_dir) / "config.json"
-    try:
+        return (f"{run_dir}: this is a {task!r} run, not a classifier; `rnnkit predict` needs a {TASK!r} run from "
+                f"`rnnkit train classify`{hint}")
+
+    def build(config: dict, where: Path):
         model = Classifier(ClassifierConfig.from_dict(config["model"]))
         encoder = TextEncoder.from_dict(config["encoder"], source=where)
         labels = LabelSet(config["labels"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: incomplete or invalid classifier configuration ({e})") from None
-    if model.config.vocab_size != encoder.vocab_size or model.config.num_classes != len(labels):
-        raise CheckpointError(f"{where}: the model's vocabulary or class count does not match the tokenizer "
-                              f"or labels")
-    load_weights(run_dir, model)
-    return LoadedClassifier(model.to(device).eval(), encoder, labels, config)
+        if model.config.vocab_size != encoder.vocab_size or model.config.num_classes != len(labels):
+            raise CheckpointError(f"{where}: the model's vocabulary or class count does not match the tokenizer "
+                                  f"or labels")
+        return model, (encoder, labels)
+
+    model, (encoder, labels), config = load_task_run(run_dir, TASK, "classifier", build, device, wrong_task)
+    return LoadedClassifier(model, encoder, labels, config)
+
+
+load_classifier = load_run
 
 
 # -------------------------------------------------------------------------------------------- reporting
@@ -224,3 +224,18 @@ def plot_confusion(matrix: Tensor, names: Sequence[str], path: str | Path, title
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     save_figure(fig, path)
 
+
+def evaluate_run(run_dir: str | Path, data: str | Path, text_column: str | None = None,
+                 label_column: str | None = None) -> str:
+    """``rnnkit eval`` of a ``classify`` run on the labelled file ``data`` (columns: the ones it was trained on
+    unless given): accuracy, macro-F1 and loss on one line, then the confusion matrix."""
+    clf = load_run(run_dir)
+    saved = clf.config.get("data", {})
+    labelled = read_labelled(data, text_column=text_column or saved.get("text_column", "sentence"),
+                             label_column=label_column or saved.get("label_column", "label"))
+    target = torch.tensor(clf.labels.encode(labelled), dtype=torch.long)
+    probs, _ = clf.predict(labelled.texts, source=labelled.source, lines=labelled.lines)
+    m = scores(probs, target, len(clf.labels))
+    matrix = confusion_matrix(probs.argmax(1), target, len(clf.labels))
+    return (f"{data}: {len(labelled):,} examples, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
+            f"loss {m['loss']:.4f} nats\n{format_confusion(matrix, clf.labels.names)}")

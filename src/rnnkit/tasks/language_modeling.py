@@ -1,15 +1,20 @@
-"""Language modelling for the shared trainer: truncated BPTT with the state carried across windows."""
+"""Language modelling for the shared trainer: truncated BPTT with the state carried across windows; loading a
+trained run (:func:`load_run`)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-from ..data import BPTTStream, Tokenizer, batchify
-from ..models.language_model import LanguageModel, detach_state, lm_loss
+from ..data import BPTTStream, Tokenizer, batchify, read_text, tokenizer_from_dict
+from ..models.language_model import LanguageModel, LMConfig, detach_state, lm_loss
 from ..training import distributed as dist
+from ..training.modes import evaluating
+from ..training.trainer import perplexity
+from .runs import load_task_run
 
 LN2 = math.log(2)
 
@@ -64,7 +69,7 @@ class LanguageModelTask:
         return evaluate_stream(model, self.valid, self.device, self.level)
 
     def progress(self, loss: float) -> dict[str, str]:
-        return {"bpc": f"{loss / LN2:.3f}"} if self.level == "char" else {"ppl": f"{math.exp(min(loss, 50)):.1f}"}
+        return {"bpc": f"{loss / LN2:.3f}"} if self.level == "char" else {"ppl": f"{perplexity(loss):.1f}"}
 
     def run_config(self) -> dict:
         return {"task": self.name, "level": self.level, "model": self.model_config,
@@ -82,19 +87,40 @@ class LanguageModelTask:
 @torch.no_grad()
 def evaluate_stream(model: LanguageModel, stream: BPTTStream, device: torch.device, level: str) -> dict[str, float]:
     """Mean loss over every target of ``stream``, the state carried window to window; plus ppl or bpc."""
-    was_training = model.training
-    model.eval()
     total, count, state = 0.0, 0, None
-    for x, y in stream:
-        logits, state = model(x.to(device), state)
-        total += float(nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1),
-                                                   reduction="sum"))
-        count += y.numel()
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in stream:
+            logits, state = model(x.to(device), state)
+            total += float(nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                       y.to(device).reshape(-1), reduction="sum"))
+            count += y.numel()
     loss = total / count
     out = {"loss": loss, "tokens": count}
     if level == "char":
         out["bpc"] = loss / LN2
     else:
-        out["ppl"] = math.exp(min(loss, 50.0))
+        out["ppl"] = perplexity(loss)
     return out
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[LanguageModel, Tokenizer, dict]:
+    """``(model in eval mode, tokenizer, config)`` of an ``lm`` run."""
+    def build(config: dict, where: Path):
+        return LanguageModel(LMConfig.from_dict(config["model"])), (tokenizer_from_dict(config["tokenizer"],
+                                                                                         source=where),)
+    model, (tokenizer,), config = load_task_run(run_dir, "lm", "language-model", build, device)
+    return model, tokenizer, config
+
+
+load_lm = load_run
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path, bptt: int = 64) -> str:
+    """``rnnkit eval`` of an ``lm`` run on the text file ``data``, windows of ``bptt`` with the state carried:
+    its loss and perplexity (words) or bits per character, as one line."""
+    model, tokenizer, config = load_run(run_dir)
+    ids = torch.tensor(tokenizer.encode(read_text(data), source=data), dtype=torch.long)
+    stream = BPTTStream(batchify(ids, 1, source=data), bptt, source=data)
+    m = evaluate_stream(model, stream, torch.device("cpu"), config["level"])
+    extra = f"bits per character {m['bpc']:.4f}" if "bpc" in m else f"perplexity {m['ppl']:.2f}"
+    return f"{data}: {m['tokens']:,} tokens, loss {m['loss']:.4f} nats, {extra}"

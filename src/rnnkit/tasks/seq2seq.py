@@ -9,7 +9,6 @@ synthetic tasks).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -20,11 +19,13 @@ from torch import Tensor, nn
 
 from ..data.errors import DataError
 from ..data.buckets import bucket_batches, pad
-from ..data.parallel import ParallelBatch, SequenceTokenizer, collate, iterate
+from ..data.parallel import ParallelBatch, SequenceTokenizer, iterate, read_parallel
 from ..decoding.beam import Hypothesis, beam_search, greedy_search
-from ..models.seq2seq import DecoderState, Seq2Seq, Seq2SeqConfig, seq2seq_loss
+from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqDecoderState, seq2seq_loss
 from ..training import distributed as dist
-from ..training.checkpoint import CheckpointError, load_weights, read_config
+from ..training.modes import evaluating
+from ..training.trainer import perplexity
+from .runs import load_task_run
 
 METRICS = ("bleu", "chrf", "exact", "loss")
 
@@ -57,7 +58,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 def log_prob_step(model: Seq2Seq):
     """The model as a beam-search step function: ``(tokens (B,), state) -> (log_probs (B, V), state)``."""
-    def step(tokens: Tensor, state: DecoderState):
+    def step(tokens: Tensor, state: Seq2SeqDecoderState):
         logits, state = model.step(tokens, state)
         return F.log_softmax(logits.float(), dim=-1), state
     return step
@@ -68,26 +69,24 @@ def decode_encoded(model: Seq2Seq, sources: Sequence[Sequence[int]], beam: int =
                    max_len: int | None = None, batch_size: int = 128, with_attention: bool = False,
                    n_best: int = 1) -> list[list[Hypothesis]]:
     """Decode id sequences (each ending in the source EOS) in length-sorted batches; results in input order."""
-    was_training = model.training
-    model.eval()
     device = model_device(model)
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
     step = log_prob_step(model)
     trace = (lambda s: s.attention) if with_attention and model.attention is not None else None
     eos = model.config.tgt_eos_id
-    for k in range(0, len(order), batch_size):
-        chunk = order[k:k + batch_size]
-        src, lengths = pad([sources[i] for i in chunk], 0)
-        state = model.encode(src.to(device), lengths.to(device))
-        limits = [max_len or default_max_len(int(n)) for n in lengths]
-        if beam == 1:
-            hyps = [[h] for h in greedy_search(step, state, len(chunk), eos, eos, limits, trace, device)]
-        else:
-            hyps = beam_search(step, state, len(chunk), eos, eos, limits, beam, alpha, n_best, trace, device)
-        for i, h in zip(chunk, hyps):
-            results[i] = h
-    model.train(was_training)
+    with evaluating(model):
+        for k in range(0, len(order), batch_size):
+            chunk = order[k:k + batch_size]
+            src, lengths = pad([sources[i] for i in chunk], 0)
+            state = model.encode(src.to(device), lengths.to(device))
+            limits = [max_len or default_max_len(int(n)) for n in lengths]
+            if beam == 1:
+                hyps = [[h] for h in greedy_search(step, state, len(chunk), eos, eos, limits, trace, device)]
+            else:
+                hyps = beam_search(step, state, len(chunk), eos, eos, limits, beam, alpha, n_best, trace, device)
+            for i, h in zip(chunk, hyps):
+                results[i] = h
     return results
 
 
@@ -128,18 +127,16 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], lowercas
 def teacher_forced_loss(model: Seq2Seq, encoded: Sequence[tuple[list[int], list[int]]], tgt_eos: int,
                         batch_size: int = 128) -> float:
     """Mean cross-entropy per target token (nats), in evaluation mode."""
-    was_training = model.training
-    model.eval()
     device = model_device(model)
     total, count = 0.0, 0
     batches = bucket_batches([(len(s), len(t)) for s, t in encoded], batch_size, shuffle=False)
-    for batch in iterate(encoded, batches, tgt_eos):
-        b = batch.to(device)
-        logits = model(b.src, b.src_lengths, b.tgt_in)
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), b.tgt_out.reshape(-1),
-                                       ignore_index=-100, reduction="sum"))
-        count += b.tokens
-    model.train(was_training)
+    with evaluating(model):
+        for batch in iterate(encoded, batches, tgt_eos):
+            b = batch.to(device)
+            logits = model(b.src, b.src_lengths, b.tgt_in)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), b.tgt_out.reshape(-1),
+                                           ignore_index=-100, reduction="sum"))
+            count += b.tokens
     return total / max(1, count)
 
 
@@ -205,10 +202,10 @@ class Seq2SeqTask:
                               batch_size=self.eval_batch_size)
         texts = [self.tgt_tok.decode(h[0].tokens) for h in hyps]
         scores = corpus_scores(texts, [t for _, t in self.valid_pairs], lowercase=self.tgt_tok.lowercase)
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), **scores}
+        return {"loss": loss, "ppl": perplexity(loss), **scores}
 
     def progress(self, loss: float) -> dict[str, str]:
-        return {"ppl": f"{math.exp(min(loss, 50)):.1f}"}
+        return {"ppl": f"{perplexity(loss):.1f}"}
 
     def run_config(self) -> dict:
         return {"task": self.name, "model": self.model_config, "src_tokenizer": self.src_tok.to_dict(),
@@ -225,21 +222,29 @@ class Seq2SeqTask:
 
 # ---------------------------------------------------------------------------------------------- runs
 
-def load_seq2seq(run_dir: str | Path, device: torch.device | str = "cpu"
-                 ) -> tuple[Seq2Seq, SequenceTokenizer, SequenceTokenizer, dict]:
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu"
+             ) -> tuple[Seq2Seq, SequenceTokenizer, SequenceTokenizer, dict]:
     """``(model in eval mode, source tokenizer, target tokenizer, config)`` of a ``seq2seq`` run."""
-    config = read_config(run_dir, task="seq2seq")
-    where = Path(run_dir) / "config.json"
-    try:
-        model = Seq2Seq(Seq2SeqConfig.from_dict(config["model"]))
-        src_tok = SequenceTokenizer.from_dict(config["src_tokenizer"], source=where)
-        tgt_tok = SequenceTokenizer.from_dict(config["tgt_tokenizer"], source=where)
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: incomplete or invalid seq2seq configuration ({e})") from None
-    load_weights(run_dir, model)
-    return model.to(device).eval(), src_tok, tgt_tok, config
+    def build(config: dict, where: Path):
+        return Seq2Seq(Seq2SeqConfig.from_dict(config["model"])), (
+            SequenceTokenizer.from_dict(config["src_tokenizer"], source=where),
+            SequenceTokenizer.from_dict(config["tgt_tokenizer"], source=where))
+    model, (src_tok, tgt_tok), config = load_task_run(run_dir, "seq2seq", "seq2seq", build, device)
+    return model, src_tok, tgt_tok, config
 
 
-def collate_pairs(encoded, tgt_eos: int) -> ParallelBatch:
-    """All of ``encoded`` as one batch (tests and small tools)."""
-    return collate(encoded, range(len(encoded)), tgt_eos)
+load_seq2seq = load_run
+
+
+def evaluate_run(run_dir: str | Path, src: str | Path, tgt: str | Path, beam: int = 1) -> str:
+    """``rnnkit eval`` of a ``seq2seq`` run on the line-aligned files ``src`` and ``tgt``: BLEU, chrF and exact
+    match of its translations (beam ``beam``, the run's length penalty), as one line."""
+    pairs = read_parallel(src, tgt)
+    model, src_tok, tgt_tok, config = load_run(run_dir)
+    alpha = config.get("decoding", {}).get("alpha", 0.0)
+    with torch.no_grad():
+        results = translate(model, src_tok, tgt_tok, [s for s, _ in pairs], beam=beam, alpha=alpha, source=str(src))
+    scores = corpus_scores([r[0].text for r in results], [t for _, t in pairs], lowercase=tgt_tok.lowercase)
+    case = ", case-insensitive" if tgt_tok.lowercase else ""
+    return (f"{src} -> {tgt}: {len(pairs):,} sentences, beam {beam}{case}: BLEU {scores['bleu']:.2f}, "
+            f"chrF {scores['chrf']:.2f}, exact match {scores['exact']:.2%}")

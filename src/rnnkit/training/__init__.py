@@ -1,7 +1,8 @@
 """The training loop every task shares, checkpoints that never execute code, and DDP."""
 from .checkpoint import CheckpointError, load_resume, load_weights, read_config, save_run
 from .config import TrainConfig
-from .trainer import Task, Trainer, TrainingError, seed_everything
+from .modes import evaluating
+from .trainer import Task, Trainer, TrainingError, perplexity, seed_everything
 
 __all__ = ["Trainer", "Task", "TrainConfig", "TrainingError", "CheckpointError", "save_run", "read_config",
-           "load_weights", "load_resume", "seed_everything"]
+           "load_weights", "load_resume", "seed_everything", "evaluating", "perplexity"]

@@ -72,6 +72,9 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
         saved = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
+    upgrade = getattr(model, "upgrade_state_dict", None)      # a model whose parameter names changed
+    if upgrade is not None:
+        saved = upgrade(saved)
     state, missing, known = {}, [], set()
     for names, _ in _tie_groups(model):
         known.update(names)

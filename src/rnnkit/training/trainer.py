@@ -23,6 +23,7 @@ from . import distributed as dist
 from .atomic import append_jsonl
 from .checkpoint import load_resume, save_resume, save_run
 from .config import TrainConfig
+from .modes import evaluating
 from .plots import plot_metrics
 
 
@@ -158,10 +159,8 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Evaluate, log, keep the best checkpoint, count evaluations without improvement."""
-        self.model.eval()
-        with torch.no_grad():
+        with evaluating(self.model), torch.no_grad():
             metrics = self.task.evaluate(self.model)
-        self.model.train()
         self.last_eval_step = self.step
         self.last_metrics = metrics
         value = metrics[self.task.metric]
@@ -181,9 +180,12 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         per_epoch = self.task.steps_per_epoch()
         total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
-        bar = tqdm(total=total, initial=min(self.step, total), disable=self.quiet, dynamic_ncols=True,
-                   unit="step", smoothing=0.1)
+        bar = tqdm(total=self._bar_total(total, None), initial=min(self.step, total), disable=self.quiet,
+                   dynamic_ncols=True, unit="step", smoothing=0.1 if cfg.minutes is None else 0.0)
+        # with a time budget the bar's total comes from this session's average rate (evaluations included), and
+        # so does its ETA (smoothing 0): the time left is then the budget left
         self._started = time.monotonic()
+        first_step = self.step
         reason = "finished"
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and self.device.type == "cuda"
                     else nullcontext())
@@ -210,6 +212,7 @@ class Trainer:
                     value = loss.item()
                     now = time.monotonic()
                     if not self.quiet:
+                        bar.total = self._bar_total(total, (self.step - first_step) / max(now - self._started, 1e-9))
                         bar.update(1)
                         bar.set_postfix({"ep": self.epoch, "loss": f"{value:.3f}", **self.task.progress(value),
                                          "tok/s": f"{items / max(now - tick, 1e-9):,.0f}", "lr": f"{lr:.3g}",
@@ -239,6 +242,12 @@ class Trainer:
         if self.is_main:
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", self.task.metric)
         return reason
+
+    def _bar_total(self, step_total: int, steps_per_second: float | None) -> int | None:
+        """Where the progress bar ends: see :func:`progress_total`."""
+        budget = self.cfg.minutes
+        left = None if budget is None else max(0.0, 60 * budget - self.trained_seconds())
+        return progress_total(step_total, self.step, left, steps_per_second)
 
     def _update(self, objective: Tensor) -> Tensor:
         """Backward, clip, optimizer step; returns the gradient norm before clipping."""
@@ -271,4 +280,17 @@ def _grad_norm(model: nn.Module) -> float:
 
 
 def perplexity(loss: float) -> float:
+    """``exp(loss)`` of a mean cross-entropy in nats, capped at ``exp(50)`` (an untrained model's loss can overflow)."""
     return math.exp(min(loss, 50.0))
+
+
+def progress_total(step_total: int, step: int, seconds_left: float | None,
+                   steps_per_second: float | None) -> int | None:
+    """The step a run is expected to stop at, for the progress bar: ``step_total`` (the epochs or the step limit),
+    or, with a time budget (``seconds_left`` not None), the step the budget runs out at the current rate if that
+    comes first, so the bar's remaining time is the run's. None while a time-budgeted run has no rate yet."""
+    if seconds_left is None:
+        return step_total
+    if not steps_per_second:
+        return None
+    return max(step, min(step_total, step + int(seconds_left * steps_per_second)))

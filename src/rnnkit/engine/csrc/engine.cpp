@@ -225,6 +225,7 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
 }  // namespace
 
 void bind_stepper(pybind11::module& m);   // stepper.cpp
+void bind_scan(pybind11::module& m);      // scan.cpp
 }  // namespace rnnkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -240,4 +241,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         rnnkit::gemm_once(out, a, b, accumulate); },
         "out (+)= a @ b as the engine's once-per-window products run (oneDNN for float32); for benchmarks");
   rnnkit::bind_stepper(m);
+  rnnkit::bind_scan(m);
 }

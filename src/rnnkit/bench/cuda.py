@@ -1,8 +1,8 @@
 """rnnkit's engines next to torch.nn on a CUDA GPU: ``rnnkit bench --device cuda``.
 
-The CPU benchmark's implementations and interleaved rounds (:mod:`rnnkit.engine.benchmark`), each run ended by
-a synchronize: torch.nn's module (cuDNN), rnnkit's fused engine (on CUDA: the hand-written BPTT loop replayed
-from captured CUDA graphs, :mod:`rnnkit.engine.graphed`), the same loop launched from Python, and an
+The CPU benchmark's implementations and interleaved rounds (:mod:`.timing`), each run ended by a synchronize:
+torch.nn's module (cuDNN), rnnkit's ``engine="cuda-graph"`` (the hand-written BPTT loop replayed from captured
+CUDA graphs, :mod:`rnnkit.engine.graphed`; the ``fused`` column), the same loop launched from Python, and an
 ``nn.*Cell`` loop. ``engine="auto"`` runs torch.nn's cuDNN kernels for the three cells cuDNN has, so its row is
 the torch.nn column; for the lecture's GRU it is the fused column. Peak memory is the growth of
 ``torch.cuda.max_memory_allocated`` during one training step; the graphed engine's per-shape buffers (static
@@ -19,7 +19,9 @@ import sys
 
 import torch
 
-from .benchmark import CELLS, IMPLS, QUICK_SHAPES, SHAPES, compare, generation_rows, implementations, ratio, timed
+from ..engine import graphed
+from .generation import generation_rows
+from .timing import CELLS, IMPLS, QUICK_SHAPES, SHAPES, Run, compare, implementations, ratio, timed
 
 
 def _gpu() -> str:
@@ -30,7 +32,7 @@ def _gpu() -> str:
             f"matmul TF32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}: torch's defaults)")
 
 
-def _peak_growth(run) -> int:
+def _peak_growth(run: Run) -> int:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -38,11 +40,10 @@ def _peak_growth(run) -> int:
     return torch.cuda.max_memory_allocated() - base
 
 
-def _kept_by_first_call(run) -> tuple[int, float]:
+def _kept_by_first_call(run: Run) -> tuple[int, float]:
     """Bytes the GPU holds after an implementation's first training call with nothing cached: for the graphed
     engine its entry (static buffers and the graphs' private pool), plus the step's gradients for all; and the
     call's seconds (for the graphed engine: warm-up, capture and first replay of both graphs)."""
-    from . import graphed
     graphed._entries.clear()
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
@@ -53,14 +54,15 @@ def _kept_by_first_call(run) -> tuple[int, float]:
 
 
 def run(quick: bool, command: str) -> str:
+    """The whole CUDA report, as markdown."""
     shapes = QUICK_SHAPES if quick else SHAPES
     budget = 0.5 if quick else 2.0
     lines = [f"# rnnkit engine benchmark on CUDA, {datetime.date.today().isoformat()}{' (quick)' if quick else ''}",
              "", f"GPU: {_gpu()}", "", f"Command: `{command}`", ""]
     train_rows, infer_rows, memory_rows = [], [], []
-    for label, (mode, module_cls, cell_cls) in CELLS.items():
+    for label, (cell, peer) in CELLS.items():
         for T, N, H in shapes:
-            runs = implementations(mode, module_cls, cell_cls, T, N, H, device="cuda")
+            runs = implementations(cell, peer, T, N, H, device="cuda")
             kept = {k: _kept_by_first_call(runs[k]) for k in ("torch.nn", "fused")}
             for r in runs.values():                       # first calls: cuDNN plans, graph capture
                 r(True)

@@ -1,0 +1,173 @@
+"""Issue 17: is a minimal RNN trained with a scan faster than the sequential LSTM, here, on a CPU?
+
+    python benchmarks/parallel_scan.py             # the three shapes and T = 64..4096 at (N, H) = (16, 256)
+    python benchmarks/parallel_scan.py --quick     # (1024, 16, 256) and T = 64, 256, 4096: about a minute
+    python benchmarks/parallel_scan.py --shapes 512x16x256 --sweep ""   # any shapes, no sweep
+
+One training step = forward and backward of one layer (input size = H) on a random (T, N, H) input that needs
+its gradient, with a fixed upstream gradient on the outputs (``out.backward(g)``: no loss pass), parameter
+gradients dropped between steps. Contenders, in one process and in turn (round robin, so a busy machine slows all
+of them alike), after a warm-up at a short T: minGRU's input-projection products alone (``F.linear`` forward and
+its backward, dX and dW: the floor any minGRU pays), MinGRU and MinLSTM with the compiled C++ scan, with the
+chunked scan in torch operators and with the log-space scan (Heinsen; ``logcumsumexp`` under autograd),
+``rnnkit.LSTM`` (``engine="auto"``: the compiled time loop) and ``torch.nn.LSTM``. Medians of the timed rounds.
+The log is appended to ``benchmarks/results/parallel-scan-<date>.log``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from common import RESULTS, commit, save_report  # noqa: E402  (puts src/ on sys.path)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import rnnkit  # noqa: E402
+
+SHAPES = ((1024, 16, 256), (1024, 16, 1024), (1024, 64, 256))
+SWEEP = (64, 128, 256, 512, 1024, 2048, 4096)
+QUICK_SHAPES, QUICK_SWEEP = ((1024, 16, 256),), (64, 256, 4096)
+COLUMNS = ("proj", "minGRU C++", "minGRU torch", "minGRU log", "minLSTM C++", "minLSTM torch", "rnnkit.LSTM",
+           "nn.LSTM")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def contenders(T: int, N: int, H: int, skip: set[str]) -> dict:
+    """name -> a function that runs one training step at (T, N, H) and drops the gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(T, N, H, requires_grad=True)
+    g = torch.randn(T, N, H)
+    w = (torch.randn(2 * H, H) / H ** 0.5).requires_grad_()
+    g2 = torch.randn(T, N, 2 * H)
+
+    def projection():
+        y = F.linear(x, w)                       # x U for the two gate blocks of every step
+        y.backward(g2)                           # dX = dG U^T, dU = X^T dG
+        x.grad = w.grad = None
+
+    def step_of(module):
+        def step():
+            out = module(x)[0]
+            out.backward(g)
+            x.grad = None
+            for p in module.parameters():
+                p.grad = None
+        return step
+
+    layers = {
+        "minGRU C++": lambda: rnnkit.MinGRU(H, H, scan="compiled"),
+        "minGRU torch": lambda: rnnkit.MinGRU(H, H, scan="torch"),
+        "minGRU log": lambda: rnnkit.MinGRU(H, H, log_space=True, scan="log"),
+        "minLSTM C++": lambda: rnnkit.MinLSTM(H, H, scan="compiled"),
+        "minLSTM torch": lambda: rnnkit.MinLSTM(H, H, scan="torch"),
+        "rnnkit.LSTM": lambda: rnnkit.LSTM(H, H),
+        "nn.LSTM": lambda: torch.nn.LSTM(H, H),
+    }
+    runs = {"proj": projection}
+    runs.update({name: step_of(make()) for name, make in layers.items() if name not in skip})
+    return runs
+
+
+def measure(T: int, N: int, H: int, seconds: float, skip: set[str]) -> dict[str, float]:
+    """Median seconds per training step of each contender at (T, N, H)."""
+    warm = contenders(min(T, 128), N, H, skip)
+    for run in warm.values():                    # kernels, packed weights, the extension: loaded and warm
+        run()
+    runs = contenders(T, N, H, skip)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    started, rounds = time.perf_counter(), 0
+    while rounds < 3 or (rounds < 15 and time.perf_counter() - started < seconds):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def ms(v: float | None) -> str:
+    return "—" if v is None else (f"{v * 1e3:.0f}" if v >= 0.1 else f"{v * 1e3:.1f}")
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "—" if a is None or b is None else f"{a / b:.2f}×"
+
+
+def table(rows: list[tuple[tuple[int, int, int], dict[str, float]]]) -> list[str]:
+    head = ["(T, N, H)", *[f"{c} ms" for c in COLUMNS], "minGRU C++ / proj", "LSTM / minGRU C++",
+            "nn.LSTM / minGRU C++", "LSTM / minLSTM C++", "LSTM / minGRU torch", "LSTM / minGRU log"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (T, N, H), t in rows:
+        get = t.get
+        cells = [f"({T}, {N}, {H})", *[ms(get(c)) for c in COLUMNS],
+                 ratio(get("minGRU C++"), get("proj")), ratio(get("rnnkit.LSTM"), get("minGRU C++")),
+                 ratio(get("nn.LSTM"), get("minGRU C++")), ratio(get("rnnkit.LSTM"), get("minLSTM C++")),
+                 ratio(get("rnnkit.LSTM"), get("minGRU torch")), ratio(get("rnnkit.LSTM"), get("minGRU log"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def parse_shape(s: str) -> tuple[int, int, int]:
+    T, N, H = (int(v) for v in s.lower().split("x"))
+    return T, N, H
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="one shape and a three-point sweep (about a minute)")
+    p.add_argument("--shapes", default=None, help="TxNxH,... (default: 1024x16x256,1024x16x1024,1024x64x256)")
+    p.add_argument("--sweep", default=None, help="T values at (N, H) = (16, 256), comma-separated ('' for none)")
+    p.add_argument("--seconds", type=float, default=8.0, help="time per shape after 3 rounds (at most 15 rounds)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--skip", default="", help="contenders to leave out, comma-separated (e.g. 'minGRU log')")
+    p.add_argument("--log", default=None, help="log file (default benchmarks/results/parallel-scan-<date>.log)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    shapes = [parse_shape(s) for s in args.shapes.split(",")] if args.shapes else \
+        list(QUICK_SHAPES if args.quick else SHAPES)
+    sweep = [int(v) for v in args.sweep.split(",") if v] if args.sweep is not None else \
+        list(QUICK_SWEEP if args.quick else SWEEP)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    log = Path(args.log) if args.log else RESULTS / f"parallel-scan-{datetime.date.today().isoformat()}.log"
+    rnnkit.MinGRU(4, 4, scan="compiled")(torch.zeros(2, 1, 4))   # build/load the extension before timing
+
+    load0 = os.getloadavg()
+    started = time.perf_counter()
+    results = {}
+    for T, N, H in shapes + [(T, 16, 256) for T in sweep]:
+        if (T, N, H) not in results:
+            results[(T, N, H)] = measure(T, N, H, args.seconds, skip)
+            print(f"  measured ({T}, {N}, {H}) after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    load1 = os.getloadavg()
+    lines = [f"=== parallel scan: training step of one layer, ms (median), ratios = speed-ups (git {commit()}) ===",
+             f"command: python benchmarks/parallel_scan.py {' '.join(sys.argv[1:])}".rstrip(),
+             f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads; "
+             f"load average at start {load0[0]:.1f}, at end {load1[0]:.1f} (shared machine: times are pessimistic)",
+             f"took {time.perf_counter() - started:.0f} s", "",
+             "Shapes:", *table([(s, results[s]) for s in shapes])]
+    if sweep:
+        lines += ["", "T sweep at (N, H) = (16, 256):", *table([((T, 16, 256), results[(T, 16, 256)])
+                                                              for T in sweep])]
+    save_report(log, lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The options of ``rnnkit bench`` (and ``benchmarks/engine.py``) and the report they ask for: CPU or CUDA."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from . import cpu, cuda
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``rnnkit bench`` and ``benchmarks/engine.py``."""
+    p.add_argument("--quick", action="store_true", help="two shapes, short budgets (under a minute)")
+    p.add_argument("--long", action="store_true", help="also full BPTT over T=10,000 (LSTM, N=32, H=512) with "
+                                                       "checkpointing: the 2 GB target (a few minutes more)")
+    p.add_argument("--out", type=Path, help="also save the markdown report in this file")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: training step, inference and GPU memory on the first GPU instead "
+                        "(rnnkit.bench.cuda)")
+
+
+def report(args: argparse.Namespace, command: str = "rnnkit bench") -> int:
+    """Run the benchmark, print the markdown and save it where ``--out`` says."""
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("rnnkit bench: error: --device cuda, but torch sees no CUDA GPU")
+        text = cuda.run(args.quick, command + " --device cuda" + (" --quick" if args.quick else ""))
+    else:
+        text = cpu.run(args.quick, args.long, command)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+        print(f"saved {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,268 @@
+"""The documented range of every option value, checked where the command line is parsed.
+
+Each checker is an argparse ``type=``: it parses the text and refuses a value out of its range with
+``must be <range>, got <value>``, which the parser (:class:`Parser`) prints as one line naming the option::
+
+    rnnkit train lm: error: --clip must be a finite number >= 0 (0 turns clipping off), got -1
+
+``check(value)`` applies the same range to a value that is already parsed (a preset's, or one read back from a
+run's ``options.json``: :func:`rnnkit.cli.options.validate_options`), and ``text`` is the range in words, which
+``--help`` shows after each option (:func:`document_ranges`). A new numeric option takes one of these as its
+type; tests/cli/test_cli_option_ranges.py fails for one that doesn't.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Checked", "Range", "PathText", "IntList", "YesNo", "Parser", "document_ranges", "integer", "number",
+           "optional", "positive_int", "non_negative_int", "positive_float", "non_negative_float", "finite_float",
+           "probability", "dropout_rate", "open_probability", "unit_interval_open", "seed_int", "out_path",
+           "yes_no"]
+
+
+def _shown(value: Any) -> str:
+    """A value as the error message shows it: typed text as typed (quoted when blank or spaced), others repr."""
+    if isinstance(value, str):
+        return value if value and not any(c.isspace() for c in value) else repr(value)
+    if value is None:
+        return "none"
+    return repr(value)
+
+
+class Checked:
+    """Base of the checkers: ``text`` (the range in words), ``__call__(text)`` for argparse, ``check(value)``."""
+
+    text: str = ""
+    allows_none: bool = False
+
+    @property
+    def __name__(self) -> str:            # argparse names a type by it in some messages
+        return type(self).__name__
+
+    def refuse(self, value: Any) -> argparse.ArgumentTypeError:
+        return argparse.ArgumentTypeError(f"must be {self.text}, got {_shown(value)}")
+
+    def __call__(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Range(Checked):
+    """An integer or a finite number within ``low``..``high`` (each bound closed unless ``*_open``).
+
+    ``none`` (what leaving the value out means, e.g. "no limit") lets ``none`` be typed for it, and ``0`` too
+    when ``zero_is_none``; both parse to None. ``note`` says what a special value in the range means."""
+
+    kind: type = int
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+    none: str = ""
+    zero_is_none: bool = False
+
+    @property
+    def allows_none(self) -> bool:           # type: ignore[override]
+        return bool(self.none)
+
+    @property
+    def text(self) -> str:                   # type: ignore[override]
+        what = "an integer" if self.kind is int else "a finite number" if self.low is None or self.high is None \
+            else "a number"
+        lo, hi = self.low, self.high
+        fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+        if lo is not None and hi is not None:
+            words = f"{what} in {'(' if self.low_open else '['}{fmt(lo)}, {fmt(hi)}{')' if self.high_open else ']'}"
+        elif lo is not None:
+            words = f"{what} {'>' if self.low_open else '>='} {fmt(lo)}"
+        elif hi is not None:
+            words = f"{what} {'<' if self.high_open else '<='} {fmt(hi)}"
+        else:
+            words = what
+        if self.note:
+            words += f" ({self.note})"
+        if self.none:
+            words += f", or {'0 or ' if self.zero_is_none else ''}none for {self.none}"
+        return words
+
+    def __call__(self, text: str) -> Any:
+        s = text.strip()
+        if self.none and s.lower() == "none":
+            return None
+        try:
+            value = int(s) if self.kind is int else float(s)
+        except ValueError:
+            raise self.refuse(text) from None
+        if self.zero_is_none and value == 0:
+            return None
+        if not self._fits(value):
+            raise self.refuse(text)
+        return value
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.none:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.refuse(value)
+        if self.kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise self.refuse(value)
+            value = int(value)
+        else:
+            value = float(value)
+        if self.zero_is_none and value == 0:
+            return None
+        if not self._fits(value):
+            raise self.refuse(value)
+        return value
+
+    def _fits(self, value: float) -> bool:
+        if math.isnan(value) or math.isinf(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            return False
+        return True
+
+    def with_note(self, note: str) -> "Range":
+        return replace(self, note=note)
+
+
+def integer(low: int | None = None, high: int | None = None, note: str = "") -> Range:
+    return Range(int, low, high, note=note)
+
+
+def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False, note: str = "") -> Range:
+    """A finite float (NaN and infinities are never in range)."""
+    return Range(float, low, high, low_open, high_open, note)
+
+
+def optional(r: Range, meaning: str, zero: bool = False) -> Range:
+    """``r``, or ``none`` (and ``0`` with ``zero``) for ``meaning``: the option left out."""
+    return replace(r, none=meaning, zero_is_none=zero)
+
+
+positive_int = integer(1)
+non_negative_int = integer(0)
+positive_float = number(0, low_open=True)
+non_negative_float = number(0)
+finite_float = number()
+probability = number(0, 1)                             # [0, 1]
+dropout_rate = number(0, 1, high_open=True)            # [0, 1): a rate of 1 drops everything
+open_probability = number(0, 1, low_open=True, high_open=True)    # (0, 1)
+unit_interval_open = number(0, 1, low_open=True)       # (0, 1]: top-p
+seed_int = integer(0, 2**32 - 1)                       # NumPy's seeds
+
+
+@dataclass(frozen=True)
+class PathText(Checked):
+    """A file or folder name: not empty, not blank (``--out ""`` would write into the current folder)."""
+
+    as_path: bool = False
+    text: str = "a file or folder name, not empty"
+
+    def __call__(self, text: str) -> Any:
+        return self.check(text)
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise self.refuse(value)
+        return Path(value) if self.as_path else str(value)
+
+
+out_path = PathText()
+
+
+@dataclass(frozen=True)
+class IntList(Checked):
+    """Comma-separated integers, each at least ``low``: ``32,64,128``."""
+
+    low: int = 1
+
+    @property
+    def text(self) -> str:                   # type: ignore[override]
+        return f"comma-separated integers, each >= {self.low}"
+
+    def __call__(self, text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise self.refuse(text) from None
+        if not values:
+            raise self.refuse(text)
+        return self.check(values)
+
+    def check(self, value: Any) -> list[int]:
+        if (not isinstance(value, (list, tuple)) or not value
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < self.low for v in value)):
+            raise self.refuse(",".join(map(str, value)) if isinstance(value, (list, tuple)) else value)
+        return list(value)
+
+
+@dataclass(frozen=True)
+class YesNo(Checked):
+    """yes/no (also true/false, on/off, 1/0)."""
+
+    text: str = "yes or no"
+
+    def __call__(self, text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("yes", "true", "1", "on"):
+            return True
+        if value in ("no", "false", "0", "off"):
+            return False
+        raise self.refuse(text)
+
+    def check(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return self(value)
+        raise self.refuse(value)
+
+
+yes_no = YesNo()
+
+_RANGE_ERROR = re.compile(r"argument (?P<flags>[^:]+): (?P<problem>must be .*)", re.S)
+
+
+class Parser(argparse.ArgumentParser):
+    """rnnkit's argument parser: a value out of its range is one line, ``PROG: error: --opt must be ..., got
+    X``, exit code 2 (other usage errors keep argparse's form: the usage, then the error)."""
+
+    def error(self, message: str):
+        m = _RANGE_ERROR.fullmatch(message)
+        if m:
+            flag = max(m.group("flags").split("/"), key=len)         # -k/--top-k: --top-k
+            self.exit(2, f"{self.prog}: error: {flag} {m.group('problem')}\n")
+        super().error(message)
+
+
+def _with_range(help_text: str, rng: str, add_default: bool) -> str:
+    shown = f" [range: {rng}]".replace("%", "%%")
+    if add_default:                       # ArgumentDefaultsHelpFormatter would put the default after the range
+        help_text += " (default: %(default)s)"
+    return help_text + shown
+
+
+def document_ranges(parser: argparse.ArgumentParser) -> None:
+    """Add each range-checked option's range to its ``--help`` text, after the default, in every sub-command."""
+    defaults_shown = issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                document_ranges(sub)
+        elif isinstance(action.type, Checked) and action.help and "[range: " not in action.help:
+            add_default = defaults_shown and "%(default)" not in action.help and "(default:" not in action.help
+            action.help = _with_range(action.help, action.type.text, add_default)
