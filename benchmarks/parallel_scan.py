@@ -9,7 +9,7 @@ its gradient, with a fixed upstream gradient on the outputs (``out.backward(g)``
 gradients dropped between steps. Contenders, in one process and in turn (round robin, so a busy machine slows all
 of them alike), after a warm-up at a short T: minGRU's input-projection products alone (``F.linear`` forward and
 its backward, dX and dW: the floor any minGRU pays), MinGRU and MinLSTM with the compiled C++ scan, with the
-chunked scan in torch operators and with the log-space scan (Heinsen; ``logcumsumexp`` under autograd),
+chunked scan in torch operators and with the log-space scan (Heinsen; ``logcumsumexp`` under autograd; left out at H >= 1024 unless ``--all``),
 ``rnnkit.LSTM`` (``engine="auto"``: the compiled time loop) and ``torch.nn.LSTM``. Medians of the timed rounds.
 The log is appended to ``benchmarks/results/parallel-scan-<date>.log``.
 """
@@ -85,8 +85,8 @@ def contenders(T: int, N: int, H: int, skip: set[str]) -> dict:
     return runs
 
 
-def measure(T: int, N: int, H: int, seconds: float, skip: set[str]) -> dict[str, float]:
-    """Median seconds per training step of each contender at (T, N, H)."""
+def measure(T: int, N: int, H: int, seconds: float, skip: set[str]) -> dict[str, list[float]]:
+    """Seconds per training step of each contender at (T, N, H), every timed round."""
     warm = contenders(min(T, 128), N, H, skip)
     for run in warm.values():                    # kernels, packed weights, the extension: loaded and warm
         run()
@@ -99,7 +99,7 @@ def measure(T: int, N: int, H: int, seconds: float, skip: set[str]) -> dict[str,
             run()
             times[name].append(time.perf_counter() - t0)
         rounds += 1
-    return {name: statistics.median(v) for name, v in times.items()}
+    return times
 
 
 def ms(v: float | None) -> str:
@@ -110,16 +110,22 @@ def ratio(a: float | None, b: float | None) -> str:
     return "—" if a is None or b is None else f"{a / b:.2f}×"
 
 
-def table(rows: list[tuple[tuple[int, int, int], dict[str, float]]]) -> list[str]:
-    head = ["(T, N, H)", *[f"{c} ms" for c in COLUMNS], "minGRU C++ / proj", "LSTM / minGRU C++",
-            "nn.LSTM / minGRU C++", "LSTM / minLSTM C++", "LSTM / minGRU torch", "LSTM / minGRU log"]
+RATIOS = (("minGRU C++ / proj", "minGRU C++", "proj"), ("LSTM / minGRU C++", "rnnkit.LSTM", "minGRU C++"),
+          ("nn.LSTM / minGRU C++", "nn.LSTM", "minGRU C++"), ("LSTM / minLSTM C++", "rnnkit.LSTM", "minLSTM C++"),
+          ("LSTM / minGRU torch", "rnnkit.LSTM", "minGRU torch"), ("LSTM / minGRU log", "rnnkit.LSTM", "minGRU log"),
+          ("minGRU torch / C++", "minGRU torch", "minGRU C++"))
+
+
+def table(rows: list[tuple[tuple[int, int, int], dict[str, list[float]]]]) -> list[str]:
+    """Medians in ms and their ratios; then, in brackets, the ratios of the fastest runs (less of the noise a
+    shared machine adds)."""
+    head = ["(T, N, H)", "rounds", *[f"{c} ms" for c in COLUMNS], *[r[0] for r in RATIOS]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (T, N, H), t in rows:
-        get = t.get
-        cells = [f"({T}, {N}, {H})", *[ms(get(c)) for c in COLUMNS],
-                 ratio(get("minGRU C++"), get("proj")), ratio(get("rnnkit.LSTM"), get("minGRU C++")),
-                 ratio(get("nn.LSTM"), get("minGRU C++")), ratio(get("rnnkit.LSTM"), get("minLSTM C++")),
-                 ratio(get("rnnkit.LSTM"), get("minGRU torch")), ratio(get("rnnkit.LSTM"), get("minGRU log"))]
+    for (T, N, H), times in rows:
+        med = {k: statistics.median(v) for k, v in times.items()}
+        best = {k: min(v) for k, v in times.items()}
+        cells = [f"({T}, {N}, {H})", str(min(len(v) for v in times.values())), *[ms(med.get(c)) for c in COLUMNS],
+                 *[f"{ratio(med.get(a), med.get(b))} [{ratio(best.get(a), best.get(b))}]" for _, a, b in RATIOS]]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -136,6 +142,7 @@ def main() -> int:
     p.add_argument("--sweep", default=None, help="T values at (N, H) = (16, 256), comma-separated ('' for none)")
     p.add_argument("--seconds", type=float, default=8.0, help="time per shape after 3 rounds (at most 15 rounds)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--all", action="store_true", help="also the log-space scan at H >= 1024 (minutes more)")
     p.add_argument("--skip", default="", help="contenders to leave out, comma-separated (e.g. 'minGRU log')")
     p.add_argument("--log", default=None, help="log file (default benchmarks/results/parallel-scan-<date>.log)")
     args = p.parse_args()
@@ -153,10 +160,12 @@ def main() -> int:
     results = {}
     for T, N, H in shapes + [(T, 16, 256) for T in sweep]:
         if (T, N, H) not in results:
-            results[(T, N, H)] = measure(T, N, H, args.seconds, skip)
+            big = skip | ({"minGRU log"} if H >= 1024 and not args.all else set())
+            results[(T, N, H)] = measure(T, N, H, args.seconds, big)
             print(f"  measured ({T}, {N}, {H}) after {time.perf_counter() - started:.0f} s", file=sys.stderr)
     load1 = os.getloadavg()
-    lines = [f"=== parallel scan: training step of one layer, ms (median), ratios = speed-ups (git {commit()}) ===",
+    lines = [f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
+             f"[of the fastest runs] (git {commit()}) ===",
              f"command: python benchmarks/parallel_scan.py {' '.join(sys.argv[1:])}".rstrip(),
              f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads; "
              f"load average at start {load0[0]:.1f}, at end {load1[0]:.1f} (shared machine: times are pessimistic)",

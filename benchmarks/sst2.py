@@ -1,9 +1,12 @@
-"""SST-2 quality benchmark: validation accuracy of `rnnkit train classify --preset sst2` within a time budget.
+"""SST-2 quality benchmark: accuracy on whole held-out sentences of `rnnkit train classify --preset sst2`.
 
-Target (issue 5): >= 85.1% validation accuracy within 20 minutes of training on a 2-core CPU, no pretrained
-embeddings. For comparison: Flax's SST-2 LSTM example reports 85.09% after 50 minutes on a CPU; a BiLSTM
-reached 87.5% in Tai et al. 2015 (both on GLUE/SST's own dev/test sets; ours is valid.tsv, a fixed 5% of
-GLUE's train, see ../shared/data/sst2/README.md — phrases of the same reviews occur in both, so it is easier).
+Trains on ``train_clean.tsv`` and validates on ``valid_clean.tsv`` (../shared/data/sst2/README.md: 1,000 whole
+sentences held out, every training row that is part of one of them, or contains one, removed), the honest
+stand-in for GLUE's dev set. ``valid.tsv`` is a fixed 5% of GLUE's *train* split whose phrases are parts of
+training sentences: the report also gives the same model's accuracy there, to show how much it overstates.
+Target (issue 20): >= 84.5% on ``valid_clean.tsv`` within 20 minutes on a 2-core CPU, no pretrained vectors.
+For comparison: Flax's SST-2 LSTM example reports 85.09% on GLUE's dev set after 50 minutes on a CPU; a BiLSTM
+with pretrained GloVe vectors about 87.5%.
 
 Runs the CLI as a subprocess (fixed seed), watches the run's metrics.jsonl to record when each validation
 result arrived, and appends a report to ``benchmarks/results/sst2-<date>.log``::
@@ -22,20 +25,20 @@ from pathlib import Path
 from common import (DATA, PIPE, add_run_options, cli_command, header, machine_line, missing, parser, run_cli,
                     run_paths, save_report)
 
-TARGET = 0.851
+TARGET = 0.845
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, minutes=20.0)
     p.add_argument("--data", type=Path, default=(DATA / "sst2").resolve(),
-                   help="folder with train.tsv and valid.tsv (default: %(default)s)")
+                   help="folder with train_clean.tsv, valid_clean.tsv and valid.tsv (default: %(default)s)")
     add_run_options(p, "sst2", "classify")
     args = p.parse_args(argv)
-    if missing(args.data / "train.tsv", "sst2"):
+    if missing(args.data / "train_clean.tsv", "sst2"):
         return 2
     now, out, log = run_paths("sst2", args.out, args.log)
-    cmd = cli_command("train", "classify", "--preset", "sst2", "--train", str(args.data / "train.tsv"), "--valid",
-                      str(args.data / "valid.tsv"), "--out", str(out), "--minutes", str(args.minutes), "--seed", "0",
+    cmd = cli_command("train", "classify", "--preset", "sst2", "--train", str(args.data / "train_clean.tsv"),
+                      "--valid", str(args.data / "valid_clean.tsv"), "--out", str(out), "--minutes", str(args.minutes), "--seed", "0",
                       "--quiet", *args.cli_args)
     run = run_cli(cmd, out / "metrics.jsonl", stderr=PIPE, poll=2)
     evals, seen = run.evals, run.seen
@@ -48,15 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         *(f"  {r['step']:>6} {r['epoch']:>3} {seen[r['step']]:>7.0f}s  {r['accuracy']:.4f}  {r['macro_f1']:.4f}  "
           f"{r['loss']:.4f}" for r in evals),
     ]
+    leaky = run_cli(cli_command("eval", str(out), "--data", str(args.data / "valid.tsv")), stdout=PIPE, stderr=PIPE)
+    lines.append("the same model on valid.tsv (phrases of training sentences: overstates): "
+                 + " ".join(leaky.stdout.split()) if leaky.returncode == 0 else "eval on valid.tsv failed")
     if best:
-        lines.append(f"RESULT: best validation accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}) at "
+        lines.append(f"RESULT: best valid_clean accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}) at "
                      f"step {best['step']}, {seen[best['step']] / 60:.1f} min; target {TARGET:.3f} "
                      + (f"reached at step {first['step']}, {seen[first['step']] / 60:.1f} min" if first
                         else "NOT reached"))
     else:
         lines.append("RESULT: no validation result")
-    lines.append("reference: Flax SST-2 LSTM example 85.09% after 50 min on a CPU; Tai et al. 2015 BiLSTM 87.5% "
-                 "(their dev/test sets, not this valid.tsv)")
+    lines.append("reference: Flax SST-2 LSTM example 85.09% on GLUE dev after 50 min on a CPU; BiLSTM with GloVe "
+                 "about 87.5%")
     lines.append("cli stderr (last lines):")
     lines += ["  " + line for line in run.stderr.strip().splitlines()[-8:]]
     save_report(log, lines)

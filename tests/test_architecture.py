@@ -11,8 +11,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "rnnkit"
 
@@ -30,7 +28,8 @@ MAY_IMPORT: dict[str, set[str]] = {     # package -> the packages below it (its 
     "tasks": _TASKS - {"tasks"},
     "analysis": _TASKS | {"reference"},
     "bench": _TASKS,
-    "cli": _TASKS | {"analysis", "bench", "reference", "rnnkit"},
+    "export": _TASKS - {"decoding"},    # a trained run as ONNX / torch.export files
+    "cli": _TASKS | {"analysis", "bench", "reference", "rnnkit", "export"},
     "rnnkit": {"cells", "layers"},      # the package's own __init__: the public classes
 }
 

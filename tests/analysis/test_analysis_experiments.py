@@ -121,9 +121,17 @@ def test_cli_copy(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["adding", "--delays", "1"], "every delay must be at least 2"),
-    (["copy", "--steps", "0"], "--steps must be at least 1"),
+    (["adding", "--delays", "1"], "--delays must be an integer >= 2, got 1"),
+    (["copy", "--steps", "0"], "--steps must be an integer >= 1, got 0"),
 ])
 def test_cli_bad_input(argv, message, capsys):
-    assert main(["experiment", *argv]) == 2
+    assert _exit_code(["experiment", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main(argv)``'s exit code: returned, or raised by argparse for a value out of its range."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code

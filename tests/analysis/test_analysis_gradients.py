@@ -157,10 +157,18 @@ def test_cli_trained_run(lm_run, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--clip", "1", "RUN"], "use it with --cell"),
     (["--text", "abc"], "give its folder first"),
-    (["--cell", "rnn", "--steps", "0"], "--steps must be at least 1"),
-    (["--cell", "rnn", "--clip", "-1"], "--clip must be positive"),
+    (["--cell", "rnn", "--steps", "0"], "--steps must be an integer >= 1, got 0"),
+    (["--cell", "rnn", "--clip", "-1"], "--clip must be a finite number > 0"),
 ])
 def test_cli_bad_input(argv, message, lm_run, tmp_path, capsys):
     argv = [str(lm_run[0]) if a == "RUN" else a for a in argv]
-    assert main(["gradients", *argv, "--out", str(tmp_path / "x.png")]) == 2
+    assert _exit_code(["gradients", *argv, "--out", str(tmp_path / "x.png")]) == 2
     assert message in capsys.readouterr().err
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main(argv)``'s exit code: returned, or raised by argparse for a value out of its range."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code

@@ -156,10 +156,18 @@ def test_cli_report(lm_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--text", "MISSING"], "no such file"),
-    (["--text", "TEXT", "--top-k", "0"], "--top-k must be at least 1"),
+    (["--text", "TEXT", "--top-k", "0"], "--top-k must be an integer >= 1, got 0"),
 ])
 def test_cli_report_bad_input(argv, message, lm_run, tmp_path, capsys):
     run, text_file = lm_run
     argv = [str(tmp_path / "missing.txt") if a == "MISSING" else str(text_file) if a == "TEXT" else a for a in argv]
-    assert main(["report", str(run), *argv, "--out", str(tmp_path / "r.html")]) == 2
+    assert _exit_code(["report", str(run), *argv, "--out", str(tmp_path / "r.html")]) == 2
     assert message in capsys.readouterr().err
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main(argv)``'s exit code: returned, or raised by argparse for a value out of its range."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code

@@ -116,8 +116,9 @@ def test_checkpoint_of_another_task(char_run, capsys):
                                               (b"\xff\xfe", "not valid JSON")])
 def test_config_json_missing_or_invalid(char_run, corpus_dir, capsys, content, problem):
     path = char_run / "config.json"
-    if content is None:
-        path.unlink()
+    if content is None:              # (without the weights: they carry their save's configuration, see
+        path.unlink()                # tests/training/test_run_folder_saves.py)
+        (char_run / "model.safetensors").unlink()
     elif isinstance(content, bytes):
         path.write_bytes(content)
     else:
@@ -172,11 +173,11 @@ def test_diverging_training_stops_with_a_message(tmp_path, corpus_dir, capsys):
                            "--clip", "0")
     assert code == 2
     m = re.search(r"rnnkit: error: the loss became (nan|inf|-inf) at step (\d+) \(epoch 1\); stopped\. "
-                  r"The last good checkpoint in (\S+) is kept", err)
+                  r"Kept in (\S+): the best model from step (\d+) ", err)
     assert m and m.group(3) == str(out), err
     assert int(m.group(2)) >= 2
     config = json.loads((out / "config.json").read_text())
-    assert config["step"] < int(m.group(2))                      # the checkpoint of an earlier, finite step
+    assert config["step"] == int(m.group(4)) < int(m.group(2))   # the checkpoint of an earlier, finite step
 
 
 def test_option_errors_and_data_errors_are_two_types_each_one_line(tmp_path):

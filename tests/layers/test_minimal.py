@@ -149,6 +149,26 @@ def test_layer_equals_the_step_loop(kind, log_space, lengths):
 
 
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_compiled_backward_in_chunks(kind):
+    """N = 600: the compiled backward runs in chunks of 2048 // 600 = 3 steps (T = 10: 3 + 3 + 3 + 1), passing
+    the carried gradient and, reading in reverse, the state of sequences that already ended across chunks."""
+    if not HAS_COMPILED:
+        pytest.skip("no compiled extension")
+    torch.manual_seed(3)
+    steps, batch = 10, 600
+    layer = LAYERS[kind](2, 3, bidirectional=True, dtype=F64)
+    x = torch.randn(steps, batch, 2, dtype=F64, requires_grad=True)
+    h0 = torch.randn(2, batch, 3, dtype=F64, requires_grad=True)
+    lengths = torch.randint(1, steps + 1, (batch,))
+    results = []
+    for scan in ("compiled", "torch"):
+        layer.scan = scan
+        out, h_n = layer(x, h0, lengths=lengths)
+        results.append([out, h_n, *grads_of(layer, x, h0, out, h_n)])
+    assert max_diff(*results) < 1e-12
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
 def test_padding_is_ignored(kind):
     """Values past a sequence's end change nothing and get no gradient."""
     layer, x, h0 = problem(kind, bidirectional=True, num_layers=1)

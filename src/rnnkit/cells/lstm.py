@@ -5,12 +5,29 @@ import torch
 from torch import Tensor
 
 from .base import CellBase, linear
+from .extras import Regularisation, add_bias, layer_norm_blocks, zone
 
 
 def lstm_step(x: Tensor, state: tuple[Tensor, Tensor], weight_ih: Tensor, weight_hh: Tensor,
-              bias_ih: Tensor | None, bias_hh: Tensor | None, weight_hr: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """One LSTM step (equations in :class:`LSTMCell`); ``weight_hr`` (P, H) projects ``h`` (Sak et al. 2014)."""
+              bias_ih: Tensor | None, bias_hh: Tensor | None, weight_hr: Tensor | None = None, *,
+              reg: Regularisation | None = None) -> tuple[Tensor, Tensor]:
+    """One LSTM step (equations in :class:`LSTMCell`); ``weight_hr`` (P, H) projects ``h`` (Sak et al. 2014);
+    ``reg``: the regularised form."""
     h, c = state
+    if reg is not None:
+        hd = h if reg.h_mask is None else h * reg.h_mask                # h_{t-1} * m / (1-p)
+        xu, hw = linear(x, weight_ih, None), linear(hd, weight_hh, None)
+        if reg.ln is not None:
+            xu = layer_norm_blocks(xu, reg.ln[0], reg.ln[1], 4)         # LN(x_t U), per gate block
+            hw = layer_norm_blocks(hw, reg.ln[2], reg.ln[3], 4)         # LN(h_{t-1} W)
+        a_i, a_f, a_g, a_o = add_bias(add_bias(xu + hw, bias_ih), bias_hh).chunk(4, dim=1)
+        i, f, g, o = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.tanh(a_g), torch.sigmoid(a_o)
+        c_new = f * c + i * g                                            # C^_t = f_t * C_{t-1} + i_t * C~_t
+        cn = c_new if reg.ln is None else layer_norm_blocks(c_new, reg.ln[4], reg.ln[5], 1)
+        h_new = o * torch.tanh(cn)                                       # h^_t = o_t * tanh(LN(C^_t))
+        if weight_hr is not None:
+            h_new = h_new @ weight_hr.t()
+        return zone(h_new, h, reg.zoneout_h), zone(c_new, c, reg.zoneout_c)
     a = linear(x, weight_ih, bias_ih) + linear(h, weight_hh, bias_hh)   # a_t = x_t U + h_{t-1} W + b
     a_i, a_f, a_g, a_o = a.chunk(4, dim=1)
     i = torch.sigmoid(a_i)                                               # i_t = σ(a_i)
@@ -42,6 +59,15 @@ class LSTMCell(CellBase):
     the LSTM everyone uses (cuDNN, ``torch.nn.LSTM``, Keras) has no σ there, and neither does this one.
     With a projection (the layer's ``proj_size``, Sak et al. 2014, as ``torch.nn.LSTM``) the state is projected
     to ``P < H`` units, ``h_t = (o_t * tanh(C_t)) R`` with ``R = weight_hr.T`` (H, P), and ``W`` is (P, 4H).
+    With the layer's regularisers (each only when set; ``m`` the recurrent-dropout mask of the sequence,
+    ``zh_t``, ``zc_t`` the zoneout masks of step t, LN per gate block as :mod:`rnnkit.cells.extras`)::
+
+        [a_i a_f a_g a_o] = LN(x_t U) + LN((h_{t-1} * m) W) + b        recurrent_dropout, layer_norm
+        C^_t = f_t * C_{t-1} + i_t * C~_t
+        h^_t = o_t * tanh(LN(C^_t))                                     layer_norm, as haste's LayerNormLSTM
+        C_t  = zc_t * C_{t-1} + (1 - zc_t) * C^_t                       zoneout (evaluation: z = p)
+        h_t  = zh_t * h_{t-1} + (1 - zh_t) * h^_t                       (Krueger et al. 2016: h^ from C^)
+
     ``forget_bias`` (e.g. 1.0, Jozefowicz et al. 2015) sets ``bias_ih``'s forget block at initialisation
     (and zeroes ``bias_hh``'s). ``cell(x_t, (h, C)) -> (h_t, C_t)``.
     """

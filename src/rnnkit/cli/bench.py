@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .ranges import PathText
+
 
 def add_parser(sub) -> None:
     from ..bench.report import add_arguments
     p = sub.add_parser("bench", help="benchmark the engines against torch.nn on this machine (about 10 minutes)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
+    for action in p._actions:                 # the report's file: a name, not "" (ranges live in the CLI)
+        if "--out" in action.option_strings:
+            action.type = PathText(as_path=True)
     p.set_defaults(run_command=run)
 
 

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if o["attention_plot"] and not model.has_attention:
         raise OptionError(f"{args.run} was trained without attention (--attention none): nothing to plot",
                           "--attention-plot")
+    if o["attention_plot"]:
+        from ..training.atomic import check_writable
+        check_writable(o["attention_plot"], folder=True)      # before captioning: one line, at once
     size = model.config.image_size
     images = torch.stack([load_image(path, size) for path in args.images])
     hyps = generate(model, images, tokenizer, beam=o["beam"], alpha=o["alpha"], max_len=o["max_length"],

@@ -6,21 +6,25 @@ says where the run was saved. Everything is on this machine: no download.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from ..decoding import generate
 from ..training import distributed as dist
 from ..tasks.language_modeling import load_run
 from . import train_lm
+from .ranges import optional, out_path, positive_float, positive_int
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="train a char-LSTM on Python's standard library and sample from it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
-    p.add_argument("--out", default="runs/demo", help="run folder")
-    p.add_argument("--minutes", type=float, default=3.0, help="training time budget")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps instead")
-    p.add_argument("--length", type=int, default=300, help="characters per sample")
+    p.add_argument("--out", type=out_path, default="runs/demo", help="run folder")
+    p.add_argument("--minutes", type=positive_float, default=3.0, help="training time budget")
+    p.add_argument("--max-steps", type=optional(positive_int, "--minutes decides", zero=True), default=None,
+                   help="stop after this many steps instead")
+    p.add_argument("--length", type=positive_int, default=300, help="characters per sample")
     p.add_argument("--prime", default="def ", help="text the samples start from")
     p.set_defaults(run_command=run)
 
@@ -32,11 +36,22 @@ def _sample(title: str, model, tokenizer, prime: str, length: int) -> None:
     print("\n" + "-" * (12 + len(title)))
 
 
+def _demo_run(folder: str) -> bool:
+    """Whether ``folder`` holds a run of this demo (its options: the stdlib corpus, the char-small preset)."""
+    try:
+        o = json.loads((Path(folder) / "options.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(o, dict) and o.get("dataset") == "stdlib" and o.get("preset") == "char-small"
+
+
 def run(args: argparse.Namespace) -> int:
     train_args = ["lm", "--dataset", "stdlib", "--preset", "char-small", "--out", args.out, "--minutes",
                   str(args.minutes), "--eval-every", "200"]
     if args.max_steps:
         train_args += ["--max-steps", str(args.max_steps)]
+    if _demo_run(args.out):
+        train_args.append("--force")             # a new demo replaces the last one (any other folder is kept)
     parser = argparse.ArgumentParser(prog="rnnkit train")
     train_lm.add_parser(parser.add_subparsers())
     targs = parser.parse_args(train_args)

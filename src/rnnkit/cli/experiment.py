@@ -25,45 +25,47 @@ import torch
 
 from ..cells.spec import CELL_NAMES
 from ..engine.resolve import ENGINES
-from .errors import OptionError
 from .options import ENGINE_HELP
+from .ranges import (finite_float, integer, non_negative_float, non_negative_int, optional, out_path,
+                     positive_float, positive_int, seed_int)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("experiment", help="long-range memory experiments (adding problem, copy task)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
     p.add_argument("task", choices=("adding", "copy"), help="the experiment")
-    p.add_argument("--delays", type=int, nargs="+", default=[10, 50, 100],
+    p.add_argument("--delays", type=integer(2), nargs="+", default=[10, 50, 100],
                    help="adding: sequence lengths T; copy: blanks between the symbols and the delimiter")
     p.add_argument("--cells", nargs="+", choices=CELL_NAMES, default=["rnn", "lstm", "gru"], help="cells to compare")
-    p.add_argument("--steps", type=int, default=2000, help="training steps per cell and delay (the budget)")
-    p.add_argument("--minutes", type=float, default=None, help="also stop each run after this many minutes")
-    p.add_argument("--batch-size", type=int, default=64, help="sequences per step")
-    p.add_argument("--hidden-size", type=int, default=64, help="hidden units")
-    p.add_argument("--layers", type=int, default=1, help="stacked layers")
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
-    p.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this (0: off)")
-    p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget-gate bias at initialisation")
-    p.add_argument("--length", type=int, default=10, help="copy: symbols to remember")
-    p.add_argument("--alphabet", type=int, default=8, help="copy: distinct symbols")
-    p.add_argument("--eval-size", type=int, default=1000, help="held-out sequences")
-    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: only at the end)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="training steps per cell and delay (the budget)")
+    p.add_argument("--minutes", type=optional(positive_float, "no time limit"), default=None,
+                   help="also stop each run after this many minutes")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sequences per step")
+    p.add_argument("--hidden-size", type=positive_int, default=64, help="hidden units")
+    p.add_argument("--layers", type=positive_int, default=1, help="stacked layers")
+    p.add_argument("--lr", type=positive_float, default=5e-3, help="Adam learning rate")
+    p.add_argument("--clip", type=non_negative_float.with_note("0 turns clipping off"), default=1.0,
+                   help="clip the gradient norm to this (0: off)")
+    p.add_argument("--forget-bias", type=finite_float, default=1.0, help="LSTM forget-gate bias at initialisation")
+    p.add_argument("--length", type=positive_int, default=10, help="copy: symbols to remember")
+    p.add_argument("--alphabet", type=positive_int, default=8, help="copy: distinct symbols")
+    p.add_argument("--eval-size", type=positive_int, default=1000, help="held-out sequences")
+    p.add_argument("--eval-every", type=non_negative_int.with_note("0: only at the end"), default=0,
+                   help="also evaluate every N steps (0: only at the end)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
-    p.add_argument("--seed", type=int, default=0, help="random seed (weights and data)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--out", default=None, help="folder for results.json, results.md and the plot")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (weights and data)")
+    p.add_argument("--threads", type=optional(positive_int, "torch's choice", zero=True), default=None,
+                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", type=out_path, default=None, help="folder for results.json, results.md and the plot")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run_command=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import experiments as E
-    from ..training.atomic import write_json, write_text
-    for name in ("steps", "batch_size", "hidden_size", "layers", "length", "alphabet", "eval_size"):
-        if getattr(args, name) < 1:
-            raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
-    if min(args.delays) < 2:
-        raise OptionError("every delay must be at least 2", "--delays")
+    from ..training.atomic import check_writable, write_json, write_text
+    if args.out:                                  # before the work: an unwritable --out is one line, at once
+        check_writable(args.out, folder=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     task_options = {"length": args.length, "alphabet": args.alphabet} if args.task == "copy" else {}

@@ -31,6 +31,8 @@ from ..data import read_text
 from ..engine.resolve import ENGINES
 from .errors import OptionError
 from .options import ENGINE_HELP
+from .ranges import (finite_float, integer, non_negative_float, optional, out_path, positive_float, positive_int,
+                     seed_int)
 
 
 def add_parser(sub) -> None:
@@ -39,57 +41,55 @@ def add_parser(sub) -> None:
     p.add_argument("run", nargs="?", help="a language-model run folder (omit for fresh cells)")
     p.add_argument("--text", help="run: the text to measure on (its last token is the target)")
     p.add_argument("--text-file", help="run: read the text from this file instead")
-    p.add_argument("--max-tokens", type=int, default=200, help="run: use at most this many tokens (the last ones)")
+    p.add_argument("--max-tokens", type=positive_int, default=200, help="run: use at most this many tokens (the last ones)")
     g = p.add_argument_group("fresh cells")
     g.add_argument("--cell", nargs="+", choices=CELL_NAMES, default=None, help="cells to compare (default: rnn lstm gru)")
-    g.add_argument("--steps", type=int, default=100, help="sequence length T")
-    g.add_argument("--hidden-size", type=int, default=64, help="hidden units")
-    g.add_argument("--input-size", type=int, default=8, help="input features (standard normal inputs)")
-    g.add_argument("--layers", type=int, default=1, help="stacked layers")
-    g.add_argument("--batch", type=int, default=8, help="sequences averaged over")
-    g.add_argument("--recurrent-scale", type=float, default=1.0,
+    g.add_argument("--steps", type=positive_int, default=100, help="sequence length T")
+    g.add_argument("--hidden-size", type=positive_int, default=64, help="hidden units")
+    g.add_argument("--input-size", type=positive_int, default=8, help="input features (standard normal inputs)")
+    g.add_argument("--layers", type=positive_int, default=1, help="stacked layers")
+    g.add_argument("--batch", type=positive_int, default=8, help="sequences averaged over")
+    g.add_argument("--recurrent-scale", type=non_negative_float, default=1.0,
                    help="multiply the initial recurrent weights (>1: toward exploding gradients)")
-    g.add_argument("--forget-bias", type=float, default=None,
+    g.add_argument("--forget-bias", type=optional(finite_float, "PyTorch's"), default=None,
                    help="LSTM forget-gate bias at initialisation (e.g. 3: the cell state keeps its gradient)")
     t = p.add_argument_group("clipping (trains each cell twice on the adding problem)")
-    t.add_argument("--clip", type=float, default=None, help="compare training with the gradient norm clipped to "
-                   "this and without clipping")
-    t.add_argument("--train-steps", type=int, default=300, help="training steps of each of the two runs")
-    t.add_argument("--delay", type=int, default=30, help="adding-problem length T for the clipping runs")
+    t.add_argument("--clip", type=optional(positive_float, "no clipping runs"), default=None,
+                   help="compare training with the gradient norm clipped to this and without clipping")
+    t.add_argument("--train-steps", type=positive_int, default=300, help="training steps of each of the two runs")
+    t.add_argument("--delay", type=integer(2), default=30, help="adding-problem length T for the clipping runs")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="SGD shows exploding gradients most plainly (Adam rescales its steps)")
-    t.add_argument("--lr", type=float, default=0.05, help="learning rate of the clipping runs")
-    t.add_argument("--batch-size", type=int, default=32, help="batch size of the clipping runs")
+    t.add_argument("--lr", type=positive_float, default=0.05, help="learning rate of the clipping runs")
+    t.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the clipping runs")
     p.add_argument("--no-jacobian", action="store_true", help="skip ‖∂y_T/∂x_t‖ (faster)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=f"fresh cells' {ENGINE_HELP}")
-    p.add_argument("--seed", type=int, default=0, help="random seed (weights, inputs, data)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--out", default="gradients.png", help="plot to write (PNG)")
-    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (weights, inputs, data)")
+    p.add_argument("--threads", type=optional(positive_int, "torch's choice", zero=True), default=None,
+                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", type=out_path, default="gradients.png", help="plot to write (PNG)")
+    p.add_argument("--json", type=out_path, default=None, help="also write the numbers to this JSON file")
     p.set_defaults(run_command=run)
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("steps", "hidden_size", "input_size", "layers", "batch", "train_steps", "batch_size",
-                 "max_tokens"):
-        if getattr(args, name) < 1:
-            raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
+    """What the options' ranges (checked as they are parsed) can't say alone."""
     if args.run and args.cell:
         raise OptionError("give a run folder or --cell, not both")
     if args.run and args.clip is not None:
         raise OptionError("--clip compares training runs of fresh cells; use it with --cell, not a run folder")
     if not args.run and (args.text or args.text_file):
         raise OptionError("--text/--text-file measure a trained run: give its folder first")
-    if args.clip is not None and args.clip <= 0:
-        raise OptionError("--clip must be positive (the run without clipping is always made)")
-    if args.delay < 2:
-        raise OptionError("--delay must be at least 2")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.flow_report import flow_table, plot_flows
     from ..analysis.gradients import fresh_cell_flows
     _check(args)
+    from ..training.atomic import check_writable
+    for path in (args.out, args.json):           # before the work: an unwritable path is one line, at once
+        if path:
+            check_writable(path)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)

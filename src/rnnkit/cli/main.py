@@ -6,14 +6,16 @@ import sys
 
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
+from ..training.atomic import WriteError
 from .errors import OptionError
 from .ranges import Parser, document_ranges
 from . import bench, build, demo, evaluate, predict, sample, train_classify, train_lm
 from . import train_seq2seq, translate
 from . import experiment, gradients, report
 from . import caption, train_caption
+from . import export
 
-EXPECTED_ERRORS = (OptionError, DataError, CheckpointError, TrainingError)
+EXPECTED_ERRORS = (OptionError, DataError, CheckpointError, TrainingError, WriteError)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def make_parser() -> argparse.ArgumentParser:
         module.add_parser(sub)
     for module in (gradients, experiment, report):
         module.add_parser(sub)
+    export.add_parser(sub)
     document_ranges(parser)          # every range-checked option's --help says its range
     return parser
 
@@ -50,6 +53,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
+        if args.command == "train":               # owns its run folder from the start (lock, overwrite checks)
+            from .training_run import run_training
+            return run_training(args)
         return args.run_command(args)
     except EXPECTED_ERRORS as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)

@@ -173,6 +173,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: dict[str, dict])
                         help="named settings; options you type override them (default: none)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out exactly where it stopped (default: off)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the run (or write into the non-empty folder) in --out; without it a folder "
+                             "with files in it is only used with --resume (default: off)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
 
 
@@ -196,6 +199,8 @@ def resolved_options(args: argparse.Namespace, options: list[Option], presets: d
             saved = json.loads(options_file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise OptionError(f"not valid JSON ({e}); the run's options can't be read back", options_file) from None
+        except OSError as e:
+            raise OptionError(f"can't be read ({e.strerror or e})", options_file) from None
         saved = validate_options(saved, options, str(options_file))
     implied = preset_name(args, presets)
     preset = saved.get("preset") or implied or ""

@@ -19,7 +19,7 @@ import torch
 from ..data import DataError, read_labelled
 from ..data.labelled import LabelledData
 from ..tasks.classification import LoadedClassifier, load_classifier
-from ..training.atomic import write_text
+from ..training.atomic import check_writable, write_text
 from .errors import OptionError
 from .ranges import out_path, positive_int
 
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("nothing to classify: give a text or --file FILE")
     if args.out and not args.file:
         raise OptionError("--out is for --file's predictions")
+    if args.out:
+        check_writable(args.out)                  # before predicting: an unwritable --out is one line, at once
     if args.file:
         return predict_file(clf, args)
     for i, text in enumerate(args.text):

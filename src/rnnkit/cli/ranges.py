@@ -25,13 +25,12 @@ __all__ = ["Checked", "Range", "PathText", "IntList", "YesNo", "Parser", "docume
            "yes_no"]
 
 
-def _shown(value: Any) -> str:
-    """A value as the error message shows it: typed text as typed (quoted when blank or spaced), others repr."""
-    if isinstance(value, str):
+def _shown(value: Any, typed: bool) -> str:
+    """A value as an error message shows it: typed text as typed (quoted when blank or spaced); a value from a
+    preset or a file as Python writes it (strings quoted), None as none."""
+    if typed and isinstance(value, str):
         return value if value and not any(c.isspace() for c in value) else repr(value)
-    if value is None:
-        return "none"
-    return repr(value)
+    return "none" if value is None else repr(value)
 
 
 class Checked:
@@ -44,8 +43,9 @@ class Checked:
     def __name__(self) -> str:            # argparse names a type by it in some messages
         return type(self).__name__
 
-    def refuse(self, value: Any) -> argparse.ArgumentTypeError:
-        return argparse.ArgumentTypeError(f"must be {self.text}, got {_shown(value)}")
+    def refuse(self, value: Any, typed: bool = False) -> argparse.ArgumentTypeError:
+        """The error for ``value``: ``must be <range>, got <value>``; ``typed``: as typed on the command line."""
+        return argparse.ArgumentTypeError(f"must be {self.text}, got {_shown(value, typed)}")
 
     def __call__(self, text: str) -> Any:
         raise NotImplementedError
@@ -101,11 +101,11 @@ class Range(Checked):
         try:
             value = int(s) if self.kind is int else float(s)
         except ValueError:
-            raise self.refuse(text) from None
+            raise self.refuse(text, typed=True) from None
         if self.zero_is_none and value == 0:
             return None
         if not self._fits(value):
-            raise self.refuse(text)
+            raise self.refuse(text, typed=True)
         return value
 
     def check(self, value: Any) -> Any:
@@ -170,10 +170,12 @@ class PathText(Checked):
     """A file or folder name: not empty, not blank (``--out ""`` would write into the current folder)."""
 
     as_path: bool = False
-    text: str = "a file or folder name, not empty"
+    text: str = "a non-empty file or folder name"
 
     def __call__(self, text: str) -> Any:
-        return self.check(text)
+        if not text.strip():
+            raise self.refuse(text, typed=True)
+        return Path(text) if self.as_path else text
 
     def check(self, value: Any) -> Any:
         if not isinstance(value, (str, Path)) or not str(value).strip():
@@ -198,15 +200,15 @@ class IntList(Checked):
         try:
             values = [int(v) for v in text.replace(" ", "").split(",") if v]
         except ValueError:
-            raise self.refuse(text) from None
-        if not values:
-            raise self.refuse(text)
-        return self.check(values)
+            raise self.refuse(text, typed=True) from None
+        if not values or min(values) < self.low:
+            raise self.refuse(text, typed=True)
+        return values
 
     def check(self, value: Any) -> list[int]:
         if (not isinstance(value, (list, tuple)) or not value
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < self.low for v in value)):
-            raise self.refuse(",".join(map(str, value)) if isinstance(value, (list, tuple)) else value)
+            raise self.refuse(value)
         return list(value)
 
 
@@ -222,13 +224,11 @@ class YesNo(Checked):
             return True
         if value in ("no", "false", "0", "off"):
             return False
-        raise self.refuse(text)
+        raise self.refuse(text, typed=True)
 
     def check(self, value: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str):
-            return self(value)
         raise self.refuse(value)
 
 

@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.report import ReportOptions, build_report
+    from ..training.atomic import check_writable
+    check_writable(args.out)                      # before the work: an unwritable --out is one line, at once
     text = read_text(args.text)
     out = build_report(args.run, text, args.out, ReportOptions(args.max_tokens, args.top_k, args.correlated))
     size = out.stat().st_size

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
 
@@ -9,10 +10,11 @@ from ..data import CharTokenizer, WordTokenizer, build_stdlib_corpus, holdout_ta
 from ..models.language_model import LanguageModel, LMConfig
 from ..tasks.language_modeling import LanguageModelTask
 from ..training import TrainConfig, Trainer, seed_everything
+from ..training.asgd import AveragingTrainer
 from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
-from .ranges import integer, optional, positive_int
+from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, probability
 from .training_run import count_parameters, train_and_report, training_device
 
 DATA = [
@@ -31,7 +33,33 @@ DATA = [
     Option("--sum-over-time", False, "objective summed over the window's steps (Zaremba's; lr 1 assumes it)",
            flag_only=True),
 ]
-ALL = DATA + MODEL + TRAINER
+REGULARISATION = [     # AWD-LSTM (Merity et al. 2017) and the layers' regularisers (rnnkit.layers.regularisers)
+    Option("--awd", False, "AWD-LSTM's model: one layer per level, locked dropout (one mask per sequence) on the "
+           "embeddings (--embed-dropout), between layers (--layer-dropout) and on the outputs (--dropout)",
+           flag_only=True),
+    Option("--last-hidden-size", None, "with --awd: the last layer's size (the embedding size for tied weights)",
+           type=optional(positive_int, "--hidden-size's")),
+    Option("--word-dropout", 0.0, "drop whole words (rows of the embedding matrix, rescaled; AWD's dropoute)",
+           type=dropout_rate),
+    Option("--layer-dropout", 0.0, "locked dropout between layers, one mask per sequence (AWD's dropouth)",
+           type=dropout_rate),
+    Option("--weight-drop", 0.0, "DropConnect on the recurrent weights weight_hh, one mask per window (AWD's wdrop)",
+           type=dropout_rate),
+    Option("--recurrent-dropout", 0.0, "dropout of h_{t-1} before the recurrent product, one mask per sequence "
+           "(Gal & Ghahramani)", type=dropout_rate),
+    Option("--zoneout", 0.0, "zoneout: each unit keeps its previous value with this probability (Krueger et al.)",
+           type=probability),
+    Option("--layer-norm", False, "layer-normalised cells (Ba et al.; runs the autograd loop)", flag_only=True),
+    Option("--alpha", 0.0, "activation regularisation (AR): alpha * mean(h^2) of the dropped last output",
+           type=non_negative_float),
+    Option("--beta", 0.0, "temporal activation regularisation (TAR): beta * mean((h_t - h_{t-1})^2)",
+           type=non_negative_float),
+    Option("--variable-bptt", False, "AWD's variable-length BPTT windows around --bptt", flag_only=True),
+    Option("--asgd", False, "NT-ASGD: average the weights (torch's AveragedModel) once validation stops "
+           "improving; evaluate and save the average", flag_only=True),
+    Option("--nonmono", 5, "NT-ASGD: validations looked back over before averaging starts", type=positive_int),
+]
+ALL = DATA + MODEL + TRAINER + REGULARISATION
 
 PRESETS = {
     "zaremba-small": dict(dataset="ptb", level="word", cell="lstm", layers=2, hidden_size=200, embed_size=200,
@@ -46,6 +74,19 @@ PRESETS = {
     "shakespeare-char": dict(dataset="shakespeare", level="char", cell="lstm", layers=2, hidden_size=512,
                              embed_size=128, bptt=100, batch_size=32, optimizer="adam", lr=3e-3, dropout=0.1,
                              clip=5.0, epochs=20, eval_every=500, eval_batch_size=16),
+    # AWD-LSTM: the paper's PTB model (Merity et al. 2017; salesforce/awd-lstm-lm's PTB command), for a GPU
+    "awd-lstm": dict(dataset="ptb", level="word", cell="lstm", awd=True, layers=3, hidden_size=1150,
+                     last_hidden_size=400, embed_size=400, tie_weights=True, dropout=0.4, embed_dropout=0.4,
+                     layer_dropout=0.25, word_dropout=0.1, weight_drop=0.5, alpha=2.0, beta=1.0, bptt=70,
+                     variable_bptt=True, batch_size=20, eval_batch_size=10, optimizer="sgd", lr=30.0, clip=0.25,
+                     weight_decay=1.2e-6, epochs=500, asgd=True, nonmono=5),
+    # the same recipe sized for 60 minutes on a 2-core CPU (5.4M parameters; weight drop and locked dropout
+    # keep the compiled loop), evaluating often enough for NT-ASGD to trigger within the hour
+    "awd-cpu": dict(dataset="ptb", level="word", cell="lstm", awd=True, layers=3, hidden_size=384,
+                    last_hidden_size=256, embed_size=256, tie_weights=True, dropout=0.3, embed_dropout=0.3,
+                    layer_dropout=0.2, word_dropout=0.05, weight_drop=0.3, alpha=2.0, beta=1.0, bptt=50,
+                    variable_bptt=True, batch_size=20, eval_batch_size=10, optimizer="sgd", lr=30.0, clip=0.25,
+                    weight_decay=1.2e-6, epochs=100, minutes=60, eval_every=1000, asgd=True, nonmono=3),
 }
 
 
@@ -56,6 +97,7 @@ def add_parser(sub) -> None:
     add_options(p, "data", DATA)
     add_options(p, "model", MODEL)
     add_options(p, "training", TRAINER)
+    add_options(p, "regularisation (AWD-LSTM)", REGULARISATION)
     p.set_defaults(run_command=run)
 
 
@@ -102,7 +144,9 @@ def model_config(o: dict, vocab_size: int) -> LMConfig:
     return LMConfig(vocab_size=vocab_size, cell=o["cell"], embed_size=o["embed_size"], hidden_size=o["hidden_size"],
                     num_layers=o["layers"], dropout=o["dropout"], embed_dropout=o["embed_dropout"],
                     tie_weights=bool(o["tie_weights"]), init_range=o["init_range"], forget_bias=o["forget_bias"],
-                    engine=o["engine"])
+                    engine=o["engine"], awd=bool(o["awd"]), last_hidden_size=o["last_hidden_size"],
+                    word_dropout=o["word_dropout"], layer_dropout=o["layer_dropout"], weight_drop=o["weight_drop"],
+                    recurrent_dropout=o["recurrent_dropout"], zoneout=o["zoneout"], layer_norm=bool(o["layer_norm"]))
 
 
 def train_run(args: argparse.Namespace, o: dict) -> int:
@@ -120,7 +164,8 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
                              device=device, model_config=model_cfg.to_dict(),
                              data={"source": source, "description": description, "train_tokens": len(train_ids),
                                    "valid_tokens": len(valid_ids)},
-                             train_source=source, valid_source=o["valid"] or source)
+                             train_source=source, valid_source=o["valid"] or source, alpha=o["alpha"],
+                             beta=o["beta"], variable_bptt=bool(o["variable_bptt"]), seed=train_cfg.seed)
     intro = (f"{level}-level {model_cfg.cell} LM, {count_parameters(model):,} parameters, vocabulary "
              f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch")
 
@@ -131,4 +176,5 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
         return (f"; last validation loss {m.get('loss', float('nan')):.4f}{extra}; best {best}; "
                 f"run saved in {args.out}")
 
-    return train_and_report(args, o, model, task, train_cfg, "lm", intro, outcome)
+    trainer_class = partial(AveragingTrainer, nonmono=o["nonmono"]) if o["asgd"] else None
+    return train_and_report(args, o, model, task, train_cfg, "lm", intro, outcome, trainer_class=trainer_class)

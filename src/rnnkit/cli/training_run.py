@@ -1,18 +1,31 @@
-"""What every ``rnnkit train TASK`` does once its data, model and task are built: save the options, announce the
-run, train (resuming on ``--resume``), say how training stopped and how to continue after Ctrl-C."""
+"""What every ``rnnkit train TASK`` does once its data, model and task are built: own the run folder, validate the
+resume, then write the options, announce the run, train, say how training stopped and how to continue.
+
+The order is what keeps a run folder safe (see :mod:`rnnkit.training.run_folder`): the folder is locked and
+checked before anything else (:func:`run_training`: a second command into the same ``--out`` is refused at
+once, naming the holder; so is a folder with files in it, without ``--resume`` or ``--force``); the data, the
+model and, on ``--resume``, the saved state are then loaded and checked; only then does the command write
+(``options.json``, the replaced run's files deleted, leftovers of a killed save cleared) and train.
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-from ..training import TrainConfig, Trainer
+from ..training import CheckpointError, TrainConfig, Trainer, TrainingError
 from ..training import distributed as dist
 from ..training.atomic import write_json
+from ..training.run_folder import RunFolder
 from ..training.trainer import resolve_device
 from .options import describe_preset
 
@@ -29,23 +42,92 @@ def training_device(cfg: TrainConfig) -> torch.device:
     return device
 
 
+def _main_process() -> bool:
+    """Rank 0 under torchrun (known from the environment before the process group exists), else True: only it
+    owns and writes the run folder."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _command_line() -> str:
+    return "rnnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "rnnkit"
+
+
+@contextmanager
+def owned_run_folder(args: argparse.Namespace) -> Iterator[RunFolder | None]:
+    """Own ``args.out`` for the block: locked, and checked against ``--resume``/``--force`` (refusals raise
+    :class:`~rnnkit.training.run_folder.RunFolderError`). Re-entrant (the folder is kept in ``args.run_folder``);
+    None on the ranks of a torchrun job other than 0."""
+    folder = getattr(args, "run_folder", None)
+    if folder is not None and folder.held:
+        yield folder
+        return
+    if not _main_process():
+        yield None
+        return
+    folder = RunFolder(args.out, command=_command_line()).acquire()
+    try:
+        args.run_folder_note = folder.check(resume=args.resume, force=bool(getattr(args, "force", False)))
+        args.run_folder = folder
+        yield folder
+    finally:
+        folder.release()
+        args.run_folder = None
+
+
+def run_training(args: argparse.Namespace) -> int:
+    """``rnnkit train TASK``: the task's command, with its run folder owned from the start."""
+    with owned_run_folder(args):
+        return args.run_command(args)
+
+
+def _typed_changes(args: argparse.Namespace, o: dict) -> str:
+    """The options typed with --resume that differ from the run's saved ones, for a resume that doesn't fit."""
+    try:
+        saved = json.loads((Path(args.out) / "options.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    changed = [f"--{k.replace('_', '-')} {o[k]} (the run has {saved[k]})" for k in sorted(saved)
+               if k in o and getattr(args, k, None) is not None and saved[k] != o[k]]
+    return f"; typed with --resume: {', '.join(changed)}" if changed else ""
+
+
 def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, cfg: TrainConfig, command: str,
-                     intro: str, outcome: Callable[[Trainer], str]) -> int:
+                     intro: str, outcome: Callable[[Trainer], str], trainer_class: Callable | None = None) -> int:
     """Train ``model`` on ``task`` into ``args.out``; ``intro`` is printed before training (after the preset's name,
-    if one applies), ``outcome(trainer)`` completes the "stopped after N steps" line. Returns the exit code (130
-    after Ctrl-C)."""
-    trainer = Trainer(model, task, cfg, args.out, quiet=args.quiet)
-    if dist.is_main():
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "options.json", o)
-        print(f"rnnkit: {describe_preset(args, o)}{intro}", file=sys.stderr)
-    if args.resume:
-        trainer.resume()
-    reason = trainer.fit()
-    if dist.is_main():
-        print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps{outcome(trainer)}", file=sys.stderr)
-        if reason == "interrupted":
-            print(f"rnnkit: continue with: rnnkit train {command} --out {args.out} --resume", file=sys.stderr)
+    if one applies), ``outcome(trainer)`` completes the "stopped after N steps" line. Returns the exit code
+    (128 + the signal's number after SIGINT or SIGTERM: 130, 143)."""
+    with owned_run_folder(args) as folder:
+        trainer = (trainer_class or Trainer)(model, task, cfg, args.out, quiet=args.quiet)   # or NT-ASGD's
+        main = dist.is_main()
+        if main:
+            print(f"rnnkit: {describe_preset(args, o)}{intro}", file=sys.stderr)
+        if args.resume:
+            try:
+                trainer.resume()                           # reads only: the folder is unchanged if it fails
+            except TrainingError as e:
+                raise TrainingError(f"{e}{_typed_changes(args, o)}") from None
+        if main and folder is not None:
+            note = getattr(args, "run_folder_note", None)
+            if note:
+                print(f"rnnkit: {note}", file=sys.stderr)
+            folder.commit(resume=args.resume, force=bool(getattr(args, "force", False)))
+            write_json(Path(args.out) / "options.json", o)
+        start = trainer.step
+        reason = trainer.fit()
+        if main:
+            try:
+                tail = outcome(trainer)
+            except CheckpointError:
+                tail = f"; no model saved yet in {args.out}"
+            print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps{tail}", file=sys.stderr)
+            if args.resume and trainer.step == start and reason in ("max_steps", "time budget", "early stopping"):
+                print(f"rnnkit: the run had already stopped there ({reason}); nothing was trained (raise "
+                      f"--max-steps, --minutes or --patience to train further)", file=sys.stderr)
+            if reason == "interrupted":
+                name = trainer.signals.name or "SIGINT"
+                print(f"rnnkit: {name}: training state saved at step {trainer.step:,} in {args.out}; continue "
+                      f"with: rnnkit train {command} --out {shlex.quote(str(args.out))} --resume", file=sys.stderr)
     dist.shutdown()
-    return 130 if reason == "interrupted" else 0
+    if reason == "interrupted":
+        return 128 + (trainer.signals.received or signal.SIGINT)
+    return 0

@@ -91,6 +91,9 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    if args.attention_plot:
+        from ..training.atomic import check_writable
+        check_writable(args.attention_plot)                   # before translating: one line, at once
     sentences = _sentences(args)
     model, src_tok, tgt_tok, config = load_seq2seq(args.run)
     alpha = args.length_penalty if args.length_penalty is not None else config.get("decoding", {}).get("alpha", 0.0)

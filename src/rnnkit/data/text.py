@@ -16,7 +16,8 @@ __all__ = ["decode_text", "read_text"]
 
 
 def decode_text(data: bytes, source: Source = None) -> str:
-    """Decode ``data`` as UTF-8; reject bad bytes and empty/whitespace-only text."""
+    """Decode ``data`` as UTF-8; reject bad bytes and empty/whitespace-only text. A byte-order mark at the start
+    (Windows editors write one) is not text and is dropped, as the TSV/CSV loader does."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -25,6 +26,8 @@ def decode_text(data: bytes, source: Source = None) -> str:
             f"({err.reason}); convert the file to UTF-8",
             source,
         ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
     if not text.strip():
         what = "empty" if not text else "whitespace-only"
         raise DataError(f"the file is {what}; a corpus needs some text", source)

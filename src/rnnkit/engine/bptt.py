@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ..cells.spec import Recurrence
+from .masked import LOOPS as MASKED_LOOPS, recurrent_weight_grad
 
 # --------------------------------------------------------------------------- forward loops
 # Each takes the projected input xp (T, N, G*H) with the foldable biases in it, writes the states into hs
@@ -252,10 +253,12 @@ def _folded_bias(kernel: Kernel, b_ih: Tensor | None, b_hh: Tensor | None) -> tu
 
 
 def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
-                 b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None, w_hr: Tensor | None = None) -> tuple:
+                 b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None, w_hr: Tensor | None = None,
+                 h_mask: Tensor | None = None, zh: Tensor | None = None, zc: Tensor | None = None) -> tuple:
     """The forward over all steps: ``(hs (T+1, N, H), cs (T+1, N, H) or None, *saved)`` (see the contract).
     With the LSTM's projection ``w_hr`` (P, H) the states ``hs`` are (T+1, N, P) and ``saved`` ends with the
-    unprojected ``o_t * tanh(C_t)`` (T, N, H)."""
+    unprojected ``o_t * tanh(C_t)`` (T, N, H). ``h_mask``, ``zh``, ``zc``: recurrent dropout and zoneout, run by
+    :mod:`.masked`'s loops (not with a projection)."""
     T, N, I = x.shape
     H = w_hh.shape[1]                                  # the state's size (P with a projection)
     kernel = KERNELS[cell.kernel]
@@ -268,6 +271,8 @@ def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_i
     if cell.has_cell_state:
         cs = x.new_empty(T + 1, N, c0.shape[1])
         cs[0] = c0
+    if h_mask is not None or zh is not None or zc is not None:
+        return (hs, cs, *MASKED_LOOPS[cell.kernel][0](xp, hs, cs, w_hh, b_hn, mask, h_mask, zh, zc))
     projection = {} if w_hr is None else {"w_hr": w_hr}
     saved = kernel.forward(xp, hs, cs, w_hh, b_hn, mask, **projection)
     return (hs, cs, *saved)
@@ -275,20 +280,27 @@ def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_i
 
 def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, saved: tuple, w_ih: Tensor, w_hh: Tensor,
                   mask: Tensor | None, dY: Tensor, dc_T: Tensor | None, has_bias: bool, need_dx: bool,
-                  w_hr: Tensor | None = None) -> tuple:
+                  w_hr: Tensor | None = None, h_mask: Tensor | None = None, zh: Tensor | None = None,
+                  zc: Tensor | None = None) -> tuple:
     """The backward through time: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``, ``None`` where not asked for,
-    and ``dw_hr`` eighth with the LSTM's projection."""
+    and ``dw_hr`` eighth with the LSTM's projection; with the masks of :mod:`.masked`, its loops."""
     T, N, I = x.shape
     H = hs.shape[2]
     dc = dc_T if cell.has_cell_state else None
     kernel = KERNELS[cell.kernel]
     projection = {} if w_hr is None else {"w_hr": w_hr, "d_proj": dY.new_empty(T, N, H)}
-    dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask, **projection)
+    masked = h_mask is not None or zh is not None or zc is not None
+    if masked:
+        dGx, dGh, dh0, dc0 = MASKED_LOOPS[cell.kernel][1](dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
+                                                   h_mask, zh, zc)
+    else:
+        dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask, **projection)
     gx = dGx.reshape(T * N, -1)
     gh = dGh.reshape(T * N, -1)
     dx = (gx @ w_ih).view(T, N, I) if need_dx else None
     dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
-    dw_hh = _recurrent_weight_grad(kernel, gh, hs, saved)                   # dW^T = dG^T H_prev
+    dw_hh = recurrent_weight_grad(kernel.reset_before_matmul, gh, hs, saved, h_mask) if masked \
+        else _recurrent_weight_grad(kernel, gh, hs, saved)                  # dW^T = dG^T H_prev
     db_ih = db_hh = None
     if has_bias:
         db_ih = gx.sum(0)

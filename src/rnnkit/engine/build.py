@@ -30,8 +30,8 @@ state: dict = {"module": None, "error": None}
 def _flags() -> list[str]:
     """-O3, OpenMP for the row loops, no FP traps/errno (as torch builds; lets the gate loops vectorize), and
     AVX2/FMA, or AVX-512 with 512-bit loops, only where torch detected them on this CPU (the cache key includes
-    the flags). On a Zen 4 the AVX-512 build's LSTM training step was ~4% faster at (200, 4, 128) and even
-    elsewhere (``benchmarks/engine_ab.py --variant-flags``: both builds in one process)."""
+    the flags): the gate loops are the compiled loop's own arithmetic, so they use the widest vectors the CPU has
+    (the measured gain is in BENCHMARKS.md, from ``benchmarks/engine_ab.py --variant-flags``)."""
     flags = ["-O3", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"]
     capability = torch.backends.cpu.get_cpu_capability()
     if platform.machine().lower() in ("x86_64", "amd64") and capability in ("AVX2", "AVX512"):

@@ -7,7 +7,9 @@ One operator runs one direction of one layer over a whole sequence, forward or b
 the same numbers as eager. (Under ``torch.func`` transforms the resolver picks ``engine="autograd"``, whose plain
 operations ``grad``, ``vmap`` and higher orders handle; see :mod:`.resolve`.)
 
-``rnnkit::recurrence(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store)`` returns
+``rnnkit::recurrence(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, h_mask=None,
+zoneout_h=None, zoneout_c=None)`` (the three masks of :mod:`.masked`: recurrent dropout (N, H), zoneout of h and
+of the LSTM's C (T, N, H); the backward op takes them last as well) returns
 six tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
 (N, H); and what the backward needs: ``cs`` (LSTM cells), ``gates`` (activated), ``aux`` (the PyTorch GRU's
 ``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection). ``store=False`` (compiled only)
@@ -41,13 +43,16 @@ def _none_if_empty(t: Tensor | None) -> Tensor | None:
 
 def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
                   w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
-                  mask: Optional[Tensor], window: int, store: bool) -> list[Tensor]:
+                  mask: Optional[Tensor], window: int, store: bool, h_mask: Optional[Tensor] = None,
+                  zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None) -> list[Tensor]:
     cell = recurrence(kernel)
     if backend == "compiled":
+        _no_masks(h_mask, zoneout_h, zoneout_c)
         hs, c_T, cs, gates, aux = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store)
         cell_out = None
     else:
-        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr)
+        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask, zoneout_h,
+                                      zoneout_c)
         gates = saved.pop(0) if saved else None
         aux = saved.pop(0) if KERNELS[kernel].bias_in_loop else None
         cell_out = saved.pop(0) if w_hr is not None else None
@@ -55,11 +60,18 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     return [hs] + [_empty(x) if t is None else t for t in (c_T, cs, gates, aux, cell_out)]
 
 
+def _no_masks(*masks) -> None:
+    if any(m is not None for m in masks):
+        raise RuntimeError("rnnkit: the compiled loop has no recurrent-dropout or zoneout kernel; "
+                           "use engine='python' (the resolver sends them there)")
+
+
 recurrence_op = torch.library.custom_op("rnnkit::recurrence", mutates_args=())(_forward_impl)
 
 
 @recurrence_op.register_fake
-def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store):
+def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, h_mask=None, zoneout_h=None,
+      zoneout_c=None):
     cell = recurrence(kernel)
     T, N, _ = x.shape
     P, GH = w_hh.shape[1], w_hh.shape[0]
@@ -73,7 +85,7 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
                 none, none, none]
     gated = cell.gates > 1
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
-            new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
+            new(T, N, GH) if gated or zoneout_h is not None else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
             new(T, N, H) if w_hr is not None else none]
 
 
@@ -81,15 +93,17 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
                            gates: Optional[Tensor], aux: Optional[Tensor], cell_out: Optional[Tensor],
                            w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
                            w_hr: Optional[Tensor], mask: Optional[Tensor], dY: Tensor, dc_T: Optional[Tensor],
-                           need_dx: bool, window: int) -> list[Tensor]:
+                           need_dx: bool, window: int, h_mask: Optional[Tensor] = None,
+                           zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None) -> list[Tensor]:
     if backend == "compiled":
+        _no_masks(h_mask, zoneout_h, zoneout_c)
         grads = extension().backward(kernel, x, hs, cs, gates, aux, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
                                    need_dx, window)
         grads = list(grads) + [None]
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,
-                                   b_ih is not None, need_dx, w_hr))
+                                   b_ih is not None, need_dx, w_hr, h_mask, zoneout_h, zoneout_c))
         grads += [None] * (8 - len(grads))
     return [_empty(x) if g is None else g for g in grads]
 
@@ -99,7 +113,7 @@ recurrence_backward_op = torch.library.custom_op("rnnkit::recurrence_backward", 
 
 @recurrence_backward_op.register_fake
 def _(backend, kernel, x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY, dc_T,
-      need_dx, window):
+      need_dx, window, h_mask=None, zoneout_h=None, zoneout_c=None):
     none = x.new_empty(0)
     like = lambda t: none if t is None else torch.empty_like(t)
     c0 = None if cs is None else cs.new_empty(cs.shape[1:])
@@ -108,16 +122,17 @@ def _(backend, kernel, x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, 
 
 
 def _setup(ctx, inputs, output) -> None:
-    backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store = inputs
+    backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, *masks = inputs
+    masks = (list(masks) + [None] * 3)[:3]                    # h_mask, zoneout_h, zoneout_c (defaults None)
     hs, c_T, cs, gates, aux, cell_out = output
     ctx.backend, ctx.kernel = backend, kernel
     ctx.window = 0 if store else window
-    ctx.save_for_backward(x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask)
+    ctx.save_for_backward(x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, *masks)
 
 
 def _gradients(ctx, d_hs: Tensor | None, d_c_T: Tensor | None, backward) -> tuple:
     """The inputs' gradients from the saved tensors and the gradients of ``hs`` and ``c_T``."""
-    x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask = ctx.saved_tensors
+    x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, h_mask, zh, zc = ctx.saved_tensors
     dY = hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:]) if d_hs is None else d_hs[1:]
     dc_T = _none_if_empty(d_c_T)
     cs = _none_if_empty(cs)
@@ -125,9 +140,12 @@ def _gradients(ctx, d_hs: Tensor | None, d_c_T: Tensor | None, backward) -> tupl
         dc_T = cs.new_zeros(cs.shape[1:])
     grads = backward(ctx.backend, ctx.kernel, x, hs, cs, _none_if_empty(gates), _none_if_empty(aux),
                      _none_if_empty(cell_out), w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY.contiguous(), dc_T,
-                     ctx.needs_input_grad[2], ctx.window)
+                     ctx.needs_input_grad[2], ctx.window,
+                     **({} if h_mask is None and zh is None and zc is None
+                        else {"h_mask": h_mask, "zoneout_h": zh, "zoneout_c": zc}))
     dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = (_none_if_empty(g) for g in grads)
-    return None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, None, None, None
+    return (None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, None, None, None,
+            None, None, None)[:len(ctx.needs_input_grad)]          # the masks, where they were passed
 
 
 def _second_order_error(backend: str) -> RuntimeError:
@@ -149,18 +167,25 @@ recurrence_backward_op.register_autograd(_refuse_second_order,
 
 
 def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
-           window: int = 0, store: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
-    """``(h_seq (T, N, P), h_T, C_T or None)`` from one call of ``rnnkit::recurrence``."""
+           window: int = 0, store: bool = True, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(h_seq (T, N, P), h_T, C_T or None)`` from one call of ``rnnkit::recurrence``. ``reg``: a
+    :class:`rnnkit.cells.extras.Regularisation` whose masks (not layer norm) the loops take."""
     w_ih, w_hh, b_ih, b_hh, *rest = weights
     w_hr = rest[0] if rest else None
+    masks = ()
+    if reg is not None and not reg.empty:
+        if reg.ln is not None:
+            raise RuntimeError(f"rnnkit: the {backend!r} engine has no layer-norm loop; use engine='autograd'")
+        masks = tuple(None if m is None else m.contiguous() for m in (reg.h_mask, reg.zoneout_h, reg.zoneout_c))
     out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh, w_hr, mask,
-              window, store)
+              window, store, *masks)
     h_seq = out[0][1:]
     return h_seq, h_seq[-1], (out[1] if cell.has_cell_state else None)
 
 
 def run_bptt(cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
-             mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+             mask: Tensor | None, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
     """The ``python`` engine: ``cell`` over ``x`` with :mod:`.bptt`'s loops; ``(h_seq, h_T, C_T or None)``.
-    ``weights`` may carry the LSTM's projection ``weight_hr`` fifth."""
-    return run_op("python", cell, x, h0, c0, weights, mask)
+    ``weights`` may carry the LSTM's projection ``weight_hr`` fifth; ``reg`` recurrent-dropout and zoneout
+    masks (:mod:`.masked`)."""
+    return run_op("python", cell, x, h0, c0, weights, mask, reg=reg)

@@ -78,9 +78,48 @@ def _under_functorch(engine: str) -> str:
                        f"hand-written BPTT reads raw tensors; use engine='auto' or 'autograd' there")
 
 
-def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool = False) -> str:
+# What each backend runs of the layers' regularisers (rnnkit.layers.regularisers). weight_drop and
+# variational_dropout change only the tensors passed in, so every rnnkit loop has them; torch.nn's module
+# takes its own parameters and inputs, so it has none.
+REGULARISERS = frozenset({"weight_drop", "variational_dropout", "recurrent_dropout", "zoneout", "layer_norm"})
+_INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
+SUPPORTS: dict[str, frozenset[str]] = {
+    "autograd": REGULARISERS,
+    "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout"},
+    "compiled": _INPUT_ONLY,
+    "cuda-graph": _INPUT_ONLY,
+    "torch": frozenset(),
+}
+
+
+def missing(backend: str, needs: frozenset[str], projected: bool = False) -> frozenset[str]:
+    """The regularisers in ``needs`` that ``backend`` cannot run (the Python loop has no projected masks)."""
+    have = SUPPORTS[backend]
+    if projected and backend == "python":
+        have = _INPUT_ONLY
+    return frozenset(needs) - have
+
+
+def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool = False,
+                   needs: frozenset[str] = frozenset()) -> str:
     """The backend that runs ``cell`` over a whole sequence ``x``: one of :data:`ENGINES` but ``auto``.
-    ``projected``: an LSTM with ``proj_size`` (a fifth weight, ``weight_hr``)."""
+    ``projected``: an LSTM with ``proj_size`` (a fifth weight, ``weight_hr``). ``needs``: the regularisers that
+    are active (:data:`REGULARISERS`); ``auto`` goes to the fastest backend that has them all (the Python loop,
+    else the autograd loop), an explicit engine that lacks one raises, naming it."""
+    chosen = _resolve_plain(engine, cell, x, projected)
+    lacking = missing(chosen, needs, projected)
+    if not lacking:
+        return chosen
+    if engine == "auto":
+        return "python" if not missing("python", needs, projected) else "autograd"
+    what = ", ".join(sorted(lacking))
+    raise RuntimeError(f"engine={engine!r} cannot run here: the {chosen!r} engine has no {what} "
+                       f"kernel{' with proj_size' if projected and chosen == 'python' else ''}. Use engine='auto'"
+                       f" (it picks {'python' if not missing('python', needs, projected) else 'autograd'}) "
+                       f"or 'autograd'.")
+
+
+def _resolve_plain(engine: str, cell: Recurrence, x: Tensor, projected: bool) -> str:
     check_engine(engine)
     if torch._C._are_functorch_transforms_active():
         return _under_functorch(engine)
@@ -105,14 +144,20 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
 
 
 def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bool, *,
-                        projected: bool = False) -> str:
+                        projected: bool = False, needs: frozenset[str] = frozenset()) -> str:
     """The backend for one step of a stack: ``compiled`` (the C++ stepper), ``cuda-graph`` (a captured step) or
     ``python`` (the cell equations, autograd-aware). ``replayable``: nothing needs gradients and no dropout runs.
-    torch.nn has no one-step kernel, so ``torch`` steps in Python; so do ``python`` and ``autograd``."""
+    torch.nn has no one-step kernel, so ``torch`` steps in Python; so do ``python`` and ``autograd``.
+    ``needs``: active regularisers; the steppers have none but the input-only ones, the cell equations all."""
     check_engine(engine)
-    if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused") \
-            or x.device.type not in ("cpu", "cuda"):
+    if frozenset(needs) - _INPUT_ONLY:
+        if engine in ("compiled", "cuda-graph"):
+            raise RuntimeError(f"engine={engine!r} is unavailable for step: its stepper has no "
+                               f"{', '.join(sorted(frozenset(needs) - _INPUT_ONLY))}; use engine='auto'")
         return "python"
+    if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused") \
+            or x.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return "python"                    # (compile, export and trace record the cell equations' operations)
     fast, reason = _device_fast_path(x, cell, projected)
     if engine in ("compiled", "cuda-graph") and fast != engine:
         return "python"

@@ -17,9 +17,11 @@ Contract
 The backward is the same recurrence run the other way (a reverse scan): with ``g_t = dL/dh_t`` in total,
 ``g_t = dY_t + a_{t+1} * g_{t+1}``, then ``da_t = g_t * h_{t-1}``, ``db_t = g_t`` and ``dh0 = a_1 * g_1``.
 
-What is saved for the backward: :class:`LinearScan` keeps ``a``, ``h`` and ``h0``; :class:`MinimalScan` keeps the
-gate pre-activations ``x U`` (T, N, G*H) and the outputs ``h`` (T, N, H), and recomputes the gates from them in
-its backward pass. Memory is linear in ``T``; nothing aliases an argument; the saved tensors are never written.
+What is saved for the backward: :class:`LinearScan` keeps ``a``, ``h`` and ``h0``; :class:`MinimalScan` keeps
+``x`` and ``U`` (as any linear layer), the gate pre-activations ``x U`` (T, N, G*H) and the outputs ``h``
+(T, N, H), and recomputes the gates from them in its backward pass, chunk by chunk (the full gate gradient
+(T, N, G*H) is never held). Memory is linear in ``T``; nothing aliases an argument; the saved tensors are never
+written, so ``retain_graph`` and ``gradcheck`` work.
 
 Implementations (``scan=``), the same numbers:
 
@@ -210,26 +212,32 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, reverse: bool = 
 
 
 class MinimalScan(torch.autograd.Function):
-    """minGRU / minLSTM gates, bias and scan in one compiled pass each way. Inputs: ``G`` (T, N, G*H) the
-    products ``x U`` (no bias), ``bias`` (G*H,) or None, ``h0`` (N, H); outputs ``h`` (T, N, H), ``h_n`` (N, H)."""
+    """A minimal layer's direction, compiled: ``G = x U`` (one matmul over all steps and gates), then the gates,
+    the bias and the scan in one C++ pass; the backward is the reverse pass, in chunks of steps whose gate
+    gradients are folded into ``dx = dG U^T`` and ``dU = dG^T x`` by one matmul each while they are in cache.
+    Inputs ``x`` (T, N, I) contiguous, ``weight`` (G*H, I), ``bias`` (G*H,) or None, ``h0`` (N, H); outputs
+    ``h`` (T, N, H) and ``h_n`` (N, H)."""
 
     @staticmethod
-    def forward(ctx, cell: int, positive: bool, reverse: bool, mask: Tensor | None, G: Tensor,
+    def forward(ctx, cell: int, positive: bool, reverse: bool, mask: Tensor | None, x: Tensor, weight: Tensor,
                 bias: Tensor | None, h0: Tensor):
+        T, N, I = x.shape
+        G = torch.mm(x.view(T * N, I), weight.t()).view(T, N, -1)      # x_t U for every step and gate
         out, h_last = _compiled_module().min_forward(cell, G, bias, h0, mask, reverse, positive)
         ctx.args = (cell, reverse, positive)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(G, bias, h0, out, mask)
+        ctx.save_for_backward(x, weight, G, bias, h0, out, mask)
         return out, h_last
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY: Tensor | None, dh_last: Tensor | None):
-        G, bias, h0, out, mask = ctx.saved_tensors
+        x, weight, G, bias, h0, out, mask = ctx.saved_tensors
         cell, reverse, positive = ctx.args
-        dG, dbias, dh0 = _compiled_module().min_backward(cell, G, bias, h0, out, mask, dY, dh_last, reverse,
-                                                         positive, ctx.needs_input_grad[5])
-        return None, None, None, None, dG, dbias, dh0
+        need = ctx.needs_input_grad
+        dx, dw, dbias, dh0 = _compiled_module().min_backward(cell, x, weight, G, bias, h0, out, mask, dY, dh_last,
+                                                             reverse, positive, need[4], need[5], need[6])
+        return None, None, None, None, dx, dw, dbias, dh0
 
 
 # --------------------------------------------------------------------------- one direction of a minimal layer
@@ -281,9 +289,8 @@ def run_minimal(kind: str, x: Tensor, h0: Tensor, weight: Tensor, bias: Tensor |
                          "version (log_space=True, h~ = g(x U_h + b_h)); use scan='compiled' or 'torch'")
     T = x.shape[0]
     if which == "compiled":
-        G = F.linear(x, weight)                                # x_t U for every step and gate: one matmul
         mask = None if lengths is None else lengths_mask(lengths, T).contiguous()
-        return MinimalScan.apply(_CELL_ID[kind], positive, reverse, mask, G.contiguous(), bias, h0)
+        return MinimalScan.apply(_CELL_ID[kind], positive, reverse, mask, x.contiguous(), weight, bias, h0)
     G = F.linear(x, weight, bias)
     if which == "log":
         return _run_log(kind, G, h0, lengths, reverse)

@@ -27,6 +27,15 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, src.unsqueeze(2).expand_as(x))
 
 
+def needs_of(reg) -> frozenset[str]:
+    """What a :class:`~rnnkit.cells.extras.Regularisation` asks of an engine (see :func:`.resolve.resolve_engine`)."""
+    if reg is None:
+        return frozenset()
+    return frozenset(name for name, on in (("recurrent_dropout", reg.h_mask is not None),
+                                           ("zoneout", reg.zoneout_h is not None or reg.zoneout_c is not None),
+                                           ("layer_norm", reg.ln is not None)) if on)
+
+
 def _runner(name: str, checkpoint_every: int | None):
     """The loop that runs backend ``name`` (resolved, see :mod:`.resolve`) over one direction."""
     if checkpoint_every is not None and name != "compiled":
@@ -47,7 +56,8 @@ def _runner(name: str, checkpoint_every: int | None):
 
 def run_direction(cell: Recurrence | str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, *,
                   lengths: Tensor | None = None, reverse: bool = False,
-                  engine: str = "auto", checkpoint_every: int | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+                  engine: str = "auto", checkpoint_every: int | None = None,
+                  reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one direction of one layer of ``cell`` (a :class:`~rnnkit.cells.spec.Recurrence` or its name) over
     ``x`` (T, N, I). ``weights`` is ``(weight_ih, weight_hh, bias_ih, bias_hh)``, and ``weight_hr`` fifth for an
     LSTM that projects its state (``proj_size``).
@@ -56,9 +66,15 @@ def run_direction(cell: Recurrence | str, x: Tensor, h0: Tensor, c0: Tensor | No
     its final state is the one at its last valid step. ``lengths`` is a (N,) integer tensor on ``x``'s device.
     ``checkpoint_every=k`` (compiled engine only) saves the states every ``k`` steps for the backward and
     recomputes the rest there: memory ``~N·H·T`` instead of ``6·N·H·T`` floats for the LSTM.
+    ``reg``: recurrent-dropout and zoneout masks and layer norm (:class:`rnnkit.cells.extras.Regularisation`;
+    the zoneout masks are indexed by the step of this direction's own order, reversed ones included).
     """
     cell = recurrence(cell)
-    runner = _runner(resolve_engine(engine, cell, x, projected=len(weights) > 4), checkpoint_every)
+    reg = None if reg is None or reg.empty else reg
+    runner = _runner(resolve_engine(engine, cell, x, projected=len(weights) > 4, needs=needs_of(reg)),
+                     checkpoint_every)
+    if reg is not None:
+        runner = partial(runner, reg=reg)
     mask = None if lengths is None else lengths_mask(lengths, x.shape[0])
     if reverse:
         x = reverse_padded(x, lengths)

@@ -4,6 +4,10 @@ A layer stacks engine runs: each layer and direction is one :func:`rnnkit.engine
 directions' outputs are concatenated, dropout sits between layers. Parameters carry ``torch.nn``'s names and
 shapes (``weight_ih_l{k}`` (G*H, in), ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}``, suffix
 ``_reverse``), so ``state_dict`` moves between rnnkit and ``torch.nn`` unchanged.
+
+Keyword-only regularisers (``variational_dropout``, ``weight_drop``, ``recurrent_dropout``, ``zoneout``,
+``layer_norm``; all off by default) are described, with the order their masks are drawn in, in
+:mod:`rnnkit.layers.regularisers`; the cells' docstrings give the modified equations.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from ..cells.lstm import set_forget_bias
 from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
 from ..engine import check_engine, resolve_engine, run_direction
 from .checks import InputError, check_dropout, check_input, check_lengths, check_positive_int, check_state
+from .regularisers import NAMES as REGULARISER_NAMES, Draw, Options, add_layer_norm, is_layer_norm, reset_layer_norm
 from .stepping import autocast_enabled, autocast_off, step_stack
 from .torch_interop import TorchInterop
 
@@ -30,11 +35,16 @@ class RecurrentLayer(TorchInterop, nn.Module):
     """Shared body of the three layers; each subclass builds one of its ``recurrences`` (``self.cell``)."""
 
     recurrences: tuple[Recurrence, ...] = ()
+    options: Options = Options()        # the regularisers (instances set theirs; layers pickled before them: none)
 
     def __init__(self, cell: Recurrence, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, engine: str = "auto") -> None:
+                 proj_size: int = 0, device=None, dtype=None, *, engine: str = "auto", **regularisers) -> None:
         super().__init__()
+        unknown = sorted(set(regularisers) - set(REGULARISER_NAMES))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument {unknown[0]!r}")
+        self.options = Options.parse(cell.has_cell_state, **regularisers)   # see layers/regularisers.py
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
@@ -70,6 +80,8 @@ class RecurrentLayer(TorchInterop, nn.Module):
                 if proj_size:
                     setattr(self, f"weight_hr_l{layer}{suffix}", nn.Parameter(torch.empty(proj_size, hidden_size,
                                                                                           **kw)))
+        if self.options.layer_norm:
+            add_layer_norm(self, device, dtype)                     # after torch.nn's weights: their order holds
         self.reset_parameters()
 
     @property
@@ -85,10 +97,12 @@ class RecurrentLayer(TorchInterop, nn.Module):
         return ("", "_reverse")[: self.num_directions]
 
     def reset_parameters(self) -> None:
-        """PyTorch's default: every parameter uniform in ``(-1/sqrt(H), 1/sqrt(H))``."""
+        """PyTorch's default: every parameter uniform in ``(-1/sqrt(H), 1/sqrt(H))``; layer-norm gains 1, biases 0."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        for name, p in self.named_parameters():
+            if not is_layer_norm(name):
+                nn.init.uniform_(p, -bound, bound)
+        reset_layer_norm(self)
 
     def layer_weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer and direction (0 forward, 1 reverse), and
@@ -130,7 +144,8 @@ class RecurrentLayer(TorchInterop, nn.Module):
         if lengths is not None:
             lengths = check_lengths(name, lengths, N, T, x.device)
         h0, c0 = self._initial_state(hx, x, unbatched)
-        backend = resolve_engine(self.engine, self.cell, x, projected=bool(self.proj_size))
+        backend = resolve_engine(self.engine, self.cell, x, projected=bool(self.proj_size),
+                                 needs=self.options.active(self.training))
         if backend == "torch":
             if self.checkpoint_every is not None:
                 raise ValueError(f"{name}: checkpoint_every needs rnnkit's compiled engine; torch.nn's kernels "
@@ -156,19 +171,26 @@ class RecurrentLayer(TorchInterop, nn.Module):
         dropout between layers."""
         h_n, c_n = [], []
         layer_input = x
+        draw = None if self.options == Options() else Draw(self, x, x.shape[0])   # masks: regularisers.py's order
         for layer in range(self.num_layers):
             outputs = []
+            if draw is not None:
+                dropped = draw.layer_input(layer, layer_input)       # variational dropout, shared over time
+                layer_input = layer_input if dropped is None else dropped
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
+                weights, reg = draw.direction(layer, direction, x.shape[1]) if draw is not None \
+                    else (self.layer_weights(layer, direction), None)
                 out, h, c = run_direction(self.cell, layer_input, h0[k], None if c0 is None else c0[k],
-                                          self.layer_weights(layer, direction), lengths=lengths,
+                                          weights, lengths=lengths,
                                           reverse=direction == 1, engine=backend,
-                                          checkpoint_every=self.checkpoint_every)
+                                          checkpoint_every=self.checkpoint_every, reg=reg)
                 outputs.append(out)
                 h_n.append(h)
                 c_n.append(c)
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1 \
+                    and not self.options.variational_dropout:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, self.cell.pack(torch.stack(h_n), torch.stack(c_n) if c0 is not None else None)
 
@@ -226,7 +248,14 @@ class RecurrentLayer(TorchInterop, nn.Module):
                               ("proj_size", 0)):
             if getattr(self, flag) != default:
                 s += f", {flag}={getattr(self, flag)}"
-        return s + f", engine={self.engine!r}"
+        options = self.options.describe()
+        return s + (f", {options}" if options else "") + f", engine={self.engine!r}"
+
+    def to_torch(self) -> nn.Module:
+        if self.options.layer_norm or self.options.zoneout_h or self.options.zoneout_c:
+            raise ValueError("torch.nn's layers have no layer norm or zoneout, which change this layer's numbers "
+                             "in evaluation too; to_torch() would compute something else")
+        return super().to_torch()
 
 
 class RNN(RecurrentLayer):
@@ -236,13 +265,13 @@ class RNN(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, engine: str = "auto") -> None:
+                 device=None, dtype=None, *, engine: str = "auto", **regularisers) -> None:
         cell = next((r for r in self.recurrences if r.layer_kwargs["nonlinearity"] == nonlinearity), None)
         if cell is None:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype, engine=engine)
+                         bidirectional, 0, device, dtype, engine=engine, **regularisers)
 
     @classmethod
     def _kwargs_from_torch(cls, module: nn.Module) -> dict:
@@ -263,10 +292,11 @@ class LSTM(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 device=None, dtype=None, *, engine: str = "auto", forget_bias: float | None = None) -> None:
+                 device=None, dtype=None, *, engine: str = "auto", forget_bias: float | None = None,
+                 **regularisers) -> None:
         self.forget_bias = forget_bias
         super().__init__(LSTM_CELL, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, device, dtype, engine=engine)
+                         proj_size, device, dtype, engine=engine, **regularisers)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
@@ -294,10 +324,10 @@ class GRU(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, *, reset_after: bool = False, engine: str = "auto") -> None:
+                 dtype=None, *, reset_after: bool = False, engine: str = "auto", **regularisers) -> None:
         self.reset_after = bool(reset_after)
         super().__init__(GRU_TORCH if reset_after else GRU_CELL, input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, 0, device, dtype, engine=engine)
+                         batch_first, dropout, bidirectional, 0, device, dtype, engine=engine, **regularisers)
 
     def to_torch(self) -> nn.Module:
         if not self.reset_after:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..engine import resolve_step_engine
 from .checks import InputError
+from .regularisers import Draw, Options
 from ..engine.graphed import CudaGraph, EagerGraph, clone_or_none, copy_into
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -57,7 +58,7 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
     x, hx = layer.under_autocast(x, hx)
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
     backend = resolve_step_engine(layer.engine, layer.cell, x, _replayable(layer, x, h0, c0),
-                                  projected=bool(layer.proj_size))
+                                  projected=bool(layer.proj_size), needs=layer.options.active(layer.training))
     if backend == "compiled":
         h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
     elif backend == "cuda-graph":
@@ -70,7 +71,7 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
 
 def _replayable(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> bool:
     """The step may run outside autograd and the cell equations' Python: no gradients, no training dropout."""
-    if layer.training and layer.dropout > 0:
+    if layer.training and (layer.dropout > 0 or layer.options.active(True) - {"layer_norm", "zoneout"}):
         return False
     return not (torch.is_grad_enabled()
                 and any(t is not None and t.requires_grad for t in (x, h0, c0, *layer.parameters())))
@@ -123,6 +124,8 @@ def _graphed_step(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> GraphedSte
 def _python_steps(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """The layers one by one through the cell equations (autograd-aware; dropout between layers in training)."""
     cell, hs, cs = layer.cell, [], []
+    if layer.options != Options():                                   # regularisers.py: one step of the same draws
+        return _regularised_steps(layer, x, h0, c0)
     for k in range(layer.num_layers):
         state = cell.pack(h0[k], None if c0 is None else c0[k])
         h, c = cell.unpack(cell.step(x, state, *layer.layer_weights(k, 0)))
@@ -131,4 +134,26 @@ def _python_steps(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tens
             cs.append(c)
         if k < layer.num_layers - 1:
             x = F.dropout(h, layer.dropout, layer.training) if layer.dropout > 0 else h
+    return torch.stack(hs), (torch.stack(cs) if cs else None)
+
+
+def _regularised_steps(layer, x: Tensor, h0: Tensor, c0: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """:func:`_python_steps` with the layer's regularisers: the masks of one step, drawn in the documented order."""
+    cell, hs, cs = layer.cell, [], []
+    draw = Draw(layer, x, 1)
+    for k in range(layer.num_layers):
+        if k > 0:
+            dropped = draw.layer_input(k, x.unsqueeze(0))
+            if dropped is not None:
+                x = dropped[0]
+            elif layer.dropout > 0:
+                x = F.dropout(x, layer.dropout, layer.training)
+        weights, reg = draw.direction(k, 0, x.shape[0])
+        state = cell.pack(h0[k], None if c0 is None else c0[k])
+        new = cell.step(x, state, *weights, reg=reg.at(0)) if reg is not None else cell.step(x, state, *weights)
+        h, c = cell.unpack(new)
+        hs.append(h)
+        if c is not None:
+            cs.append(c)
+        x = h
     return torch.stack(hs), (torch.stack(cs) if cs else None)

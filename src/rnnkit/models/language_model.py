@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .awd import AWDStack, embedding_dropout, locked_dropout
 from .config import ModelConfig, initialize
 from .recurrent import make_recurrent
 
@@ -26,12 +27,30 @@ class LMConfig(ModelConfig):
     init_range: float | None = None      # uniform(-r, r) for every parameter, as Zaremba et al.; None: PyTorch's
     forget_bias: float | None = None
     engine: str = "auto"
+    # AWD-LSTM (Merity et al. 2017; rnnkit.models.awd) and the layers' regularisers, all off by default
+    awd: bool = False             # one layer per level, locked dropout on the embeddings, between layers, outputs
+    last_hidden_size: int | None = None  # AWD: the last layer's size (the embedding size for tied weights)
+    word_dropout: float = 0.0     # whole words: rows of the embedding matrix (AWD's dropoute)
+    layer_dropout: float = 0.0    # locked (variational) dropout between layers (AWD's dropouth)
+    weight_drop: float = 0.0      # DropConnect on weight_hh (AWD's wdrop)
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.tie_weights and self.embed_size != self.hidden_size:
+        if self.tie_weights and self.embed_size != self.output_size:
             raise ValueError(f"tie_weights needs embed_size == hidden_size, got {self.embed_size} and "
-                             f"{self.hidden_size}")
+                             f"{self.output_size}")
+
+    @property
+    def output_size(self) -> int:
+        """The size of the last layer's output (what the decoder reads)."""
+        return (self.last_hidden_size or self.hidden_size) if self.awd else self.hidden_size
+
+    def regularisers(self) -> dict:
+        return dict(weight_drop=self.weight_drop, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+                    layer_norm=self.layer_norm)
 
 
 class LanguageModel(nn.Module):
@@ -42,16 +61,24 @@ class LanguageModel(nn.Module):
         self.config = config
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
-        self.rnn = make_recurrent(c.recurrence, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
-                                  engine=c.engine)
-        self.decoder = nn.Linear(c.hidden_size, c.vocab_size)
+        if c.awd:
+            sizes = [c.embed_size] + [c.hidden_size] * (c.num_layers - 1) + [c.output_size]
+            self.rnn = AWDStack(c.recurrence, sizes, c.layer_dropout, engine=c.engine, **c.regularisers())
+        else:
+            extra = c.regularisers()
+            if c.layer_dropout and c.num_layers > 1:
+                extra["variational_dropout"] = c.layer_dropout
+            self.rnn = make_recurrent(c.recurrence, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
+                                      engine=c.engine, **extra)
+        self.decoder = nn.Linear(c.output_size, c.vocab_size)
         initialize(self, c)
         if c.tie_weights:
             self.decoder.weight = self.embedding.weight
 
-    def forward(self, tokens: Tensor, state=None):
-        """``tokens`` (T, N) int64 → ``logits`` (T, N, V) and the state after the last step."""
-        return self._run(tokens, state, self.rnn)
+    def forward(self, tokens: Tensor, state=None, activations: bool = False):
+        """``tokens`` (T, N) int64 → ``logits`` (T, N, V) and the state after the last step; with
+        ``activations``, third the last layer's output before and after its dropout (for AR and TAR)."""
+        return self._run(tokens, state, self.rnn, activations)
 
     @torch.no_grad()
     def step(self, token: Tensor, state=None):
@@ -59,13 +86,17 @@ class LanguageModel(nn.Module):
         call (``rnn.step``: the compiled stepper where it serves)."""
         return self._run(token, state, self.rnn.step)
 
-    def _run(self, tokens: Tensor, state, recurrence):
+    def _run(self, tokens: Tensor, state, recurrence, activations: bool = False):
         c = self.config
-        emb = self.embedding(tokens)
+        emb = embedding_dropout(self.embedding, tokens, c.word_dropout, self.training) if c.word_dropout \
+            else self.embedding(tokens)
         p_emb = c.dropout if c.embed_dropout is None else c.embed_dropout
-        emb = F.dropout(emb, p_emb, self.training)
-        out, state = recurrence(emb, state)
-        out = F.dropout(out, c.dropout, self.training)
+        drop = locked_dropout if c.awd else F.dropout
+        emb = drop(emb, p_emb, self.training)
+        raw, state = recurrence(emb, state)
+        out = drop(raw, c.dropout, self.training)
+        if activations:
+            return self.decoder(out), state, (raw, out)
         return self.decoder(out), state
 
 
@@ -73,8 +104,8 @@ def detach_state(state):
     """Cut the graph between TBPTT windows: the next window's initial state is a leaf."""
     if state is None:
         return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
+    if isinstance(state, (tuple, list)):
+        return tuple(detach_state(s) for s in state)        # (h, c), or one state per level (AWD)
     return state.detach()
 
 

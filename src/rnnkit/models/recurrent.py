@@ -10,13 +10,14 @@ from ..layers import RecurrentLayer, make_layer
 
 def make_recurrent(cell: Recurrence | str, input_size: int, hidden_size: int, num_layers: int = 1,
                    dropout: float = 0.0, bidirectional: bool = False, engine: str = "auto",
-                   forget_bias: float | None = None, batch_first: bool = False) -> RecurrentLayer:
+                   forget_bias: float | None = None, batch_first: bool = False, **regularisers) -> RecurrentLayer:
     """A stacked rnnkit layer of ``cell``; dropout between layers only (none for one layer). ``forget_bias``
-    applies to cells with a forget gate (:func:`init_forget_bias`) and is ignored for the others."""
+    applies to cells with a forget gate (:func:`init_forget_bias`) and is ignored for the others. ``regularisers``:
+    the layer's keyword-only options (``weight_drop=``, ``zoneout=``, ...; :mod:`rnnkit.layers.regularisers`)."""
     cell = recurrence(cell)
     layer = make_layer(cell, input_size, hidden_size, num_layers=num_layers,
                        dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional, engine=engine,
-                       batch_first=batch_first)
+                       batch_first=batch_first, **regularisers)
     if forget_bias is not None:
         init_forget_bias(layer, forget_bias)
     return layer

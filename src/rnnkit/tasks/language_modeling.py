@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from ..data import BPTTStream, Tokenizer, batchify, read_text, tokenizer_from_dict
+from ..data.variable_bptt import VariableBPTTStream
+from ..models.awd import activation_regularisation, temporal_activation_regularisation
 from ..models.language_model import LanguageModel, LMConfig, detach_state, lm_loss
 from ..training import distributed as dist
 from ..training.modes import evaluating
@@ -35,12 +37,15 @@ class LanguageModelTask:
     def __init__(self, tokenizer: Tokenizer, level: str, train_ids: Tensor, valid_ids: Tensor, *,
                  batch_size: int, bptt: int, eval_batch_size: int = 1, sum_over_time: bool = False,
                  device: torch.device | str = "cpu", data: dict | None = None, model_config: dict | None = None,
-                 train_source: str | None = None, valid_source: str | None = None) -> None:
+                 train_source: str | None = None, valid_source: str | None = None, alpha: float = 0.0,
+                 beta: float = 0.0, variable_bptt: bool = False, seed: int = 0) -> None:
         self.tokenizer, self.level = tokenizer, level
         self.device = torch.device(device)
         self.bptt, self.sum_over_time = bptt, sum_over_time
-        self.train = BPTTStream(batchify(train_ids, batch_size, dist.rank(), dist.world_size(), source=train_source),
-                                bptt, source=train_source)
+        self.alpha, self.beta, self.variable_bptt = alpha, beta, variable_bptt     # AWD: AR, TAR, window lengths
+        columns = batchify(train_ids, batch_size, dist.rank(), dist.world_size(), source=train_source)
+        self.train = VariableBPTTStream(columns, bptt, seed=seed, source=train_source) if variable_bptt \
+            else BPTTStream(columns, bptt, source=train_source)
         self.valid = BPTTStream(batchify(valid_ids, eval_batch_size, source=valid_source), bptt,
                                 source=valid_source)
         self.data, self.model_config = data or {}, model_config or {}
@@ -54,15 +59,27 @@ class LanguageModelTask:
     def batches(self, epoch: int, start: int) -> Iterator[tuple[Tensor, Tensor]]:
         if start == 0:
             self.hidden = None                 # each epoch starts from h_0 = 0
+        if self.variable_bptt:
+            self.train.set_epoch(epoch)        # this epoch's window lengths (the same on a resume)
         for x, y in self.train.iter_from(start):
             yield x.to(self.device), y.to(self.device)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, int]:
         x, y = batch
-        logits, state = model(x, self.hidden)
+        if self.alpha or self.beta:
+            logits, state, (raw, dropped) = model(x, self.hidden, activations=True)
+        else:
+            logits, state = model(x, self.hidden)
         self.hidden = detach_state(state)      # no gradient crosses a window boundary
         loss = lm_loss(logits, y)
-        return (loss * x.shape[0] if self.sum_over_time else loss), loss.detach(), y.numel()
+        objective = loss * x.shape[0] if self.sum_over_time else loss
+        if self.alpha:
+            objective = objective + activation_regularisation(dropped, self.alpha)
+        if self.beta:
+            objective = objective + temporal_activation_regularisation(raw, self.beta)
+        if self.variable_bptt:
+            objective = objective * (x.shape[0] / self.bptt)   # AWD scales the learning rate by length / bptt
+        return objective, loss.detach(), y.numel()
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -79,9 +96,16 @@ class LanguageModelTask:
         return {"hidden": self.hidden}
 
     def load_state_dict(self, state: dict) -> None:
-        h = state.get("hidden")
-        self.hidden = None if h is None else (tuple(t.to(self.device) for t in h) if isinstance(h, (tuple, list))
-                                              else h.to(self.device))
+        self.hidden = _to_device(state.get("hidden"), self.device)
+
+
+def _to_device(state, device):
+    """A carried state (a tensor, ``(h, c)``, or one per level for AWD's stack) on ``device``."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_to_device(s, device) for s in state)
+    return state.to(device)
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ Each task module exposes ``load_run(run_dir, device)`` on top of :func:`load_tas
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,11 +30,15 @@ def load_task_run(run_dir: str | Path, task: str, what: str, build: Build, devic
     if wrong_task is not None and config.get("task") != task:
         raise CheckpointError(wrong_task(config.get("task")))
     where = Path(run_dir) / "config.json"
+    if not isinstance(config.get("model"), dict):
+        raise CheckpointError(f"{where}: \"model\" must be the {what} settings (a JSON object), got "
+                              f"{json.dumps(config.get('model'))}; the file is damaged")
     try:
         model, parts = build(config, where)
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: incomplete or invalid {what} configuration ({e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{where}: incomplete or invalid {what} configuration ({type(e).__name__}: {e})") \
+            from None
     load_weights(run_dir, model)
     return model.to(device).eval(), parts, config

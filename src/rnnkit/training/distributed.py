@@ -11,7 +11,8 @@ import torch
 import torch.distributed as td
 from torch import nn
 
-STOP_REASONS = ("finished", "max_steps", "time budget", "early stopping")
+STOP_REASONS = ("finished", "interrupted", "max_steps", "time budget", "early stopping")
+# agree(): "finished" counts last, then the earlier a reason is listed the more it wins (a signal on any rank)
 
 
 def launched() -> bool:

@@ -11,7 +11,15 @@ def read_metrics(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:             # a line cut short by a kill
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def plot_metrics(metrics_path: str | Path, png_path: str | Path, metric: str = "loss") -> bool:

@@ -4,11 +4,24 @@ A task (language model, classifier, ...) supplies the data and the loss through 
 the trainer owns everything else. A run folder ends up with ``model.safetensors`` + ``config.json`` (the best
 model by the task's metric), ``resume.pt`` (optimizer, step, data position, RNG states, the task's carried
 state), ``metrics.jsonl`` and ``loss.png``.
+
+What a run folder can count on:
+
+- nothing non-finite is saved: a NaN or infinite loss, validation metric or weight stops training with a message
+  that says which checkpoints are kept (or that none exists);
+- SIGINT (Ctrl-C) and SIGTERM (``kill``, ``timeout``, batch schedulers) both stop training at the end of the step
+  under way (at once during an evaluation) and save the resume state; a second signal ends the process at once,
+  the last saved state kept;
+- a resumed run continues at the step its state was saved at: ``metrics.jsonl`` records of later steps (written
+  before a kill) are dropped, and a run that already reached ``max_steps`` trains no further.
 """
 from __future__ import annotations
 
 import math
+import os
 import random
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,8 +33,9 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import distributed as dist
-from .atomic import append_jsonl
-from .checkpoint import load_resume, save_resume, save_run
+from .atomic import append_jsonl, rewrite_jsonl
+from .checkpoint import (MODEL_FILE, RESUME_FILE, SAVE_ID_KEY, CheckpointError, describe_mismatch, load_resume,
+                         read_config, save_resume, save_run, weights_metadata)
 from .config import TrainConfig
 from .modes import evaluating
 from .plots import plot_metrics
@@ -92,6 +106,49 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class StopSignals:
+    """SIGINT and SIGTERM while training (installed by :meth:`Trainer.fit` in the main thread).
+
+    The first signal is noted (:attr:`received`) and the loop stops at its next safe point: after the step or
+    the save under way, so the saved state is a step boundary; during an evaluation (which changes nothing) it
+    raises :class:`KeyboardInterrupt` at once. A second signal ends the process at once, by that signal (the last
+    saved state stays; a temporary file it leaves is cleared by the next command that owns the run folder)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.interruptible = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        self.received = None
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received is not None else ""
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:
+            os.write(2, f"\nrnnkit: second {signal.Signals(signum).name}: stopping at once; the last saved state "
+                        f"is kept\n".encode())
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.received = signum
+        if self.interruptible:
+            raise KeyboardInterrupt
+
+
 class Trainer:
     """Trains ``model`` on ``task`` into ``run_dir`` with the settings in ``cfg``."""
 
@@ -114,6 +171,11 @@ class Trainer:
         self._started: float | None = None   # when this session's training began (monotonic clock)
         self.last_eval_step = -1
         self.last_metrics: dict[str, float] = {}
+        self.best_step: int | None = None        # the step of the best model on disk (None: none saved)
+        self.best_save_id: str | None = None
+        self.saved_step: int | None = None       # the step of the resume state on disk (None: none saved)
+        self.resumed_from: int | None = None     # the step resume() found, if it ran
+        self.signals = StopSignals()
 
     # ------------------------------------------------------------------ state
 
@@ -121,34 +183,89 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
                 "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": _rng_state(),
-                "task": self.task.state_dict()}
+                "task": self.task.state_dict(), "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
+                "best_save_id": self.best_save_id, "last_metrics": self.last_metrics}
 
     def trained_seconds(self) -> float:
         """Seconds of training so far: earlier sessions plus this one, so a resume state saved mid-run counts both."""
         return self.elapsed + (time.monotonic() - self._started if self._started is not None else 0.0)
 
     def resume(self) -> None:
-        """Continue exactly where ``resume.pt`` says training stood."""
+        """Continue exactly where ``resume.pt`` says training stood. Reads only: a state that doesn't fit the
+        model, the optimizer or the task is a :class:`TrainingError` listing what differs."""
+        path = self.run_dir / RESUME_FILE
         state = load_resume(self.run_dir)
+        problem = describe_mismatch(state["model"], self.model.state_dict())
+        if problem:
+            raise TrainingError(f"{path} does not fit this model ({problem}); resume with the model options the "
+                                f"run was trained with (its options.json), or start a new run") from None
+        saved_optimizer = state.get("optimizer_name")
+        if saved_optimizer is not None and saved_optimizer != self.cfg.optimizer:
+            raise TrainingError(f"{path} holds the state of --optimizer {saved_optimizer}, not "
+                                f"{self.cfg.optimizer}; resume with --optimizer {saved_optimizer}, or start a new run")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise TrainingError(f"{self.run_dir / 'resume.pt'} does not fit this model and optimizer: "
-                                f"{str(e).splitlines()[0]}") from None
-        for key in ("step", "epoch", "position", "best", "bad_evals", "elapsed", "last_eval_step"):
-            setattr(self, key, state[key])
-        _set_rng_state(state["rng"])
-        self.task.load_state_dict(state["task"])
+            for key in ("step", "epoch", "position", "best", "bad_evals", "elapsed", "last_eval_step"):
+                setattr(self, key, state[key])
+            _set_rng_state(state["rng"])
+            self.task.load_state_dict(state["task"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+            detail = " ".join(str(e).split()) or type(e).__name__
+            raise TrainingError(f"{path} does not fit this model, optimizer and data: {detail}") from None
+        self.best_step, self.best_save_id = state.get("best_step"), state.get("best_save_id")
+        self.last_metrics = dict(state.get("last_metrics") or {})
+        self.saved_step = self.resumed_from = self.step
+        self._sync_best()
+
+    def _sync_best(self) -> None:
+        """Take the best model's value from the run folder when it isn't the one the resume state knew (a kill
+        between saving the best model and the resume state), so that only a better model replaces it."""
+        meta = weights_metadata(self.run_dir)
+        if not meta:                                           # no best model on disk: the next evaluation saves
+            self.best = self.best_step = self.best_save_id = None
+            return
+        if meta.get(SAVE_ID_KEY) == self.best_save_id:
+            return
+        try:
+            config = read_config(self.run_dir)
+            value = float(config["metrics"][self.task.metric])
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            return
+        if math.isfinite(value):
+            self.best, self.best_step, self.best_save_id = value, config.get("step"), meta.get(SAVE_ID_KEY)
+
+    def kept(self) -> str:
+        """What a failed run leaves: which checkpoints are in the run folder, or that none exists."""
+        parts = []
+        if self.best_step is not None:
+            parts.append(f"the best model from step {self.best_step} ({self.task.metric} {self.best:.4g}) in "
+                         f"{MODEL_FILE}")
+        if self.saved_step is not None:
+            parts.append(f"the resume state from step {self.saved_step} in {RESUME_FILE}")
+        if not parts:
+            return f"No checkpoint was saved in {self.run_dir} (none exists: nothing to resume)"
+        return f"Kept in {self.run_dir}: " + " and ".join(parts)
 
     def _save_resume(self) -> None:
         if self.is_main:
-            save_resume(self.run_dir, self._state())
+            try:
+                save_resume(self.run_dir, self._state())
+            except ValueError as e:
+                raise TrainingError(f"{e} at step {self.step} (epoch {self.epoch}); stopped. {self.kept()}; "
+                                    f"try a lower --lr or --clip") from None
+            self.saved_step = self.step
 
     def _save_best(self, metrics: dict) -> None:
         if self.is_main:
-            save_run(self.run_dir, self.model, {**self.task.run_config(), "training": self.cfg.to_dict(),
-                                                "step": self.step, "epoch": self.epoch, "metrics": metrics})
+            try:
+                save_id = save_run(self.run_dir, self.model, {**self.task.run_config(), "training": self.cfg.to_dict(),
+                                                              "step": self.step, "epoch": self.epoch,
+                                                              "metrics": metrics})
+            except ValueError as e:
+                raise TrainingError(f"{e} at step {self.step} (epoch {self.epoch}); stopped. {self.kept()}; "
+                                    f"try a lower --lr or --clip") from None
+            self.best_step, self.best_save_id = self.step, save_id
 
     def _log(self, record: dict) -> None:
         if self.is_main:
@@ -159,15 +276,26 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Evaluate, log, keep the best checkpoint, count evaluations without improvement."""
-        with evaluating(self.model), torch.no_grad():
-            metrics = self.task.evaluate(self.model)
+        self.signals.interruptible = True                 # a signal stops an evaluation at once: it changes nothing
+        try:
+            if self.signals.received is not None:
+                raise KeyboardInterrupt
+            with evaluating(self.model), torch.no_grad():
+                metrics = self.task.evaluate(self.model)
+        finally:
+            self.signals.interruptible = False
+        value = metrics[self.task.metric]
+        bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise TrainingError(f"the validation {', '.join(bad)} became {metrics[bad[0]]} at step {self.step} "
+                                f"(epoch {self.epoch}); stopped, this model not saved. {self.kept()}; try a lower "
+                                f"--lr or --clip")
         self.last_eval_step = self.step
         self.last_metrics = metrics
-        value = metrics[self.task.metric]
         better = self.best is None or (value > self.best if self.task.higher_is_better else value < self.best)
         if better:
+            self._save_best(metrics)                      # first: it refuses non-finite weights
             self.best, self.bad_evals = value, 0
-            self._save_best(metrics)
         else:
             self.bad_evals += 1
         self._log({"kind": "eval", **metrics, "best": self.best})
@@ -184,63 +312,78 @@ class Trainer:
                    dynamic_ncols=True, unit="step", smoothing=0.1 if cfg.minutes is None else 0.0)
         # with a time budget the bar's total comes from this session's average rate (evaluations included), and
         # so does its ETA (smoothing 0): the time left is then the budget left
+        if self.is_main:                    # records past the step training continues from (a kill after them)
+            rewrite_jsonl(self.run_dir / "metrics.jsonl", lambda r: not isinstance(r.get("step"), int)
+                          or r["step"] <= self.step)
         self._started = time.monotonic()
         first_step = self.step
-        reason = "finished"
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and self.device.type == "cuda"
                     else nullcontext())
         self.model.train()
-        try:
-            while self.epoch <= cfg.epochs and reason == "finished":
-                lr = cfg.lr_at(self.epoch)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                tick, items = time.monotonic(), 0
-                for batch in self.task.batches(self.epoch, self.position):
-                    snapshot = (self.task.state_dict(), _rng_state())
-                    try:
-                        with autocast:
-                            objective, loss, n = self.task.loss(self.net, batch)
-                        norm = self._update(objective)
-                    except KeyboardInterrupt:     # mid-step: put back what the step used, so resume is exact
-                        self.task.load_state_dict(snapshot[0])
-                        _set_rng_state(snapshot[1])
-                        raise
-                    self.step += 1
-                    self.position += 1
-                    items += n
-                    value = loss.item()
-                    now = time.monotonic()
-                    if not self.quiet:
-                        bar.total = self._bar_total(total, (self.step - first_step) / max(now - self._started, 1e-9))
-                        bar.update(1)
-                        bar.set_postfix({"ep": self.epoch, "loss": f"{value:.3f}", **self.task.progress(value),
-                                         "tok/s": f"{items / max(now - tick, 1e-9):,.0f}", "lr": f"{lr:.3g}",
-                                         "gnorm": f"{float(norm):.2f}"}, refresh=False)
-                    if self.step % cfg.log_every == 0:
-                        self._log({"kind": "train", "loss": value, "lr": lr, "grad_norm": float(norm)})
-                    if cfg.eval_every and self.step % cfg.eval_every == 0:
-                        self.evaluate()
-                        self._save_resume()
-                    reason = self._should_stop()
-                    if reason != "finished":
-                        break
-                else:                                    # the epoch is complete: evaluate it, then start the next
-                    if not cfg.eval_every and self.last_eval_step != self.step:
-                        self.evaluate()
-                    self.epoch += 1
-                    self.position = 0
-                    self._save_resume()
-            if self.last_eval_step != self.step:
-                self.evaluate()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        finally:
-            self.elapsed, self._started = self.trained_seconds(), None
-            bar.close()
-        self._save_resume()
+        with self.signals:
+            try:
+                reason = self._train(cfg, total, bar, first_step, autocast)
+            except KeyboardInterrupt:
+                reason = "interrupted"
+            finally:
+                self.elapsed, self._started = self.trained_seconds(), None
+                bar.close()
+            self._save_resume()
         if self.is_main:
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", self.task.metric)
+        return reason
+
+    def _train(self, cfg: TrainConfig, total: int, bar, first_step: int, autocast) -> str:
+        """The loop of :meth:`fit`; returns why it stopped."""
+        reason = self._should_stop()                      # a finished run resumed trains no further
+        if (reason == "finished" and self.resumed_from and cfg.eval_every and self.step % cfg.eval_every == 0
+                and self.last_eval_step != self.step):    # stopped during this step's evaluation: do it now
+            self.evaluate()
+            self._save_resume()
+            reason = self._should_stop()
+        while self.epoch <= cfg.epochs and reason == "finished":
+            lr = cfg.lr_at(self.epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            tick, items = time.monotonic(), 0
+            for batch in self.task.batches(self.epoch, self.position):
+                snapshot = (self.task.state_dict(), _rng_state())
+                try:
+                    with autocast:
+                        objective, loss, n = self.task.loss(self.net, batch)
+                    norm = self._update(objective)
+                except KeyboardInterrupt:     # mid-step: put back what the step used, so resume is exact
+                    self.task.load_state_dict(snapshot[0])
+                    _set_rng_state(snapshot[1])
+                    raise
+                self.step += 1
+                self.position += 1
+                items += n
+                value = loss.item()
+                now = time.monotonic()
+                if not self.quiet:
+                    bar.total = self._bar_total(total, (self.step - first_step) / max(now - self._started, 1e-9))
+                    bar.update(1)
+                    bar.set_postfix({"ep": self.epoch, "loss": f"{value:.3f}", **self.task.progress(value),
+                                     "tok/s": f"{items / max(now - tick, 1e-9):,.0f}", "lr": f"{lr:.3g}",
+                                     "gnorm": f"{float(norm):.2f}"}, refresh=False)
+                if self.step % cfg.log_every == 0:
+                    self._log({"kind": "train", "loss": value, "lr": lr, "grad_norm": float(norm)})
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self.evaluate()
+                    self._save_resume()
+                reason = self._should_stop()
+                if reason != "finished":
+                    break
+            else:                                    # the epoch is complete: evaluate it, then start the next
+                if not cfg.eval_every and self.last_eval_step != self.step:
+                    self.evaluate()
+                self.epoch += 1
+                self.position = 0
+                self._save_resume()
+                reason = self._should_stop(interrupt_only=True)
+        if reason != "interrupted" and self.last_eval_step != self.step:
+            self.evaluate()
         return reason
 
     def _bar_total(self, step_total: int, steps_per_second: float | None) -> int | None:
@@ -253,8 +396,7 @@ class Trainer:
         """Backward, clip, optimizer step; returns the gradient norm before clipping."""
         if not torch.isfinite(objective):
             raise TrainingError(f"the loss became {objective.item()} at step {self.step + 1} (epoch {self.epoch}); "
-                                f"stopped. The last good checkpoint in {self.run_dir} is kept; try a lower --lr "
-                                f"or --clip")
+                                f"stopped. {self.kept()}; try a lower --lr or --clip")
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
         clip = self.cfg.clip
@@ -262,10 +404,14 @@ class Trainer:
         self.optimizer.step()
         return norm
 
-    def _should_stop(self) -> str:
+    def _should_stop(self, interrupt_only: bool = False) -> str:
         cfg = self.cfg
         reason = "finished"
-        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+        if self.signals.received is not None:
+            reason = "interrupted"
+        elif interrupt_only:
+            pass
+        elif cfg.max_steps is not None and self.step >= cfg.max_steps:
             reason = "max_steps"
         elif cfg.minutes is not None and self.trained_seconds() >= 60 * cfg.minutes:
             reason = "time budget"

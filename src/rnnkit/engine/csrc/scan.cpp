@@ -23,26 +23,28 @@
 //   mask (T, N) bool (true = valid step; valid steps are a prefix of each sequence) or None. Past a sequence's
 //   end the state is held (a = 1, b = 0) and the output is 0. h_last (N, H) = the state after the last valid
 //   step in the direction of travel; out (T, N, H). Both fresh. Saved for the backward: G, out (nothing else).
-// min_backward(cell, G, bias, h0, out, mask, dY, dh_last, reverse, positive, need_bias) -> [dG, dbias, dh0]
-//   dY (T, N, H) any strides or None; dh_last (N, H) or None. dG (T, N, GH) fresh; dbias (GH,) the column sums
-//   of dG (accumulated in double, per thread, inside the same pass) or None; dh0 (N, H). Reads only.
+// min_backward(cell, x, weight, G, bias, h0, out, mask, dY, dh_last, reverse, positive, need_dx, need_dw,
+//              need_bias) -> [dx, dweight, dbias, dh0]
+//   x (T, N, I) contiguous and weight (GH, I): the forward's G = x weight^T; G, out as the forward had and made
+//   them. dY (T, N, H) any strides or None; dh_last (N, H) or None. Runs in chunks of steps, the latest first:
+//   each chunk's gate gradients dG go to a chunk-sized buffer and are folded into dx = dG weight and
+//   dweight (+)= dG^T x by one ATen matmul each before the next chunk (the full dG is never held); dbias (GH,) is
+//   the column sums of dG, accumulated in double, per thread, inside the same pass. dx / dweight / dbias are None
+//   unless asked for. dh0 (N, H). Reads only: the saved tensors are never written.
 #include <torch/csrc/utils/pybind.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
-#include <ATen/ops/from_blob.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/where.h>
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros_like.h>
 #include <ATen/ops/zeros.h>
 
-#include <cstdlib>
 #include <vector>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "fused.h"   // Math<S>: the vectorizable sigmoid
 
@@ -82,28 +84,6 @@ template <typename S> RNNKIT_INLINE S positive_grad(S p) {      // g'(p)
   return p >= S(0) ? S(1) : s * (S(1) - s);
 }
 
-
-// A fresh tensor for a big result. glibc serves allocations of 32 MB and more with a new mmap every time, so each
-// call pays a page fault per 4 KB on first touch (a 32 MB tensor: 8192 faults, ~13 ms of a ~9 ms kernel on one
-// thread). Above that size, where the kernel offers transparent huge pages ("madvise" mode), the buffer is
-// 2 MB-aligned and advised to use them: 17 faults. Elsewhere (other systems, THP off) it is a plain at::empty.
-at::Tensor empty_big(at::IntArrayRef sizes, const at::TensorOptions& opt) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  int64_t n = 1;
-  for (const int64_t s : sizes) n *= s;
-  const size_t bytes = static_cast<size_t>(n) * opt.dtype().itemsize();
-  constexpr size_t kHuge = size_t{2} << 20;
-  if (bytes >= (size_t{32} << 20)) {
-    void* p = nullptr;
-    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
-    if (posix_memalign(&p, kHuge, rounded) == 0) {
-      madvise(p, rounded, MADV_HUGEPAGE);          // advice only: without THP the pages are plain 4 KB ones
-      return at::from_blob(p, sizes, [](void* q) { std::free(q); }, opt);
-    }
-  }
-#endif
-  return at::empty(sizes, opt);
-}
 
 const bool* mask_ptr(const std::optional<at::Tensor>& mask, int64_t T, int64_t N) {
   if (!mask.has_value() || !mask->defined()) return nullptr;
@@ -169,7 +149,7 @@ at::Tensor scan_forward(const at::Tensor& a_, const at::Tensor& b_, const at::Te
   check_plane(h0_, a_, "h0");
   const at::Tensor a = a_.contiguous(), b = b_.contiguous(), h0 = h0_.contiguous();
   const int64_t T = a.size(0), N = a.size(1), H = a.size(2);
-  at::Tensor h = empty_big({T, N, H}, a.options());
+  at::Tensor h = at::empty({T, N, H}, a.options());
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnkit_scan_forward", [&] {
     scan_forward_impl<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(),
                                 h.data_ptr<scalar_t>(), T, N, H, reverse);
@@ -184,7 +164,7 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& a_, const at::Tensor& h_
   TORCH_CHECK(a.sizes() == h.sizes() && a.sizes() == dh.sizes(), "rnnkit scan: a, h, dh must be (T, N, H) alike");
   check_plane(h0, a, "h0");
   const int64_t T = a.size(0), N = a.size(1), H = a.size(2);
-  at::Tensor da = empty_big(a.sizes(), a.options()), db = empty_big(a.sizes(), a.options());
+  at::Tensor da = at::empty_like(a), db = at::empty_like(a);
   at::Tensor carry = dh_last.has_value() && dh_last->defined() ? dh_last->contiguous().clone() : at::zeros_like(h0);
   check_plane(carry, a, "dh_last");
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnkit_scan_backward", [&] {
@@ -373,7 +353,7 @@ std::vector<at::Tensor> min_forward(int64_t cell, const at::Tensor& G, const std
   const at::Tensor bias = bias_or_zeros(bias_, G);
   const int64_t T = G.size(0), N = G.size(1), H = h0.size(1);
   const bool* m = mask_ptr(mask, T, N);
-  at::Tensor out = empty_big({T, N, H}, G.options()), h_last = at::empty({N, H}, G.options());
+  at::Tensor out = at::empty({T, N, H}, G.options()), h_last = at::empty({N, H}, G.options());
   AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "rnnkit_min_forward", [&] {
     using S = scalar_t;
     dispatch_cell(cell, positive, [&](auto c, auto p) {
@@ -385,39 +365,77 @@ std::vector<at::Tensor> min_forward(int64_t cell, const at::Tensor& G, const std
   return {out, h_last};
 }
 
-std::vector<at::Tensor> min_backward(int64_t cell, const at::Tensor& G, const std::optional<at::Tensor>& bias_,
+// The backward in chunks of steps, latest first: each chunk's gate gradients dG go to a chunk-sized buffer (in
+// cache, allocated once) and are folded into dx = dG U^T and dW = dG^T X by one matmul each (ATen's, as
+// torch.nn.functional.linear's backward) before the next chunk; the full (T, N, GH) dG is never materialized.
+constexpr int64_t kChunkRows = 2048;   // rows (steps x N) per chunk: big enough matmuls, a buffer that stays in cache
+
+std::vector<at::Tensor> min_backward(int64_t cell, const at::Tensor& x, const at::Tensor& weight,
+                                     const at::Tensor& G, const std::optional<at::Tensor>& bias_,
                                      const at::Tensor& h0_, const at::Tensor& out,
                                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& dY_,
                                      const std::optional<at::Tensor>& dh_last, bool reverse, bool positive,
-                                     bool need_bias) {
+                                     bool need_dx, bool need_dw, bool need_bias) {
   const at::Tensor h0 = h0_.contiguous();
   check_min(cell, G, h0);
+  const int64_t T = G.size(0), N = G.size(1), H = h0.size(1), GH = G.size(2), I = weight.size(1);
+  TORCH_CHECK(x.is_contiguous() && x.dim() == 3 && x.size(0) == T && x.size(1) == N && x.size(2) == I &&
+              weight.dim() == 2 && weight.size(0) == GH, "rnnkit scan: x (T, N, I) contiguous and weight (GH, I)");
+  TORCH_CHECK(out.is_contiguous() && out.dim() == 3 && out.size(0) == T && out.size(1) == N && out.size(2) == H,
+              "rnnkit scan: out must be the forward's contiguous (T, N, H) result");
   const bool with_bias = need_bias && bias_.has_value() && bias_->defined();
   const at::Tensor bias = bias_or_zeros(bias_, G);
-  TORCH_CHECK(out.is_contiguous() && out.dim() == 3 && out.size(0) == G.size(0) && out.size(1) == G.size(1) &&
-              out.size(2) == h0.size(1), "rnnkit scan: out must be the forward's contiguous (T, N, H) result");
   const at::Tensor dY = dY_.has_value() && dY_->defined() ? dY_->contiguous() : at::zeros_like(out);
   TORCH_CHECK(dY.sizes() == out.sizes() && dY.scalar_type() == out.scalar_type(), "rnnkit scan: dY must be (T, N, H)");
-  const int64_t T = G.size(0), N = G.size(1), H = h0.size(1), GH = G.size(2);
   const bool* m = mask_ptr(mask, T, N);
-  at::Tensor dG = empty_big(G.sizes(), G.options());
   at::Tensor carry = dh_last.has_value() && dh_last->defined() ? dh_last->contiguous().clone() : at::zeros_like(h0);
   check_plane(carry, out, "dh_last");
+  const at::Tensor w = weight.contiguous();
+  at::Tensor dx = need_dx ? at::empty_like(x) : at::Tensor();
+  at::Tensor dw = need_dw ? at::empty_like(w) : at::Tensor();
   at::Tensor partial = with_bias ? at::zeros({at::get_num_threads(), GH}, G.options().dtype(at::kDouble))
                                  : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "rnnkit_min_backward", [&] {
-    using S = scalar_t;
-    dispatch_cell(cell, positive, [&](auto c, auto p) {
-      constexpr int C = decltype(c)::value;
-      constexpr bool P = decltype(p)::value;
-      auto run = with_bias ? &min_backward_impl<S, C, P, true> : &min_backward_impl<S, C, P, false>;
-      run(G.data_ptr<S>(), bias.data_ptr<S>(), h0.data_ptr<S>(), out.data_ptr<S>(), m, dY.data_ptr<S>(),
-          dG.data_ptr<S>(), carry.data_ptr<S>(), with_bias ? partial.data_ptr<double>() : nullptr, T, N, H,
-          reverse);
+  const int64_t K = std::max<int64_t>(1, std::min<int64_t>(T, kChunkRows / std::max<int64_t>(N, 1)));
+  at::Tensor buffer = at::empty({K, N, GH}, G.options());
+  const int64_t chunks = (T + K - 1) / K;
+  for (int64_t c = 0; c < chunks; ++c) {
+    // the forward went t = 0..T-1 (reverse: T-1..0); the backward takes its chunks the other way round
+    const int64_t t0 = reverse ? c * K : std::max<int64_t>(0, T - (c + 1) * K);
+    const int64_t W = reverse ? std::min(K, T - t0) : T - c * K - t0;
+    // the state before the chunk's first step (in the forward's order), per sequence
+    at::Tensor prev = h0;
+    if (!reverse && t0 > 0) prev = out.select(0, t0 - 1);
+    if (reverse && t0 + W < T) {
+      prev = out.select(0, t0 + W);
+      if (mask.has_value() && mask->defined())   // past a sequence's end the state is still h0
+        prev = at::where(mask->select(0, t0 + W).unsqueeze(1), prev, h0);
+      prev = prev.contiguous();
+    }
+    at::Tensor dG = buffer.narrow(0, 0, W);
+    AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "rnnkit_min_backward", [&] {
+      using S = scalar_t;
+      dispatch_cell(cell, positive, [&](auto cc, auto p) {
+        constexpr int C = decltype(cc)::value;
+        constexpr bool P = decltype(p)::value;
+        auto run = with_bias ? &min_backward_impl<S, C, P, true> : &min_backward_impl<S, C, P, false>;
+        run(G.data_ptr<S>() + t0 * N * GH, bias.data_ptr<S>(), prev.data_ptr<S>(), out.data_ptr<S>() + t0 * N * H,
+            m ? m + t0 * N : nullptr, dY.data_ptr<S>() + t0 * N * H, dG.data_ptr<S>(), carry.data_ptr<S>(),
+            with_bias ? partial.data_ptr<double>() : nullptr, W, N, H, reverse);
+      });
     });
-  });
+    const at::Tensor dG2 = dG.view({W * N, GH});
+    if (need_dx) {
+      at::Tensor dx2 = dx.narrow(0, t0, W).view({W * N, I});
+      at::mm_out(dx2, dG2, w);                                                                // dX = dG U^T
+    }
+    if (need_dw) {
+      const at::Tensor x2 = x.narrow(0, t0, W).view({W * N, I});
+      if (c == 0) at::mm_out(dw, dG2.t(), x2);                                               // dU^T = dG^T X
+      else dw.addmm_(dG2.t(), x2);
+    }
+  }
   at::Tensor dbias = with_bias ? partial.sum(0).to(G.scalar_type()) : at::Tensor();
-  return {dG, dbias, carry};
+  return {dx, dw, dbias, carry};
 }
 
 }  // namespace

@@ -1,0 +1,19 @@
+"""The export's errors: one line each, saying what can't be exported and what to do instead."""
+from __future__ import annotations
+
+__all__ = ["ExportError", "ProjectionNotSupported", "PROJECTION_MESSAGE", "INSTALL_HINT"]
+
+INSTALL_HINT = "pip install 'rnnkit[export]'"
+PROJECTION_MESSAGE = ("ONNX's LSTM has no projection: an rnnkit LSTM with proj_size can't be exported to ONNX "
+                      "(export it with --format pt2)")
+
+
+class ExportError(ValueError):
+    """An export that can't be done; the message says why in one line."""
+
+
+class ProjectionNotSupported(ExportError):
+    """An LSTM with ``proj_size`` asked for ONNX, whose LSTM has no projection."""
+
+    def __init__(self, message: str = PROJECTION_MESSAGE) -> None:
+        super().__init__(message)

@@ -1,0 +1,118 @@
+"""`rnnkit export` of every task's run, as ONNX and as pt2: the files give rnnkit's own outputs (the models' own
+methods, default engine) on batches and lengths other than the ones traced, a single row included."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit.data.images import normalize
+from rnnkit.tasks import captioning, classification, language_modeling, seq2seq
+
+from export_helpers import assert_close, needs_onnx, run_program, sidecar
+
+FORMATS = [pytest.param("onnx", marks=needs_onnx), "pt2"]
+
+
+def _compare(got: dict, expected: dict) -> None:
+    assert set(expected) <= set(got), (sorted(got), sorted(expected))
+    for name, value in expected.items():
+        assert_close(got[name], value, name)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_language_model_step(runs, exported, fmt):
+    side = exported("lm", fmt)
+    meta = sidecar(side)
+    assert meta["task"] == "lm" and meta["cell"]["name"] == "lstm" and list(meta["programs"]) == ["step"]
+    assert meta["loop"]["state"] == {"h": "h_out", "c": "c_out"}
+    model, tok, _ = language_modeling.load_run(runs["lm"])
+    L, H = model.config.num_layers, model.config.hidden_size
+    g = torch.Generator().manual_seed(5)
+    for n in (1, 4):
+        token = torch.randint(0, tok.vocab_size, (n,), generator=g)
+        h, c = torch.randn(L, n, H, generator=g), torch.randn(L, n, H, generator=g)
+        logits, (h_out, c_out) = model.step(token, (h, c))
+        got = run_program(side, "step", {"token": token, "h": h, "c": c})
+        _compare(got, {"logits": logits, "h_out": h_out, "c_out": c_out})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_classifier_over_padded_batches(runs, exported, fmt):
+    side = exported("classify", fmt)
+    meta = sidecar(side)
+    assert meta["model"]["labels"] == ["neg", "pos"] and meta["special_tokens"]["pad"] >= 0
+    clf = classification.load_run(runs["classify"])
+    V, pad = clf.model.config.vocab_size, clf.encoder.pad_id
+    g = torch.Generator().manual_seed(6)
+    for n, t in ((1, 3), (5, 12)):                 # 12 > the 7 steps traced
+        tokens = torch.randint(0, V, (n, t), generator=g)
+        lengths = torch.randint(1, t + 1, (n,), generator=g)
+        lengths[-1] = t
+        tokens[torch.arange(t).unsqueeze(0) >= lengths.unsqueeze(1)] = pad
+        got = run_program(side, "classifier", {"tokens": tokens, "lengths": lengths})
+        with torch.no_grad():
+            expected = clf.model(tokens, lengths)
+        _compare(got, {"logits": expected})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_translator_encoder_and_decoder_step(runs, exported, fmt):
+    side = exported("seq2seq", fmt)
+    meta = sidecar(side)
+    assert list(meta["programs"]) == ["encoder", "decoder"] and meta["loop"]["first"] == "encoder"
+    model, src_tok, tgt_tok, _ = seq2seq.load_run(runs["seq2seq"])
+    g = torch.Generator().manual_seed(7)
+    for n, s in ((1, 2), (3, 9)):
+        src = torch.randint(0, src_tok.vocab_size, (s, n), generator=g)
+        lengths = torch.randint(1, s + 1, (n,), generator=g)
+        lengths[0] = s
+        with torch.no_grad():
+            state = model.encode(src, lengths)
+        enc = run_program(side, "encoder", {"src": src, "src_lengths": lengths})
+        _compare(enc, {"h": state.hidden, "feed": state.feed, "memory": state.memory, "cache": state.cache,
+                       "mask": state.mask})
+        token = torch.randint(0, tgt_tok.vocab_size, (n,), generator=g)
+        state.hidden = state.hidden + 0.1 * torch.randn(state.hidden.shape, generator=g)
+        inputs = {"token": token, "h": state.hidden, "feed": state.feed, "memory": state.memory,
+                  "cache": state.cache, "mask": state.mask}
+        with torch.no_grad():
+            logits, new = model.step(token, state)
+        got = run_program(side, "decoder", inputs)
+        _compare(got, {"logits": logits, "h_out": new.hidden, "feed_out": new.feed, "attention": new.attention})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_captioner_encoder_and_decoder_step(runs, exported, fmt):
+    side = exported("caption", fmt)
+    meta = sidecar(side)
+    assert meta["model"]["image_size"] == 16 and meta["loop"]["max_length"] == 8
+    model, tok, _ = captioning.load_run(runs["caption"])
+    g = torch.Generator().manual_seed(8)
+    for n in (1, 3):
+        images = torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8)
+        with torch.no_grad():
+            state = model.start(normalize(images))
+        enc = run_program(side, "encoder", {"images": images})
+        _compare(enc, {"h": state.h, "keys": state.keys, "cache": state.cache})
+        token = torch.randint(0, tok.vocab_size, (n,), generator=g)
+        with torch.no_grad():
+            logits, new = model.step(token, state)
+        got = run_program(side, "decoder", {"token": token, "h": state.h, "keys": state.keys,
+                                            "cache": state.cache})
+        _compare(got, {"logits": logits, "h_out": new.h, "attention": new.weights})
+
+
+def test_the_files_beside_the_program(exported):
+    """The sidecar names files that exist; tokenizers hold the vocabulary and how to encode."""
+    side = exported("seq2seq", "pt2")
+    meta = sidecar(side)
+    folder = side.parent
+    for program in meta["programs"].values():
+        assert (folder / program["file"]).is_file()
+        assert all({"name", "dtype", "shape"} <= set(p) for p in program["inputs"] + program["outputs"])
+    assert set(meta["tokenizers"]) == {"source", "target"}
+    src = sidecar(folder / meta["tokenizers"]["source"])
+    assert src["level"] == "word" and src["lowercase"] and src["vocab"][src["eos_id"]] == "<eos>"
+    assert "pretokenize" in src and "encode" in src
+    assert meta["special_tokens"]["start"] == meta["loop"]["start_token"]
+    assert "import rnnkit" in meta["usage"]

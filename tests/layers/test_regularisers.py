@@ -1,0 +1,289 @@
+"""The layers' regularisers and layer norm (rnnkit.layers.regularisers): gradients, engines against each other,
+mask statistics, p = 0 is the plain layer, evaluation is deterministic, the resolver's choices, step."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+import rnnkit
+from rnnkit.layers import recurrent as recurrent_module
+from rnnkit.layers.regularisers import Draw
+
+KINDS = {"lstm": (rnnkit.LSTM, {}), "gru": (rnnkit.GRU, {}), "gru-torch": (rnnkit.GRU, {"reset_after": True}),
+         "rnn": (rnnkit.RNN, {}), "rnn-relu": (rnnkit.RNN, {"nonlinearity": "relu"})}
+OPTIONS = {
+    "variational_dropout": dict(variational_dropout=0.3),
+    "weight_drop": dict(weight_drop=0.4),
+    "recurrent_dropout": dict(recurrent_dropout=0.3),
+    "zoneout": dict(zoneout=0.3),
+    "layer_norm": dict(layer_norm=True),
+    "all": dict(variational_dropout=0.2, weight_drop=0.3, recurrent_dropout=0.3, zoneout=0.25, layer_norm=True),
+}
+D64 = torch.float64
+
+
+def make(kind, engine="autograd", size=(3, 4), layers=2, bidirectional=True, **options):
+    cls, kw = KINDS[kind]
+    torch.manual_seed(0)
+    return cls(*size, num_layers=layers, bidirectional=bidirectional, engine=engine, dtype=D64, **kw, **options)
+
+
+def run(layer, x, seed=7, **kw):
+    torch.manual_seed(seed)
+    return layer(x, **kw)
+
+
+# ------------------------------------------------------------------ gradients
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradcheck_every_option_and_all_together(kind, option):
+    engines = ["autograd"] + ([] if "layer_norm" in OPTIONS[option] else ["python"])
+    for engine in engines:
+        shape = dict(layers=2, bidirectional=True) if option == "all" else \
+            dict(layers=2 if option == "variational_dropout" else 1, bidirectional=False)
+        layer = make(kind, engine, size=(2, 2), **shape, **OPTIONS[option])
+        if "layer_norm" in OPTIONS[option]:            # away from gain 1 / bias 0, so their gradients are general
+            with torch.no_grad():
+                for name, p in layer.named_parameters():
+                    if name.startswith("ln_"):
+                        p.add_(torch.randn_like(p) * 0.3)
+        names = [n for n, _ in layer.named_parameters()]
+        x = torch.randn(3, 2, 2, dtype=D64, requires_grad=True)
+        lengths = torch.tensor([3, 2])
+
+        def f(x, *params):
+            torch.manual_seed(11)                      # the same masks at every evaluation
+            out, state = functional_call(layer, dict(zip(names, params)), (x,), {"lengths": lengths})
+            return out, *(state if isinstance(state, tuple) else (state,))
+
+        params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+        assert torch.autograd.gradcheck(f, (x, *params), atol=1e-6, fast_mode=True), (kind, option, engine)
+
+
+# ------------------------------------------------------------------ engines agree with the same masks
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_python_engine_equals_autograd_twin_with_the_same_seed(kind):
+    options = {k: v for k, v in OPTIONS["all"].items() if k != "layer_norm"}
+    results = []
+    for engine in ("autograd", "python", "auto"):
+        layer = make(kind, engine, **options)
+        x = torch.randn(5, 3, 3, dtype=D64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        out, _ = run(layer, x, lengths=torch.tensor([5, 3, 1]))
+        out.square().sum().backward()
+        results.append([out.detach(), x.grad] + [p.grad for p in layer.parameters()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+# ------------------------------------------------------------------ p = 0, evaluation
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_p_zero_is_the_plain_layer_exactly(kind):
+    plain = make(kind, "auto")
+    zero = make(kind, "auto", variational_dropout=0.0, weight_drop=0.0, recurrent_dropout=0.0, zoneout=0.0)
+    assert list(plain.state_dict()) == list(zero.state_dict())
+    zero.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 2, 3, dtype=D64)
+    for training in (True, False):
+        plain.train(training), zero.train(training)
+        a, b = run(plain, x), run(zero, x)
+        assert torch.equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_eval_is_deterministic_and_draws_nothing(kind):
+    layer = make(kind, "auto", **OPTIONS["all"]).eval()
+    x = torch.randn(4, 2, 3, dtype=D64)
+    state = torch.get_rng_state()
+    a, b = layer(x)[0], layer(x)[0]
+    assert torch.equal(a, b)
+    assert torch.equal(state, torch.get_rng_state())
+    layer.train()
+    assert not torch.equal(run(layer, x, seed=1)[0], run(layer, x, seed=2)[0])
+
+
+def test_eval_zoneout_is_the_expectation():
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(3, 4, zoneout=0.3, dtype=D64).eval()
+    plain = rnnkit.RNN(3, 4, dtype=D64)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 2, 3, dtype=D64)
+    h = torch.zeros(2, 4, dtype=D64)
+    want = []
+    for t in range(3):
+        new = plain.step(x[t], h.unsqueeze(0))[0]
+        h = 0.3 * h + 0.7 * new
+        want.append(h)
+    torch.testing.assert_close(layer(x)[0], torch.stack(want))
+
+
+# ------------------------------------------------------------------ mask statistics
+
+def test_recurrent_dropout_mask_rate_values_and_fresh_per_batch():
+    layer = rnnkit.LSTM(3, 100, recurrent_dropout=0.3)
+    x = torch.zeros(2, 400, 3)
+    m1 = Draw(layer, x, 2).direction(0, 0, 400)[1].h_mask
+    m2 = Draw(layer, x, 2).direction(0, 0, 400)[1].h_mask
+    assert m1.shape == (400, 100)                                     # one per sequence and unit: no time axis
+    assert torch.all((m1 == 0) | torch.isclose(m1, torch.tensor(1 / 0.7)))
+    assert abs((m1 == 0).float().mean().item() - 0.3) < 0.01
+    assert not torch.equal(m1, m2)
+
+
+def test_recurrent_dropout_drops_the_same_units_at_every_step():
+    # h_t = relu(c + (h_{t-1} * m) I): a dropped unit is exactly c at every step, a kept one grows
+    layer = rnnkit.RNN(1, 200, nonlinearity="relu", recurrent_dropout=0.4, bias=False, dtype=D64)
+    with torch.no_grad():
+        layer.weight_ih_l0.fill_(1.0)
+        layer.weight_hh_l0.copy_(torch.eye(200))
+    out = run(layer, torch.ones(6, 8, 1, dtype=D64))[0]              # (T, N, H)
+    dropped = out[1:] == 1.0
+    assert torch.equal(dropped, dropped[:1].expand_as(dropped))       # the same units at steps 2..T
+    assert abs(dropped[0].double().mean().item() - 0.4) < 0.05
+    second = run(layer, torch.ones(6, 8, 1, dtype=D64), seed=8)[0][1:] == 1.0
+    assert not torch.equal(second, dropped)                           # the next batch: a fresh mask
+
+
+def test_variational_dropout_shares_its_mask_over_time(monkeypatch):
+    seen = []
+    real = recurrent_module.run_direction
+
+    def spy(cell, x, *a, **k):
+        seen.append(x.detach().clone())
+        return real(cell, x, *a, **k)
+
+    monkeypatch.setattr(recurrent_module, "run_direction", spy)
+    layer = rnnkit.GRU(3, 300, num_layers=2, variational_dropout=0.5, dropout=0.3)
+    layer(torch.randn(5, 20, 3))
+    zeros = seen[1] == 0                                              # the second layer's input (T, N, 300)
+    assert torch.equal(zeros, zeros[:1].expand_as(zeros))
+    assert abs(zeros[0].float().mean().item() - 0.5) < 0.05
+
+
+def test_weight_drop_mask_gradient_and_names(monkeypatch):
+    seen = []
+    real = recurrent_module.run_direction
+
+    def spy(cell, x, h0, c0, weights, **k):
+        seen.append(weights[1])
+        return real(cell, x, h0, c0, weights, **k)
+
+    monkeypatch.setattr(recurrent_module, "run_direction", spy)
+    layer = rnnkit.LSTM(3, 50, weight_drop=0.5)
+    assert list(layer.state_dict()) == list(torch.nn.LSTM(3, 50).state_dict())
+    out, _ = layer(torch.randn(4, 2, 3))
+    dropped = seen[0]
+    kept = dropped != 0
+    assert abs((~kept).float().mean().item() - 0.5) < 0.03
+    torch.testing.assert_close(dropped[kept], layer.weight_hh_l0.detach()[kept] * 2)
+    out.sum().backward()
+    grad = layer.weight_hh_l0.grad
+    assert grad is not None and torch.all(grad[~kept] == 0) and grad[kept].abs().sum() > 0
+    seen.clear()
+    layer(torch.randn(4, 2, 3))
+    assert not torch.equal(seen[0] != 0, kept)                        # one mask per forward call
+
+
+def test_zoneout_keeps_units_at_its_rate():
+    layer = rnnkit.LSTM(3, 200, zoneout=(0.3, 0.6), dtype=D64)
+    x = torch.randn(6, 10, 3, dtype=D64)
+    out = run(layer, x)[0]
+    kept = (out[1:] == out[:-1]).double().mean().item()
+    assert abs(kept - 0.3) < 0.03
+    with pytest.raises(ValueError, match="zoneout"):
+        rnnkit.GRU(3, 4, zoneout=(0.1, 0.2))
+    with pytest.raises(ValueError, match="recurrent_dropout"):
+        rnnkit.GRU(3, 4, recurrent_dropout=1.0)
+    with pytest.raises(TypeError, match="recurent_dropout"):
+        rnnkit.GRU(3, 4, recurent_dropout=0.1)
+
+
+# ------------------------------------------------------------------ layer norm
+
+def test_layer_norm_parameters_named_initialised_and_round_trip():
+    layer = rnnkit.LSTM(3, 4, num_layers=2, bidirectional=True, layer_norm=True)
+    shapes = {k: tuple(v.shape) for k, v in layer.state_dict().items() if k.startswith("ln_")}
+    assert shapes["ln_ih_weight_l0"] == (16,) and shapes["ln_hh_bias_l1_reverse"] == (16,)
+    assert shapes["ln_c_weight_l1"] == (4,) and len(shapes) == 6 * 4
+    assert torch.equal(layer.ln_ih_weight_l0, torch.ones(16)) and torch.equal(layer.ln_c_bias_l0, torch.zeros(4))
+    plain = [k for k in layer.state_dict() if not k.startswith("ln_")]
+    assert plain == list(torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True).state_dict())
+    other = rnnkit.LSTM(3, 4, num_layers=2, bidirectional=True, layer_norm=True)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.1)
+    other.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 2, 3)
+    assert torch.equal(layer.eval()(x)[0], other.eval()(x)[0])
+    assert "ln_c_weight_l0" not in rnnkit.GRU(3, 4, layer_norm=True).state_dict()
+    with pytest.raises(ValueError, match="layer norm"):
+        layer.to_torch()
+
+
+def test_layer_norm_rnn_step_by_hand():
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(3, 5, layer_norm=True, dtype=D64)
+    with torch.no_grad():
+        layer.ln_ih_weight_l0.uniform_(0.5, 1.5)
+        layer.ln_hh_bias_l0.uniform_(-0.5, 0.5)
+    x, h0 = torch.randn(1, 2, 3, dtype=D64), torch.randn(1, 2, 5, dtype=D64)
+    p = dict(layer.named_parameters())
+    a = (F.layer_norm(x[0] @ p["weight_ih_l0"].t(), (5,), p["ln_ih_weight_l0"], p["ln_ih_bias_l0"])
+         + F.layer_norm(h0[0] @ p["weight_hh_l0"].t(), (5,), p["ln_hh_weight_l0"], p["ln_hh_bias_l0"])
+         + p["bias_ih_l0"] + p["bias_hh_l0"])
+    torch.testing.assert_close(layer(x, h0)[0][0], torch.tanh(a))
+
+
+# ------------------------------------------------------------------ the resolver, step, lengths
+
+def test_resolver_sends_options_where_they_run():
+    x = torch.randn(3, 2, 3)
+    assert rnnkit.LSTM(3, 4, recurrent_dropout=0.2, engine="auto")(x)[0].shape == (3, 2, 4)
+    with pytest.raises(RuntimeError, match="no layer_norm"):
+        rnnkit.LSTM(3, 4, layer_norm=True, engine="python")(x)
+    with pytest.raises(RuntimeError, match="no recurrent_dropout"):
+        rnnkit.LSTM(3, 4, recurrent_dropout=0.2, engine="compiled")(x)
+    with pytest.raises(RuntimeError, match="no weight_drop"):
+        rnnkit.LSTM(3, 4, weight_drop=0.2, engine="torch")(x)
+    assert rnnkit.LSTM(3, 4, weight_drop=0.2, engine="torch").eval()(x)[0].shape == (3, 2, 4)   # off in eval
+    from rnnkit.engine import resolve_engine
+    from rnnkit.cells.spec import LSTM
+    assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout"})) == "python"
+    assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout", "layer_norm"})) == "autograd"
+    assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout"}), projected=True) == "autograd"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_step_in_eval_equals_forward(kind):
+    layer = make(kind, "auto", bidirectional=False, zoneout=0.2, layer_norm=True, recurrent_dropout=0.3).eval()
+    x = torch.randn(1, 2, 3, dtype=D64)
+    out, state = layer(x)
+    s_out, s_state = layer.step(x[0])
+    torch.testing.assert_close(s_out, out[0])
+    for a, b in zip(state if isinstance(state, tuple) else (state,), s_state if isinstance(s_state, tuple) else (s_state,)):
+        torch.testing.assert_close(a, b)
+
+
+def test_step_in_training_draws_masks_and_has_gradients():
+    layer = rnnkit.LSTM(3, 4, num_layers=2, variational_dropout=0.3, weight_drop=0.3, recurrent_dropout=0.3,
+                        zoneout=0.2, layer_norm=True)
+    x = torch.randn(2, 3)
+    torch.manual_seed(0)
+    a = layer.step(x)[0]
+    torch.manual_seed(0)
+    assert torch.equal(a, layer.step(x)[0])
+    a.sum().backward()
+    assert layer.weight_hh_l1.grad is not None and layer.ln_c_weight_l1.grad is not None
+
+
+def test_lengths_and_packed_sequences_with_options():
+    layer = make("lstm", "python", variational_dropout=0.2, recurrent_dropout=0.3, zoneout=0.2)
+    x = torch.randn(5, 3, 3, dtype=D64)
+    out, (h, c) = run(layer, x, lengths=torch.tensor([5, 2, 4]))
+    assert torch.all(out[2:, 1] == 0) and torch.all(out[4:, 2] == 0)
+    assert out.shape == (5, 3, 8) and h.shape == (4, 3, 4)

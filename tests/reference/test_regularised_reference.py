@@ -1,0 +1,142 @@
+"""The NumPy reference with recurrent-dropout and zoneout masks: against finite differences, and the Python
+engine's hand-written BPTT against it with the same masks (float64, < 1e-8)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.cells.extras import Regularisation
+from rnnkit.cells.spec import recurrence
+from rnnkit.engine import run_bptt, run_reference
+from rnnkit.reference.gradcheck import numerical_gradient, relative_error
+from rnnkit.reference.regularised import KERNELS, backward, forward
+
+T, N, I, H = 4, 3, 3, 4
+
+
+def _problem(kernel: str, seed: int = 0, train: bool = True):
+    rng = np.random.default_rng(seed)
+    G = recurrence(kernel).gates
+    p = {"weight_ih": rng.normal(0, .5, (G * H, I)), "weight_hh": rng.normal(0, .5, (G * H, H)),
+         "bias_ih": rng.normal(0, .1, G * H), "bias_hh": rng.normal(0, .1, G * H)}
+    x = rng.normal(size=(T, N, I))
+    h0 = rng.normal(0, .5, (N, H))
+    state = (h0, rng.normal(0, .5, (N, H))) if kernel == "lstm" else h0
+    masks = {"h_mask": (rng.random((N, H)) > 0.3) / 0.7,
+             "zoneout_h": (rng.random((T, N, H)) < 0.25).astype(float) if train else np.full((T, N, H), 0.25),
+             "zoneout_c": (rng.random((T, N, H)) < 0.4).astype(float) if kernel == "lstm" else None}
+    return x, state, p, masks
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_reference_backward_equals_finite_differences(kernel):
+    x, state, p, masks = _problem(kernel)
+    lstm = kernel == "lstm"
+    out, final, cache = forward(kernel, x, state, p, **masks)
+    rng = np.random.default_rng(1)
+    d_out = rng.normal(size=out.shape)
+    d_final = tuple(rng.normal(size=f.shape) for f in final) if lstm else rng.normal(size=final.shape)
+    grads = backward(cache, d_out, d_final)
+    s0 = [np.array(a) for a in (state if lstm else (state,))]
+
+    def loss():
+        o, f, _ = forward(kernel, x, tuple(s0) if lstm else s0[0], p, **masks)
+        fs, ds = (f, d_final) if lstm else ((f,), (d_final,))
+        return float((o * d_out).sum() + sum((a * b).sum() for a, b in zip(fs, ds)))
+
+    arrays = {"x": x, "h0": s0[0], **({"c0": s0[1]} if lstm else {}), **p}
+    for name, arr in arrays.items():
+        assert relative_error(grads[name], numerical_gradient(loss, arr)) < 1e-7, name
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_python_engine_and_autograd_twin_equal_the_reference(kernel, train):
+    x, state, p, masks = _problem(kernel, seed=3, train=train)
+    cell = recurrence(kernel)
+    lstm = cell.has_cell_state
+    out, final, cache = forward(kernel, x, state, p, **masks)
+    rng = np.random.default_rng(4)
+    d_out = rng.normal(size=out.shape)
+    d_final = tuple(rng.normal(size=f.shape) for f in final) if lstm else rng.normal(size=final.shape)
+    want = backward(cache, d_out, d_final)
+
+    t = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    reg = Regularisation(*(None if masks[k] is None else torch.tensor(masks[k])
+                           for k in ("h_mask", "zoneout_h", "zoneout_c")))
+    for runner in (run_bptt, run_reference):
+        xt = t(x)
+        h0, c0 = (t(state[0]), t(state[1])) if lstm else (t(state), None)
+        weights = tuple(t(p[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        h_seq, h_T, c_T = runner(cell, xt, h0, c0, weights, None, reg=reg)
+        np.testing.assert_allclose(h_seq.detach().numpy(), out, rtol=0, atol=1e-12)
+        loss = (h_seq * torch.tensor(d_out)).sum()
+        if lstm:
+            loss = loss + (h_T * torch.tensor(d_final[0])).sum() + (c_T * torch.tensor(d_final[1])).sum()
+        else:
+            loss = loss + (h_T * torch.tensor(d_final)).sum()
+        loss.backward()
+        got = {"x": xt.grad, "h0": h0.grad, **({"c0": c0.grad} if lstm else {}),
+               **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights)}}
+        for name, g in got.items():
+            assert relative_error(g.numpy(), want[name]) < 1e-8, (runner.__name__, name)
+
+
+def _layer_norms(kernel: str, seed: int = 5) -> dict:
+    rng = np.random.default_rng(seed)
+    GH = recurrence(kernel).gates * H
+    ln = {"ih": (rng.uniform(0.5, 1.5, GH), rng.normal(0, .2, GH)),
+          "hh": (rng.uniform(0.5, 1.5, GH), rng.normal(0, .2, GH))}
+    if kernel == "lstm":
+        ln["c"] = (rng.uniform(0.5, 1.5, H), rng.normal(0, .2, H))
+    return ln
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_layer_norm_backward_equals_finite_differences(kernel):
+    x, state, p, masks = _problem(kernel, seed=6)
+    ln = _layer_norms(kernel)
+    lstm = kernel == "lstm"
+    out, final, cache = forward(kernel, x, state, p, ln=ln, **masks)
+    rng = np.random.default_rng(2)
+    d_out = rng.normal(size=out.shape)
+    d_final = tuple(rng.normal(size=f.shape) for f in final) if lstm else rng.normal(size=final.shape)
+    grads = backward(cache, d_out, d_final)
+
+    def loss():
+        o, f, _ = forward(kernel, x, state, p, ln=ln, **masks)
+        fs, ds = (f, d_final) if lstm else ((f,), (d_final,))
+        return float((o * d_out).sum() + sum((a * b).sum() for a, b in zip(fs, ds)))
+
+    arrays = {"x": x, **p, **{f"ln_{k}_{w}": v[j] for k, v in ln.items() for j, w in enumerate(("weight", "bias"))}}
+    for name, arr in arrays.items():
+        assert relative_error(grads[name], numerical_gradient(loss, arr)) < 1e-6, name
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_autograd_twin_with_layer_norm_equals_the_reference(kernel):
+    x, state, p, masks = _problem(kernel, seed=8)
+    ln = _layer_norms(kernel, seed=9)
+    cell = recurrence(kernel)
+    lstm = cell.has_cell_state
+    out, final, cache = forward(kernel, x, state, p, ln=ln, **masks)
+    d_out = np.random.default_rng(4).normal(size=out.shape)
+    zero = tuple(np.zeros_like(f) for f in final) if lstm else np.zeros_like(final)
+    want = backward(cache, d_out, zero)
+    t = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    lnt = {k: (t(g), t(b)) for k, (g, b) in ln.items()}
+    order = [lnt["ih"][0], lnt["ih"][1], lnt["hh"][0], lnt["hh"][1], *(lnt["c"] if lstm else (None, None))]
+    reg = Regularisation(*(None if masks[k] is None else torch.tensor(masks[k])
+                           for k in ("h_mask", "zoneout_h", "zoneout_c")), ln=tuple(order))
+    xt = t(x)
+    h0, c0 = (t(state[0]), t(state[1])) if lstm else (t(state), None)
+    weights = tuple(t(p[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    h_seq, _, _ = run_reference(cell, xt, h0, c0, weights, None, reg=reg)
+    np.testing.assert_allclose(h_seq.detach().numpy(), out, rtol=0, atol=1e-12)
+    (h_seq * torch.tensor(d_out)).sum().backward()
+    got = {"x": xt.grad, "h0": h0.grad, **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih",
+                                                                      "bias_hh"), weights)},
+           **{f"ln_{k}_{w}": v[j].grad for k, v in lnt.items() for j, w in enumerate(("weight", "bias"))}}
+    for name, g in got.items():
+        assert relative_error(g.numpy(), want[name]) < 1e-8, name
