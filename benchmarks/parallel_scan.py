@@ -3,6 +3,10 @@
     python benchmarks/parallel_scan.py             # the three shapes and T = 64..4096 at (N, H) = (16, 256)
     python benchmarks/parallel_scan.py --quick     # (1024, 16, 256) and T = 64, 256, 4096: about a minute
     python benchmarks/parallel_scan.py --shapes 512x16x256 --sweep ""   # any shapes, no sweep
+    python benchmarks/parallel_scan.py --shapes "" --sweep 64,4096       # a sweep alone
+
+On a busy machine run the parts one by one (each appends its own report, with its load, to the log); each
+measured row is also written to stderr as soon as it is done.
 
 One training step = forward and backward of one layer (input size = H) on a random (T, N, H) input that needs
 its gradient, with a fixed upstream gradient on the outputs (``out.backward(g)``: no loss pass), parameter
@@ -138,7 +142,8 @@ def parse_shape(s: str) -> tuple[int, int, int]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one shape and a three-point sweep (about a minute)")
-    p.add_argument("--shapes", default=None, help="TxNxH,... (default: 1024x16x256,1024x16x1024,1024x64x256)")
+    p.add_argument("--shapes", default=None,
+                   help="TxNxH,... (default: 1024x16x256,1024x16x1024,1024x64x256; '' for none)")
     p.add_argument("--sweep", default=None, help="T values at (N, H) = (16, 256), comma-separated ('' for none)")
     p.add_argument("--seconds", type=float, default=8.0, help="time per shape after 3 rounds (at most 15 rounds)")
     p.add_argument("--threads", type=int, default=2)
@@ -147,7 +152,7 @@ def main() -> int:
     p.add_argument("--log", default=None, help="log file (default benchmarks/results/parallel-scan-<date>.log)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    shapes = [parse_shape(s) for s in args.shapes.split(",")] if args.shapes else \
+    shapes = [parse_shape(s) for s in args.shapes.split(",") if s] if args.shapes is not None else \
         list(QUICK_SHAPES if args.quick else SHAPES)
     sweep = [int(v) for v in args.sweep.split(",") if v] if args.sweep is not None else \
         list(QUICK_SWEEP if args.quick else SWEEP)
@@ -162,18 +167,20 @@ def main() -> int:
         if (T, N, H) not in results:
             big = skip | ({"minGRU log"} if H >= 1024 and not args.all else set())
             results[(T, N, H)] = measure(T, N, H, args.seconds, big)
-            print(f"  measured ({T}, {N}, {H}) after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            print(f"  after {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}: "
+                  f"{table([((T, N, H), results[(T, N, H)])])[-1]}", file=sys.stderr, flush=True)
     load1 = os.getloadavg()
     lines = [f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
              f"[of the fastest runs] (git {commit()}) ===",
              f"command: python benchmarks/parallel_scan.py {' '.join(sys.argv[1:])}".rstrip(),
              f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads; "
              f"load average at start {load0[0]:.1f}, at end {load1[0]:.1f} (shared machine: times are pessimistic)",
-             f"took {time.perf_counter() - started:.0f} s", "",
-             "Shapes:", *table([(s, results[s]) for s in shapes])]
+             f"took {time.perf_counter() - started:.0f} s"]
+    if shapes:
+        lines += ["", "Shapes:", *table([(s, results[s]) for s in shapes])]
     if sweep:
         lines += ["", "T sweep at (N, H) = (16, 256):", *table([((T, 16, 256), results[(T, 16, 256)])
-                                                              for T in sweep])]
+                                                                for T in sweep])]
     save_report(log, lines)
     return 0
 

@@ -151,7 +151,7 @@ def _check_intact(out: Path) -> int:
     config = json.loads((out / "config.json").read_text())
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert f.metadata()["rnnkit_save_id"] == config["save_id"]
-        assert all(torch.isfinite(f.get_tensor(k)).all() for k in f.keys())
+        assert all(torch.isfinite(f.get_tensor(k)).all() for k in f.keys())  # noqa: SIM118 (safe_open has no __iter__)
     step = torch.load(out / "resume.pt", weights_only=True)["step"]
     records = [(r["kind"], r["step"]) for r in _records(out)]
     assert len(records) == len(set(records)), records
@@ -320,7 +320,7 @@ def test_kills_at_random_moments_never_lose_the_run(tmp_path, corpus_dir, capsys
         child = Child(tmp_path, ["train", "lm", "--out", out, "--resume", "--max-steps", "100000",
                                  "--epochs", "100000"])
         try:
-            child.wait_for("training", lambda: _metric_lines(out) > lines + 2)
+            child.wait_for("training", lambda n=lines: _metric_lines(out) > n + 2)
             time.sleep(rng.uniform(0.0, 1.5))
         finally:
             child.kill()
