@@ -89,8 +89,8 @@ def contenders(T: int, N: int, H: int, skip: set[str]) -> dict:
     return runs
 
 
-def measure(T: int, N: int, H: int, seconds: float, skip: set[str]) -> dict[str, list[float]]:
-    """Seconds per training step of each contender at (T, N, H), every timed round."""
+def measure(T: int, N: int, H: int, seconds: float, skip: set[str], clock=time.perf_counter) -> dict[str, list[float]]:
+    """Seconds per training step of each contender at (T, N, H), every timed round, by ``clock``."""
     warm = contenders(min(T, 128), N, H, skip)
     for run in warm.values():                    # kernels, packed weights, the extension: loaded and warm
         run()
@@ -99,9 +99,9 @@ def measure(T: int, N: int, H: int, seconds: float, skip: set[str]) -> dict[str,
     started, rounds = time.perf_counter(), 0
     while rounds < 3 or (rounds < 15 and time.perf_counter() - started < seconds):
         for name, run in runs.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             run()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
         rounds += 1
     return times
 
@@ -147,11 +147,16 @@ def main() -> int:
     p.add_argument("--sweep", default=None, help="T values at (N, H) = (16, 256), comma-separated ('' for none)")
     p.add_argument("--seconds", type=float, default=8.0, help="time per shape after 3 rounds (at most 15 rounds)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: this process's CPU time (time.process_time) instead of wall-clock time; with "
+                        "--threads 1 it is what a step costs, whatever else the machine runs (a busy shared "
+                        "machine time-slices wall-clock time; with 2+ threads waiting threads would count)")
     p.add_argument("--all", action="store_true", help="also the log-space scan at H >= 1024 (minutes more)")
     p.add_argument("--skip", default="", help="contenders to leave out, comma-separated (e.g. 'minGRU log')")
     p.add_argument("--log", default=None, help="log file (default benchmarks/results/parallel-scan-<date>.log)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     shapes = [parse_shape(s) for s in args.shapes.split(",") if s] if args.shapes is not None else \
         list(QUICK_SHAPES if args.quick else SHAPES)
     sweep = [int(v) for v in args.sweep.split(",") if v] if args.sweep is not None else \
@@ -166,14 +171,15 @@ def main() -> int:
     for T, N, H in shapes + [(T, 16, 256) for T in sweep]:
         if (T, N, H) not in results:
             big = skip | ({"minGRU log"} if H >= 1024 and not args.all else set())
-            results[(T, N, H)] = measure(T, N, H, args.seconds, big)
+            results[(T, N, H)] = measure(T, N, H, args.seconds, big, clock)
             print(f"  after {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}: "
                   f"{table([((T, N, H), results[(T, N, H)])])[-1]}", file=sys.stderr, flush=True)
     load1 = os.getloadavg()
     lines = [f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
              f"[of the fastest runs] (git {commit()}) ===",
              f"command: python benchmarks/parallel_scan.py {' '.join(sys.argv[1:])}".rstrip(),
-             f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads; "
+             f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
+             f"{'CPU' if args.clock == 'cpu' else 'wall-clock'} time; "
              f"load average at start {load0[0]:.1f}, at end {load1[0]:.1f} (shared machine: times are pessimistic)",
              f"took {time.perf_counter() - started:.0f} s"]
     if shapes:

@@ -2,9 +2,9 @@
 // (backward) multiplies a fixed weight block, T times; each Product picks once, per call, the fastest way
 // this torch build offers for its shape:
 //   small    up to 32 rows (small batches, generation): a register-blocked kernel over a copy of the weight
-//            packed once into 16-column panels (below): 1.1-3x MKL's rate there, measured at 1 and 2 threads;
+//            packed once into 16-column panels (below): faster than MKL there (BENCHMARKS.md);
 //   oneDNN   at::native::mkldnn_matmul (exported by libtorch_cpu in oneDNN builds) for bigger float32 products,
-//            where its blocked kernels run 1.2-1.4x faster than MKL's sgemm on the recurrent shapes;
+//            where its blocked kernels beat MKL's sgemm on the recurrent shapes (BENCHMARKS.md);
 //   MKL      the packed-GEMM API (cblas_sgemm_pack/compute, exported by MKL builds of libtorch_cpu) for the
 //            rest of float32: the weight is packed once per sequence instead of inside every step's sgemm,
 //            and products under ~2 MFLOP run on one thread (splitting them costs more than it saves);
@@ -56,7 +56,7 @@ struct Thresholds {                           // in flops; tunable (the module's
   double onednn_step = 16777216.0;            // 2^24: per-step products over 32 rows from (64, 256) x (256, 512) up
   double onednn_once = 4194304.0;             // 2^22: once-per-window products (projection, gradients)
   double serial = 2097152.0;                  // 2^21: below this, MKL runs the product on one thread
-  double small_task = 262144.0;               // 2^18: the small kernel's work per thread (A/B: 2^21 lost 5-15% at 4-32 rows)
+  double small_task = 262144.0;               // 2^18: the small kernel's work per thread (more starves a thread at 4-32 rows)
 };
 Thresholds& thresholds();
 
@@ -72,7 +72,7 @@ inline void gemm(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool 
 inline bool onednn_available() { return at::native::mkldnn_matmul != nullptr; }
 
 // out (+)= a @ b for the once-per-window products (input projection, dX, dW): oneDNN for float32 where it has
-// them (10-15% faster than MKL at these shapes, measured), else ATen.
+// them (faster than MKL at these shapes), else ATen.
 inline void gemm_once(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
   const double flops = 2.0 * a.size(0) * a.size(1) * b.size(1);
   const Backend forced = forced_backend();
