@@ -4,6 +4,8 @@
     python benchmarks/parallel_scan.py --quick     # (1024, 16, 256) and T = 64, 256, 4096: about a minute
     python benchmarks/parallel_scan.py --shapes 512x16x256 --sweep ""   # any shapes, no sweep
     python benchmarks/parallel_scan.py --shapes "" --sweep 64,4096       # a sweep alone
+    python benchmarks/parallel_scan.py --threads 1 --clock cpu           # CPU time on one thread: what a step
+                                                                          # costs while other jobs share the CPU
 
 On a busy machine run the parts one by one (each appends its own report, with its load, to the log); each
 measured row is also written to stderr as soon as it is done.
@@ -13,8 +15,9 @@ its gradient, with a fixed upstream gradient on the outputs (``out.backward(g)``
 gradients dropped between steps. Contenders, in one process and in turn (round robin, so a busy machine slows all
 of them alike), after a warm-up at a short T: minGRU's input-projection products alone (``F.linear`` forward and
 its backward, dX and dW: the floor any minGRU pays), MinGRU and MinLSTM with the compiled C++ scan, with the
-chunked scan in torch operators and with the log-space scan (Heinsen; ``logcumsumexp`` under autograd; left out at H >= 1024 unless ``--all``),
-``rnnkit.LSTM`` (``engine="auto"``: the compiled time loop) and ``torch.nn.LSTM``. Medians of the timed rounds.
+chunked scan in torch operators and with the log-space scan (Heinsen; ``logcumsumexp`` under autograd; left out
+at H >= 1024 unless ``--all``), ``rnnkit.LSTM`` (``engine="auto"``: the compiled time loop) and ``torch.nn.LSTM``.
+Medians of the timed rounds, and in brackets the ratios of the fastest runs.
 The log is appended to ``benchmarks/results/parallel-scan-<date>.log``.
 """
 from __future__ import annotations
@@ -22,17 +25,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, commit, save_report  # noqa: E402  (puts src/ on sys.path)
+import torch
+import torch.nn.functional as F
+from common import RESULTS, commit, save_report
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import rnnkit  # noqa: E402
+import rnnkit
 
 SHAPES = ((1024, 16, 256), (1024, 16, 1024), (1024, 64, 256))
 SWEEP = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -175,12 +178,12 @@ def main() -> int:
             print(f"  after {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}: "
                   f"{table([((T, N, H), results[(T, N, H)])])[-1]}", file=sys.stderr, flush=True)
     load1 = os.getloadavg()
-    lines = [f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
-             f"[of the fastest runs] (git {commit()}) ===",
-             f"command: python benchmarks/parallel_scan.py {' '.join(sys.argv[1:])}".rstrip(),
-             f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
-             f"{'CPU' if args.clock == 'cpu' else 'wall-clock'} time; "
-             f"load average at start {load0[0]:.1f}, at end {load1[0]:.1f} (shared machine: times are pessimistic)",
+    lines = [(f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
+              f"[of the fastest runs] (git {commit()}) ==="),
+             f"command: python benchmarks/parallel_scan.py {shlex.join(sys.argv[1:])}".rstrip(),
+             (f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
+              f"{'CPU' if args.clock == 'cpu' else 'wall-clock'} time; load average at start {load0[0]:.1f}, "
+              f"at end {load1[0]:.1f} (shared machine: times are pessimistic)"),
              f"took {time.perf_counter() - started:.0f} s"]
     if shapes:
         lines += ["", "Shapes:", *table([(s, results[s]) for s in shapes])]

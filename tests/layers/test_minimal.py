@@ -107,7 +107,7 @@ def test_linear_scan_gradcheck(scan):
     b = torch.randn(5, 2, 3, dtype=F64, requires_grad=True)
     h0 = torch.randn(2, 3, dtype=F64, requires_grad=True)
     for reverse in (False, True):
-        assert torch.autograd.gradcheck(lambda *t: S.linear_scan(*t, reverse=reverse, scan=scan), (a, b, h0))
+        assert torch.autograd.gradcheck(lambda *t, r=reverse: S.linear_scan(*t, reverse=r, scan=scan), (a, b, h0))
 
 
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
@@ -122,7 +122,7 @@ def test_minimal_gradcheck(kind):
     cases = [(scan, False) for scan in SCANS] + [(scan, True) for scan in SCANS + ["log"]]
     for scan, positive in cases:
         for reverse in (False, True):
-            def f(*args):
+            def f(*args, reverse=reverse, scan=scan, positive=positive):
                 return S.run_minimal(kind, *args, lengths=lengths, reverse=reverse, scan=scan, positive=positive)
             assert torch.autograd.gradcheck(f, (x, h0, w, b)), (scan, positive, reverse)
 
@@ -320,6 +320,20 @@ def test_autocast_runs_the_scan_in_the_parameters_dtype():
         out_ac, h_ac = layer(x.bfloat16())
     assert out_ac.dtype == torch.float32 and h_ac.dtype == torch.float32
     assert max_diff([out_ac, h_ac], [out, h_n]) < 2e-2           # only the input was rounded to bfloat16
+
+
+def test_without_the_extension_auto_runs_torch_and_compiled_says_why(monkeypatch):
+    from rnnkit.engine import build
+    monkeypatch.setattr(S, "_compiled_module", lambda: None)
+    monkeypatch.setitem(build.state, "error", "no C++ compiler found (test)")
+    layer, x, h0 = problem("mingru", num_layers=1, bidirectional=False)
+    assert layer.resolved_scan(x) == "torch"
+    out, h_n = layer(x, h0)
+    layer.scan = "torch"
+    assert max_diff(layer(x, h0), [out, h_n]) == 0
+    layer.scan = "compiled"
+    with pytest.raises(RuntimeError, match=r"scan='compiled' cannot run here: .*no C\+\+ compiler found \(test\)"):
+        layer(x, h0)
 
 
 def test_errors_say_what_is_wrong():

@@ -132,5 +132,6 @@ def test_imports_no_torch():
         assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "rnnkit")]
         print("no torch: ok")
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(REFERENCE)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", script, str(REFERENCE)], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 0 and "no torch: ok" in done.stdout, done.stderr

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .gru import gru_step
 from .lstm import lstm_step
+from .minimal import min_gru_step, min_lstm_step
 from .rnn import rnn_step
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -42,6 +43,7 @@ class Recurrence:
     torch_kwargs: dict[str, Any] = field(default_factory=dict)   # what that torch.nn layer needs to match
     layer_kwargs: dict[str, Any] = field(default_factory=dict)   # what rnnkit's layer needs to be this one
     saved_per_step: int = 1                 # floats per (step, row, unit) the BPTT forward keeps
+    scanned: bool = False                   # no recurrent weight W: a parallel scan runs it (rnnkit.layers.minimal)
 
     @property
     def gates(self) -> int:
@@ -78,16 +80,24 @@ GRU_TORCH = Recurrence("gru-torch", "gru_reset_after", ("r", "z", "n"), partial(
                        "PyTorch/cuDNN's GRU: reset after the recurrent matmul", torch_class=nn.GRU,
                        layer_kwargs={"reset_after": True}, saved_per_step=5)
 
-RECURRENCES: tuple[Recurrence, ...] = (LSTM, GRU, GRU_TORCH, RNN_TANH, RNN_RELU)
-CELL_NAMES: tuple[str, ...] = tuple(r.name for r in RECURRENCES)
+MIN_GRU = Recurrence("mingru", "mingru", ("z", "h"), min_gru_step,
+                     "the minimal GRU (Feng et al. 2024), gates from x_t alone, run by a parallel scan", scanned=True)
+MIN_LSTM = Recurrence("minlstm", "minlstm", ("f", "i", "h"), min_lstm_step,
+                      "the minimal LSTM (Feng et al. 2024), gates from x_t alone, run by a parallel scan",
+                      scanned=True)
+
+RECURRENCES: tuple[Recurrence, ...] = (LSTM, GRU, GRU_TORCH, RNN_TANH, RNN_RELU)   # the engine's time loops
+SCANNED: tuple[Recurrence, ...] = (MIN_GRU, MIN_LSTM)                              # the parallel scan's
+SEQUENTIAL_NAMES: tuple[str, ...] = tuple(r.name for r in RECURRENCES)
+CELL_NAMES: tuple[str, ...] = SEQUENTIAL_NAMES + tuple(r.name for r in SCANNED)
 
 
 def recurrence(cell: str | Recurrence) -> Recurrence:
     """The description of a cell from its user-facing name (``lstm``, ``gru``, ``gru-torch``, ``rnn``,
-    ``rnn-relu``) or its kernel name (``rnn_tanh``, ``gru_reset_after``, ...); a ``Recurrence`` passes through."""
+    ``rnn-relu``, ``mingru``, ``minlstm``) or its kernel name (``rnn_tanh``, ``gru_reset_after``, ...); a ``Recurrence`` passes through."""
     if isinstance(cell, Recurrence):
         return cell
-    for r in RECURRENCES:
+    for r in RECURRENCES + SCANNED:
         if cell in (r.name, r.kernel):
             return r
     raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELL_NAMES)}")

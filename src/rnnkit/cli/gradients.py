@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..cells.spec import CELL_NAMES
+from ..cells.spec import SEQUENTIAL_NAMES
 from ..data import read_text
 from ..engine.resolve import ENGINES
 from .errors import OptionError
@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--text-file", help="run: read the text from this file instead")
     p.add_argument("--max-tokens", type=positive_int, default=200, help="run: use at most this many tokens (the last ones)")
     g = p.add_argument_group("fresh cells")
-    g.add_argument("--cell", nargs="+", choices=CELL_NAMES, default=None, help="cells to compare (default: rnn lstm gru)")
+    g.add_argument("--cell", nargs="+", choices=SEQUENTIAL_NAMES, default=None,
+                   help="cells to compare (default: rnn lstm gru; the minimal cells have no recurrent weight)")
     g.add_argument("--steps", type=positive_int, default=100, help="sequence length T")
     g.add_argument("--hidden-size", type=positive_int, default=64, help="hidden units")
     g.add_argument("--input-size", type=positive_int, default=8, help="input features (standard normal inputs)")

@@ -106,7 +106,8 @@ def _check_value(o: Option, value: Any, where: str) -> Any:
 
 MODEL = [
     Option("--cell", "lstm", "recurrent cell: lstm, gru (the lecture's, Cho et al.), gru-torch (PyTorch/cuDNN's), "
-           "rnn (tanh), rnn-relu", choices=CELL_NAMES),
+           "rnn (tanh), rnn-relu, mingru, minlstm (Feng et al.'s minimal cells, trained with a parallel scan)",
+           choices=CELL_NAMES),
     Option("--embed-size", 256, "embedding size", type=positive_int),
     Option("--hidden-size", 256, "hidden units per layer", type=positive_int),
     Option("--layers", 2, "stacked recurrent layers", type=positive_int),

@@ -40,6 +40,7 @@ Implementations (``scan=``), the same numbers:
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -70,7 +71,7 @@ def compiled_unavailable_reason(x: Tensor) -> str | None:
     if x.dtype not in _DTYPES:
         return f"the compiled scan has no {x.dtype} kernels (float32 and float64 only)"
     if _compiled_module() is None:
-        from . import fused
+        from . import build
         return f"the C++ extension is unavailable ({build.state.get('error') or 'it has no scan kernels'})"
     return None
 
@@ -108,7 +109,6 @@ def scan_torch(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Ten
     h = torch.empty_like(b) if out is None else out
     C = _chunk(T)
     K = T // C
-    R = T - K * C
     main = slice(0, K * C)
 
     def tail(prev: Tensor) -> Tensor:                          # the R leftover steps K*C .. T-1
@@ -121,18 +121,12 @@ def scan_torch(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Ten
     if K > 0:
         a2, b2, h2 = (v[main].view(K, C, *v.shape[1:]) for v in (a, b, h))
         P = torch.empty_like(a2)
-        order = range(C) if not reverse else range(C - 1, -1, -1)
-        first = True
-        for i in order:                                        # every chunk from a zero state, at once
-            if first:
-                h2[:, i].copy_(b2[:, i])
-                P[:, i].copy_(a2[:, i])
-                prev = i
-                first = False
-                continue
-            torch.addcmul(b2[:, i], a2[:, i], h2[:, prev], out=h2[:, i])
-            torch.mul(a2[:, i], P[:, prev], out=P[:, i])
-            prev = i
+        order = list(range(C)) if not reverse else list(range(C - 1, -1, -1))
+        h2[:, order[0]].copy_(b2[:, order[0]])                 # every chunk from a zero state, all at once
+        P[:, order[0]].copy_(a2[:, order[0]])
+        for prev, i in itertools.pairwise(order):
+            torch.addcmul(b2[:, i], a2[:, i], h2[:, prev], out=h2[:, i])     # h = a h_prev + b
+            torch.mul(a2[:, i], P[:, prev], out=P[:, i])                     # P = a P_prev
         last = C - 1 if not reverse else 0                     # each chunk's final step in the direction of travel
         carry = torch.empty((K,) + tuple(h0.shape), dtype=h.dtype, device=h.device)
         chunks = range(K) if not reverse else range(K - 1, -1, -1)

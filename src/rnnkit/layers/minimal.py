@@ -35,7 +35,7 @@ log-space scan in torch operators; needs ``log_space=True``).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

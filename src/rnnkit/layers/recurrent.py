@@ -343,12 +343,28 @@ class GRU(RecurrentLayer):
         return super().extra_repr() + f", reset_after={self.reset_after}"
 
 
-def make_layer(cell: Recurrence | str, input_size: int, hidden_size: int, **kwargs) -> RecurrentLayer:
+def make_layer(cell: Recurrence | str, input_size: int, hidden_size: int, **kwargs) -> nn.Module:
     """The rnnkit layer of ``cell`` (a :class:`~rnnkit.cells.spec.Recurrence` or its name), built with its
     ``layer_kwargs`` and ``kwargs`` (``num_layers``, ``dropout``, ``engine``, ...). ``forget_bias`` applies only
-    to cells that have a forget gate and is dropped for the others."""
+    to cells that have a forget gate and is dropped for the others. The minimal cells (``mingru``, ``minlstm``)
+    build :class:`~rnnkit.layers.minimal.MinGRU`/``MinLSTM``, which run a parallel scan: ``engine`` (for the time
+    loops) must then be ``auto``, and the regularisers of the sequential layers don't apply."""
     cell = recurrence(cell)
-    layer_class = next(c for c in (RNN, LSTM, GRU) if cell in c.recurrences)
     if cell.forget_gate is None:
         kwargs.pop("forget_bias", None)
+    if cell.scanned:
+        from .minimal import MinGRU, MinLSTM
+        engine = kwargs.pop("engine", "auto")
+        if engine != "auto":
+            raise ValueError(f"engine={engine!r} chooses among the time loops of the sequential cells; "
+                             f"{cell.name} runs a parallel scan (use engine='auto')")
+        extra = sorted(k for k, v in kwargs.items() if k not in _SCANNED_KWARGS and v not in (None, 0, 0.0, False))
+        if extra:
+            raise ValueError(f"{cell.name} does not take {', '.join(extra)}")
+        layer_class = next(c for c in (MinGRU, MinLSTM) if c.kind == cell.kernel)
+        return layer_class(input_size, hidden_size, **{k: v for k, v in kwargs.items() if k in _SCANNED_KWARGS})
+    layer_class = next(c for c in (RNN, LSTM, GRU) if cell in c.recurrences)
     return layer_class(input_size, hidden_size, **cell.layer_kwargs, **kwargs)
+
+
+_SCANNED_KWARGS = ("num_layers", "bias", "batch_first", "dropout", "bidirectional", "device", "dtype")
