@@ -77,7 +77,7 @@ def train_memory(task, cell: str, *, steps: int = 1000, batch_size: int = 64, hi
             for name, p in model.rnn.named_parameters():
                 if name.startswith("weight_hh"):
                     p.mul_(recurrent_scale)
-    ran = _engine_used(engine, model.rnn.cell)
+    ran = "scan" if model.rnn.cell.scanned else _engine_used(engine, model.rnn.cell)
     opt = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=lr))
     data_gen = torch.Generator().manual_seed(seed + 1)

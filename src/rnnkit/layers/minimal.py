@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..cells.minimal import GATES, minimal_step
+from ..cells.spec import MIN_GRU, MIN_LSTM
 from ..engine.scan import SCANS, resolve_scan, run_minimal
 from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
 
@@ -220,6 +221,7 @@ class MinGRU(MinimalLayer):
     ``weight_ih_l{k}`` is (2H, in): blocks ``z, h``. See the module docstring."""
 
     kind = "mingru"
+    cell = MIN_GRU
 
 
 class MinLSTM(MinimalLayer):
@@ -229,3 +231,4 @@ class MinLSTM(MinimalLayer):
     ``weight_ih_l{k}`` is (3H, in): blocks ``f, i, h``. See the module docstring."""
 
     kind = "minlstm"
+    cell = MIN_LSTM
