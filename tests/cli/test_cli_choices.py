@@ -1,7 +1,8 @@
-"""Every command that takes a cell or an engine offers the one shared list: ``CELL_NAMES`` and ``ENGINES``."""
+"""Every command that takes a cell or an engine offers the one shared list: ``CELL_NAMES`` and ``ENGINES``
+(``gradients`` offers ``SEQUENTIAL_NAMES``: it measures through the recurrent weight, which the minimal cells lack)."""
 import argparse
 
-from rnnkit.cells.spec import CELL_NAMES
+from rnnkit.cells.spec import CELL_NAMES, SEQUENTIAL_NAMES
 from rnnkit.cli.main import make_parser
 from rnnkit.engine.resolve import ENGINES
 
@@ -19,7 +20,8 @@ def test_cell_and_engine_choices_are_the_shared_lists():
     for path, parser in _parsers(make_parser()):
         for action in parser._actions:
             if action.dest in ("cell", "cells"):
-                assert tuple(action.choices) == CELL_NAMES, path
+                want = SEQUENTIAL_NAMES if path == ("gradients",) else CELL_NAMES
+                assert tuple(action.choices) == want, path
                 seen["cell"].append(" ".join(path))
             if action.dest == "engine" and action.choices is not None:
                 assert tuple(action.choices) == ENGINES, path
