@@ -63,3 +63,19 @@ def test_classifier_with_a_minimal_cell_trains_and_predicts(tmp_path, capsys):
     assert main(["predict", str(run), "great film"]) in (0, None)
     label, p0, p1 = capsys.readouterr().out.split()
     assert label == "1" and float(p1.split("=")[1]) > 0.5
+
+
+def test_experiment_parallel_times_every_contender_at_every_length(tmp_path, capsys):
+    from PIL import Image
+    from rnnkit.analysis.parallel import CONTENDERS
+    out = tmp_path / "par"
+    assert main(["experiment", "parallel", "--delays", "8", "32", "--batch-size", "2", "--hidden-size", "8",
+                 "--rounds", "1", "--threads", "1", "--quiet", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())["seconds"]
+    assert sorted(results) == ["32", "8"]
+    for per_length in results.values():
+        assert sorted(per_length) == sorted(CONTENDERS) and all(0 < t < 60 for t in per_length.values())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| T | rnnkit.LSTM ms") and [line.split()[1] for line in lines[1:]] == ["8", "32"]
+    with Image.open(out / "parallel.png") as image:
+        assert image.size[0] > 400 and image.size[1] > 300

@@ -1,7 +1,9 @@
-"""``rnnkit experiment adding|copy``: long-range memory, RNN vs LSTM vs GRU with the same training budget.
+"""``rnnkit experiment adding|copy``: long-range memory, RNN vs LSTM vs GRU with the same training budget;
+``rnnkit experiment parallel``: the training step's time against T, sequential cells against the scanned ones.
 
     rnnkit experiment adding --delays 10 50 100 --out runs/adding
     rnnkit experiment copy --delays 10 20 --length 5 --steps 3000 --out runs/copy
+    rnnkit experiment parallel --delays 64 256 1024 4096 --batch-size 16 --hidden-size 256 --out runs/parallel
 
 With the defaults (2000 steps of 64 sequences, hidden 64, Adam 5e-3, clip 1, LSTM forget bias 1, seed 0), at
 T=100 the LSTM and the GRU reach an MSE below 0.01 and the tanh RNN stays at the baseline
@@ -33,9 +35,11 @@ from .ranges import (finite_float, integer, non_negative_float, non_negative_int
 def add_parser(sub) -> None:
     p = sub.add_parser("experiment", help="long-range memory experiments (adding problem, copy task)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
-    p.add_argument("task", choices=("adding", "copy"), help="the experiment")
-    p.add_argument("--delays", type=integer(2), nargs="+", default=[10, 50, 100],
-                   help="adding: sequence lengths T; copy: blanks between the symbols and the delimiter")
+    p.add_argument("task", choices=("adding", "copy", "parallel"), help="the experiment")
+    p.add_argument("--delays", type=integer(2), nargs="+", default=None,
+                   help="adding: sequence lengths T; copy: blanks between the symbols and the delimiter; parallel: "
+                        "sequence lengths T (default: 10 50 100; parallel: 64 256 1024 4096)")
+    p.add_argument("--rounds", type=positive_int, default=5, help="parallel: timed rounds per length (median)")
     p.add_argument("--cells", nargs="+", choices=CELL_NAMES, default=["rnn", "lstm", "gru"], help="cells to compare")
     p.add_argument("--steps", type=positive_int, default=2000, help="training steps per cell and delay (the budget)")
     p.add_argument("--minutes", type=optional(positive_float, "no time limit"), default=None,
@@ -68,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out, folder=True)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.task == "parallel":
+        return run_parallel(args)
+    args.delays = args.delays or [10, 50, 100]
     task_options = {"length": args.length, "alphabet": args.alphabet} if args.task == "copy" else {}
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
@@ -92,4 +99,26 @@ def run(args: argparse.Namespace) -> int:
         write_text(out / "results.md", header + "\n\n" + table + "\n")
         E.plot_results(results, out / f"{args.task}.png", f"{args.task}: {budget}")
         print(f"\nwritten: {out / 'results.json'}, {out / 'results.md'}, {out / (args.task + '.png')}")
+    return 0
+
+
+def run_parallel(args: argparse.Namespace) -> int:
+    """Time per training step against T (:mod:`rnnkit.analysis.parallel`): the table, and with --out the PNG."""
+    from ..analysis import parallel as P
+    from ..training.atomic import write_json, write_text
+    lengths = args.delays or [64, 256, 1024, 4096]
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    results = P.measure(lengths, args.batch_size, args.hidden_size, args.rounds, progress)
+    header = (f"parallel: one layer's training step (forward + backward), N = {args.batch_size}, H = "
+              f"{args.hidden_size}, median of {args.rounds}, {torch.get_num_threads()} torch thread(s)")
+    print(header)
+    print(P.table(results))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "results.json", {"task": "parallel", "options": vars(args) | {"run_command": None},
+                                          "seconds": {str(T): r for T, r in results.items()}})
+        write_text(out / "results.md", header + "\n\n" + P.table(results) + "\n")
+        P.plot(results, out / "parallel.png", header.replace(", median", ",\nmedian"))
+        print(f"\nwritten: {out / 'results.json'}, {out / 'results.md'}, {out / 'parallel.png'}")
     return 0
