@@ -5,37 +5,10 @@ here: it starts the system's Chromium through ``executable_path``. Set ``RNNKIT_
 """
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 
 from rnnkit.analysis.report import ReportOptions, build_report, read_report_data
-
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-                  "--disable-default-apps", "--disable-extensions"]
-
-
-def _chromium() -> str:
-    path = os.environ.get("RNNKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path or not os.access(path, os.X_OK):
-        pytest.skip("no Chromium found (install Debian's chromium: .ci/install-browser, or set RNNKIT_CHROMIUM)")
-    return path
-
-
-@pytest.fixture
-def browser():
-    path = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the Python package 'playwright' is not installed (pip install -e '.[dev]')")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _backgrounds(page, n: int) -> list[str]:

@@ -1,23 +1,15 @@
 """Every command that takes a cell or an engine offers the one shared list: ``CELL_NAMES`` and ``ENGINES``
 (``gradients`` offers ``SEQUENTIAL_NAMES``: it measures through the recurrent weight, which the minimal cells lack)."""
-import argparse
-
 from rnnkit.cells.spec import CELL_NAMES, SEQUENTIAL_NAMES
 from rnnkit.cli.main import make_parser
 from rnnkit.engine.resolve import ENGINES
 
-
-def _parsers(parser: argparse.ArgumentParser, path=()):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _parsers(sub, path + (name,))
+from cli_parsers import all_parsers
 
 
 def test_cell_and_engine_choices_are_the_shared_lists():
     seen = {"cell": [], "engine": []}
-    for path, parser in _parsers(make_parser()):
+    for path, parser in all_parsers(make_parser()):
         for action in parser._actions:
             if action.dest in ("cell", "cells"):
                 want = SEQUENTIAL_NAMES if path == ("gradients",) else CELL_NAMES

@@ -18,20 +18,14 @@ from rnnkit.cli.main import main, make_parser
 from rnnkit.cli.options import validate_options
 from rnnkit.cli.ranges import Checked, IntList, PathText, Range, YesNo
 
+from cli_parsers import all_parsers
+
 TRAIN_MODULES = {"lm": train_lm, "classify": train_classify, "seq2seq": train_seq2seq, "caption": train_caption}
-
-
-def _parsers(parser: argparse.ArgumentParser, path=()):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _parsers(sub, path + (name,))
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
     """Every command that runs something (``train lm``, ``sample``, ...): its parser."""
-    return {" ".join(path): p for path, p in _parsers(make_parser())
+    return {" ".join(path): p for path, p in all_parsers(make_parser())
             if path and not any(isinstance(a, argparse._SubParsersAction) for a in p._actions)}
 
 

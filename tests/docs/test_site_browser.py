@@ -20,31 +20,6 @@ import pytest
 
 from docs_site import ROOT, SUMMARY, nav_pages, page_url
 
-# The launch flags of the report's browser test.
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-                  "--disable-default-apps", "--disable-extensions"]
-
-
-def _chromium() -> str:
-    path = os.environ.get("RNNKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path or not os.access(path, os.X_OK):
-        pytest.skip("no Chromium found (install Debian's chromium: .ci/install-browser, or set RNNKIT_CHROMIUM)")
-    return path
-
-
-@pytest.fixture
-def browser():
-    path = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the Python package 'playwright' is not installed (pip install -e '.[dev]')")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
 
 @pytest.fixture
 def served(built_site):

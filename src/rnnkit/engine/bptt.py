@@ -39,24 +39,12 @@ import torch
 from torch import Tensor
 
 from ..cells.spec import Recurrence
+from .loop_steps import carry as _carry, lstm_gate_grads, settle as _settle, split as _split, target as _target
 from .masked import LOOPS as MASKED_LOOPS, recurrent_weight_grad
 
 # --------------------------------------------------------------------------- forward loops
 # Each takes the projected input xp (T, N, G*H) with the foldable biases in it, writes the states into hs
 # (T+1, N, H) (and cs), and returns what its backward needs.
-
-
-def _target(buffer: Tensor, m: Tensor | None) -> Tensor | None:
-    """Where a step writes its new state (``out=``): the saved buffer itself when no sequence ends there (one copy
-    less per step, on a GPU one launch less), else a fresh tensor that :func:`_settle` merges."""
-    return buffer if m is None else None
-
-
-def _settle(buffer: Tensor, new: Tensor, old: Tensor, m: Tensor | None) -> None:
-    """The state after a step in ``buffer``: already there without a mask; with one, the new state where the
-    sequence goes on and the old one past its end."""
-    if m is not None:
-        buffer.copy_(torch.where(m, new, old))
 
 
 def _rnn_forward(xp, hs, cs, w_hh, b_hn, mask, relu: bool):
@@ -136,17 +124,6 @@ def _gru_reset_after_forward(xp, hs, cs, w_hh, b_hn, mask):
 # with respect to the pre-activations, and returns (dG for the input projection, dG for W, dh0, dc0).
 
 
-def _split(d: Tensor, m: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """Split the gradient of the held state into the part for the new state and the part passed straight back."""
-    if m is None:
-        return d, None
-    return d * m, d * ~m
-
-
-def _carry(d: Tensor, keep: Tensor | None) -> Tensor:
-    return d if keep is None else d + keep
-
-
 def _rnn_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, relu: bool):
     T = dY.shape[0]
     dG = torch.empty_like(dY)
@@ -174,11 +151,7 @@ def _lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, w_hr=None, d_proj=None
         i, f, g, o = gates[t].chunk(4, 1)
         tc = torch.tanh(cs[t + 1])
         dct = dc_new + dh_new * o * (1 - tc * tc)        # dC_t, through h_t = o_t tanh(C_t) and from C_{t+1}
-        di, df, dg, do = dG[t].chunk(4, 1)
-        torch.mul(dct * g, i * (1 - i), out=di)          # da_i = dC_t C~_t σ'(a_i)
-        torch.mul(dct * cs[t], f * (1 - f), out=df)      # da_f = dC_t C_{t-1} σ'(a_f)
-        torch.mul(dct * i, 1 - g * g, out=dg)            # da_g = dC_t i_t tanh'(a_g)
-        torch.mul(dh_new * tc, o * (1 - o), out=do)      # da_o = dh_t tanh(C_t) σ'(a_o)
+        lstm_gate_grads(dG[t], (i, f, g, o), dct, dh_new, tc, cs[t])
         dc = _carry(dct * f, dc_keep)                     # dC_{t-1} = dC_t f_t
         dh = _carry(dG[t] @ w_hh, dh_keep)                # dh_{t-1} = dG_t W^T
     return dG, dG, dh, dc

@@ -19,19 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _split(d: Tensor, m: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """As :mod:`.bptt`'s: the gradient of a held state split into the new state's part and the part passed back."""
-    return (d, None) if m is None else (d * m, d * ~m)
-
-
-def _carry(d: Tensor, keep: Tensor | None) -> Tensor:
-    return d if keep is None else d + keep
-
-
-def _settle(buffer: Tensor, new: Tensor, old: Tensor, m: Tensor | None) -> None:
-    if m is not None:
-        buffer.copy_(torch.where(m, new, old))
+from .loop_steps import carry as _carry, lstm_gate_grads, settle as _settle, split as _split
 
 
 def _z(zs: Tensor | None, t: int) -> Tensor | None:
@@ -159,11 +147,7 @@ def lstm_backward(dY, dh, dc, hs, cs, saved, w_hh, mask, h_mask, zh, zc):
         c_hat = cs[t + 1] if zc is None else f * cs[t] + i * g
         tc = torch.tanh(c_hat)
         dct = dc_hat + dh_hat * o * (1 - tc * tc)                  # dC^_t
-        di, df, dg, do = dG[t].chunk(4, 1)
-        torch.mul(dct * g, i * (1 - i), out=di)
-        torch.mul(dct * cs[t], f * (1 - f), out=df)
-        torch.mul(dct * i, 1 - g * g, out=dg)
-        torch.mul(dh_hat * tc, o * (1 - o), out=do)
+        lstm_gate_grads(dG[t], (i, f, g, o), dct, dh_hat, tc, cs[t])
         dc = _carry(_plus(dct * f, dc_straight), dc_keep)
         dh = _carry(_plus(_drop(dG[t] @ w_hh, h_mask), dh_straight), dh_keep)
     return dG, dG, dh, dc
