@@ -53,7 +53,7 @@ def test_lstm_proj_size_positional_and_keyword_only_extras():
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["f32", "f64"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("engine", ["auto", "python", "autograd"])
+@pytest.mark.parametrize("engine", ["auto", "compiled", "python", "autograd"])
 def test_proj_size_equals_torch_with_lengths(dtype, bidirectional, engine):
     torch.manual_seed(0)
     theirs = nn.LSTM(5, 8, 2, proj_size=3, bidirectional=bidirectional, dtype=dtype)

@@ -96,7 +96,7 @@ class _Entry:
 
     def __init__(self, cell: Recurrence, args: tuple, training: bool, has_bias: bool) -> None:
         x = args[0]
-        self.inputs = [None if a is None else a.detach().clone() for a in args]   # x h0 c0 w_ih w_hh b_ih b_hh mask
+        self.inputs = [None if a is None else a.detach().clone() for a in args]   # x h0 c0 w_ih w_hh b_ih b_hh mask w_hr
         self.dY = self.dc = self.backward = None                                   # the backward's, when training
         self.grads: tuple = ()
         self.forward = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
@@ -108,13 +108,13 @@ class _Entry:
         self.nbytes = sum(t.numel() * t.element_size() for t in buffers if t is not None)
 
     def _capture_backward(self, cell: Recurrence, has_bias: bool):
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask = self.inputs
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr = self.inputs
         hs, cs, *saved = self.outputs
         self.dY = x.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
-        self.dc = x.new_zeros(hs.shape[1:]) if cell.has_cell_state else None
+        self.dc = x.new_zeros(cs.shape[1:]) if cell.has_cell_state else None
         graph = type(self.forward)(x.device, pool=self.forward.pool)
         self.grads = graph.capture(lambda: backward_pass(
-            cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True))
+            cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True, w_hr))
         return graph
 
 
@@ -133,7 +133,7 @@ def _entry(cell: Recurrence, args: tuple, training: bool) -> _Entry:
 
 
 def _replay_forward(cell: Recurrence, args: tuple, training: bool) -> _Entry:
-    """The entry for ``args`` (x h0 c0 w_ih w_hh b_ih b_hh mask) with them copied in and its forward replayed."""
+    """The entry for ``args`` (x h0 c0 w_ih w_hh b_ih b_hh mask w_hr) with them copied in and its forward replayed."""
     entry = _entry(cell, args, training)
     copy_into(entry.inputs, args)
     entry.forward.replay()
@@ -149,20 +149,20 @@ class GraphedBPTT(torch.autograd.Function):
     """:mod:`rnnkit.engine.bptt`'s forward and backward passes, each replayed from a captured graph."""
 
     @staticmethod
-    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        entry = _replay_forward(cell, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask), training=True)
+    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+        entry = _replay_forward(cell, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr), training=True)
         hs, cs, *saved = (clone_or_none(t) for t in entry.outputs)
         ctx.entry = entry
-        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, *saved)
+        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, w_hr, *saved)
         return (hs[1:], cs[-1].clone()) if cell.has_cell_state else hs[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dc_T=None):
         entry = ctx.entry
-        x, hs, cs, w_ih, w_hh, mask, *saved = ctx.saved_tensors
+        x, hs, cs, w_ih, w_hh, mask, w_hr, *saved = ctx.saved_tensors
         inputs = entry.inputs
-        copy_into([inputs[0], inputs[3], inputs[4], inputs[7]], (x, w_ih, w_hh, mask))
+        copy_into([inputs[0], inputs[3], inputs[4], inputs[7], inputs[8]], (x, w_ih, w_hh, mask, w_hr))
         copy_into(entry.outputs, (hs, cs, *saved))
         if dY is None:
             entry.dY.zero_()
@@ -173,21 +173,23 @@ class GraphedBPTT(torch.autograd.Function):
         elif entry.dc is not None:
             entry.dc.copy_(dc_T)
         entry.backward.replay()
-        grads = [clone_or_none(g) if need else None for g, need in zip(entry.grads, ctx.needs_input_grad[2:])]
-        return None, None, *grads
+        grads = (*entry.grads, None)[:8]                      # dw_hr eighth, with a projection
+        return None, None, *(clone_or_none(g) if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
 
 
 def run_graphed(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
                 mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``cell`` over ``x`` from captured graphs; same arguments and results as ``bptt.run_bptt``."""
-    w_ih, w_hh, b_ih, b_hh = weights
+    """Run ``cell`` over ``x`` from captured graphs; same arguments and results as ``bptt.run_bptt`` (the LSTM's
+    projection ``weight_hr`` fifth in ``weights``)."""
+    w_ih, w_hh, b_ih, b_hh, *rest = weights
+    w_hr = rest[0] if rest else None
     c0 = c0 if cell.has_cell_state else None
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
-        out = GraphedBPTT.apply(cell, mask, *args)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*args, w_hr)):
+        out = GraphedBPTT.apply(cell, mask, *args, w_hr)
         h_seq, c_T = out if cell.has_cell_state else (out, None)
     else:
-        hs, cs = _replay_forward(cell, (*args, mask), training=False).outputs[:2]
+        hs, cs = _replay_forward(cell, (*args, mask, w_hr), training=False).outputs[:2]
         h_seq = hs[1:].clone()
         c_T = None if cs is None else cs[-1].clone()
     return h_seq, h_seq[-1], c_T

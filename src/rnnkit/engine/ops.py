@@ -30,9 +30,6 @@ from ..cells.spec import recurrence
 from .bptt import KERNELS, backward_pass, forward_pass
 from .build import extension
 
-_SLOTS = 6                                       # hs, c_T, cs, gates, aux, cell_out
-
-
 def _empty(like: Tensor) -> Tensor:
     return like.new_empty(0)
 
@@ -48,8 +45,8 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     cell = recurrence(kernel)
     if backend == "compiled":
         _no_masks(h_mask, zoneout_h, zoneout_c)
-        hs, c_T, cs, gates, aux = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store)
-        cell_out = None
+        hs, c_T, cs, gates, aux, cell_out = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask,
+                                                                window, store, w_hr)
     else:
         hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask, zoneout_h,
                                       zoneout_c)
@@ -98,8 +95,7 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
     if backend == "compiled":
         _no_masks(h_mask, zoneout_h, zoneout_c)
         grads = extension().backward(kernel, x, hs, cs, gates, aux, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
-                                   need_dx, window)
-        grads = list(grads) + [None]
+                                     need_dx, window, w_hr, cell_out)
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,

@@ -43,12 +43,9 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def _device_fast_path(x: Tensor, cell: Recurrence, projected: bool) -> tuple[str, str | None]:
+def _device_fast_path(x: Tensor, cell: Recurrence) -> tuple[str, str | None]:
     """The device's own fast loop (``compiled`` on the CPU, ``cuda-graph`` on a GPU) and why it can't serve."""
     from . import fused, graphed
-    if projected:
-        name = "cuda-graph" if x.is_cuda else "compiled"
-        return name, f"the {name} engine has no LSTM projection (proj_size) kernel"
     if x.is_cuda:
         return "cuda-graph", graphed.unavailable_reason(x)
     return "compiled", fused.unavailable_reason(cell, x)
@@ -106,7 +103,7 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
     ``projected``: an LSTM with ``proj_size`` (a fifth weight, ``weight_hr``). ``needs``: the regularisers that
     are active (:data:`REGULARISERS`); ``auto`` goes to the fastest backend that has them all (the Python loop,
     else the autograd loop), an explicit engine that lacks one raises, naming it."""
-    chosen = _resolve_plain(engine, cell, x, projected)
+    chosen = _resolve_plain(engine, cell, x)
     lacking = missing(chosen, needs, projected)
     if not lacking:
         return chosen
@@ -119,7 +116,7 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
                        f"or 'autograd'.")
 
 
-def _resolve_plain(engine: str, cell: Recurrence, x: Tensor, projected: bool) -> str:
+def _resolve_plain(engine: str, cell: Recurrence, x: Tensor) -> str:
     check_engine(engine)
     if torch._C._are_functorch_transforms_active():
         return _under_functorch(engine)
@@ -132,7 +129,7 @@ def _resolve_plain(engine: str, cell: Recurrence, x: Tensor, projected: bool) ->
         return "torch"
     if engine == "auto" and x.is_cuda and cell.torch_class is not None:
         return "torch"
-    fast, reason = _device_fast_path(x, cell, projected)
+    fast, reason = _device_fast_path(x, cell)
     if engine == "compiled" and x.is_cuda:
         raise RuntimeError("engine='compiled' is the CPU's C++ loop; on a GPU use 'cuda-graph', 'torch' or 'auto'")
     if engine == "cuda-graph" and not x.is_cuda:
@@ -144,7 +141,7 @@ def _resolve_plain(engine: str, cell: Recurrence, x: Tensor, projected: bool) ->
 
 
 def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bool, *,
-                        projected: bool = False, needs: frozenset[str] = frozenset()) -> str:
+                        needs: frozenset[str] = frozenset()) -> str:
     """The backend for one step of a stack: ``compiled`` (the C++ stepper), ``cuda-graph`` (a captured step) or
     ``python`` (the cell equations, autograd-aware). ``replayable``: nothing needs gradients and no dropout runs.
     torch.nn has no one-step kernel, so ``torch`` steps in Python; so do ``python`` and ``autograd``.
@@ -158,7 +155,7 @@ def resolve_step_engine(engine: str, cell: Recurrence, x: Tensor, replayable: bo
     if not replayable or engine not in ("auto", "compiled", "cuda-graph", "fused") \
             or x.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return "python"                    # (compile, export and trace record the cell equations' operations)
-    fast, reason = _device_fast_path(x, cell, projected)
+    fast, reason = _device_fast_path(x, cell)
     if engine in ("compiled", "cuda-graph") and fast != engine:
         return "python"
     if reason is not None and engine != "auto":

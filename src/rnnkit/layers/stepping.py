@@ -58,7 +58,7 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
     x, hx = layer.under_autocast(x, hx)
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
     backend = resolve_step_engine(layer.engine, layer.cell, x, _replayable(layer, x, h0, c0),
-                                  projected=bool(layer.proj_size), needs=layer.options.active(layer.training))
+                                  needs=layer.options.active(layer.training))
     if backend == "compiled":
         h, c = _stepper(layer, x.shape[0]).step(x, h0, c0)
     elif backend == "cuda-graph":

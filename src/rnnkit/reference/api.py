@@ -15,7 +15,7 @@ from typing import Any, Union
 import numpy as np
 
 from .cells import REFERENCE_CELLS
-from .validate import check_cell, check_input, check_params, check_state
+from .validate import check_cell, check_input, check_params, check_state, state_sizes
 
 State = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]
 
@@ -27,6 +27,7 @@ class Cache:
     cell: str
     saved: dict[str, Any]
     output_shape: tuple[int, int, int]
+    state_sizes: tuple[int, int]          # (P, H): h's size and the LSTM's c's
 
 
 def forward(cell: str, x: np.ndarray, state0: State | None,
@@ -34,18 +35,20 @@ def forward(cell: str, x: np.ndarray, state0: State | None,
     """Run ``cell`` over x (T, N, I) from ``state0`` in float64.
 
     ``cell`` is one of ``CELLS``; ``state0`` is h0 (N, H), or (h0, c0) for lstm, or None (zeros);
-    ``params`` holds weight_ih, weight_hh and optionally bias_ih, bias_hh in torch.nn layout.
-    Returns ``(outputs, final_state, cache)``: outputs (T, N, H) = h_1..h_T, final_state = h_T
+    ``params`` holds weight_ih, weight_hh and optionally bias_ih, bias_hh in torch.nn layout, and for an LSTM
+    that projects its state weight_hr (P, H) (torch's ``proj_size``: h is then (N, P)).
+    Returns ``(outputs, final_state, cache)``: outputs (T, N, P) = h_1..h_T, final_state = h_T
     or (h_T, c_T) for lstm.
     """
     check_cell(cell)
     x = check_input(x)
     p = check_params(cell, params, x.shape[2])
-    hidden = p["weight_hh"].shape[1]
-    state = check_state(cell, state0, x.shape[1], hidden)
+    sizes = state_sizes(p)
+    state = check_state(cell, state0, x.shape[1], sizes)
     weights = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-    outputs, final, saved = REFERENCE_CELLS[cell].forward(x, state, *weights)
-    return outputs, final, Cache(cell, saved, outputs.shape)
+    extra = {} if p["weight_hr"] is None else {"weight_hr": p["weight_hr"]}
+    outputs, final, saved = REFERENCE_CELLS[cell].forward(x, state, *weights, **extra)
+    return outputs, final, Cache(cell, saved, outputs.shape, sizes)
 
 
 def backward(cache: Cache, d_outputs: np.ndarray | None, d_final_state: State | None) -> dict[str, np.ndarray]:
@@ -53,12 +56,13 @@ def backward(cache: Cache, d_outputs: np.ndarray | None, d_final_state: State | 
 
     ``d_outputs`` (T, N, H) and ``d_final_state`` (shaped like the final state; None = zeros)
     are dL/d(outputs) and dL/d(final state). Returns a dict of gradients with keys "x", "h0",
-    "c0" (lstm only), "weight_ih", "weight_hh", and "bias_ih" / "bias_hh" for the biases that exist.
+    "c0" (lstm only), "weight_ih", "weight_hh", "bias_ih" / "bias_hh" for the biases that exist, and "weight_hr"
+    with a projection.
     """
-    _, N, H = cache.output_shape
+    N = cache.output_shape[1]
     d_out = np.zeros(cache.output_shape) if d_outputs is None else \
         np.asarray(d_outputs, dtype=np.float64)
     if d_out.shape != cache.output_shape:
         raise ValueError(f"d_outputs has shape {d_out.shape}, expected {cache.output_shape}")
-    d_final = check_state(cache.cell, d_final_state, N, H, what="d_final_state")
+    d_final = check_state(cache.cell, d_final_state, N, cache.state_sizes, what="d_final_state")
     return REFERENCE_CELLS[cache.cell].backward(cache.saved, d_out, d_final)

@@ -1,6 +1,6 @@
 """The cells the NumPy reference knows, by the engine's names: gate count, state names, forward and backward.
 
-Each ``forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh)`` takes the state as a tuple of arrays
+Each ``forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh)`` (the LSTM's also ``weight_hr=``) takes the state as a tuple of arrays
 (``(h,)`` or ``(h, c)``) and returns ``(outputs, final, saved)``, ``final`` as the caller holds it (``h`` or
 ``(h, c)``); each ``backward(saved, d_outputs, d_final)`` takes ``d_final`` as a tuple like the state.
 """
@@ -33,7 +33,8 @@ def _gru(reset_after: bool) -> ReferenceCell:
 REFERENCE_CELLS: dict[str, ReferenceCell] = {
     "rnn_tanh": _rnn("tanh"),
     "rnn_relu": _rnn("relu"),
-    "lstm": ReferenceCell(4, ("h", "c"), lambda x, s, *w: lstm.forward(x, s[0], s[1], *w), lstm.backward),
+    "lstm": ReferenceCell(4, ("h", "c"), lambda x, s, *w, **hr: lstm.forward(x, s[0], s[1], *w, **hr),
+                          lstm.backward),
     "gru": _gru(False),
     "gru_reset_after": _gru(True),
 }

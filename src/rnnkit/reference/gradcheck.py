@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .api import State, backward, forward
-from .validate import check_cell, check_input, check_params, check_state
+from .validate import check_cell, check_input, check_params, check_state, state_sizes
 
 
 def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -57,7 +57,7 @@ def check_gradients(cell: str, x: np.ndarray, state0: State | None, params: dict
     # Our own float64 copies: these are the arrays the finite differences perturb.
     x = check_input(x)
     p = {k: v for k, v in check_params(cell, params, x.shape[2]).items() if v is not None}
-    state = check_state(cell, state0, x.shape[1], p["weight_hh"].shape[1])
+    state = check_state(cell, state0, x.shape[1], state_sizes(p))
     paired = len(state) > 1                                   # (h, c): the LSTM
     s0 = state if paired else state[0]
 

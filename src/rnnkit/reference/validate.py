@@ -2,9 +2,10 @@
 
 Parameters are in torch.nn layout, G = number of gate blocks (RNN 1, LSTM 4: i f g o, GRU 3: r z n)::
 
-    weight_ih (G*H, I)    weight_hh (G*H, H)    bias_ih (G*H,)    bias_hh (G*H,)
+    weight_ih (G*H, I)    weight_hh (G*H, P)    bias_ih (G*H,)    bias_hh (G*H,)    weight_hr (P, H), LSTM only
 
-and x is (T, N, I), every state (N, H). Everything is copied to float64.
+and x is (T, N, I), h (N, P), the LSTM's c (N, H); P = H unless the LSTM projects its state (``weight_hr``,
+torch's ``proj_size``). Everything is copied to float64.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .cells import REFERENCE_CELLS
 
 CELLS = tuple(REFERENCE_CELLS)
 GATES = {name: cell.gates for name, cell in REFERENCE_CELLS.items()}
-PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def check_cell(cell: str) -> None:
@@ -35,7 +36,8 @@ def as_float64(name: str, a: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def check_params(cell: str, params: dict[str, np.ndarray | None], input_size: int,
                  ) -> dict[str, np.ndarray | None]:
-    """float64 copies of the parameters (missing or None biases stay None); H comes from weight_hh."""
+    """float64 copies of the parameters (missing or None biases and weight_hr stay None); P comes from weight_hh,
+    H from weight_hr where the LSTM has it."""
     unknown = sorted(set(params) - set(PARAM_NAMES))
     if unknown:
         raise ValueError(f"unknown parameter names {unknown}; expected {', '.join(PARAM_NAMES)}")
@@ -46,15 +48,27 @@ def check_params(cell: str, params: dict[str, np.ndarray | None], input_size: in
     w_hh = np.asarray(params["weight_hh"])
     if w_hh.ndim != 2:
         raise ValueError(f"weight_hh has shape {w_hh.shape}, expected (G*H, H) with G={G} for {cell}")
-    H = w_hh.shape[1]
-    expected = {"weight_ih": (G * H, input_size), "weight_hh": (G * H, H),
-                "bias_ih": (G * H,), "bias_hh": (G * H,)}
+    P = H = w_hh.shape[1]
+    if params.get("weight_hr") is not None:
+        if cell != "lstm":
+            raise ValueError(f"weight_hr (a projection of the state) is the LSTM's only, not {cell}'s")
+        H = w_hh.shape[0] // G
+    expected = {"weight_ih": (G * H, input_size), "weight_hh": (G * H, P),
+                "bias_ih": (G * H,), "bias_hh": (G * H,), "weight_hr": (P, H)}
     return {name: None if params.get(name) is None else as_float64(name, params[name], expected[name])
             for name in PARAM_NAMES}
 
 
-def check_state(cell: str, state: Any, batch: int, hidden: int, what: str = "state0") -> tuple[np.ndarray, ...]:
-    """The state as a tuple of float64 (N, H) arrays: (h,) or, for lstm, (h, c). None means zeros."""
+def state_sizes(params: dict[str, np.ndarray | None]) -> tuple[int, int]:
+    """(P, H): the sizes of h and of the LSTM's c, from checked parameters."""
+    P = params["weight_hh"].shape[1]
+    return P, (P if params.get("weight_hr") is None else params["weight_hr"].shape[1])
+
+
+def check_state(cell: str, state: Any, batch: int, hidden: int | tuple[int, int],
+                what: str = "state0") -> tuple[np.ndarray, ...]:
+    """The state as a tuple of float64 arrays: (h,) or, for lstm, (h, c), each (N, its size in ``hidden``: one
+    size for all, or (P, H)). None means zeros."""
     names = REFERENCE_CELLS[cell].states
     if state is None:
         state = (None,) * len(names)
@@ -63,8 +77,9 @@ def check_state(cell: str, state: Any, batch: int, hidden: int, what: str = "sta
             raise ValueError(f"{what} for {cell} must be a tuple ({', '.join(names)}) or None")
     else:
         state = (state,)
-    return tuple(np.zeros((batch, hidden)) if s is None else as_float64(f"{what} {n}", s, (batch, hidden))
-                 for n, s in zip(names, state))
+    sizes = hidden if isinstance(hidden, tuple) else (hidden, hidden)
+    return tuple(np.zeros((batch, size)) if s is None else as_float64(f"{what} {n}", s, (batch, size))
+                 for n, s, size in zip(names, state, sizes))
 
 
 def check_input(x: Any) -> np.ndarray:

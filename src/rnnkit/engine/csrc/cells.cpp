@@ -70,6 +70,8 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
 }
 
 // ----------------------------------------------------------------------------------------------- LSTM
+// With a projection (proj_size) the step's o_t * tanh(C_t) goes to cell_out and h_t = (o_t tanh C_t) R is one more
+// product; the rows past a sequence's end are held after it.
 template <typename S>
 void lstm_forward(Ctx<S>& c, int64_t t) {
   c.fw[0].run(c.gates.select(0, t), c.hs.select(0, t), true);  // [a_i a_f a_g a_o] = x_t U + h_{t-1} W (+ b)
@@ -77,12 +79,12 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
   const S* b = c.bias;
   S* hs = Ctx<S>::ptr(c.hs);
   S* cs = Ctx<S>::ptr(c.cs);
-  const int64_t N = c.N, H = c.H, NH = N * H;
+  const int64_t N = c.N, H = c.H, P = c.P, NH = N * H;
+  S* out = c.projected ? Ctx<S>::ptr(c.cell_out) + t * NH : hs + (t + 1) * N * P;  // rows of H (P == H unprojected)
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * 4 * H;
-    const S* hp = hs + (t * N + n) * H;
     const S* cp = cs + (t * N + n) * H;
-    S* hq = hs + NH + (t * N + n) * H;
+    S* hq = out + n * H;
     S* cq = cs + NH + (t * N + n) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
@@ -94,8 +96,48 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
       cq[j] = cn;
       hq[j] = h_new;
     }
-    if (!valid) hold(cq, cp, H), hold(hq, hp, H);
+    if (!valid) {
+      hold(cq, cp, H);
+      if (!c.projected) hold(hq, hs + (t * N + n) * H, H);
+    }
   });
+  if (!c.projected) return;
+  c.proj_fw.run(c.hs.select(0, t + 1), c.cell_out.select(0, t), false);  // h_t = (o_t tanh C_t) R
+  if (c.mask == nullptr) return;
+  for (int64_t n = 0; n < N; ++n)
+    if (!c.valid(t, n)) hold(hs + ((t + 1) * N + n) * P, hs + (t * N + n) * P, P);
+}
+
+// One unit's gate gradients at one step from dL/d(o_t tanh C_t) = dn; updates dC in place.
+template <typename S>
+RNNKIT_INLINE void lstm_unit_backward(const S* a, S* g, const S* cp, const S* cq, S* d_c, S dn, int64_t H,
+                                      int64_t j) {
+  const S i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
+  const S tc = Math<S>::tanh(cq[j]);
+  const S dct = d_c[j] + dn * o * (S(1) - tc * tc);              // dC_t
+  g[j] = dct * gg * i * (S(1) - i);                             // da_i = dC_t C~_t σ'
+  g[H + j] = dct * cp[j] * f * (S(1) - f);                      // da_f = dC_t C_{t-1} σ'
+  g[2 * H + j] = dct * i * (S(1) - gg * gg);                    // da_g = dC_t i_t tanh'
+  g[3 * H + j] = dn * tc * o * (S(1) - o);                      // da_o = dh_t tanh(C_t) σ'
+  d_c[j] = dct * f;                                             // dC_{t-1}
+}
+
+// The projected LSTM's dh_t of the valid rows into d_proj (zero past a sequence's end, where dh passes straight
+// back), then d(o_t tanh C_t) = dh_t R^T into scratch_h.
+template <typename S>
+void lstm_projection_backward(Ctx<S>& c, int64_t t, const S* dy) {
+  const int64_t N = c.N, P = c.P;
+  S* dh = Ctx<S>::ptr(c.dh);
+  S* dp = Ctx<S>::ptr(c.d_proj) + t * N * P;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    S* d_h = dh + n * P;
+    S* e = dp + n * P;
+    const S* y = dy + n * P;
+    if (!valid) return pass_back(e, P, d_h, y, P);
+#pragma omp simd
+    for (int64_t j = 0; j < P; ++j) e[j] = d_h[j] + y[j], d_h[j] = S(0);
+  });
+  c.proj_bw.run(c.scratch_h, c.d_proj.select(0, t), false);
 }
 
 template <typename S>
@@ -107,26 +149,27 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   S* dh = Ctx<S>::ptr(c.dh);
   S* dc = Ctx<S>::ptr(c.dc);
   const int64_t N = c.N, H = c.H, NH = N * H;
+  if (c.projected) lstm_projection_backward(c, t, dy);
+  const S* dm = Ctx<S>::ptr(c.scratch_h);
   for_rows(c, t, [&](int64_t n, bool valid) {
     const S* a = gates + (t * N + n) * 4 * H;
     S* g = dG + (t * N + n) * 4 * H;
     const S* cp = cs + (t * N + n) * H;
     const S* cq = cp + NH;
+    S* d_c = dc + n * H;
+    if (c.projected) {
+      if (!valid) return std::fill(g, g + 4 * H, S(0));
+      const S* e = dm + n * H;
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) lstm_unit_backward(a, g, cp, cq, d_c, e[j], H, j);
+      return;
+    }
     const S* y = dy + n * H;
     S* d_h = dh + n * H;
-    S* d_c = dc + n * H;
     if (!valid) return pass_back(g, 4 * H, d_h, y, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S dn = d_h[j] + y[j];
-      const S i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
-      const S tc = Math<S>::tanh(cq[j]);
-      const S dct = d_c[j] + dn * o * (S(1) - tc * tc);            // dC_t
-      g[j] = dct * gg * i * (S(1) - i);                             // da_i = dC_t C~_t σ'
-      g[H + j] = dct * cp[j] * f * (S(1) - f);                      // da_f = dC_t C_{t-1} σ'
-      g[2 * H + j] = dct * i * (S(1) - gg * gg);                    // da_g = dC_t i_t tanh'
-      g[3 * H + j] = dn * tc * o * (S(1) - o);                      // da_o = dh_t tanh(C_t) σ'
-      d_c[j] = dct * f;                                             // dC_{t-1}
+      lstm_unit_backward(a, g, cp, cq, d_c, d_h[j] + y[j], H, j);
       d_h[j] = S(0);
     }
   });

@@ -1,24 +1,28 @@
 // rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
 //
-// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store) -> [hs, c_T, cs, gates, hw_n]
+// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr) -> [hs, c_T, cs, gates, hw_n, cell_out]
 //   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
 //   x       (T, N, I)   contiguous, float32 or float64; read only
-//   h0      (N, H)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
-//   w_ih    (GH, I), w_hh (GH, H), b_ih / b_hh (GH,) or None; read only
+//   h0      (N, P)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
+//   w_ih    (GH, I), w_hh (GH, P), b_ih / b_hh (GH,) or None; w_hr (P, H) the LSTM's projection or None
+//           (P = H without it); read only
 //   mask    (T, N, 1) bool contiguous, or None
 //   store   true: keep everything the backward needs, window ignored:
-//             hs (T+1, N, H); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN); hw_n (T, N, H) PyTorch GRU
+//             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN); hw_n (T, N, H) PyTorch
+//             GRU; cell_out (T, N, H) projected LSTM
 //           false: run in windows of `window` steps through window-sized scratch and keep only hs and, for
-//             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates and hw_n
-//             are None. Used for inference and for checkpointed training (the backward recomputes a window).
-//   returns hs (T+1, N, H) with hs[0] = h0 (the caller's h_seq is the view hs[1:]); c_T (N, H) a fresh tensor
+//             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates, hw_n and
+//             cell_out are None. Used for inference and for checkpointed training (the backward recomputes a
+//             window).
+//   returns hs (T+1, N, P) with hs[0] = h0 (the caller's h_seq is the view hs[1:]); c_T (N, H) a fresh tensor
 //           (LSTM) or None.
 //
-// backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window)
-//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh]
+// backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window, w_hr, cell_out)
+//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr]
 //   the saved tensors as forward returned them (window = the forward's window if it ran with store=false, else
-//   0); read only, never written. dY (T, N, H) any strides; dc_T (N, H) or None. dx is None unless need_dx,
-//   dc0 unless LSTM, the biases' gradients unless b_ih is given. All results are fresh tensors.
+//   0); read only, never written. dY (T, N, P) any strides; dc_T (N, H) or None. dx is None unless need_dx,
+//   dc0 unless LSTM, the biases' gradients unless b_ih is given, dw_hr unless w_hr is. All results are fresh
+//   tensors.
 //   The loop walks the steps in chunks (the forward's windows when recomputing): each chunk's gate gradients
 //   go to a chunk-sized buffer and are folded into dx, dW and db by one matmul each before the next chunk.
 #include <torch/csrc/utils/pybind.h>
@@ -55,10 +59,11 @@ template <typename S>
 std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::Tensor& h0,
                                      const at::Tensor& c0, const Weights& w, const bool* mask,
                                      int64_t window, bool store) {
-  const int64_t T = x.size(0), N = x.size(1), H = w.w_hh.size(1), GH = w.w_hh.size(0);
+  const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
   const bool lstm = mode == Mode::kLstm, gates = !is_rnn(mode), hw_n = mode == Mode::kGruResetAfter;
+  const bool projected = w.w_hr.defined();
   const auto opt = x.options();
-  at::Tensor hs = at::empty({T + 1, N, H}, opt);
+  at::Tensor hs = at::empty({T + 1, N, P}, opt);
   hs.select(0, 0).copy_(h0);
   Ctx<S> c = make_ctx<S>(mode, w, N, true, false);
   if (store) {
@@ -66,10 +71,11 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
     c.cs = empty_if(lstm, {T + 1, N, H}, opt);
     c.gates = empty_if(gates, {T, N, GH}, opt);
     c.hw_n = empty_if(hw_n, {T, N, H}, opt);
+    c.cell_out = empty_if(projected, {T, N, H}, opt);
     if (lstm) c.cs.select(0, 0).copy_(c0);
     run_window(c, w, x, mask, 0, T);
     at::Tensor c_T = lstm ? c.cs.select(0, T).clone() : at::Tensor();
-    return {hs, c_T, c.cs, c.gates, c.hw_n};
+    return {hs, c_T, c.cs, c.gates, c.hw_n, c.cell_out};
   }
   const int64_t K = std::max<int64_t>(1, std::min(window, T));
   const int64_t segments = (T + K - 1) / K;
@@ -77,6 +83,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   at::Tensor cbuf = empty_if(lstm, {K + 1, N, H}, opt);
   at::Tensor gbuf = empty_if(gates, {K, N, GH}, opt);
   at::Tensor hbuf = empty_if(hw_n, {K, N, H}, opt);
+  at::Tensor obuf = empty_if(projected, {K, N, H}, opt);
   if (lstm) ckpt.select(0, 0).copy_(c0);
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -84,22 +91,26 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
     c.cs = steps(cbuf, 0, W + 1);
     c.gates = steps(gbuf, 0, W);
     c.hw_n = steps(hbuf, 0, W);
+    c.cell_out = steps(obuf, 0, W);
     if (lstm) c.cs.select(0, 0).copy_(ckpt.select(0, s));
     run_window(c, w, x, mask, t0, W);
     if (lstm) ckpt.select(0, s + 1).copy_(c.cs.select(0, W));
   }
   at::Tensor c_T = lstm ? ckpt.select(0, segments).clone() : at::Tensor();
-  return {hs, c_T, ckpt, at::Tensor(), at::Tensor()};
+  return {hs, c_T, ckpt, at::Tensor(), at::Tensor(), at::Tensor()};
 }
 
-// Folds one chunk's gate gradients (rows = W*N) into dx, dW and db (`first`: the chunk that starts dW).
+// Folds one chunk's gate gradients (rows = W*N) into dx, dW and db, and the projected LSTM's dh_t into dR
+// (`first`: the chunk that starts dW).
 template <typename S>
 void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at::Tensor& hs, int64_t t0,
                 int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first) {
   at::Tensor &dx = g[0], &dw_ih = g[3], &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
   const int64_t rows = W * c.N, H = c.H, I = x.size(2);
   const at::Tensor dG = c.dG.view({rows, c.GH});
-  const at::Tensor h_prev = hs.narrow(0, t0, W).view({rows, H});
+  const at::Tensor h_prev = hs.narrow(0, t0, W).view({rows, c.P});
+  if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
+    gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
   if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dG, w.w_ih, false);  // dX = dG U^T
   gemm_once(dw_ih, dG.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
   if (has_bias) db_ih.add_(dG.sum(0));
@@ -129,24 +140,28 @@ template <typename S>
 std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::Tensor& hs, const at::Tensor& cs,
                                       const at::Tensor& gates, const at::Tensor& hw_n, const Weights& w,
                                       const bool* mask, const at::Tensor& dY, const at::Tensor& dc_T,
-                                      bool need_dx, int64_t window) {
-  const int64_t T = x.size(0), N = x.size(1), H = w.w_hh.size(1), GH = w.w_hh.size(0);
+                                      bool need_dx, int64_t window, const at::Tensor& cell_out) {
+  const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
   const bool lstm = mode == Mode::kLstm, recompute = window > 0 && !is_rnn(mode);
+  const bool projected = w.w_hr.defined();
   const bool has_bias = w.bias.defined();
   const auto opt = x.options();
   const int64_t K = window > 0 ? std::min(window, T) : std::max<int64_t>(1, std::min(T, kChunkRows / N));
   Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
-  c.dh = at::zeros({N, H}, opt);
+  c.dh = at::zeros({N, P}, opt);
   if (lstm) c.dc = dc_T.defined() ? dc_T.contiguous().clone() : at::zeros({N, H}, opt);
   std::vector<at::Tensor> g = {need_dx ? at::empty(x.sizes(), opt) : at::Tensor(), c.dh, c.dc,
                                at::empty(w.w_ih.sizes(), opt), at::empty(w.w_hh.sizes(), opt),
-                               has_bias ? at::zeros({GH}, opt) : at::Tensor(), at::Tensor()};
+                               has_bias ? at::zeros({GH}, opt) : at::Tensor(), at::Tensor(),
+                               empty_if(projected, w.w_hr.sizes(), opt)};
   if (has_bias) g[6] = mode == Mode::kGruResetAfter ? at::zeros({GH}, opt) : g[5];
   at::Tensor dG = at::empty({K, N, GH}, opt);
   at::Tensor aux = empty_if(is_gru(mode), {K, N, H}, opt);
-  at::Tensor hbuf = empty_if(recompute, {K + 1, N, H}, opt), cbuf = empty_if(recompute && lstm, {K + 1, N, H}, opt);
+  at::Tensor hbuf = empty_if(recompute, {K + 1, N, P}, opt), cbuf = empty_if(recompute && lstm, {K + 1, N, H}, opt);
   at::Tensor gbuf = empty_if(recompute, {K, N, GH}, opt);
   at::Tensor nbuf = empty_if(recompute && mode == Mode::kGruResetAfter, {K, N, H}, opt);
+  at::Tensor obuf = empty_if(recompute && projected, {K, N, H}, opt);
+  at::Tensor pbuf = empty_if(projected, {K, N, P}, opt);
   const Step<S> step = backward_step<S>(mode);
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -157,13 +172,16 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       if (lstm) c.cs.select(0, 0).copy_(cs.select(0, s));
       c.gates = gbuf.narrow(0, 0, W);
       c.hw_n = steps(nbuf, 0, W);
+      c.cell_out = steps(obuf, 0, W);
       run_window(c, w, x, mask, t0, W);
     } else {
       c.hs = hs.narrow(0, t0, W + 1);
       c.cs = steps(cs, t0, W + 1);
       c.gates = steps(gates, t0, W);
       c.hw_n = steps(hw_n, t0, W);
+      c.cell_out = steps(cell_out, t0, W);
     }
+    c.d_proj = steps(pbuf, 0, W);
     c.mask = mask ? mask + t0 * N : nullptr;
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);
@@ -171,7 +189,10 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     for (int64_t t = W - 1; t >= 0; --t) step(c, t);
     accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T);
   }
-  if (T == 0) g[3].zero_(), g[4].zero_();                            // no chunk ran
+  if (T == 0) {                                                      // no chunk ran
+    g[3].zero_(), g[4].zero_();
+    if (projected) g[7].zero_();
+  }
   if (has_bias && mode != Mode::kGruResetAfter) g[6] = g[5].clone();
   return g;
 }
@@ -191,10 +212,10 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
                                 const std::optional<at::Tensor>& c0, const at::Tensor& w_ih,
                                 const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                                 const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
-                                int64_t window, bool store) {
+                                int64_t window, bool store, const std::optional<at::Tensor>& w_hr) {
   const Mode mode = parse_mode(mode_name);
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "rnnkit fused: x must be a contiguous (T, N, I) tensor");
-  const Weights w(mode, w_ih, w_hh, b_ih, b_hh);
+  const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_forward", [&] {
@@ -209,14 +230,15 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
                                  const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                                  const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
                                  const at::Tensor& dY, const std::optional<at::Tensor>& dc_T, bool need_dx,
-                                 int64_t window) {
+                                 int64_t window, const std::optional<at::Tensor>& w_hr,
+                                 const std::optional<at::Tensor>& cell_out) {
   const Mode mode = parse_mode(mode_name);
-  const Weights w(mode, w_ih, w_hh, b_ih, b_hh);
+  const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_backward", [&] {
     out = backward_impl<scalar_t>(mode, x, hs, or_undefined(cs), or_undefined(gates), or_undefined(hw_n), w,
-                                  mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window);
+                                  mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window, or_undefined(cell_out));
   });
   return out;
 }

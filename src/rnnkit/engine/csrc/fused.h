@@ -1,7 +1,9 @@
 // rnnkit fused engine: shared pieces of the compiled time loop (math, row loops, the per-call context).
 //
 // Shapes: T steps, N sequences, I input features, H hidden units, G gate blocks (1 RNN, 4 LSTM, 3 GRU),
-// GH = G*H. Everything is time-major and row-major; a "row" is one sequence n at one step t.
+// GH = G*H, P the state's size: H, or the LSTM's proj_size when it projects its state (h_t = (o_t tanh C_t) R,
+// Sak et al. 2014, as torch.nn.LSTM). Everything is time-major and row-major; a "row" is one sequence n at one
+// step t.
 //
 // The loop runs over a *window* of W <= T consecutive steps [t0, t0+W). All window tensors are indexed by the
 // step t in [0, W) relative to t0 and are either views into the buffers saved for the backward pass or
@@ -9,19 +11,22 @@
 //
 //   gates  (W, N, GH)   forward: input projection x_t U + b on entry, h W added in place, then overwritten
 //                       with the activated gates (i f g o | r z n); backward: read only
-//   hs     (W+1, N, H)  hs[0] = state before the window, hs[t+1] written by step t (held past a sequence's end)
+//   hs     (W+1, N, P)  hs[0] = state before the window, hs[t+1] written by step t (held past a sequence's end)
 //   cs     (W+1, N, H)  LSTM cell states, like hs; undefined otherwise
 //   hw_n     (W, N, H)    PyTorch GRU only: h_{t-1} W_n + b_hn (the backward needs it); undefined otherwise
 //   mask   (W, N)       bool, true where step t of sequence n is valid; nullptr = all valid
-//   dY     (W, N, H)    backward: gradient w.r.t. h_{t+1} from the outputs; any strides
+//   cell_out (W, N, H)  projected LSTM only: o_t * tanh(C_t) before the projection R (the backward's dR needs it)
+//   dY     (W, N, P)    backward: gradient w.r.t. h_{t+1} from the outputs; any strides
+//   d_proj (W, N, P)    backward, projected LSTM: dL/dh_t of the valid rows (zero past the end), for dR
 //   dG     (W, N, GH)   backward: gradients w.r.t. the gate pre-activations (separate from gates: the saved
 //                       tensors are never written by the backward, so retain_graph and gradcheck work)
 //   aux    (W, N, H)    backward, GRUs: Cho's r_t * h_{t-1} / PyTorch's d(h W_n + b_hn), for the weight grads
-//   dh, dc (N, H)       backward: the carried gradients w.r.t. h_{t-1} (C_{t-1}); updated in place
+//   dh, dc (N, P), (N, H) backward: the carried gradients w.r.t. h_{t-1} (C_{t-1}); updated in place
 //   scratch (N, GH)     per-step workspace: Cho's r*h (fwd) / d(r*h) (bwd); PyTorch GRU's h W (fwd) and its
 //                       recurrent gate gradients (bwd)
-//   fw, bw              the recurrent products: fw[0] = W^T (H, GH) or Cho's W_rz^T, fw[1] = Cho's W_n^T; bw the
+//   fw, bw              the recurrent products: fw[0] = W^T (P, GH) or Cho's W_rz^T, fw[1] = Cho's W_n^T; bw the
 //                       untransposed blocks (views of the contiguous weight_hh; packed copies for MKL)
+//   proj_fw, proj_bw    the projected LSTM's products with R^T (H, P) and R (P, H)
 //   bias   (GH,)        the biases folded where additive (b_ih + b_hh; the PyTorch GRU's n block: b_in), zeros
 //                       without biases; the gate passes add it to x_t U (so the projection stays a plain
 //                       matmul: no bias copy before it and no read of its output inside it)
@@ -97,15 +102,17 @@ template <> struct Math<double> {
 template <typename S>
 struct Ctx {
   Mode mode;
-  int64_t N = 0, H = 0, G = 0, GH = 0;
+  int64_t N = 0, H = 0, G = 0, GH = 0, P = 0;
   Product<S> fw[2], bw[2];              // h_{t-1} W (forward) and dG W^T (backward); Cho's GRU: [rz, n] blocks
+  Product<S> proj_fw, proj_bw;          // the LSTM's projection: m R^T (forward), dh R (backward)
+  bool projected = false;
   const S* bias = nullptr;             // (GH,), never null
   const S* b_hn = nullptr;
   at::Tensor bias_t;                    // owns bias
-  at::Tensor gates, hs, cs, hw_n;         // window views (see the header comment)
+  at::Tensor gates, hs, cs, hw_n, cell_out;  // window views (see the header comment)
   const bool* mask = nullptr;           // window (W, N) or nullptr
   at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
-  at::Tensor dY, dG, aux, dh, dc;       // backward
+  at::Tensor dY, dG, aux, dh, dc, d_proj;  // backward
   at::Tensor dy_t;                      // dY[t] made contiguous when the caller's strides need it
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
@@ -146,13 +153,18 @@ inline Mode parse_mode(const std::string& s) {
 inline bool is_rnn(Mode m) { return m == Mode::kRnnTanh || m == Mode::kRnnRelu; }
 inline bool is_gru(Mode m) { return m == Mode::kGru || m == Mode::kGruResetAfter; }
 
-// The weights as the loop uses them: the biases folded into the input projection wherever they are additive.
+// The weights as the loop uses them: the biases folded into the input projection wherever they are additive;
+// w_hr (P, H) the LSTM's projection R, or undefined.
 struct Weights {
-  at::Tensor w_ih, w_hh, bias, b_hn;
+  at::Tensor w_ih, w_hh, bias, b_hn, w_hr;
   Weights(Mode mode, const at::Tensor& wi, const at::Tensor& wh, const std::optional<at::Tensor>& b_ih,
-          const std::optional<at::Tensor>& b_hh)
+          const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& hr = std::nullopt)
       : w_ih(wi), w_hh(wh.contiguous()) {
-    const int64_t H = w_hh.size(1);
+    if (hr.has_value() && hr->defined()) {
+      TORCH_CHECK(mode == Mode::kLstm, "rnnkit fused: only the LSTM projects its state (w_hr)");
+      w_hr = hr->contiguous();
+    }
+    const int64_t H = hidden();
     if (b_ih.has_value() && b_ih->defined()) {
       bias = b_ih->add(*b_hh);
       if (mode == Mode::kGruResetAfter) {           // b_hn stays inside r * (h W_n + b_hn)
@@ -162,6 +174,8 @@ struct Weights {
     }
     if (mode == Mode::kGruResetAfter && !b_hn.defined()) b_hn = at::zeros({H}, w_hh.options());
   }
+  int64_t hidden() const { return w_hr.defined() ? w_hr.size(1) : w_hh.size(1); }   // H
+  int64_t state() const { return w_hh.size(1); }                                    // P
 };
 
 // The per-call context with the recurrent products a forward (`fw`) and a backward (`bw`) loop need.
@@ -170,10 +184,16 @@ Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
   Ctx<S> c;
   c.mode = mode;
   c.N = N;
-  c.H = w.w_hh.size(1);
+  c.H = w.hidden();
+  c.P = w.state();
   c.GH = w.w_hh.size(0);
   c.G = c.GH / c.H;
   const int64_t H = c.H;
+  c.projected = w.w_hr.defined();
+  if (c.projected) {
+    if (fw) c.proj_fw.init(w.w_hr.t(), N);
+    if (bw) c.proj_bw.init(w.w_hr, N);
+  }
   if (mode == Mode::kGru) {                        // the reset gate sits between the two blocks' products
     const at::Tensor rz = w.w_hh.narrow(0, 0, 2 * H), n = w.w_hh.narrow(0, 2 * H, H);
     if (fw) c.fw[0].init(rz.t(), N), c.fw[1].init(n.t(), N);

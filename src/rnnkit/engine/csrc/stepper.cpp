@@ -1,6 +1,7 @@
 // rnnkit fused engine: the generation path. One call advances every layer of a stacked RNN by one step.
 //
-// Stepper(mode, weights, batch)   weights: per layer [w_ih, w_hh, b_ih, b_hh] (biases may be None), float32 or
+// Stepper(mode, weights, batch)   weights: per layer [w_ih, w_hh, b_ih, b_hh] (biases may be None) and, for an
+//                                 LSTM that projects its state, w_hr fifth (then h is (L, N, P)); float32 or
 //                                 float64, read when constructed: the products' packed copies are made once
 //                                 here, so a Stepper serves a model whose weights no longer change (the Python
 //                                 side keys its cache on the parameters' versions)
@@ -31,7 +32,8 @@ struct StepperImpl : StepperBase {
   struct Layer {
     Weights w;
     Product<S> input;          // x U (k = I, n = GH), packed once
-    Ctx<S> ctx;                // the recurrent product(s) and the step's buffers: gates (1, N, GH), hs, cs (2, N, H)
+    Ctx<S> ctx;                // the recurrent product(s) and the step's buffers: gates (1, N, GH), hs (2, N, P),
+                               // cs (2, N, H), cell_out (1, N, H) with a projection
   };
   Mode mode;
   int64_t N;
@@ -40,15 +42,17 @@ struct StepperImpl : StepperBase {
   StepperImpl(Mode m, const std::vector<std::vector<std::optional<at::Tensor>>>& weights, int64_t batch)
       : mode(m), N(batch) {
     for (const auto& lw : weights) {
-      TORCH_CHECK(lw.size() == 4 && lw[0].has_value() && lw[1].has_value(),
-                  "rnnkit fused: each layer needs [w_ih, w_hh, b_ih, b_hh]");
-      Layer layer{Weights(m, lw[0]->contiguous(), *lw[1], lw[2], lw[3]), Product<S>(), Ctx<S>()};
+      TORCH_CHECK((lw.size() == 4 || lw.size() == 5) && lw[0].has_value() && lw[1].has_value(),
+                  "rnnkit fused: each layer needs [w_ih, w_hh, b_ih, b_hh] (and w_hr with a projection)");
+      const std::optional<at::Tensor> w_hr = lw.size() == 5 ? lw[4] : std::nullopt;
+      Layer layer{Weights(m, lw[0]->contiguous(), *lw[1], lw[2], lw[3], w_hr), Product<S>(), Ctx<S>()};
       layer.input.init(layer.w.w_ih.t(), N);
       layer.ctx = make_ctx<S>(m, layer.w, N, true, false);
       const auto opt = layer.w.w_hh.options();
-      const int64_t H = layer.ctx.H, GH = layer.ctx.GH;
-      layer.ctx.hs = at::empty({2, N, H}, opt);
+      const int64_t H = layer.ctx.H, P = layer.ctx.P, GH = layer.ctx.GH;
+      layer.ctx.hs = at::empty({2, N, P}, opt);
       if (m == Mode::kLstm) layer.ctx.cs = at::empty({2, N, H}, opt);
+      if (layer.ctx.projected) layer.ctx.cell_out = at::empty({1, N, H}, opt);
       if (!is_rnn(m)) layer.ctx.gates = at::empty({1, N, GH}, opt);
       if (m == Mode::kGruResetAfter) layer.ctx.hw_n = at::empty({1, N, H}, opt);
       layers.push_back(std::move(layer));
@@ -62,7 +66,8 @@ struct StepperImpl : StepperBase {
     TORCH_CHECK(h.dim() == 3 && h.size(0) == L && h.size(1) == N, "rnnkit fused: h must be (", L, ", ", N,
                 ", H), got ", h.sizes());
     const bool lstm = mode == Mode::kLstm;
-    TORCH_CHECK(!lstm || (c.defined() && c.sizes() == h.sizes()), "rnnkit fused: the LSTM needs c shaped as h");
+    TORCH_CHECK(!lstm || (c.defined() && c.dim() == 3 && c.size(0) == L && c.size(1) == N),
+                "rnnkit fused: the LSTM needs c shaped (L, N, H)");
     at::Tensor h_out = at::empty_like(h), c_out = lstm ? at::empty_like(c) : at::Tensor();
     const Step<S> forward = forward_step<S>(mode);
     at::Tensor input = x.contiguous();
@@ -87,7 +92,7 @@ struct Stepper {
   std::unique_ptr<StepperBase> impl;
   Stepper(const std::string& mode_name, const std::vector<std::vector<std::optional<at::Tensor>>>& weights,
           int64_t batch) {
-    TORCH_CHECK(!weights.empty() && weights[0].size() == 4 && weights[0][0].has_value(),
+    TORCH_CHECK(!weights.empty() && weights[0].size() >= 4 && weights[0][0].has_value(),
                 "rnnkit fused: the stepper needs at least one layer's weights");
     const Mode mode = parse_mode(mode_name);
     c10::AutoGradMode no_grad(false);
