@@ -1,6 +1,9 @@
-"""The NumPy reference with recurrent-dropout and zoneout masks: against finite differences, and the Python
-engine's hand-written BPTT against it with the same masks (float64, < 1e-8)."""
+"""The NumPy reference with recurrent-dropout and zoneout masks: against finite differences, and the engines'
+hand-written BPTT (the Python loop and the compiled C++ loop, plain and checkpointed) against it with the same
+masks (float64, < 1e-8)."""
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ import torch
 
 from rnnkit.cells.extras import Regularisation
 from rnnkit.cells.spec import recurrence
-from rnnkit.engine import run_bptt, run_reference
+from rnnkit.engine import fused, run_bptt, run_reference
 from rnnkit.reference.gradcheck import numerical_gradient, relative_error
 from rnnkit.reference.regularised import KERNELS, backward, forward
 
@@ -52,7 +55,7 @@ def test_reference_backward_equals_finite_differences(kernel):
 
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_python_engine_and_autograd_twin_equal_the_reference(kernel, train):
+def test_engines_equal_the_reference(kernel, train):
     x, state, p, masks = _problem(kernel, seed=3, train=train)
     cell = recurrence(kernel)
     lstm = cell.has_cell_state
@@ -65,7 +68,7 @@ def test_python_engine_and_autograd_twin_equal_the_reference(kernel, train):
     t = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)
     reg = Regularisation(*(None if masks[k] is None else torch.tensor(masks[k])
                            for k in ("h_mask", "zoneout_h", "zoneout_c")))
-    for runner in (run_bptt, run_reference):
+    for runner in (run_bptt, run_reference, fused.run_fused, partial(fused.run_fused, checkpoint_every=3)):
         xt = t(x)
         h0, c0 = (t(state[0]), t(state[1])) if lstm else (t(state), None)
         weights = tuple(t(p[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
@@ -80,7 +83,7 @@ def test_python_engine_and_autograd_twin_equal_the_reference(kernel, train):
         got = {"x": xt.grad, "h0": h0.grad, **({"c0": c0.grad} if lstm else {}),
                **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights)}}
         for name, g in got.items():
-            assert relative_error(g.numpy(), want[name]) < 1e-8, (runner.__name__, name)
+            assert relative_error(g.numpy(), want[name]) < 1e-8, (getattr(runner, "__name__", runner), name)
 
 
 def _layer_norms(kernel: str, seed: int = 5) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from . import cpu, cuda
+from . import cpu, cuda, regularised
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="two shapes, short budgets (under a minute)")
     p.add_argument("--long", action="store_true", help="also full BPTT over T=10,000 (LSTM, N=32, H=512) with "
                                                        "checkpointing: the 2 GB target (a few minutes more)")
+    p.add_argument("--regularised", action="store_true",
+                   help="instead: what recurrent dropout, weight drop, zoneout and layer norm cost in a 2-layer "
+                        "LSTM's training step, per engine (rnnkit.bench.regularised)")
     p.add_argument("--out", type=Path, help="also save the markdown report in this file")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: training step, inference and GPU memory on the first GPU instead "
@@ -27,6 +30,8 @@ def report(args: argparse.Namespace, command: str = "rnnkit bench") -> int:
         if not torch.cuda.is_available():
             raise SystemExit("rnnkit bench: error: --device cuda, but torch sees no CUDA GPU")
         text = cuda.run(args.quick, command + " --device cuda" + (" --quick" if args.quick else ""))
+    elif getattr(args, "regularised", False):
+        text = regularised.run(args.quick, command + " --regularised")
     else:
         text = cpu.run(args.quick, args.long, command)
     print(text)

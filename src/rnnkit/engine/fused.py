@@ -3,7 +3,8 @@
 
 Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (oneDNN for
 big float32 products, MKL's packed GEMM with the weight packed once per sequence for the rest, ATen for float64;
-``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells.cpp``). The input projection and the
+``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells.cpp``), recurrent dropout and
+zoneout included. The input projection and the
 weight gradients are one matmul each per window of steps. It saves exactly what :mod:`rnnkit.engine.bptt` saves
 (the LSTM ``6·N·H·T`` floats) and, with ``checkpoint_every=k``, only the states plus the LSTM cell every ``k``
 steps, recomputing each window's gates in the backward. The backward never writes the saved tensors, so
@@ -43,8 +44,9 @@ def warn_on_fallback(reason: str) -> bool:
 
 
 def run_fused(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
-              checkpoint_every: int | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``cell`` over ``x`` in the compiled loop; same arguments and results as ``bptt.run_bptt``.
+              checkpoint_every: int | None = None, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run ``cell`` over ``x`` in the compiled loop; same arguments and results as ``bptt.run_bptt`` (``reg``:
+    recurrent-dropout and zoneout masks, :class:`rnnkit.cells.extras.Regularisation`).
 
     ``checkpoint_every=k`` keeps only the states (and the LSTM cell every ``k`` steps) and recomputes each
     window of ``k`` steps in the backward: memory ``~N·H·T`` instead of ``6·N·H·T`` for about a third more time.
@@ -57,9 +59,10 @@ def run_fused(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weight
     if tracing or torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *weights)):
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}")
-        return run_op("compiled", cell, x, h0, c0, weights, mask, checkpoint_every or 0, checkpoint_every is None)
+        return run_op("compiled", cell, x, h0, c0, weights, mask, checkpoint_every or 0, checkpoint_every is None,
+                      reg=reg)
     window = max(1, _INFERENCE_ROWS // max(1, x.shape[1]))
-    return run_op("compiled", cell, x, h0, c0, weights, mask, window, False)
+    return run_op("compiled", cell, x, h0, c0, weights, mask, window, False, reg=reg)
 
 
 def make_stepper(cell: Recurrence, layer_weights: list[list[Tensor | None]], batch: int):

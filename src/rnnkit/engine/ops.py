@@ -44,9 +44,8 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
                   zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None) -> list[Tensor]:
     cell = recurrence(kernel)
     if backend == "compiled":
-        _no_masks(h_mask, zoneout_h, zoneout_c)
         hs, c_T, cs, gates, aux, cell_out = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask,
-                                                                window, store, w_hr)
+                                                                window, store, w_hr, h_mask, zoneout_h, zoneout_c)
     else:
         hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask, zoneout_h,
                                       zoneout_c)
@@ -55,12 +54,6 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
         cell_out = saved.pop(0) if w_hr is not None else None
         c_T = None if cs is None else cs[-1].clone()
     return [hs] + [_empty(x) if t is None else t for t in (c_T, cs, gates, aux, cell_out)]
-
-
-def _no_masks(*masks) -> None:
-    if any(m is not None for m in masks):
-        raise RuntimeError("rnnkit: the compiled loop has no recurrent-dropout or zoneout kernel; "
-                           "use engine='python' (the resolver sends them there)")
 
 
 recurrence_op = torch.library.custom_op("rnnkit::recurrence", mutates_args=())(_forward_impl)
@@ -93,9 +86,8 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
                            need_dx: bool, window: int, h_mask: Optional[Tensor] = None,
                            zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None) -> list[Tensor]:
     if backend == "compiled":
-        _no_masks(h_mask, zoneout_h, zoneout_c)
         grads = extension().backward(kernel, x, hs, cs, gates, aux, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
-                                     need_dx, window, w_hr, cell_out)
+                                     need_dx, window, w_hr, cell_out, h_mask, zoneout_h, zoneout_c)
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,

@@ -83,16 +83,17 @@ _INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
 SUPPORTS: dict[str, frozenset[str]] = {
     "autograd": REGULARISERS,
     "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout"},
-    "compiled": _INPUT_ONLY,
+    "compiled": _INPUT_ONLY | {"recurrent_dropout", "zoneout"},
     "cuda-graph": _INPUT_ONLY,
     "torch": frozenset(),
 }
 
 
 def missing(backend: str, needs: frozenset[str], projected: bool = False) -> frozenset[str]:
-    """The regularisers in ``needs`` that ``backend`` cannot run (the Python loop has no projected masks)."""
+    """The regularisers in ``needs`` that ``backend`` cannot run (the hand-written loops have no masks with a
+    projection)."""
     have = SUPPORTS[backend]
-    if projected and backend == "python":
+    if projected and backend in ("python", "compiled"):
         have = _INPUT_ONLY
     return frozenset(needs) - have
 
@@ -107,13 +108,13 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
     lacking = missing(chosen, needs, projected)
     if not lacking:
         return chosen
+    fallback = "python" if not missing("python", needs, projected) else "autograd"
     if engine == "auto":
-        return "python" if not missing("python", needs, projected) else "autograd"
+        return fallback
     what = ", ".join(sorted(lacking))
     raise RuntimeError(f"engine={engine!r} cannot run here: the {chosen!r} engine has no {what} "
-                       f"kernel{' with proj_size' if projected and chosen == 'python' else ''}. Use engine='auto'"
-                       f" (it picks {'python' if not missing('python', needs, projected) else 'autograd'}) "
-                       f"or 'autograd'.")
+                       f"kernel{' with proj_size' if projected and chosen in ('python', 'compiled') else ''}. "
+                       f"Use engine='auto' (it picks {fallback}) or 'autograd'.")
 
 
 def _resolve_plain(engine: str, cell: Recurrence, x: Tensor) -> str:

@@ -1,15 +1,18 @@
 // rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
 //
-// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr) -> [hs, c_T, cs, gates, hw_n, cell_out]
+// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zh, zc)
+//        -> [hs, c_T, cs, gates, hw_n, cell_out]
 //   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
 //   x       (T, N, I)   contiguous, float32 or float64; read only
 //   h0      (N, P)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
 //   w_ih    (GH, I), w_hh (GH, P), b_ih / b_hh (GH,) or None; w_hr (P, H) the LSTM's projection or None
 //           (P = H without it); read only
 //   mask    (T, N, 1) bool contiguous, or None
+//   h_mask  (N, H) recurrent dropout, zh / zc (T, N, H) zoneout of h / of the LSTM's C, each contiguous in x's
+//           dtype, or None (see fused.h; not with w_hr)
 //   store   true: keep everything the backward needs, window ignored:
-//             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN); hw_n (T, N, H) PyTorch
-//             GRU; cell_out (T, N, H) projected LSTM
+//             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
+//             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM
 //           false: run in windows of `window` steps through window-sized scratch and keep only hs and, for
 //             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates, hw_n and
 //             cell_out are None. Used for inference and for checkpointed training (the backward recomputes a
@@ -17,8 +20,8 @@
 //   returns hs (T+1, N, P) with hs[0] = h0 (the caller's h_seq is the view hs[1:]); c_T (N, H) a fresh tensor
 //           (LSTM) or None.
 //
-// backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window, w_hr, cell_out)
-//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr]
+// backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window, w_hr, cell_out,
+//          h_mask, zh, zc) -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr]
 //   the saved tensors as forward returned them (window = the forward's window if it ran with store=false, else
 //   0); read only, never written. dY (T, N, P) any strides; dc_T (N, H) or None. dx is None unless need_dx,
 //   dc0 unless LSTM, the biases' gradients unless b_ih is given, dw_hr unless w_hr is. All results are fresh
@@ -50,22 +53,35 @@ void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* ma
   at::Tensor x2 = x.narrow(0, t0, W).reshape({W * c.N, I});
   at::Tensor target = (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH});
   gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
-  c.mask = mask ? mask + t0 * c.N : nullptr;
-  const Step<S> step = forward_step<S>(c.mode);
+  c.at_step(mask, t0);
+  const Step<S> step = forward_step<S>(c.mode, c.zoned());
   for (int64_t t = 0; t < W; ++t) step(c, t);
+}
+
+// Recurrent dropout's and zoneout's masks into the context (pointers into the caller's tensors).
+template <typename S>
+void set_masks(Ctx<S>& c, const at::Tensor& h_mask, const at::Tensor& zh, const at::Tensor& zc) {
+  TORCH_CHECK(!c.projected || !(h_mask.defined() || zh.defined() || zc.defined()),
+              "rnnkit fused: no recurrent dropout or zoneout with a projection (proj_size)");
+  c.h_mask = Ctx<S>::ptr(h_mask);
+  c.zh_all = Ctx<S>::ptr(zh);
+  c.zc_all = Ctx<S>::ptr(zc);
 }
 
 template <typename S>
 std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::Tensor& h0,
                                      const at::Tensor& c0, const Weights& w, const bool* mask,
-                                     int64_t window, bool store) {
+                                     int64_t window, bool store, const at::Tensor& h_mask, const at::Tensor& zh,
+                                     const at::Tensor& zc) {
   const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
-  const bool lstm = mode == Mode::kLstm, gates = !is_rnn(mode), hw_n = mode == Mode::kGruResetAfter;
+  const bool lstm = mode == Mode::kLstm, hw_n = mode == Mode::kGruResetAfter;
+  const bool gates = !is_rnn(mode) || zh.defined();                 // the RNN with zoneout keeps f(a_t)
   const bool projected = w.w_hr.defined();
   const auto opt = x.options();
   at::Tensor hs = at::empty({T + 1, N, P}, opt);
   hs.select(0, 0).copy_(h0);
   Ctx<S> c = make_ctx<S>(mode, w, N, true, false);
+  set_masks(c, h_mask, zh, zc);
   if (store) {
     c.hs = hs;
     c.cs = empty_if(lstm, {T + 1, N, H}, opt);
@@ -102,13 +118,15 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
 
 // Folds one chunk's gate gradients (rows = W*N) into dx, dW and db, and the projected LSTM's dh_t into dR
 // (`first`: the chunk that starts dW).
+// With recurrent dropout W multiplied h_{t-1} * m, so dW takes H_prev * m.
 template <typename S>
 void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at::Tensor& hs, int64_t t0,
-                int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first) {
+                int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first, const at::Tensor& h_mask) {
   at::Tensor &dx = g[0], &dw_ih = g[3], &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
   const int64_t rows = W * c.N, H = c.H, I = x.size(2);
   const at::Tensor dG = c.dG.view({rows, c.GH});
-  const at::Tensor h_prev = hs.narrow(0, t0, W).view({rows, c.P});
+  at::Tensor h_prev = hs.narrow(0, t0, W);
+  h_prev = (h_mask.defined() ? h_prev.mul(h_mask) : h_prev).view({rows, c.P});
   if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
     gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
   if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dG, w.w_ih, false);  // dX = dG U^T
@@ -140,14 +158,16 @@ template <typename S>
 std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::Tensor& hs, const at::Tensor& cs,
                                       const at::Tensor& gates, const at::Tensor& hw_n, const Weights& w,
                                       const bool* mask, const at::Tensor& dY, const at::Tensor& dc_T,
-                                      bool need_dx, int64_t window, const at::Tensor& cell_out) {
+                                      bool need_dx, int64_t window, const at::Tensor& cell_out,
+                                      const at::Tensor& h_mask, const at::Tensor& zh, const at::Tensor& zc) {
   const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
-  const bool lstm = mode == Mode::kLstm, recompute = window > 0 && !is_rnn(mode);
+  const bool lstm = mode == Mode::kLstm, recompute = window > 0 && (!is_rnn(mode) || zh.defined());
   const bool projected = w.w_hr.defined();
   const bool has_bias = w.bias.defined();
   const auto opt = x.options();
   const int64_t K = window > 0 ? std::min(window, T) : std::max<int64_t>(1, std::min(T, kChunkRows / N));
   Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
+  set_masks(c, h_mask, zh, zc);
   c.dh = at::zeros({N, P}, opt);
   if (lstm) c.dc = dc_T.defined() ? dc_T.contiguous().clone() : at::zeros({N, H}, opt);
   std::vector<at::Tensor> g = {need_dx ? at::empty(x.sizes(), opt) : at::Tensor(), c.dh, c.dc,
@@ -162,7 +182,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor nbuf = empty_if(recompute && mode == Mode::kGruResetAfter, {K, N, H}, opt);
   at::Tensor obuf = empty_if(recompute && projected, {K, N, H}, opt);
   at::Tensor pbuf = empty_if(projected, {K, N, P}, opt);
-  const Step<S> step = backward_step<S>(mode);
+  const Step<S> step = backward_step<S>(mode, c.zoned());
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
@@ -182,12 +202,12 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.cell_out = steps(cell_out, t0, W);
     }
     c.d_proj = steps(pbuf, 0, W);
-    c.mask = mask ? mask + t0 * N : nullptr;
+    c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);
     c.aux = steps(aux, 0, W);
     for (int64_t t = W - 1; t >= 0; --t) step(c, t);
-    accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T);
+    accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T, h_mask);
   }
   if (T == 0) {                                                      // no chunk ran
     g[3].zero_(), g[4].zero_();
@@ -203,6 +223,15 @@ const bool* mask_ptr(const std::optional<at::Tensor>& mask) {
   return mask->data_ptr<bool>();
 }
 
+// A recurrent-dropout or zoneout mask as the loops read it (contiguous, x's dtype, `shape`), or undefined.
+at::Tensor checked_mask(const std::optional<at::Tensor>& m, const at::Tensor& x, at::IntArrayRef shape) {
+  if (!m.has_value() || !m->defined()) return at::Tensor();
+  TORCH_CHECK(m->is_contiguous() && m->scalar_type() == x.scalar_type() && m->sizes() == shape,
+              "rnnkit fused: a recurrent-dropout or zoneout mask must be contiguous, ", x.scalar_type(), ", ", shape,
+              "; got ", m->sizes());
+  return *m;
+}
+
 const at::Tensor& or_undefined(const std::optional<at::Tensor>& t) {
   static const at::Tensor undefined;
   return t.has_value() ? *t : undefined;
@@ -212,14 +241,18 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
                                 const std::optional<at::Tensor>& c0, const at::Tensor& w_ih,
                                 const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                                 const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
-                                int64_t window, bool store, const std::optional<at::Tensor>& w_hr) {
+                                int64_t window, bool store, const std::optional<at::Tensor>& w_hr,
+                                const std::optional<at::Tensor>& h_mask, const std::optional<at::Tensor>& zh,
+                                const std::optional<at::Tensor>& zc) {
   const Mode mode = parse_mode(mode_name);
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "rnnkit fused: x must be a contiguous (T, N, I) tensor");
   const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_forward", [&] {
-    out = forward_impl<scalar_t>(mode, x, h0, or_undefined(c0), w, mask_ptr(mask), window, store);
+    out = forward_impl<scalar_t>(mode, x, h0, or_undefined(c0), w, mask_ptr(mask), window, store,
+                                 checked_mask(h_mask, x, {x.size(1), w.state()}), checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
+                                 checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}));
   });
   return out;
 }
@@ -231,14 +264,18 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
                                  const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
                                  const at::Tensor& dY, const std::optional<at::Tensor>& dc_T, bool need_dx,
                                  int64_t window, const std::optional<at::Tensor>& w_hr,
-                                 const std::optional<at::Tensor>& cell_out) {
+                                 const std::optional<at::Tensor>& cell_out, const std::optional<at::Tensor>& h_mask,
+                                 const std::optional<at::Tensor>& zh, const std::optional<at::Tensor>& zc) {
   const Mode mode = parse_mode(mode_name);
   const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_backward", [&] {
     out = backward_impl<scalar_t>(mode, x, hs, or_undefined(cs), or_undefined(gates), or_undefined(hw_n), w,
-                                  mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window, or_undefined(cell_out));
+                                  mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window, or_undefined(cell_out),
+                                  checked_mask(h_mask, x, {x.size(1), w.state()}),
+                                  checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
+                                  checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}));
   });
   return out;
 }

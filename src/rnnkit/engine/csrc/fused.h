@@ -10,11 +10,18 @@
 // window-sized scratch that is reused (no-grad inference, checkpointed forward, recompute in the backward).
 //
 //   gates  (W, N, GH)   forward: input projection x_t U + b on entry, h W added in place, then overwritten
-//                       with the activated gates (i f g o | r z n); backward: read only
+//                       with the activated gates (i f g o | r z n); backward: read only. The RNN with zoneout:
+//                       its activation f(a_t) before zoneout (W, N, H)
 //   hs     (W+1, N, P)  hs[0] = state before the window, hs[t+1] written by step t (held past a sequence's end)
 //   cs     (W+1, N, H)  LSTM cell states, like hs; undefined otherwise
 //   hw_n     (W, N, H)    PyTorch GRU only: h_{t-1} W_n + b_hn (the backward needs it); undefined otherwise
 //   mask   (W, N)       bool, true where step t of sequence n is valid; nullptr = all valid
+//   h_mask (N, H)       recurrent dropout (Gal & Ghahramani 2016): 0 or 1/(1-p) per sequence and unit, the same at
+//                       every step; multiplies h_{t-1} before the recurrent product only; nullptr = none
+//   zh, zc (W, N, H)    zoneout (Krueger et al. 2016) of h and of the LSTM's C: h_t = z h_{t-1} + (1 - z) h^_t
+//                       (1 = keep, in training; p in evaluation); nullptr = none (a row of `zero` stands in)
+//   hd     (N, H)       forward: h_{t-1} * h_mask, the recurrent product's input; backward: a product's result
+//                       before it is multiplied by h_mask
 //   cell_out (W, N, H)  projected LSTM only: o_t * tanh(C_t) before the projection R (the backward's dR needs it)
 //   dY     (W, N, P)    backward: gradient w.r.t. h_{t+1} from the outputs; any strides
 //   d_proj (W, N, P)    backward, projected LSTM: dL/dh_t of the valid rows (zero past the end), for dR
@@ -111,11 +118,26 @@ struct Ctx {
   at::Tensor bias_t;                    // owns bias
   at::Tensor gates, hs, cs, hw_n, cell_out;  // window views (see the header comment)
   const bool* mask = nullptr;           // window (W, N) or nullptr
+  const S* h_mask = nullptr;            // (N, H) recurrent dropout or nullptr
+  const S* zh_all = nullptr;            // zoneout over the whole sequence (T, N, H) or nullptr; zh the window's
+  const S* zc_all = nullptr;
+  const S* zh = nullptr;
+  const S* zc = nullptr;
+  at::Tensor hd, zero;                  // (N, H) see the header comment; (H,) zeros
   at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
   at::Tensor dY, dG, aux, dh, dc, d_proj;  // backward
   at::Tensor dy_t;                      // dY[t] made contiguous when the caller's strides need it
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
+  // Zoneout's row for (t, n) of the window, or zeros (nothing zoned) when that mask is absent.
+  const S* zone_row(const S* z, int64_t t, int64_t n) const { return z ? z + (t * N + n) * H : zero.data_ptr<S>(); }
+  // The window's slice of the masks that change with the step: the lengths mask and zoneout, from step t0.
+  void at_step(const bool* lengths, int64_t t0) {
+    mask = lengths ? lengths + t0 * N : nullptr;
+    zh = zh_all ? zh_all + t0 * N * H : nullptr;
+    zc = zc_all ? zc_all + t0 * N * H : nullptr;
+  }
+  bool zoned() const { return zh_all != nullptr || zc_all != nullptr; }
   static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
   const S* dy_at(int64_t t) {
     dy_t = dY.select(0, t);
@@ -135,10 +157,11 @@ RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
   });
 }
 
-// One step of the forward (backward) loop at window step t; defined per mode in cells.cpp.
+// One step of the forward (backward) loop at window step t; defined per mode in cells.cpp, `zoned` picking the
+// variant with zoneout.
 template <typename S> using Step = void (*)(Ctx<S>&, int64_t);
-template <typename S> Step<S> forward_step(Mode mode);
-template <typename S> Step<S> backward_step(Mode mode);
+template <typename S> Step<S> forward_step(Mode mode, bool zoned = false);
+template <typename S> Step<S> backward_step(Mode mode, bool zoned = false);
 
 // ----------------------------------------------------------------------------------------------- weights
 inline Mode parse_mode(const std::string& s) {
@@ -206,6 +229,8 @@ Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
   c.bias = Ctx<S>::ptr(c.bias_t);
   c.b_hn = Ctx<S>::ptr(w.b_hn);
   c.scratch = at::empty({N, c.GH}, w.w_hh.options());
+  c.hd = at::empty({N, c.P}, w.w_hh.options());
+  c.zero = at::zeros({c.H}, w.w_hh.options());
   c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
   return c;
 }

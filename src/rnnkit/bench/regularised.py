@@ -1,0 +1,82 @@
+"""What the layers' regularisers cost (``rnnkit bench --regularised``): a 2-layer LSTM's training step per option set.
+
+Each configuration is one training step (forward + backward, dense upstream gradient) of the same 2-layer LSTM
+(two layers, so that variational dropout has a layer to act on) at the engine benchmark's shapes, in one process
+with 2 threads: warmed up, then timed in interleaved rounds, medians, each a ratio to the plain compiled cell of
+the same run. "Saved" is what the step keeps for its backward (the tensors autograd holds, counted with
+``torch.autograd.graph.saved_tensors_hooks``; the masks included), as a ratio to the plain cell's.
+
+The ``autograd loop`` rows are the same options written as a plain autograd loop over the cell equations
+(``engine="autograd"``), the way users write them today.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+
+import torch
+
+from ..layers.recurrent import LSTM
+from .cpu import machine
+from .timing import QUICK_SHAPES, SHAPES, timed
+
+RD_WD_ZO = dict(recurrent_dropout=0.25, weight_drop=0.5, zoneout=0.1)
+CONFIGS: dict[str, dict] = {
+    "plain (compiled)": dict(engine="compiled"),
+    "weight_drop + variational (compiled)": dict(engine="compiled", weight_drop=0.5, variational_dropout=0.3),
+    "rd + wd + zoneout (compiled)": dict(engine="compiled", **RD_WD_ZO),
+    "rd + wd + zoneout (python BPTT)": dict(engine="python", **RD_WD_ZO),
+    "rd + wd + zoneout (autograd loop)": dict(engine="autograd", **RD_WD_ZO),
+    "layer_norm (autograd loop)": dict(engine="autograd", layer_norm=True),
+}
+BASE = "plain (compiled)"
+
+
+def saved_bytes(step) -> int:
+    """Bytes of the tensors one training step saves for its backward (each storage once)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(seen.values())
+
+
+def measure(T: int, N: int, H: int, rounds: int) -> dict[str, tuple[float, int]]:
+    """name -> (median seconds of a training step, bytes saved for its backward)."""
+    torch.manual_seed(0)
+    x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
+    layers = {name: LSTM(H, H, 2, **kw).train() for name, kw in CONFIGS.items()}
+
+    def step(layer):
+        return lambda: layer(x)[0].backward(grad)
+
+    saved = {name: saved_bytes(step(layer)) for name, layer in layers.items()}      # also the warm-up
+    times: dict[str, list[float]] = {name: [] for name in layers}
+    for _ in range(rounds):
+        for name, layer in layers.items():
+            times[name].append(timed(step(layer)))
+    return {name: (statistics.median(ts), saved[name]) for name, ts in times.items()}
+
+
+def run(quick: bool, command: str = "rnnkit bench --regularised") -> str:
+    """The report as markdown: one table per shape."""
+    torch.set_num_threads(2)
+    shapes = QUICK_SHAPES if quick else SHAPES
+    rounds = 5 if quick else 9
+    lines = ["# rnnkit regularised cells: the cost of each option set", "", f"Machine: {machine()}", "",
+             f"Command: `{command}{' --quick' if quick else ''}`; 2-layer LSTM, training step, median of {rounds} "
+             f"interleaved rounds; ratios to the plain compiled cell of the same run", ""]
+    for T, N, H in shapes:
+        results = measure(T, N, H, rounds)
+        base_t, base_m = results[BASE]
+        lines += [f"## (T, N, H) = ({T}, {N}, {H})", "", "| configuration | ms | × plain | saved MB | × plain |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {name} | {t * 1e3:.1f} | {t / base_t:.2f}× | {m / 2**20:.1f} | {m / base_m:.2f}× |"
+                  for name, (t, m) in results.items()]
+        lines.append("")
+        print(f"({T}, {N}, {H}) done", file=sys.stderr, flush=True)
+    return "\n".join(lines)

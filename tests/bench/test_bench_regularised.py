@@ -1,0 +1,31 @@
+"""``rnnkit bench --regularised`` on a tiny shape: every option set timed, and what each saves for its backward."""
+from __future__ import annotations
+
+import torch
+
+from rnnkit.bench import regularised
+
+
+def test_saved_bytes_counts_what_the_backward_keeps():
+    w = torch.randn(5, 7, requires_grad=True)
+    x = torch.randn(3, 5)
+    assert regularised.saved_bytes(lambda: (x @ w).sum().backward()) == x.numel() * 4   # mm saves x (w is a leaf)
+
+
+def test_the_report_has_every_configuration_and_the_masks_cost_memory(monkeypatch):
+    monkeypatch.setattr(regularised, "QUICK_SHAPES", [(6, 3, 8)])
+    threads = torch.get_num_threads()
+    try:
+        results = regularised.measure(6, 3, 8, rounds=1)
+        text = regularised.run(quick=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert list(results) == list(regularised.CONFIGS)
+    saved = {name: m for name, (_, m) in results.items()}
+    masks = 2 * 2 * 6 * 3 * 8 * 4 + 2 * 3 * 8 * 4           # per layer: zoneout of h and C (T, N, H), dropout (N, H)
+    dropped = 2 * 4 * 8 * 8 * 4                              # per layer: the dropped weight_hh (4H, H)
+    assert saved["rd + wd + zoneout (compiled)"] == saved["rd + wd + zoneout (python BPTT)"]
+    assert saved["rd + wd + zoneout (compiled)"] - saved["plain (compiled)"] >= masks + dropped
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "configuration" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == list(regularised.CONFIGS)
+    assert rows[0].split("|")[3].strip() == "1.00×"

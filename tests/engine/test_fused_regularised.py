@@ -1,0 +1,69 @@
+"""Recurrent dropout and zoneout in the compiled loop, float32, at sizes where rows are split over threads and
+each product backend runs: as accurate as the Python float32 loop against float64 truth. (float64 against the
+NumPy reference with the same masks: tests/reference/test_regularised_reference.py; gradcheck and the engines
+against the autograd twin: tests/layers/test_regularisers.py.)"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit.cells.extras import Regularisation
+from rnnkit.cells.spec import RECURRENCES, recurrence
+from rnnkit.engine import build, fused, run_bptt
+from rnnkit.engine.sequence import lengths_mask
+
+MODES = tuple(r.kernel for r in RECURRENCES)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def extension():
+    try:
+        return fused.build()
+    except RuntimeError as err:
+        if "no C++ compiler" in str(err) or "ninja is not installed" in str(err):
+            pytest.skip(f"the fused engine can't be built on this machine: {err}")
+        raise
+
+
+def problem(mode, dtype, T=6, N=48, I=20, H=67, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    G = recurrence(mode).gates
+    rand = lambda *s, scale=1.0: (torch.randn(*s, generator=g, dtype=torch.float64) * scale).to(dtype).requires_grad_()
+    x, h0 = rand(T, N, I), rand(N, H, scale=0.5)
+    c0 = rand(N, H, scale=0.5) if mode == "lstm" else None
+    weights = (rand(G * H, I, scale=0.3), rand(G * H, H, scale=0.3), rand(G * H, scale=0.2), rand(G * H, scale=0.2))
+    keep = lambda *s, p: (torch.rand(*s, generator=g) < p).to(dtype)
+    reg = Regularisation(keep(N, H, p=0.7) / 0.7, keep(T, N, H, p=0.25), keep(T, N, H, p=0.3) if c0 is not None else None)
+    lengths = torch.randint(1, T + 1, (N,), generator=g)
+    return x, h0, c0, weights, lengths_mask(lengths, T), reg
+
+
+def run(runner, args, **kw):
+    x, h0, c0, weights, mask, reg = args
+    h_seq, h_T, c_T = runner(recurrence(kw.pop("mode")), x, h0, c0, weights, mask, reg=reg, **kw)
+    outs = [h_seq, h_T] + ([c_T] if c_T is not None else [])
+    loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs)
+    return outs + list(torch.autograd.grad(loss, [t for t in (x, h0, c0, *weights) if t is not None]))
+
+
+def as32(args):
+    x, h0, c0, weights, mask, reg = args
+    f = lambda t: None if t is None else t.detach().float().requires_grad_()
+    g = lambda t: None if t is None else t.float()
+    return f(x), f(h0), f(c0), tuple(f(w) for w in weights), mask, Regularisation(g(reg.h_mask), g(reg.zoneout_h), g(reg.zoneout_c))
+
+
+@pytest.mark.parametrize("backend", [-1, 0, 1, 2, 3], ids=["auto", "aten", "mkl-packed", "onednn", "small"])
+@pytest.mark.parametrize("mode", MODES)
+def test_float32_as_accurate_as_the_python_loop(mode, backend):
+    args = problem(mode, torch.float64, seed=MODES.index(mode))
+    truth = run(run_bptt, args, mode=mode)
+    build.extension()._set_backend(backend)
+    try:
+        fast = run(fused.run_fused, as32(args), mode=mode)
+    finally:
+        build.extension()._set_backend(-1)
+    slow = run(run_bptt, as32(args), mode=mode)
+    for a, b, t in zip(fast, slow, truth):
+        scale = t.abs().max().item()
+        assert (a.double() - t).abs().max().item() <= 4 * (b.double() - t).abs().max().item() + 1e-6 * scale
