@@ -6,8 +6,9 @@ runs the same numbers::
 
     h_mask      (N, P)      recurrent dropout (Gal & Ghahramani 2016): 0 or 1/(1-p), one per sequence and unit,
                             shared over all steps, multiplies h_{t-1} before the recurrent matmul only
-    zoneout_h   (T, N, P)   zoneout (Krueger et al. 2016) of h: 1 where a unit keeps its previous value (training),
-                            the constant p in evaluation; h_t = z * h_{t-1} + (1 - z) * h~_t
+    zoneout_h   (T, N, P)   zoneout (Krueger et al. 2016) of h: True where a unit keeps its previous value
+                            (training: bool, a byte per unit kept for the backward), the constant p in
+                            evaluation (floats); h_t = z * h_{t-1} + (1 - z) * h~_t
     zoneout_c   (T, N, H)   the same for the LSTM's cell C
     ln          the layer norm's gains and biases: (g_ih, b_ih, g_hh, b_hh) (G*H,) each, and (g_c, b_c) (H,)
                 for the LSTM (Ba et al. 2016; C_t as haste's LayerNormLSTM)
@@ -53,8 +54,15 @@ def layer_norm_blocks(v: Tensor, gain: Tensor, bias: Tensor, blocks: int, eps: f
 
 
 def zone(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
-    """Zoneout: ``keep * prev + (1 - keep) * new`` (``new`` unchanged without a mask)."""
-    return new if keep is None else torch.lerp(new, prev, keep)
+    """Zoneout: ``keep * prev + (1 - keep) * new`` (``new`` unchanged without a mask; a bool mask picks)."""
+    if keep is None:
+        return new
+    return torch.where(keep, prev, new) if keep.dtype == torch.bool else torch.lerp(new, prev, keep)
+
+
+def as_weights(mask: Tensor | None, like: Tensor) -> Tensor | None:
+    """A zoneout mask as ``like``'s floats (training's bools become 0 and 1)."""
+    return mask if mask is None or mask.dtype == like.dtype else mask.to(like.dtype)
 
 
 def add_bias(v: Tensor, bias: Tensor | None) -> Tensor:

@@ -26,6 +26,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..cells.extras import as_weights
 from ..cells.spec import recurrence
 from .bptt import KERNELS, backward_pass, forward_pass
 from .build import extension
@@ -46,9 +47,9 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     if backend == "compiled":
         hs, c_T, cs, gates, aux, cell_out = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask,
                                                                 window, store, w_hr, h_mask, zoneout_h, zoneout_c)
-    else:
-        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask, zoneout_h,
-                                      zoneout_c)
+    else:                                        # (the Python loops take zoneout's bools as floats)
+        hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask,
+                                      as_weights(zoneout_h, x), as_weights(zoneout_c, x))
         gates = saved.pop(0) if saved else None
         aux = saved.pop(0) if KERNELS[kernel].bias_in_loop else None
         cell_out = saved.pop(0) if w_hr is not None else None
@@ -91,7 +92,8 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,
-                                   b_ih is not None, need_dx, w_hr, h_mask, zoneout_h, zoneout_c))
+                                   b_ih is not None, need_dx, w_hr, h_mask, as_weights(zoneout_h, x),
+                                   as_weights(zoneout_c, x)))
         grads += [None] * (8 - len(grads))
     return [_empty(x) if g is None else g for g in grads]
 

@@ -135,9 +135,10 @@ def layer_norm_params(layer: nn.Module, k: int, direction: int) -> tuple[Tensor,
     return tuple(getattr(layer, f"{n}_{s}") for n in names) + ((None, None) if not layer.cell.has_cell_state else ())
 
 
-def bernoulli(shape, p: float, like: Tensor) -> Tensor:
-    """1 with probability ``p``, else 0 (torch's default generator of ``like``'s device)."""
-    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(p)
+def bernoulli(shape, p: float, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """1 with probability ``p``, else 0 (torch's default generator of ``like``'s device), in ``dtype`` (default
+    ``like``'s; zoneout's masks are bool: a byte per unit kept for the backward)."""
+    return torch.empty(shape, dtype=dtype or like.dtype, device=like.device).bernoulli_(p)
 
 
 def dropout_mask(shape, p: float, like: Tensor) -> Tensor:
@@ -170,10 +171,10 @@ class Draw:
             h_mask = dropout_mask((batch, P), o.recurrent_dropout, self.like)
         T = self.steps
         if o.zoneout_h > 0:
-            zh = bernoulli((T, batch, P), o.zoneout_h, self.like) if self.training else \
+            zh = bernoulli((T, batch, P), o.zoneout_h, self.like, torch.bool) if self.training else \
                 self.like.new_full((T, batch, P), o.zoneout_h)
         if o.zoneout_c > 0:
-            zc = bernoulli((T, batch, H), o.zoneout_c, self.like) if self.training else \
+            zc = bernoulli((T, batch, H), o.zoneout_c, self.like, torch.bool) if self.training else \
                 self.like.new_full((T, batch, H), o.zoneout_c)
         reg = Regularisation(h_mask, zh, zc, layer_norm_params(layer, k, direction))
         return tuple(weights), (None if reg.empty else reg)

@@ -81,6 +81,7 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
   c.fw[0].run(c.hs.select(0, t + 1), recurrent_input(c, t), true);  // x_t U + (h_{t-1} [* m]) W
   S* hs = Ctx<S>::ptr(c.hs);
   S* act = Ctx<S>::ptr(c.gates);                                  // zoneout: f(a_t) before it
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* b = c.bias;
   const int64_t N = c.N, H = c.H;
   for_rows(c, t, [&](int64_t n, bool valid) {
@@ -93,7 +94,7 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
     }
     if constexpr (kZone) {
       if (act) std::memcpy(act + (t * N + n) * H, a, H * sizeof(S));
-      zone(a, hp, c.zone_row(c.zh, t, n), H);                       // h_t = z h_{t-1} + (1 - z) f(a_t)
+      zone(a, hp, c.zone_row(zh, n), H);                            // h_t = z h_{t-1} + (1 - z) f(a_t)
     }
     if (!valid) hold(a, hp, H);
   });
@@ -104,6 +105,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
   const S* dy = c.dy_at(t);
   const S* hs = Ctx<S>::ptr(c.hs);
   const S* act = Ctx<S>::ptr(c.gates);
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
   S* dG = Ctx<S>::ptr(c.dG);
   S* dh = Ctx<S>::ptr(c.dh);
   const int64_t N = c.N, H = c.H;
@@ -113,7 +115,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
     S* g = dG + (t * N + n) * H;
     S* d_h = dh + n * H;
     if (!valid) return pass_back(g, H, d_h, y, H);
-    const S* z = c.zone_row(c.zh, t, n);
+    const S* z = c.zone_row(zh, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S d;
@@ -136,6 +138,8 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
   S* cs = Ctx<S>::ptr(c.cs);
   const int64_t N = c.N, H = c.H, P = c.P, NH = N * H;
   S* out = c.projected ? Ctx<S>::ptr(c.cell_out) + t * NH : hs + (t + 1) * N * P;  // rows of H (P == H unprojected)
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  const S* zc = kZone ? c.zc.at(t) : nullptr;
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * 4 * H;
     const S* cp = cs + (t * N + n) * H;
@@ -153,8 +157,8 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
       hq[j] = h_new;
     }
     if constexpr (kZone) {
-      zone(cq, cp, c.zone_row(c.zc, t, n), H);                      // C_t = z C_{t-1} + (1 - z) C^_t
-      zone(hq, hp, c.zone_row(c.zh, t, n), H);                      // h_t = z h_{t-1} + (1 - z) h^_t
+      zone(cq, cp, c.zone_row(zc, n), H);                           // C_t = z C_{t-1} + (1 - z) C^_t
+      zone(hq, hp, c.zone_row(zh, n), H);                           // h_t = z h_{t-1} + (1 - z) h^_t
     }
     if (!valid) {
       hold(cq, cp, H);
@@ -210,6 +214,8 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   const int64_t N = c.N, H = c.H, NH = N * H;
   if (c.projected) lstm_projection_backward(c, t, dy);
   const S* dm = Ctx<S>::ptr(c.scratch_h);
+  const S* zh_t = kZone ? c.zh.at(t) : nullptr;
+  const S* zc_t = kZone ? c.zc.at(t) : nullptr;
   for_rows(c, t, [&](int64_t n, bool valid) {
     const S* a = gates + (t * N + n) * 4 * H;
     S* g = dG + (t * N + n) * 4 * H;
@@ -227,8 +233,8 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
     S* d_h = dh + n * H;
     if (!valid) return pass_back(g, 4 * H, d_h, y, H);
     if constexpr (kZone) {
-      const S* zh = c.zone_row(c.zh, t, n);
-      const S* zc = c.zone_row(c.zc, t, n);
+      const S* zh = c.zone_row(zh_t, n);
+      const S* zc = c.zone_row(zc_t, n);
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const S dn = unzone(d_h, y, zh, j);                         // dh^_t; d_h keeps dh_t z_h
@@ -251,6 +257,7 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
 // ------------------------------------------------------------------------------------ GRU (Cho et al.)
 template <typename S, bool kZone>
 void gru_forward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const int64_t N = c.N, H = c.H, GH = c.GH;
   at::Tensor a_t = c.gates.select(0, t);
   const at::Tensor h_in = recurrent_input(c, t);                   // h_{t-1} [* m]
@@ -282,13 +289,14 @@ void gru_forward(Ctx<S>& c, int64_t t) {
       a[2 * H + j] = nn;
       hq[j] = nn + z * (hp[j] - nn);                                // h_t = (1 - z) h~_t + z h_{t-1}
     }
-    if constexpr (kZone) zone(hq, hp, c.zone_row(c.zh, t, n), H);
+    if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
     if (!valid) hold(hq, hp, H);
   });
 }
 
 template <typename S, bool kZone>
 void gru_backward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* dy = c.dy_at(t);
   const int64_t N = c.N, H = c.H, GH = c.GH;
   const S* gates = Ctx<S>::ptr(c.gates);
@@ -307,7 +315,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
     S* q = aux + (t * N + n) * H;
     S* d_h = dh + n * H;
     if (!valid) return pass_back(g, GH, d_h, y, H, q, H);
-    const S* zo = c.zone_row(c.zh, t, n);
+    const S* zo = c.zone_row(zh, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S dn;
@@ -350,6 +358,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
 // ---------------------------------------------------------------------------------- GRU (PyTorch form)
 template <typename S, bool kZone>
 void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
   c.fw[0].run(c.scratch, recurrent_input(c, t), false);         // h_{t-1} [* m] W, all three blocks
   const int64_t N = c.N, H = c.H, GH = c.GH;
   S* gates = Ctx<S>::ptr(c.gates);
@@ -373,13 +382,14 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
       v[j] = hw;
       hq[j] = nn + z * (hp[j] - nn);
     }
-    if constexpr (kZone) zone(hq, hp, c.zone_row(c.zh, t, n), H);
+    if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
     if (!valid) hold(hq, hp, H);
   });
 }
 
 template <typename S, bool kZone>
 void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* dy = c.dy_at(t);
   const int64_t N = c.N, H = c.H, GH = c.GH;
   const S* gates = Ctx<S>::ptr(c.gates);
@@ -402,7 +412,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
       std::fill(e, e + GH, S(0));
       return pass_back(g, GH, d_h, y, H, q, H);
     }
-    const S* zo = c.zone_row(c.zh, t, n);
+    const S* zo = c.zone_row(zh, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S dn;

@@ -64,8 +64,8 @@ void set_masks(Ctx<S>& c, const at::Tensor& h_mask, const at::Tensor& zh, const 
   TORCH_CHECK(!c.projected || !(h_mask.defined() || zh.defined() || zc.defined()),
               "rnnkit fused: no recurrent dropout or zoneout with a projection (proj_size)");
   c.h_mask = Ctx<S>::ptr(h_mask);
-  c.zh_all = Ctx<S>::ptr(zh);
-  c.zc_all = Ctx<S>::ptr(zc);
+  c.zh.set(zh);
+  c.zc.set(zc);
 }
 
 template <typename S>
@@ -223,12 +223,15 @@ const bool* mask_ptr(const std::optional<at::Tensor>& mask) {
   return mask->data_ptr<bool>();
 }
 
-// A recurrent-dropout or zoneout mask as the loops read it (contiguous, x's dtype, `shape`), or undefined.
-at::Tensor checked_mask(const std::optional<at::Tensor>& m, const at::Tensor& x, at::IntArrayRef shape) {
+// A recurrent-dropout or zoneout mask as the loops read it (contiguous, `shape`, x's dtype or, for zoneout,
+// bool), or undefined.
+at::Tensor checked_mask(const std::optional<at::Tensor>& m, const at::Tensor& x, at::IntArrayRef shape,
+                        bool may_be_bool = true) {
   if (!m.has_value() || !m->defined()) return at::Tensor();
-  TORCH_CHECK(m->is_contiguous() && m->scalar_type() == x.scalar_type() && m->sizes() == shape,
-              "rnnkit fused: a recurrent-dropout or zoneout mask must be contiguous, ", x.scalar_type(), ", ", shape,
-              "; got ", m->sizes());
+  const bool dtype_ok = m->scalar_type() == x.scalar_type() || (may_be_bool && m->scalar_type() == at::kBool);
+  TORCH_CHECK(m->is_contiguous() && dtype_ok && m->sizes() == shape, "rnnkit fused: a recurrent-dropout or "
+              "zoneout mask must be contiguous, ", x.scalar_type(), (may_be_bool ? " or bool" : ""), ", ", shape,
+              "; got ", m->scalar_type(), " ", m->sizes());
   return *m;
 }
 
@@ -251,7 +254,8 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_forward", [&] {
     out = forward_impl<scalar_t>(mode, x, h0, or_undefined(c0), w, mask_ptr(mask), window, store,
-                                 checked_mask(h_mask, x, {x.size(1), w.state()}), checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
+                                 checked_mask(h_mask, x, {x.size(1), w.state()}, false),
+                                 checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
                                  checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}));
   });
   return out;
@@ -273,7 +277,7 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_fused_backward", [&] {
     out = backward_impl<scalar_t>(mode, x, hs, or_undefined(cs), or_undefined(gates), or_undefined(hw_n), w,
                                   mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window, or_undefined(cell_out),
-                                  checked_mask(h_mask, x, {x.size(1), w.state()}),
+                                  checked_mask(h_mask, x, {x.size(1), w.state()}, false),
                                   checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
                                   checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}));
   });

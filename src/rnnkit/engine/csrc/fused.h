@@ -19,7 +19,9 @@
 //   h_mask (N, H)       recurrent dropout (Gal & Ghahramani 2016): 0 or 1/(1-p) per sequence and unit, the same at
 //                       every step; multiplies h_{t-1} before the recurrent product only; nullptr = none
 //   zh, zc (W, N, H)    zoneout (Krueger et al. 2016) of h and of the LSTM's C: h_t = z h_{t-1} + (1 - z) h^_t
-//                       (1 = keep, in training; p in evaluation); nullptr = none (a row of `zero` stands in)
+//                       (bool in training, true = keep, a byte per unit where floats would take four; p in
+//                       evaluation, x's dtype); absent: a row of `zero` stands in. A kZone step first makes step
+//                       t's rows floats (ZoneMask::at)
 //   hd     (N, H)       forward: h_{t-1} * h_mask, the recurrent product's input; backward: a product's result
 //                       before it is multiplied by h_mask
 //   cell_out (W, N, H)  projected LSTM only: o_t * tanh(C_t) before the projection R (the backward's dR needs it)
@@ -106,6 +108,40 @@ template <> struct Math<double> {
 };
 
 // ----------------------------------------------------------------------------------------------- context
+// A zoneout mask over the whole sequence (T, N, H): floats (evaluation's p), or bools (training) made floats one
+// step at a time.
+template <typename S>
+struct ZoneMask {
+  const S* values = nullptr;
+  const bool* keep = nullptr;
+  int64_t step = 0;                     // N * H: one step's elements
+  int64_t window = 0;                   // the window's first element
+  at::Tensor rows;                      // a bool mask's current step as S
+
+  void set(const at::Tensor& m) {
+    if (!m.defined()) return;
+    step = m.size(1) * m.size(2);
+    if (m.scalar_type() == at::kBool) {
+      keep = m.data_ptr<bool>();
+      rows = at::empty({step}, at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value));
+    } else {
+      values = m.data_ptr<S>();
+    }
+  }
+  bool defined() const { return values != nullptr || keep != nullptr; }
+  // Window step t's (N, H) rows as S, or nullptr when there is no mask.
+  const S* at(int64_t t) {
+    const int64_t offset = window + t * step;
+    if (values) return values + offset;
+    if (!keep) return nullptr;
+    const bool* k = keep + offset;
+    S* out = rows.data_ptr<S>();
+#pragma omp simd
+    for (int64_t i = 0; i < step; ++i) out[i] = k[i] ? S(1) : S(0);
+    return out;
+  }
+};
+
 template <typename S>
 struct Ctx {
   Mode mode;
@@ -119,25 +155,21 @@ struct Ctx {
   at::Tensor gates, hs, cs, hw_n, cell_out;  // window views (see the header comment)
   const bool* mask = nullptr;           // window (W, N) or nullptr
   const S* h_mask = nullptr;            // (N, H) recurrent dropout or nullptr
-  const S* zh_all = nullptr;            // zoneout over the whole sequence (T, N, H) or nullptr; zh the window's
-  const S* zc_all = nullptr;
-  const S* zh = nullptr;
-  const S* zc = nullptr;
+  ZoneMask<S> zh, zc;                   // zoneout of h and C
   at::Tensor hd, zero;                  // (N, H) see the header comment; (H,) zeros
   at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
   at::Tensor dY, dG, aux, dh, dc, d_proj;  // backward
   at::Tensor dy_t;                      // dY[t] made contiguous when the caller's strides need it
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
-  // Zoneout's row for (t, n) of the window, or zeros (nothing zoned) when that mask is absent.
-  const S* zone_row(const S* z, int64_t t, int64_t n) const { return z ? z + (t * N + n) * H : zero.data_ptr<S>(); }
+  // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.
+  const S* zone_row(const S* rows, int64_t n) const { return rows ? rows + n * H : zero.data_ptr<S>(); }
   // The window's slice of the masks that change with the step: the lengths mask and zoneout, from step t0.
   void at_step(const bool* lengths, int64_t t0) {
     mask = lengths ? lengths + t0 * N : nullptr;
-    zh = zh_all ? zh_all + t0 * N * H : nullptr;
-    zc = zc_all ? zc_all + t0 * N * H : nullptr;
+    zh.window = t0 * zh.step, zc.window = t0 * zc.step;
   }
-  bool zoned() const { return zh_all != nullptr || zc_all != nullptr; }
+  bool zoned() const { return zh.defined() || zc.defined(); }
   static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
   const S* dy_at(int64_t t) {
     dy_t = dY.select(0, t);
