@@ -50,7 +50,7 @@ def check_params(cell: str, params: dict[str, np.ndarray | None], input_size: in
         raise ValueError(f"weight_hh has shape {w_hh.shape}, expected (G*H, H) with G={G} for {cell}")
     P = H = w_hh.shape[1]
     if params.get("weight_hr") is not None:
-        if cell != "lstm":
+        if "c" not in REFERENCE_CELLS[cell].states:                # only a cell with a cell state projects h
             raise ValueError(f"weight_hr (a projection of the state) is the LSTM's only, not {cell}'s")
         H = w_hh.shape[0] // G
     expected = {"weight_ih": (G * H, input_size), "weight_hh": (G * H, P),
