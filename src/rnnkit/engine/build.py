@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = ("engine.cpp", "cells.cpp", "stepper.cpp", "scan.cpp")
+_SOURCES = ("engine.cpp", "cells.cpp", "cells_rnn_lstm.cpp", "cells_gru.cpp", "stepper.cpp", "scan.cpp")
 BUILD_FAILED = "the C++ extension could not be built"
 _lock = threading.Lock()
 state: dict = {"module": None, "error": None}

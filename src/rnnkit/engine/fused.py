@@ -3,7 +3,7 @@
 
 Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (oneDNN for
 big float32 products, MKL's packed GEMM with the weight packed once per sequence for the rest, ATen for float64;
-``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells.cpp``), recurrent dropout and
+``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells_*.cpp``), recurrent dropout and
 zoneout included. The input projection and the
 weight gradients are one matmul each per window of steps. It saves exactly what :mod:`rnnkit.engine.bptt` saves
 (the LSTM ``6·N·H·T`` floats) and, with ``checkpoint_every=k``, only the states plus the LSTM cell every ``k``
@@ -21,7 +21,7 @@ from .build import BUILD_FAILED, build, extension, state  # noqa: F401  (build: 
 from .ops import run_op
 
 _DTYPES = (torch.float32, torch.float64)
-_KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_after")     # csrc/cells.cpp's Mode
+_KERNELS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_after")     # csrc/fused.h's Mode
 _INFERENCE_ROWS = 2048              # rows (steps x N) per window when no backward will run
 
 

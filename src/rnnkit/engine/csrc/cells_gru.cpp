@@ -1,0 +1,201 @@
+// rnnkit fused engine: the GRUs (Cho et al.'s and PyTorch's form), one time step forward and backward (see cells.cpp, step_common.h).
+#include "step_common.h"
+
+namespace rnnkit {
+namespace {
+using namespace steps;
+
+// ------------------------------------------------------------------------------------ GRU (Cho et al.)
+template <typename S, bool kZone>
+void gru_forward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  const int64_t N = c.N, H = c.H, GH = c.GH;
+  at::Tensor a_t = c.gates.select(0, t);
+  const at::Tensor h_in = recurrent_input(c, t);                   // h_{t-1} [* m]
+  c.fw[0].run(a_t.narrow(1, 0, 2 * H), h_in, true);  // += h W_rz
+  S* gates = Ctx<S>::ptr(c.gates);
+  S* hs = Ctx<S>::ptr(c.hs);
+  const S* hin = h_in.data_ptr<S>();
+  S* rh = Ctx<S>::ptr(c.scratch_h);
+  const S* b = c.bias;
+  for_rows(c, t, [&](int64_t n, bool) {
+    S* a = gates + (t * N + n) * GH;
+    const S* hp = hin + n * H;
+    S* q = rh + n * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S r = Math<S>::sigmoid(a[j] + b[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j]);
+      a[j] = r, a[H + j] = z;
+      q[j] = r * hp[j];                                             // r_t * h_{t-1}
+    }
+  });
+  c.fw[1].run(a_t.narrow(1, 2 * H, H), c.scratch_h, true);  // += (r*h) W_n
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    S* a = gates + (t * N + n) * GH;
+    const S* hp = hs + (t * N + n) * H;
+    S* hq = hs + (N + t * N + n) * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), z = a[H + j];
+      a[2 * H + j] = nn;
+      hq[j] = nn + z * (hp[j] - nn);                                // h_t = (1 - z) h~_t + z h_{t-1}
+    }
+    if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
+    if (!valid) hold(hq, hp, H);
+  });
+}
+
+template <typename S, bool kZone>
+void gru_backward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  const S* dy = c.dy_at(t);
+  const int64_t N = c.N, H = c.H, GH = c.GH;
+  const S* gates = Ctx<S>::ptr(c.gates);
+  const S* hs = Ctx<S>::ptr(c.hs);
+  const S* hin = Ctx<S>::ptr(recurrent_input(c, t));              // h_{t-1} [* m]
+  S* dG = Ctx<S>::ptr(c.dG);
+  S* aux = Ctx<S>::ptr(c.aux);
+  S* dh = Ctx<S>::ptr(c.dh);
+  S* drh = Ctx<S>::ptr(c.scratch_h);
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    const S* a = gates + (t * N + n) * GH;
+    S* g = dG + (t * N + n) * GH;
+    const S* hp = hs + (t * N + n) * H;
+    const S* hi = hin + n * H;
+    const S* y = dy + n * H;
+    S* q = aux + (t * N + n) * H;
+    S* d_h = dh + n * H;
+    if (!valid) return pass_back(g, GH, d_h, y, H, q, H);
+    const S* zo = c.zone_row(zh, n);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      S dn;
+      if constexpr (kZone) dn = unzone(d_h, y, zo, j); else dn = d_h[j] + y[j], d_h[j] = S(0);
+      const S r = a[j], z = a[H + j], nn = a[2 * H + j];
+      g[H + j] = dn * (hp[j] - nn) * z * (S(1) - z);                // da_z
+      g[2 * H + j] = dn * (S(1) - z) * (S(1) - nn * nn);            // da_n
+      q[j] = r * hi[j];                                             // r*h for dW_n after the loop
+      d_h[j] += dn * z;
+    }
+  });
+  at::Tensor g_t = c.dG.select(0, t);
+  c.bw[1].run(c.scratch_h, g_t.narrow(1, 2 * H, H), false);  // d(r*h) = da_n W_n^T
+  const bool dropped = c.h_mask != nullptr;
+  for_rows(c, t, [&](int64_t n, bool) {
+    const S* a = gates + (t * N + n) * GH;
+    S* g = dG + (t * N + n) * GH;
+    const S* hi = hin + n * H;
+    S* e = drh + n * H;
+    S* d_h = dh + n * H;
+    if (dropped) {                                                  // e becomes d(h m), finished below
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) g[j] = e[j] * hi[j] * a[j] * (S(1) - a[j]), e[j] *= a[j];
+      return;
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S r = a[j];
+      g[j] = e[j] * hi[j] * r * (S(1) - r);                         // da_r = d(r h) h_{t-1} σ'
+      d_h[j] += e[j] * r;
+    }
+  });
+  if (!dropped) return c.bw[0].run(c.dh, g_t.narrow(1, 0, 2 * H), true);  // += [da_r da_z] W_rz^T
+  c.bw[0].run(c.scratch_h, g_t.narrow(1, 0, 2 * H), true);        // d(h m) = d(r h m) r + [da_r da_z] W_rz^T
+  S* d = Ctx<S>::ptr(c.dh);
+  const S* m = c.h_mask;
+  for (int64_t k = 0; k < N * H; ++k) d[k] += drh[k] * m[k];
+}
+
+// ---------------------------------------------------------------------------------- GRU (PyTorch form)
+template <typename S, bool kZone>
+void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  c.fw[0].run(c.scratch, recurrent_input(c, t), false);         // h_{t-1} [* m] W, all three blocks
+  const int64_t N = c.N, H = c.H, GH = c.GH;
+  S* gates = Ctx<S>::ptr(c.gates);
+  S* hs = Ctx<S>::ptr(c.hs);
+  S* hw_n = Ctx<S>::ptr(c.hw_n);
+  const S* gh = Ctx<S>::ptr(c.scratch);
+  const S* b_hn = c.b_hn;
+  const S* b = c.bias;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    S* a = gates + (t * N + n) * GH;
+    const S* w = gh + n * GH;
+    const S* hp = hs + (t * N + n) * H;
+    S* hq = hs + (N + t * N + n) * H;
+    S* v = hw_n + (t * N + n) * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S r = Math<S>::sigmoid(a[j] + b[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j] + w[H + j]);
+      const S hw = w[2 * H + j] + b_hn[j];                          // h_{t-1} W_n + b_hn
+      const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j] + r * hw);
+      a[j] = r, a[H + j] = z, a[2 * H + j] = nn;
+      v[j] = hw;
+      hq[j] = nn + z * (hp[j] - nn);
+    }
+    if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
+    if (!valid) hold(hq, hp, H);
+  });
+}
+
+template <typename S, bool kZone>
+void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  const S* dy = c.dy_at(t);
+  const int64_t N = c.N, H = c.H, GH = c.GH;
+  const S* gates = Ctx<S>::ptr(c.gates);
+  const S* hs = Ctx<S>::ptr(c.hs);
+  const S* hw_n = Ctx<S>::ptr(c.hw_n);
+  S* dG = Ctx<S>::ptr(c.dG);
+  S* aux = Ctx<S>::ptr(c.aux);
+  S* dgh = Ctx<S>::ptr(c.scratch);
+  S* dh = Ctx<S>::ptr(c.dh);
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    const S* a = gates + (t * N + n) * GH;
+    S* g = dG + (t * N + n) * GH;
+    S* e = dgh + n * GH;
+    const S* hp = hs + (t * N + n) * H;
+    const S* v = hw_n + (t * N + n) * H;
+    const S* y = dy + n * H;
+    S* q = aux + (t * N + n) * H;
+    S* d_h = dh + n * H;
+    if (!valid) {
+      std::fill(e, e + GH, S(0));
+      return pass_back(g, GH, d_h, y, H, q, H);
+    }
+    const S* zo = c.zone_row(zh, n);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      S dn;
+      if constexpr (kZone) dn = unzone(d_h, y, zo, j); else dn = d_h[j] + y[j], d_h[j] = S(0);
+      const S r = a[j], z = a[H + j], nn = a[2 * H + j];
+      const S da_n = dn * (S(1) - z) * (S(1) - nn * nn);
+      const S da_z = dn * (hp[j] - nn) * z * (S(1) - z);
+      const S da_r = da_n * v[j] * r * (S(1) - r);
+      const S dhw = da_n * r;                                       // d(h W_n + b_hn)
+      g[j] = da_r, g[H + j] = da_z, g[2 * H + j] = da_n;
+      e[j] = da_r, e[H + j] = da_z, e[2 * H + j] = dhw;
+      q[j] = dhw;
+      d_h[j] += dn * z;
+    }
+  });
+  add_recurrent_grad(c, c.bw[0], c.scratch);                      // += dG^h_t W^T [* m]
+}
+
+}  // namespace
+
+template <typename S, bool kZone>
+Step<S> gru_step(Mode mode, bool backward) {
+  switch (mode) {
+    case Mode::kGru: return backward ? gru_backward<S, kZone> : gru_forward<S, kZone>;
+    case Mode::kGruResetAfter: return backward ? gru_reset_after_backward<S, kZone> : gru_reset_after_forward<S, kZone>;
+    default: return nullptr;
+  }
+}
+
+template Step<float> gru_step<float, false>(Mode, bool);
+template Step<float> gru_step<float, true>(Mode, bool);
+template Step<double> gru_step<double, false>(Mode, bool);
+template Step<double> gru_step<double, true>(Mode, bool);
+
+}  // namespace rnnkit

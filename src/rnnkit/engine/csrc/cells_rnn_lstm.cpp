@@ -1,0 +1,204 @@
+// rnnkit fused engine: the Elman RNN and the LSTM, one time step forward and backward (see cells.cpp, step_common.h).
+#include "step_common.h"
+
+namespace rnnkit {
+namespace {
+using namespace steps;
+
+// ------------------------------------------------------------------------------------------------ RNN
+template <typename S, bool kRelu, bool kZone>
+void rnn_forward(Ctx<S>& c, int64_t t) {
+  c.fw[0].run(c.hs.select(0, t + 1), recurrent_input(c, t), true);  // x_t U + (h_{t-1} [* m]) W
+  S* hs = Ctx<S>::ptr(c.hs);
+  S* act = Ctx<S>::ptr(c.gates);                                  // zoneout: f(a_t) before it
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  const S* b = c.bias;
+  const int64_t N = c.N, H = c.H;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    const S* hp = hs + (t * N + n) * H;
+    S* a = hs + ((t + 1) * N + n) * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S pre = a[j] + b[j];                                    // a_t = x_t U + h_{t-1} W + b
+      a[j] = kRelu ? (pre > S(0) ? pre : S(0)) : Math<S>::tanh(pre);  // h_t = f(a_t)
+    }
+    if constexpr (kZone) {
+      if (act) std::memcpy(act + (t * N + n) * H, a, H * sizeof(S));
+      zone(a, hp, c.zone_row(zh, n), H);                            // h_t = z h_{t-1} + (1 - z) f(a_t)
+    }
+    if (!valid) hold(a, hp, H);
+  });
+}
+
+template <typename S, bool kRelu, bool kZone>
+void rnn_backward(Ctx<S>& c, int64_t t) {
+  const S* dy = c.dy_at(t);
+  const S* hs = Ctx<S>::ptr(c.hs);
+  const S* act = Ctx<S>::ptr(c.gates);
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  S* dG = Ctx<S>::ptr(c.dG);
+  S* dh = Ctx<S>::ptr(c.dh);
+  const int64_t N = c.N, H = c.H;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    const S* h = (kZone && act ? act : hs + N * H) + (t * N + n) * H;   // f(a_t)
+    const S* y = dy + n * H;
+    S* g = dG + (t * N + n) * H;
+    S* d_h = dh + n * H;
+    if (!valid) return pass_back(g, H, d_h, y, H);
+    const S* z = c.zone_row(zh, n);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      S d;
+      if constexpr (kZone) d = unzone(d_h, y, z, j); else d = d_h[j] + y[j], d_h[j] = S(0);
+      g[j] = kRelu ? (h[j] > S(0) ? d : S(0)) : d * (S(1) - h[j] * h[j]);  // da_t = dh_t f'(a_t)
+    }
+  });
+  add_recurrent_grad(c, c.bw[0], c.dG.select(0, t));              // dh_{t-1} += da_t W^T [* m]
+}
+
+// ----------------------------------------------------------------------------------------------- LSTM
+// With a projection (proj_size) the step's o_t * tanh(C_t) goes to cell_out and h_t = (o_t tanh C_t) R is one more
+// product; the rows past a sequence's end are held after it. (No zoneout or recurrent dropout with it.)
+template <typename S, bool kZone>
+void lstm_forward(Ctx<S>& c, int64_t t) {
+  c.fw[0].run(c.gates.select(0, t), recurrent_input(c, t), true);  // [a_i a_f a_g a_o] = x_t U + h_{t-1} W (+ b)
+  S* gates = Ctx<S>::ptr(c.gates);
+  const S* b = c.bias;
+  S* hs = Ctx<S>::ptr(c.hs);
+  S* cs = Ctx<S>::ptr(c.cs);
+  const int64_t N = c.N, H = c.H, P = c.P, NH = N * H;
+  S* out = c.projected ? Ctx<S>::ptr(c.cell_out) + t * NH : hs + (t + 1) * N * P;  // rows of H (P == H unprojected)
+  const S* zh = kZone ? c.zh.at(t) : nullptr;
+  const S* zc = kZone ? c.zc.at(t) : nullptr;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    S* a = gates + (t * N + n) * 4 * H;
+    const S* cp = cs + (t * N + n) * H;
+    const S* hp = hs + (t * N + n) * P;
+    S* hq = out + n * H;
+    S* cq = cs + NH + (t * N + n) * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S i = Math<S>::sigmoid(a[j] + b[j]), f = Math<S>::sigmoid(a[H + j] + b[H + j]);
+      const S g = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j] + b[3 * H + j]);
+      a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
+      const S cn = f * cp[j] + i * g;                               // C_t = f_t C_{t-1} + i_t C~_t
+      const S h_new = o * Math<S>::tanh(cn);                           // h_t = o_t tanh(C_t)
+      cq[j] = cn;
+      hq[j] = h_new;
+    }
+    if constexpr (kZone) {
+      zone(cq, cp, c.zone_row(zc, n), H);                           // C_t = z C_{t-1} + (1 - z) C^_t
+      zone(hq, hp, c.zone_row(zh, n), H);                           // h_t = z h_{t-1} + (1 - z) h^_t
+    }
+    if (!valid) {
+      hold(cq, cp, H);
+      if (!c.projected) hold(hq, hp, H);
+    }
+  });
+  if (!c.projected) return;
+  c.proj_fw.run(c.hs.select(0, t + 1), c.cell_out.select(0, t), false);  // h_t = (o_t tanh C_t) R
+  if (c.mask == nullptr) return;
+  for (int64_t n = 0; n < N; ++n)
+    if (!c.valid(t, n)) hold(hs + ((t + 1) * N + n) * P, hs + (t * N + n) * P, P);
+}
+
+// One unit's gate gradients at one step from dL/d(o_t tanh C_t) = dn, dC_t from above dc and tanh(C_t) = tc;
+// returns dC_{t-1} through the step.
+template <typename S>
+RNNKIT_INLINE S lstm_unit_backward(const S* a, S* g, S cp, S tc, S dc, S dn, int64_t H, int64_t j) {
+  const S i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
+  const S dct = dc + dn * o * (S(1) - tc * tc);                  // dC_t
+  g[j] = dct * gg * i * (S(1) - i);                             // da_i = dC_t C~_t σ'
+  g[H + j] = dct * cp * f * (S(1) - f);                         // da_f = dC_t C_{t-1} σ'
+  g[2 * H + j] = dct * i * (S(1) - gg * gg);                    // da_g = dC_t i_t tanh'
+  g[3 * H + j] = dn * tc * o * (S(1) - o);                      // da_o = dh_t tanh(C_t) σ'
+  return dct * f;                                               // dC_{t-1}
+}
+
+// The projected LSTM's dh_t of the valid rows into d_proj (zero past a sequence's end, where dh passes straight
+// back), then d(o_t tanh C_t) = dh_t R^T into scratch_h.
+template <typename S>
+void lstm_projection_backward(Ctx<S>& c, int64_t t, const S* dy) {
+  const int64_t N = c.N, P = c.P;
+  S* dh = Ctx<S>::ptr(c.dh);
+  S* dp = Ctx<S>::ptr(c.d_proj) + t * N * P;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    S* d_h = dh + n * P;
+    S* e = dp + n * P;
+    const S* y = dy + n * P;
+    if (!valid) return pass_back(e, P, d_h, y, P);
+#pragma omp simd
+    for (int64_t j = 0; j < P; ++j) e[j] = d_h[j] + y[j], d_h[j] = S(0);
+  });
+  c.proj_bw.run(c.scratch_h, c.d_proj.select(0, t), false);
+}
+
+template <typename S, bool kZone>
+void lstm_backward(Ctx<S>& c, int64_t t) {
+  const S* dy = c.dy_at(t);
+  const S* gates = Ctx<S>::ptr(c.gates);
+  const S* cs = Ctx<S>::ptr(c.cs);
+  S* dG = Ctx<S>::ptr(c.dG);
+  S* dh = Ctx<S>::ptr(c.dh);
+  S* dc = Ctx<S>::ptr(c.dc);
+  const int64_t N = c.N, H = c.H, NH = N * H;
+  if (c.projected) lstm_projection_backward(c, t, dy);
+  const S* dm = Ctx<S>::ptr(c.scratch_h);
+  const S* zh_t = kZone ? c.zh.at(t) : nullptr;
+  const S* zc_t = kZone ? c.zc.at(t) : nullptr;
+  for_rows(c, t, [&](int64_t n, bool valid) {
+    const S* a = gates + (t * N + n) * 4 * H;
+    S* g = dG + (t * N + n) * 4 * H;
+    const S* cp = cs + (t * N + n) * H;
+    const S* cq = cp + NH;
+    S* d_c = dc + n * H;
+    if (c.projected) {
+      if (!valid) return std::fill(g, g + 4 * H, S(0));
+      const S* e = dm + n * H;
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) d_c[j] = lstm_unit_backward(a, g, cp[j], Math<S>::tanh(cq[j]), d_c[j], e[j], H, j);
+      return;
+    }
+    const S* y = dy + n * H;
+    S* d_h = dh + n * H;
+    if (!valid) return pass_back(g, 4 * H, d_h, y, H);
+    if constexpr (kZone) {
+      const S* zh = c.zone_row(zh_t, n);
+      const S* zc = c.zone_row(zc_t, n);
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        const S dn = unzone(d_h, y, zh, j);                         // dh^_t; d_h keeps dh_t z_h
+        const S c_hat = a[H + j] * cp[j] + a[j] * a[2 * H + j];      // C^_t = f C_{t-1} + i C~_t, before zoneout
+        const S dc_t = d_c[j];
+        d_c[j] = lstm_unit_backward(a, g, cp[j], Math<S>::tanh(c_hat), dc_t * (S(1) - zc[j]), dn, H, j)
+                 + dc_t * zc[j];                                    // dC_{t-1}: through C^_t, and straight
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        d_c[j] = lstm_unit_backward(a, g, cp[j], Math<S>::tanh(cq[j]), d_c[j], d_h[j] + y[j], H, j);
+        d_h[j] = S(0);
+      }
+    }
+  });
+  add_recurrent_grad(c, c.bw[0], c.dG.select(0, t));              // dh_{t-1} += dG_t W^T [* m]
+}
+
+}  // namespace
+
+template <typename S, bool kZone>
+Step<S> rnn_lstm_step(Mode mode, bool backward) {
+  switch (mode) {
+    case Mode::kRnnTanh: return backward ? rnn_backward<S, false, kZone> : rnn_forward<S, false, kZone>;
+    case Mode::kRnnRelu: return backward ? rnn_backward<S, true, kZone> : rnn_forward<S, true, kZone>;
+    case Mode::kLstm: return backward ? lstm_backward<S, kZone> : lstm_forward<S, kZone>;
+    default: return nullptr;
+  }
+}
+
+template Step<float> rnn_lstm_step<float, false>(Mode, bool);
+template Step<float> rnn_lstm_step<float, true>(Mode, bool);
+template Step<double> rnn_lstm_step<double, false>(Mode, bool);
+template Step<double> rnn_lstm_step<double, true>(Mode, bool);
+
+}  // namespace rnnkit

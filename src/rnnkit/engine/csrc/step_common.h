@@ -1,0 +1,75 @@
+// rnnkit fused engine: the pieces every cell's step shares (cells.cpp says how a step is built; buffers: fused.h).
+#pragma once
+
+#include "fused.h"
+
+namespace rnnkit {
+namespace steps {
+// Past a sequence's end the forward holds the state: after the row's (unconditional, vectorized) update, the
+// old state is copied over the new one. The mask never enters the simd loops: a scalar select there stops gcc
+// from vectorizing them.
+template <typename S>
+RNNKIT_INLINE void hold(S* next, const S* prev, int64_t H) {
+  std::memcpy(next, prev, H * sizeof(S));
+}
+
+// ... and the backward passes the gradient straight back: zero gate gradients (and extra rows `zero`),
+// dh_{t-1} = dh_t + dY_t; dC_{t-1} = dC_t is left in place.
+template <typename S>
+RNNKIT_INLINE void pass_back(S* g, int64_t width, S* d_h, const S* y, int64_t H, S* zero = nullptr,
+                             int64_t zero_width = 0) {
+  std::fill(g, g + width, S(0));
+  if (zero) std::fill(zero, zero + zero_width, S(0));
+  for (int64_t j = 0; j < H; ++j) d_h[j] += y[j];
+}
+
+// Zoneout of one row: v = z * prev + (1 - z) * v (z = 1 keeps prev exactly).
+template <typename S>
+RNNKIT_INLINE void zone(S* v, const S* prev, const S* z, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) v[j] = z[j] * prev[j] + (S(1) - z[j]) * v[j];
+}
+
+// The recurrent product's input at step t: h_{t-1}, or h_{t-1} * m into hd under recurrent dropout.
+template <typename S>
+at::Tensor recurrent_input(Ctx<S>& c, int64_t t) {
+  at::Tensor h = c.hs.select(0, t);
+  if (c.h_mask == nullptr) return h;
+  const S* hp = h.data_ptr<S>();
+  const S* m = c.h_mask;
+  S* d = Ctx<S>::ptr(c.hd);
+  const int64_t size = c.N * c.P;
+#pragma omp simd
+  for (int64_t k = 0; k < size; ++k) d[k] = hp[k] * m[k];
+  return c.hd;
+}
+
+// dh_{t-1} += (dG W^T) * m: the product lands in hd first under recurrent dropout.
+template <typename S>
+void add_recurrent_grad(Ctx<S>& c, const Product<S>& product, const at::Tensor& dg) {
+  if (c.h_mask == nullptr) return product.run(c.dh, dg, true);
+  product.run(c.hd, dg, false);
+  S* dh = Ctx<S>::ptr(c.dh);
+  const S* e = Ctx<S>::ptr(c.hd);
+  const S* m = c.h_mask;
+  const int64_t size = c.N * c.P;
+#pragma omp simd
+  for (int64_t k = 0; k < size; ++k) dh[k] += e[k] * m[k];
+}
+
+// The backward's split of dh_t = d (carried + output) under zoneout: d (1 - z) goes into the cell (returned), d z
+// straight to dh_{t-1} (left in d_h, to which the cell's own part is added).
+template <typename S>
+RNNKIT_INLINE S unzone(S* d_h, const S* y, const S* z, int64_t j) {
+  const S d = d_h[j] + y[j];
+  d_h[j] = d * z[j];
+  return d * (S(1) - z[j]);
+}
+
+}  // namespace steps
+
+// Each file's steps, forward or backward (cells_rnn_lstm.cpp, cells_gru.cpp); nullptr for a mode it lacks.
+template <typename S, bool kZone> Step<S> rnn_lstm_step(Mode mode, bool backward);
+template <typename S, bool kZone> Step<S> gru_step(Mode mode, bool backward);
+
+}  // namespace rnnkit
