@@ -50,3 +50,58 @@ def test_variable_bptt_lengths():
     assert 0.02 < half < 0.09                                            # about 5% of windows near bptt/2
     full = [n for n in lengths if n >= 52]
     assert abs(sum(full) / len(full) - 70) < 1
+
+
+def test_ntasgd_average_is_torchs_average_bit_for_bit():
+    """NT-ASGD's foreach averaging (rnnkit.training.asgd.swa_average, the speed fix: torch's default runs one
+    tensor at a time on the CPU) gives exactly torch's default AveragedModel numbers, tied weights and all."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from rnnkit.models.language_model import LanguageModel, LMConfig
+    from rnnkit.training.asgd import NTASGD, averaged_model
+
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(vocab_size=30, embed_size=8, hidden_size=12, num_layers=3, awd=True,
+                                   last_hidden_size=8, tie_weights=True, weight_drop=0.2, layer_dropout=0.1))
+    model.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))    # an integer buffer too
+    ours, torchs = averaged_model(model), AveragedModel(model, use_buffers=True)
+    for _ in range(7):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            model.steps_seen += 3
+        ours.update_parameters(model)
+        torchs.update_parameters(model)
+    assert int(ours.n_averaged) == int(torchs.n_averaged) == 7
+    for (name, a), (_, b) in zip(ours.state_dict().items(), torchs.state_dict().items()):
+        assert torch.equal(a, b), name
+    nt = NTASGD(model, nonmono=1)
+    for loss in (2.0, 3.0, 2.5):                   # 2.5 is worse than the best before the last one
+        nt.validated(loss)
+    assert nt.averaging and nt.averaged.multi_avg_fn is not None
+
+
+def test_awd_models_start_from_awds_initialisation_and_others_are_untouched():
+    """``awd`` without ``init_range``: the (tied) embedding uniform in (-0.1, 0.1) and the decoder bias zero, as
+    salesforce/awd-lstm-lm; the recurrent layers keep PyTorch's draw. With ``init_range``, and for other models,
+    nothing changes."""
+    from rnnkit.models.language_model import LanguageModel, LMConfig
+
+    def build(**kw):
+        torch.manual_seed(0)
+        base = {"vocab_size": 400, "embed_size": 16, "hidden_size": 24, "num_layers": 3, "last_hidden_size": 16,
+                "tie_weights": True}
+        return LanguageModel(LMConfig(**{**base, **kw}))
+
+    awd = build(awd=True)
+    assert awd.embedding.weight.abs().max() <= 0.1 and awd.embedding.weight.std() > 0.05
+    assert awd.decoder.weight is awd.embedding.weight and torch.equal(awd.decoder.bias, torch.zeros(400))
+    for layer in awd.rnn.layers:                                    # PyTorch's (-1/sqrt(H), 1/sqrt(H))
+        assert layer.weight_hh_l0.abs().max() <= 1 / layer.hidden_size ** 0.5
+    plain = build(awd=False, last_hidden_size=None, embed_size=24)
+    assert plain.embedding.weight.std() > 0.5                          # torch's N(0, 1), as before
+    ranged = build(awd=True, init_range=0.05)
+    assert all(p.abs().max() <= 0.05 for p in ranged.parameters()) and ranged.decoder.bias.abs().max() > 0
+    with torch.no_grad():                                            # the first loss is about log(V)
+        logits, _ = awd.eval()(torch.randint(0, 400, (5, 3)))
+    assert abs(torch.log_softmax(logits, -1).mean().neg().item() - 6.0) < 0.1  # log(400) = 5.99

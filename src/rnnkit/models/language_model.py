@@ -72,6 +72,8 @@ class LanguageModel(nn.Module):
                                       engine=c.engine, **extra)
         self.decoder = nn.Linear(c.output_size, c.vocab_size)
         initialize(self, c)
+        if c.awd and c.init_range is None:
+            awd_initialize(self)
         if c.tie_weights:
             self.decoder.weight = self.embedding.weight
 
@@ -98,6 +100,19 @@ class LanguageModel(nn.Module):
         if activations:
             return self.decoder(out), state, (raw, out)
         return self.decoder(out), state
+
+
+AWD_EMBEDDING_RANGE = 0.1
+
+
+@torch.no_grad()
+def awd_initialize(model: LanguageModel) -> None:
+    """AWD-LSTM's initialisation (salesforce/awd-lstm-lm, ``RNNModel.init_weights``), used for ``awd`` models
+    without an ``init_range``: the embedding (the decoder too when tied) uniform in (-0.1, 0.1), the decoder's
+    bias zero, the recurrent layers PyTorch's (-1/sqrt(H), 1/sqrt(H)). torch's own embedding init, N(0, 1),
+    makes a tied decoder's first logits about 10 nats wide: the first few hundred steps then only undo it."""
+    nn.init.uniform_(model.embedding.weight, -AWD_EMBEDDING_RANGE, AWD_EMBEDDING_RANGE)
+    nn.init.zeros_(model.decoder.bias)
 
 
 def detach_state(state):
