@@ -4,6 +4,7 @@ Runs the `rnnkit train lm` command with a time budget and writes the log to benc
     python benchmarks/lm.py shakespeare   # --preset shakespeare-char, 15 minutes, last 10% held out
     python benchmarks/lm.py ptb-small     # --preset zaremba-small (Zaremba et al. 2014's small model)
     python benchmarks/lm.py ptb-tied      # --preset ptb-tied (3.6M parameters), 60 minutes
+    python benchmarks/lm.py awd-cpu       # --preset awd-cpu (AWD-LSTM's recipe, 5.4M parameters), 60 minutes
 Data is read from ../shared/data (relative to the repository root). One thread unless the extra options name
 `--threads` (the PTB result used `--threads 2`).
 """
@@ -21,6 +22,7 @@ RUNS = {
     "shakespeare": ["--preset", "shakespeare-char", "--data-dir", str(DATA), "--minutes", "15"],
     "ptb-small": ["--preset", "zaremba-small", "--data-dir", str(DATA), "--minutes", "60"],
     "ptb-tied": ["--preset", "ptb-tied", "--data-dir", str(DATA), "--minutes", "60"],
+    "awd-cpu": ["--preset", "awd-cpu", "--data-dir", str(DATA), "--minutes", "60"],
 }
 
 

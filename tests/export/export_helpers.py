@@ -12,6 +12,7 @@ from rnnkit.data import CharTokenizer, LabelSet, TextEncoder, WordTokenizer
 from rnnkit.data.parallel import SequenceTokenizer
 from rnnkit.models.captioner import CaptionConfig, CaptionModel
 from rnnkit.models.classifier import Classifier, ClassifierConfig
+from rnnkit.models.ensemble import EnsembleClassifier
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.training import save_run
@@ -34,14 +35,16 @@ def lm_run(path, cell: str = "lstm", level: str = "word", layers: int = 2, seed:
     return path
 
 
-def classifier_run(path, cell: str = "lstm", pooling: str = "max", seed: int = 0):
+def classifier_run(path, cell: str = "lstm", pooling: str = "max", seed: int = 0, ensemble: int = 1):
+    """``ensemble=K``: K members, saved as `rnnkit train classify --ensemble K` saves them."""
     torch.manual_seed(seed)
     enc = TextEncoder.build(TEXTS)
     labels = LabelSet(["neg", "pos"])
-    model = Classifier(ClassifierConfig(vocab_size=enc.vocab_size, num_classes=2, cell=cell, embed_size=8,
-                                        hidden_size=6, num_layers=2, bidirectional=True, pooling=pooling,
-                                        pad_id=enc.pad_id))
-    save_run(path, model, {"task": "classify", "model": model.config.to_dict(), "encoder": enc.to_dict(),
+    config = ClassifierConfig(vocab_size=enc.vocab_size, num_classes=2, cell=cell, embed_size=8, hidden_size=6,
+                              num_layers=2, bidirectional=True, pooling=pooling, pad_id=enc.pad_id)
+    model = Classifier(config) if ensemble == 1 else EnsembleClassifier.build(config, ensemble)
+    described = {**config.to_dict(), **({"ensemble": ensemble} if ensemble > 1 else {})}
+    save_run(path, model, {"task": "classify", "model": described, "encoder": enc.to_dict(),
                            "labels": labels.to_list(), "data": {}})
     return path
 

@@ -8,7 +8,7 @@ import torch
 from rnnkit.data.images import normalize
 from rnnkit.tasks import captioning, classification, language_modeling, seq2seq
 
-from export_helpers import assert_close, needs_onnx, run_program, sidecar
+from export_helpers import assert_close, classifier_run, needs_onnx, run_program, sidecar
 
 FORMATS = [pytest.param("onnx", marks=needs_onnx), "pt2"]
 
@@ -53,6 +53,29 @@ def test_classifier_over_padded_batches(runs, exported, fmt):
         with torch.no_grad():
             expected = clf.model(tokens, lengths)
         _compare(got, {"logits": expected})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ensemble_classifier_exports_its_mean(tmp_path, fmt):
+    """`--ensemble K` runs export as one program whose logits are the log of the members' mean probabilities."""
+    from rnnkit.cli.main import main
+    run = classifier_run(tmp_path / "run", cell="gru", ensemble=3)
+    out = tmp_path / f"ensemble.{fmt}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["export", str(run), "--format", fmt, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    clf = classification.load_run(run)
+    assert len(clf.model) == 3
+    tokens = torch.tensor([[3, 4, 5, 0], [4, 4, 0, 0]])
+    lengths = torch.tensor([3, 2])
+    tokens[tokens == 0] = clf.encoder.pad_id
+    got = run_program(tmp_path / f"ensemble.{fmt}.json", "classifier", {"tokens": tokens, "lengths": lengths})
+    with torch.no_grad():
+        mean = clf.model.member_probabilities(tokens, lengths).mean(0)
+    _compare(got, {"logits": mean.log()})
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

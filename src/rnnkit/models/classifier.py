@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import AdditiveAttention
+from .awd import embedding_dropout
 from .config import ModelConfig, initialize
 from .recurrent import make_recurrent
 
@@ -51,6 +52,13 @@ class ClassifierConfig(ModelConfig):
     init_range: float | None = None      # uniform(-r, r) for every parameter; None: PyTorch's initialisation
     forget_bias: float | None = None
     engine: str = "auto"
+    # regularisers (all off by default): whole words dropped (rows of the embedding matrix, AWD's dropoute), and
+    # the recurrent layer's own (rnnkit.layers.regularisers); weight_drop keeps the compiled loop, the other two
+    # need the Python loop (slower)
+    word_dropout: float = 0.0
+    weight_drop: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -60,6 +68,11 @@ class ClassifierConfig(ModelConfig):
             raise ValueError(f"a classifier needs at least two classes, got {self.num_classes}")
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id {self.pad_id} is outside the vocabulary of size {self.vocab_size}")
+
+    def regularisers(self) -> dict:
+        """The recurrent layer's keyword-only regularisers (only those that are on)."""
+        on = dict(weight_drop=self.weight_drop, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout)
+        return {k: v for k, v in on.items() if v}
 
     @property
     def directions(self) -> int:
@@ -85,7 +98,8 @@ class Classifier(nn.Module):
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size, padding_idx=c.pad_id)
         self.cell = c.recurrence
         self.rnn = make_recurrent(self.cell, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
-                                  bidirectional=c.bidirectional, engine=c.engine, batch_first=True)
+                                  bidirectional=c.bidirectional, engine=c.engine, batch_first=True,
+                                  **c.regularisers())
         if c.pooling == "attention":
             a = c.attention_size or c.feature_size
             self.query = nn.Parameter(torch.empty(a))
@@ -104,7 +118,7 @@ class Classifier(nn.Module):
         if tokens.dim() != 2:
             raise ValueError(f"tokens must be (N, T), got shape {tuple(tokens.shape)}")
         c = self.config
-        emb = self.embedding(tokens)
+        emb = embedding_dropout(self.embedding, tokens, c.word_dropout, self.training)
         p = c.dropout if c.embed_dropout is None else c.embed_dropout
         emb = F.dropout(emb, p, self.training)
         states, final = self.rnn(emb, lengths=lengths)

@@ -17,6 +17,7 @@ from ..data import DataError, LabelSet, TextEncoder, read_labelled
 from ..data.buckets import bucket_batches
 from ..data.labelled import iter_batches
 from ..models.classifier import Classifier, ClassifierConfig
+from ..models.ensemble import EnsembleClassifier
 from ..training import distributed as dist
 from ..training.checkpoint import CheckpointError
 from ..training.modes import evaluating
@@ -147,7 +148,7 @@ def predict_ids(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
 class LoadedClassifier:
     """A trained classifier ready to use: model in evaluation mode, its text encoder and labels, the config."""
 
-    model: Classifier
+    model: Classifier | EnsembleClassifier
     encoder: TextEncoder
     labels: LabelSet
     config: dict
@@ -160,6 +161,16 @@ class LoadedClassifier:
         return predict_ids(self.model, encoded, self.encoder.pad_id, batch_size, device, attention)
 
 
+def build_model(model_config: dict) -> Classifier | EnsembleClassifier:
+    """The (untrained) model a run's ``config.json`` ``"model"`` describes: a :class:`Classifier`, or with
+    ``"ensemble": K`` (K > 1) an :class:`EnsembleClassifier` of K of them."""
+    cfg = ClassifierConfig.from_dict(model_config)
+    size = model_config.get("ensemble", 1)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"ensemble must be a member count >= 1, got {size!r}")
+    return Classifier(cfg) if size == 1 else EnsembleClassifier.build(cfg, size)
+
+
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedClassifier:
     """A ``classify`` run folder → :class:`LoadedClassifier`; another task's run is a clear error."""
     def wrong_task(task) -> str:
@@ -168,7 +179,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedC
                 f"`rnnkit train classify`{hint}")
 
     def build(config: dict, where: Path):
-        model = Classifier(ClassifierConfig.from_dict(config["model"]))
+        model = build_model(config["model"])
         encoder = TextEncoder.from_dict(config["encoder"], source=where)
         labels = LabelSet(config["labels"])
         if model.config.vocab_size != encoder.vocab_size or model.config.num_classes != len(labels):
