@@ -8,14 +8,9 @@ from rnnkit.cli.main import main, make_parser
 from rnnkit.data import read_labelled
 from rnnkit.tasks.classification import load_classifier
 
-POS = ["a good film", "good and warm", "truly good", "good fun", "so good", "the cast is good"]
-NEG = ["a bad film", "bad and cold", "truly bad", "bad acting", "so bad", "the plot is bad"]
+from classify_texts import NEG, POS, write_tsv
+
 TINY = ["--preset", "tiny", "--engine", "python", "--quiet", "--threads", "1", "--seed", "0"]
-
-
-def write_tsv(path, rows, header="sentence\tlabel"):
-    path.write_text(header + "\n" + "".join(f"{t} \t{y}\n" for t, y in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

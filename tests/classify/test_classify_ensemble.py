@@ -13,14 +13,9 @@ from rnnkit.tasks.classification import build_model, load_classifier
 from rnnkit.tasks.ensemble import member_budget
 from rnnkit.training import TrainConfig, load_weights
 
-POS = ["a good film", "good and warm", "truly good", "good fun", "so good", "the cast is good"]
-NEG = ["a bad film", "bad and cold", "truly bad", "bad acting", "so bad", "the plot is bad"]
+from classify_texts import NEG, POS, write_tsv
+
 TINY = ["--preset", "tiny", "--engine", "python", "--quiet", "--threads", "1", "--seed", "3"]
-
-
-def write_tsv(path, rows, header="sentence\tlabel"):
-    path.write_text(header + "\n" + "".join(f"{t} \t{y}\n" for t, y in rows), encoding="utf-8")
-    return path
 
 
 def batch(vocab=20, n=5, t=6, seed=0):

@@ -22,15 +22,7 @@ GATES = {r.kernel: r.gates for r in RECURRENCES}
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def extension():
-    """Build (or load) the extension once; skip the module only where no compiler (or ninja) exists."""
-    try:
-        return fused.build()
-    except RuntimeError as err:
-        if "no C++ compiler" in str(err) or "ninja is not installed" in str(err):
-            pytest.skip(f"the fused engine can't be built on this machine: {err}")
-        raise
+pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/conftest.py
 
 
 def problem(mode, T=6, N=4, I=5, H=3, bias=True, masked=False, dtype=F64, seed=0):

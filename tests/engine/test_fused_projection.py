@@ -16,14 +16,7 @@ F64 = torch.float64
 LSTM = recurrence("lstm")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def extension():
-    try:
-        return fused.build()
-    except RuntimeError as err:
-        if "no C++ compiler" in str(err) or "ninja is not installed" in str(err):
-            pytest.skip(f"the fused engine can't be built on this machine: {err}")
-        raise
+pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/conftest.py
 
 
 def problem(T=6, N=4, I=5, H=7, P=3, bias=True, masked=True, dtype=F64, seed=0):

@@ -15,14 +15,7 @@ from rnnkit.engine.sequence import lengths_mask
 MODES = tuple(r.kernel for r in RECURRENCES)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def extension():
-    try:
-        return fused.build()
-    except RuntimeError as err:
-        if "no C++ compiler" in str(err) or "ninja is not installed" in str(err):
-            pytest.skip(f"the fused engine can't be built on this machine: {err}")
-        raise
+pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/conftest.py
 
 
 def problem(mode, dtype, T=6, N=48, I=20, H=67, seed=0):
