@@ -40,7 +40,7 @@ def run(layer, x, seed=7, **kw):
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_gradcheck_every_option_and_all_together(kind, option):
-    engines = ["autograd"] + ([] if "layer_norm" in OPTIONS[option] else ["python", "compiled"])
+    engines = ["autograd", "compiled"] + ([] if "layer_norm" in OPTIONS[option] else ["python"])
     for engine in engines:
         shape = dict(layers=2, bidirectional=True) if option == "all" else \
             dict(layers=2 if option == "variational_dropout" else 1, bidirectional=False)
@@ -65,11 +65,12 @@ def test_gradcheck_every_option_and_all_together(kind, option):
 
 # ------------------------------------------------------------------ engines agree with the same masks
 
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["masks", "masks+layer_norm"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind):
-    options = {k: v for k, v in OPTIONS["all"].items() if k != "layer_norm"}
+def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind, layer_norm):
+    options = {**OPTIONS["all"], "layer_norm": layer_norm}
     results = []
-    for engine in ("autograd", "python", "compiled", "auto"):
+    for engine in ("autograd", "compiled", "auto") + (() if layer_norm else ("python",)):
         layer = make(kind, engine, **options)
         x = torch.randn(5, 3, 3, dtype=D64, generator=torch.Generator().manual_seed(1), requires_grad=True)
         out, _ = run(layer, x, lengths=torch.tensor([5, 3, 1]))
@@ -246,8 +247,8 @@ def test_resolver_sends_options_where_they_run():
     assert rnnkit.LSTM(3, 4, recurrent_dropout=0.2, engine="auto")(x)[0].shape == (3, 2, 4)
     with pytest.raises(RuntimeError, match="no layer_norm"):
         rnnkit.LSTM(3, 4, layer_norm=True, engine="python")(x)
-    with pytest.raises(RuntimeError, match="no layer_norm"):
-        rnnkit.LSTM(3, 4, layer_norm=True, recurrent_dropout=0.2, engine="compiled")(x)
+    with pytest.raises(RuntimeError, match="no layer_norm kernel with proj_size"):
+        rnnkit.LSTM(3, 4, proj_size=2, layer_norm=True, engine="compiled")(x)
     with pytest.raises(RuntimeError, match="no recurrent_dropout kernel with proj_size"):
         rnnkit.LSTM(3, 4, proj_size=2, recurrent_dropout=0.2, engine="compiled")(x)
     with pytest.raises(RuntimeError, match="no weight_drop"):
@@ -257,7 +258,8 @@ def test_resolver_sends_options_where_they_run():
     from rnnkit.cells.spec import LSTM
     assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout", "recurrent_dropout"})) == "compiled"
     assert resolve_engine("auto", LSTM, x.double(), needs=frozenset({"zoneout"})) == "compiled"
-    assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout", "layer_norm"})) == "autograd"
+    assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout", "layer_norm"})) == "compiled"
+    assert resolve_engine("auto", LSTM, x, needs=frozenset({"layer_norm"}), projected=True) == "autograd"
     assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout"}), projected=True) == "autograd"
 
 

@@ -1,6 +1,6 @@
-"""The NumPy reference with recurrent-dropout and zoneout masks: against finite differences, and the engines'
-hand-written BPTT (the Python loop and the compiled C++ loop, plain and checkpointed) against it with the same
-masks (float64, < 1e-8)."""
+"""The NumPy reference with recurrent-dropout and zoneout masks and layer norm: against finite differences, and the
+engines (the Python loop, the autograd twin and the compiled C++ loop, plain and checkpointed) against it with the
+same masks (float64, < 1e-8)."""
 from __future__ import annotations
 
 from functools import partial
@@ -117,16 +117,20 @@ def test_layer_norm_backward_equals_finite_differences(kernel):
         assert relative_error(grads[name], numerical_gradient(loss, arr)) < 1e-6, name
 
 
+@pytest.mark.parametrize("runner", ["autograd", "compiled", "compiled-checkpointed"])
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_autograd_twin_with_layer_norm_equals_the_reference(kernel):
+def test_engines_with_layer_norm_equal_the_reference(kernel, runner):
+    """The autograd twin and the compiled loop (plain and checkpointed) with layer norm, recurrent dropout and
+    zoneout together, against the NumPy reference with the same masks: outputs, final states and every gradient."""
     x, state, p, masks = _problem(kernel, seed=8)
     ln = _layer_norms(kernel, seed=9)
     cell = recurrence(kernel)
     lstm = cell.has_cell_state
     out, final, cache = forward(kernel, x, state, p, ln=ln, **masks)
-    d_out = np.random.default_rng(4).normal(size=out.shape)
-    zero = tuple(np.zeros_like(f) for f in final) if lstm else np.zeros_like(final)
-    want = backward(cache, d_out, zero)
+    rng = np.random.default_rng(4)
+    d_out = rng.normal(size=out.shape)
+    d_final = tuple(rng.normal(size=f.shape) for f in final) if lstm else rng.normal(size=final.shape)
+    want = backward(cache, d_out, d_final)
     t = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)
     lnt = {k: (t(g), t(b)) for k, (g, b) in ln.items()}
     order = [lnt["ih"][0], lnt["ih"][1], lnt["hh"][0], lnt["hh"][1], *(lnt["c"] if lstm else (None, None))]
@@ -135,11 +139,18 @@ def test_autograd_twin_with_layer_norm_equals_the_reference(kernel):
     xt = t(x)
     h0, c0 = (t(state[0]), t(state[1])) if lstm else (t(state), None)
     weights = tuple(t(p[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-    h_seq, _, _ = run_reference(cell, xt, h0, c0, weights, None, reg=reg)
+    run = {"autograd": run_reference, "compiled": fused.run_fused,
+           "compiled-checkpointed": partial(fused.run_fused, checkpoint_every=3)}[runner]
+    h_seq, h_T, c_T = run(cell, xt, h0, c0, weights, None, reg=reg)
     np.testing.assert_allclose(h_seq.detach().numpy(), out, rtol=0, atol=1e-12)
-    (h_seq * torch.tensor(d_out)).sum().backward()
-    got = {"x": xt.grad, "h0": h0.grad, **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih",
-                                                                      "bias_hh"), weights)},
+    loss = (h_seq * torch.tensor(d_out)).sum()
+    if lstm:
+        loss = loss + (h_T * torch.tensor(d_final[0])).sum() + (c_T * torch.tensor(d_final[1])).sum()
+    else:
+        loss = loss + (h_T * torch.tensor(d_final)).sum()
+    loss.backward()
+    got = {"x": xt.grad, "h0": h0.grad, **({"c0": c0.grad} if lstm else {}),
+           **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights)},
            **{f"ln_{k}_{w}": v[j].grad for k, v in lnt.items() for j, w in enumerate(("weight", "bias"))}}
     for name, g in got.items():
         assert relative_error(g.numpy(), want[name]) < 1e-8, name

@@ -27,7 +27,9 @@ CONFIGS: dict[str, dict] = {
     "rd + wd + zoneout (compiled)": dict(engine="compiled", **RD_WD_ZO),
     "rd + wd + zoneout (python BPTT)": dict(engine="python", **RD_WD_ZO),
     "rd + wd + zoneout (autograd loop)": dict(engine="autograd", **RD_WD_ZO),
+    "layer_norm (compiled)": dict(engine="compiled", layer_norm=True),
     "layer_norm (autograd loop)": dict(engine="autograd", layer_norm=True),
+    "rd + wd + zoneout + layer_norm (compiled)": dict(engine="compiled", layer_norm=True, **RD_WD_ZO),
 }
 BASE = "plain (compiled)"
 

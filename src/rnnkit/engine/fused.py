@@ -3,8 +3,8 @@
 
 Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (oneDNN for
 big float32 products, MKL's packed GEMM with the weight packed once per sequence for the rest, ATen for float64;
-``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells_*.cpp``), recurrent dropout and
-zoneout included. The input projection and the
+``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells_*.cpp``), recurrent dropout,
+zoneout and layer norm included. The input projection and the
 weight gradients are one matmul each per window of steps. It saves exactly what :mod:`rnnkit.engine.bptt` saves
 (the LSTM ``6·N·H·T`` floats) and, with ``checkpoint_every=k``, only the states plus the LSTM cell every ``k``
 steps, recomputing each window's gates in the backward. The backward never writes the saved tensors, so
@@ -56,7 +56,8 @@ def run_fused(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weight
     x = x.contiguous()
     mask = None if mask is None else mask.contiguous()
     tracing = torch.jit.is_tracing()               # one graph for jit.trace, whatever the grad mode of its checks
-    if tracing or torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *weights)):
+    learned = (x, h0, c0, *weights, *(() if reg is None or reg.ln is None else reg.ln))
+    if tracing or torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in learned):
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}")
         return run_op("compiled", cell, x, h0, c0, weights, mask, checkpoint_every or 0, checkpoint_every is None,

@@ -8,11 +8,14 @@ the same numbers as eager. (Under ``torch.func`` transforms the resolver picks `
 operations ``grad``, ``vmap`` and higher orders handle; see :mod:`.resolve`.)
 
 ``rnnkit::recurrence(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, h_mask=None,
-zoneout_h=None, zoneout_c=None)`` (the three masks of :mod:`.masked`: recurrent dropout (N, H), zoneout of h and
-of the LSTM's C (T, N, H); the backward op takes them last as well) returns
-six tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
+zoneout_h=None, zoneout_c=None, ln_weight=None, ln_bias=None, ln_c_weight=None, ln_c_bias=None)`` (the three masks
+of :mod:`.masked`: recurrent dropout (N, H), zoneout of h and of the LSTM's C (T, N, H); layer norm's gains and
+biases of the recurrent product (G*H,) and the LSTM's cell (H,), compiled only, where ``w_ih`` is empty and ``x``
+is ``LN(x U)`` (T, N, G*H) already, see :func:`run_op`; the backward op takes them last as well) returns
+eight tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
 (N, H); and what the backward needs: ``cs`` (LSTM cells), ``gates`` (activated), ``aux`` (the PyTorch GRU's
-``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection). ``store=False`` (compiled only)
+``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection), ``norm`` and ``rstd`` (layer
+norm's normalised values and 1/sigma, ``csrc/fused.h``). ``store=False`` (compiled only)
 runs in windows of ``window`` steps and keeps only the states and the cell at each window boundary. Shapes and
 aliasing as in :mod:`.bptt`'s contract; the outputs never alias the inputs or each other.
 
@@ -26,7 +29,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..cells.extras import as_weights
+from ..cells.extras import as_weights, layer_norm_blocks
 from ..cells.spec import recurrence
 from .bptt import KERNELS, backward_pass, forward_pass
 from .build import extension
@@ -42,11 +45,15 @@ def _none_if_empty(t: Tensor | None) -> Tensor | None:
 def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
                   w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
                   mask: Optional[Tensor], window: int, store: bool, h_mask: Optional[Tensor] = None,
-                  zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None) -> list[Tensor]:
+                  zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None,
+                  ln_weight: Optional[Tensor] = None, ln_bias: Optional[Tensor] = None,
+                  ln_c_weight: Optional[Tensor] = None, ln_c_bias: Optional[Tensor] = None) -> list[Tensor]:
     cell = recurrence(kernel)
+    norm = rstd = None
     if backend == "compiled":
-        hs, c_T, cs, gates, aux, cell_out = extension().forward(kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask,
-                                                                window, store, w_hr, h_mask, zoneout_h, zoneout_c)
+        hs, c_T, cs, gates, aux, cell_out, norm, rstd = extension().forward(
+            kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zoneout_h, zoneout_c,
+            ln_weight, ln_bias, ln_c_weight, ln_c_bias)
     else:                                        # (the Python loops take zoneout's bools as floats)
         hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask,
                                       as_weights(zoneout_h, x), as_weights(zoneout_c, x))
@@ -54,7 +61,7 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
         aux = saved.pop(0) if KERNELS[kernel].bias_in_loop else None
         cell_out = saved.pop(0) if w_hr is not None else None
         c_T = None if cs is None else cs[-1].clone()
-    return [hs] + [_empty(x) if t is None else t for t in (c_T, cs, gates, aux, cell_out)]
+    return [hs] + [_empty(x) if t is None else t for t in (c_T, cs, gates, aux, cell_out, norm, rstd)]
 
 
 recurrence_op = torch.library.custom_op("rnnkit::recurrence", mutates_args=())(_forward_impl)
@@ -62,7 +69,7 @@ recurrence_op = torch.library.custom_op("rnnkit::recurrence", mutates_args=())(_
 
 @recurrence_op.register_fake
 def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, h_mask=None, zoneout_h=None,
-      zoneout_c=None):
+      zoneout_c=None, ln_weight=None, ln_bias=None, ln_c_weight=None, ln_c_bias=None):
     cell = recurrence(kernel)
     T, N, _ = x.shape
     P, GH = w_hh.shape[1], w_hh.shape[0]
@@ -73,11 +80,13 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
     if not store:                                # windows: states, and the cell at each window boundary
         segments = -(-T // max(1, min(window, T)))
         return [new(T + 1, N, P), new(N, H) if lstm else none, new(segments + 1, N, H) if lstm else none,
-                none, none, none]
+                none, none, none, none, none]
     gated = cell.gates > 1
+    normed = ln_weight is not None
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated or zoneout_h is not None else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
-            new(T, N, H) if w_hr is not None else none]
+            new(T, N, H) if w_hr is not None else none,
+            new(T, N, GH + H * lstm) if normed else none, new(T, N, cell.gates + lstm) if normed else none]
 
 
 def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optional[Tensor],
@@ -85,16 +94,20 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
                            w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
                            w_hr: Optional[Tensor], mask: Optional[Tensor], dY: Tensor, dc_T: Optional[Tensor],
                            need_dx: bool, window: int, h_mask: Optional[Tensor] = None,
-                           zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None) -> list[Tensor]:
+                           zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None,
+                           norm: Optional[Tensor] = None, rstd: Optional[Tensor] = None,
+                           ln_weight: Optional[Tensor] = None, ln_bias: Optional[Tensor] = None,
+                           ln_c_weight: Optional[Tensor] = None, ln_c_bias: Optional[Tensor] = None) -> list[Tensor]:
     if backend == "compiled":
         grads = extension().backward(kernel, x, hs, cs, gates, aux, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
-                                     need_dx, window, w_hr, cell_out, h_mask, zoneout_h, zoneout_c)
+                                     need_dx, window, w_hr, cell_out, h_mask, zoneout_h, zoneout_c, norm, rstd,
+                                     ln_weight, ln_bias, ln_c_weight, ln_c_bias)
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,
                                    b_ih is not None, need_dx, w_hr, h_mask, as_weights(zoneout_h, x),
                                    as_weights(zoneout_c, x)))
-        grads += [None] * (8 - len(grads))
+        grads += [None] * (12 - len(grads))
     return [_empty(x) if g is None else g for g in grads]
 
 
@@ -103,26 +116,28 @@ recurrence_backward_op = torch.library.custom_op("rnnkit::recurrence_backward", 
 
 @recurrence_backward_op.register_fake
 def _(backend, kernel, x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY, dc_T,
-      need_dx, window, h_mask=None, zoneout_h=None, zoneout_c=None):
+      need_dx, window, h_mask=None, zoneout_h=None, zoneout_c=None, norm=None, rstd=None, ln_weight=None,
+      ln_bias=None, ln_c_weight=None, ln_c_bias=None):
     none = x.new_empty(0)
     like = lambda t: none if t is None else torch.empty_like(t)
     c0 = None if cs is None else cs.new_empty(cs.shape[1:])
     return [torch.empty_like(x) if need_dx else none, hs.new_empty(hs.shape[1:]), like(c0), like(w_ih),
-            like(w_hh), like(b_ih), like(b_hh), like(w_hr)]
+            like(w_hh), like(b_ih), like(b_hh), like(w_hr), like(ln_weight), like(ln_bias), like(ln_c_weight),
+            like(ln_c_bias)]
 
 
 def _setup(ctx, inputs, output) -> None:
-    backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, *masks = inputs
-    masks = (list(masks) + [None] * 3)[:3]                    # h_mask, zoneout_h, zoneout_c (defaults None)
-    hs, c_T, cs, gates, aux, cell_out = output
+    backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, *extra = inputs
+    extra = (list(extra) + [None] * 7)[:7]     # h_mask, zoneout_h, zoneout_c, the 4 layer-norm tensors (or None)
+    hs, c_T, cs, gates, aux, cell_out, norm, rstd = output
     ctx.backend, ctx.kernel = backend, kernel
     ctx.window = 0 if store else window
-    ctx.save_for_backward(x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, *masks)
+    ctx.save_for_backward(x, hs, cs, gates, aux, cell_out, norm, rstd, w_ih, w_hh, b_ih, b_hh, w_hr, mask, *extra)
 
 
 def _gradients(ctx, d_hs: Tensor | None, d_c_T: Tensor | None, backward) -> tuple:
     """The inputs' gradients from the saved tensors and the gradients of ``hs`` and ``c_T``."""
-    x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, h_mask, zh, zc = ctx.saved_tensors
+    x, hs, cs, gates, aux, cell_out, norm, rstd, w_ih, w_hh, b_ih, b_hh, w_hr, mask, *extra = ctx.saved_tensors
     dY = hs.new_zeros(hs.shape[0] - 1, *hs.shape[1:]) if d_hs is None else d_hs[1:]
     dc_T = _none_if_empty(d_c_T)
     cs = _none_if_empty(cs)
@@ -130,12 +145,18 @@ def _gradients(ctx, d_hs: Tensor | None, d_c_T: Tensor | None, backward) -> tupl
         dc_T = cs.new_zeros(cs.shape[1:])
     grads = backward(ctx.backend, ctx.kernel, x, hs, cs, _none_if_empty(gates), _none_if_empty(aux),
                      _none_if_empty(cell_out), w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY.contiguous(), dc_T,
-                     ctx.needs_input_grad[2], ctx.window,
-                     **({} if h_mask is None and zh is None and zc is None
-                        else {"h_mask": h_mask, "zoneout_h": zh, "zoneout_c": zc}))
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = (_none_if_empty(g) for g in grads)
+                     ctx.needs_input_grad[2], ctx.window, *_extra_arguments(extra, norm, rstd))
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, *d_ln = (_none_if_empty(g) for g in grads)
     return (None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, None, None, None,
-            None, None, None)[:len(ctx.needs_input_grad)]          # the masks, where they were passed
+            None, None, None, *d_ln)[:len(ctx.needs_input_grad)]    # the masks and layer norm, where passed
+
+
+def _extra_arguments(extra: list, norm: Tensor, rstd: Tensor) -> tuple:
+    """The backward op's optional arguments: none without masks or layer norm (the schema's defaults)."""
+    h_mask, zh, zc, *ln = extra
+    if ln[0] is not None:
+        return (h_mask, zh, zc, _none_if_empty(norm), _none_if_empty(rstd), *ln)
+    return () if h_mask is None and zh is None and zc is None else (h_mask, zh, zc)
 
 
 def _second_order_error(backend: str) -> RuntimeError:
@@ -159,18 +180,30 @@ recurrence_backward_op.register_autograd(_refuse_second_order,
 def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
            window: int = 0, store: bool = True, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(h_seq (T, N, P), h_T, C_T or None)`` from one call of ``rnnkit::recurrence``. ``reg``: a
-    :class:`rnnkit.cells.extras.Regularisation` whose masks (not layer norm) the loops take."""
+    :class:`rnnkit.cells.extras.Regularisation` whose masks the loops take, and whose layer norm the compiled
+    loop takes: ``LN(x U)`` is one autograd operation over all steps here, the recurrent product's and the cell's
+    LN run inside the loop."""
     w_ih, w_hh, b_ih, b_hh, *rest = weights
     w_hr = rest[0] if rest else None
-    masks = ()
+    extra = ()
     if reg is not None and not reg.empty:
+        extra = tuple(None if m is None else m.contiguous() for m in (reg.h_mask, reg.zoneout_h, reg.zoneout_c))
         if reg.ln is not None:
-            raise RuntimeError(f"rnnkit: the {backend!r} engine has no layer-norm loop; use engine='autograd'")
-        masks = tuple(None if m is None else m.contiguous() for m in (reg.h_mask, reg.zoneout_h, reg.zoneout_c))
-    out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh, w_hr, mask,
-              window, store, *masks)
+            if backend != "compiled":
+                raise RuntimeError(f"rnnkit: the {backend!r} engine has no layer-norm loop; use engine='compiled' "
+                                   f"or 'autograd'")
+            x, w_ih = _normalised_input(x, w_ih, reg.ln[0], reg.ln[1], cell.gates), x.new_empty(0)
+            extra += reg.ln[2:]
+    out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh,
+                        w_hr, mask, window, store, *extra)
     h_seq = out[0][1:]
     return h_seq, h_seq[-1], (out[1] if cell.has_cell_state else None)
+
+
+def _normalised_input(x: Tensor, w_ih: Tensor, gain: Tensor, bias: Tensor, gates: int) -> Tensor:
+    """``LN(x_t U)`` for every step at once (T, N, G*H): the cells' own per-block layer norm, one matmul."""
+    T, N, _ = x.shape
+    return layer_norm_blocks(x.reshape(T * N, -1) @ w_ih.t(), gain, bias, gates).view(T, N, -1).contiguous()
 
 
 def run_bptt(cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,

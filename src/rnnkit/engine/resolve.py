@@ -83,7 +83,7 @@ _INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
 SUPPORTS: dict[str, frozenset[str]] = {
     "autograd": REGULARISERS,
     "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout"},
-    "compiled": _INPUT_ONLY | {"recurrent_dropout", "zoneout"},
+    "compiled": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
     "cuda-graph": _INPUT_ONLY,
     "torch": frozenset(),
 }

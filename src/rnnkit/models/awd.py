@@ -21,14 +21,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.variable_bptt import variable_bptt  # noqa: F401  (the window lengths, beside the rest of the recipe)
+from ..layers.regularisers import dropout_mask
 
 
 def embedding_dropout(embedding: nn.Embedding, words: Tensor, p: float, training: bool) -> Tensor:
     """``embedding(words)`` with whole rows of the embedding matrix dropped with probability ``p`` (training)."""
     weight = embedding.weight
     if training and p > 0:
-        mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
-        weight = weight * mask
+        weight = weight * dropout_mask((weight.shape[0], 1), p, weight)
     return F.embedding(words, weight, embedding.padding_idx, embedding.max_norm, embedding.norm_type,
                        embedding.scale_grad_by_freq, embedding.sparse)
 
@@ -39,7 +39,7 @@ def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return x
     if x.dim() == 2:
         return F.dropout(x, p, True)
-    return x * (x.new_empty(1, x.shape[1], x.shape[2]).bernoulli_(1 - p) / (1 - p))
+    return x * dropout_mask((1, x.shape[1], x.shape[2]), p, x)
 
 
 class LockedDropout(nn.Module):

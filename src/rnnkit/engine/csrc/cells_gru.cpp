@@ -6,13 +6,15 @@ namespace {
 using namespace steps;
 
 // ------------------------------------------------------------------------------------ GRU (Cho et al.)
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 void gru_forward(Ctx<S>& c, int64_t t) {
   const S* zh = kZone ? c.zh.at(t) : nullptr;
   const int64_t N = c.N, H = c.H, GH = c.GH;
   at::Tensor a_t = c.gates.select(0, t);
   const at::Tensor h_in = recurrent_input(c, t);                   // h_{t-1} [* m]
-  c.fw[0].run(a_t.narrow(1, 0, 2 * H), h_in, true);  // += h W_rz
+  const S* hw = nullptr;                                           // layer norm: h W_rz, normalised below
+  if constexpr (kLN) hw = ln_product(c, c.fw[0], h_in, 2 * H);
+  else c.fw[0].run(a_t.narrow(1, 0, 2 * H), h_in, true);  // += h W_rz
   S* gates = Ctx<S>::ptr(c.gates);
   S* hs = Ctx<S>::ptr(c.hs);
   const S* hin = h_in.data_ptr<S>();
@@ -22,6 +24,8 @@ void gru_forward(Ctx<S>& c, int64_t t) {
     S* a = gates + (t * N + n) * GH;
     const S* hp = hin + n * H;
     S* q = rh + n * H;
+    if constexpr (kLN)                                              // + LN(h W_r), LN(h W_z)
+      ln_row<S, true>(hw + n * 2 * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 2, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const S r = Math<S>::sigmoid(a[j] + b[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j]);
@@ -29,11 +33,15 @@ void gru_forward(Ctx<S>& c, int64_t t) {
       q[j] = r * hp[j];                                             // r_t * h_{t-1}
     }
   });
-  c.fw[1].run(a_t.narrow(1, 2 * H, H), c.scratch_h, true);  // += (r*h) W_n
+  if constexpr (kLN) hw = ln_product(c, c.fw[1], c.scratch_h, H);   // (r*h) W_n
+  else c.fw[1].run(a_t.narrow(1, 2 * H, H), c.scratch_h, true);  // += (r*h) W_n
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * GH;
     const S* hp = hs + (t * N + n) * H;
     S* hq = hs + (N + t * N + n) * H;
+    if constexpr (kLN)                                              // + LN((r*h) W_n)
+      ln_row<S, true>(hw + n * H, a + 2 * H, c.ln_g + 2 * H, c.ln_b + 2 * H, c.norm_row(t, n) + 2 * H,
+                      c.rstd_row(t, n) + 2, 1, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), z = a[H + j];
@@ -45,7 +53,7 @@ void gru_forward(Ctx<S>& c, int64_t t) {
   });
 }
 
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 void gru_backward(Ctx<S>& c, int64_t t) {
   const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* dy = c.dy_at(t);
@@ -65,7 +73,10 @@ void gru_backward(Ctx<S>& c, int64_t t) {
     const S* y = dy + n * H;
     S* q = aux + (t * N + n) * H;
     S* d_h = dh + n * H;
-    if (!valid) return pass_back(g, GH, d_h, y, H, q, H);
+    if (!valid) {
+      if constexpr (kLN) std::fill(Ctx<S>::ptr(c.dA) + (t * N + n) * GH, Ctx<S>::ptr(c.dA) + (t * N + n + 1) * GH, S(0));
+      return pass_back(g, GH, d_h, y, H, q, H);
+    }
     const S* zo = c.zone_row(zh, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
@@ -77,9 +88,13 @@ void gru_backward(Ctx<S>& c, int64_t t) {
       q[j] = r * hi[j];                                             // r*h for dW_n after the loop
       d_h[j] += dn * z;
     }
+    if constexpr (kLN)                                              // d((r*h) W_n) through LN
+      ln_row_backward(g + 2 * H, c.norm_row(t, n) + 2 * H, c.ln_g + 2 * H, c.rstd_row(t, n) + 2,
+                      Ctx<S>::ptr(c.dA) + (t * N + n) * GH + 2 * H, 1, H);
   });
   at::Tensor g_t = c.dG.select(0, t);
-  c.bw[1].run(c.scratch_h, g_t.narrow(1, 2 * H, H), false);  // d(r*h) = da_n W_n^T
+  const at::Tensor dp_t = (kLN ? c.dA : c.dG).select(0, t);        // the products' gradients
+  c.bw[1].run(c.scratch_h, dp_t.narrow(1, 2 * H, H), false);  // d(r*h) = da_n W_n^T
   const bool dropped = c.h_mask != nullptr;
   for_rows(c, t, [&](int64_t n, bool) {
     const S* a = gates + (t * N + n) * GH;
@@ -90,24 +105,26 @@ void gru_backward(Ctx<S>& c, int64_t t) {
     if (dropped) {                                                  // e becomes d(h m), finished below
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) g[j] = e[j] * hi[j] * a[j] * (S(1) - a[j]), e[j] *= a[j];
-      return;
-    }
+    } else {
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) {
-      const S r = a[j];
-      g[j] = e[j] * hi[j] * r * (S(1) - r);                         // da_r = d(r h) h_{t-1} σ'
-      d_h[j] += e[j] * r;
+      for (int64_t j = 0; j < H; ++j) {
+        const S r = a[j];
+        g[j] = e[j] * hi[j] * r * (S(1) - r);                       // da_r = d(r h) h_{t-1} σ'
+        d_h[j] += e[j] * r;
+      }
     }
+    if constexpr (kLN)                                              // d(h W_rz) through LN
+      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), Ctx<S>::ptr(c.dA) + (t * N + n) * GH, 2, H);
   });
-  if (!dropped) return c.bw[0].run(c.dh, g_t.narrow(1, 0, 2 * H), true);  // += [da_r da_z] W_rz^T
-  c.bw[0].run(c.scratch_h, g_t.narrow(1, 0, 2 * H), true);        // d(h m) = d(r h m) r + [da_r da_z] W_rz^T
+  if (!dropped) return c.bw[0].run(c.dh, dp_t.narrow(1, 0, 2 * H), true);  // += [da_r da_z] W_rz^T
+  c.bw[0].run(c.scratch_h, dp_t.narrow(1, 0, 2 * H), true);       // d(h m) = d(r h m) r + [da_r da_z] W_rz^T
   S* d = Ctx<S>::ptr(c.dh);
   const S* m = c.h_mask;
   for (int64_t k = 0; k < N * H; ++k) d[k] += drh[k] * m[k];
 }
 
 // ---------------------------------------------------------------------------------- GRU (PyTorch form)
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
   const S* zh = kZone ? c.zh.at(t) : nullptr;
   c.fw[0].run(c.scratch, recurrent_input(c, t), false);         // h_{t-1} [* m] W, all three blocks
@@ -115,15 +132,17 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
   S* gates = Ctx<S>::ptr(c.gates);
   S* hs = Ctx<S>::ptr(c.hs);
   S* hw_n = Ctx<S>::ptr(c.hw_n);
-  const S* gh = Ctx<S>::ptr(c.scratch);
+  S* gh = Ctx<S>::ptr(c.scratch);
   const S* b_hn = c.b_hn;
   const S* b = c.bias;
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * GH;
-    const S* w = gh + n * GH;
+    S* w = gh + n * GH;
     const S* hp = hs + (t * N + n) * H;
     S* hq = hs + (N + t * N + n) * H;
     S* v = hw_n + (t * N + n) * H;
+    if constexpr (kLN)                                              // h W := LN(h W), in place
+      ln_row<S, false>(w, w, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 3, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const S r = Math<S>::sigmoid(a[j] + b[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j] + w[H + j]);
@@ -138,7 +157,7 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
   });
 }
 
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
   const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* dy = c.dy_at(t);
@@ -161,6 +180,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
     S* d_h = dh + n * H;
     if (!valid) {
       std::fill(e, e + GH, S(0));
+      if constexpr (kLN) std::fill(Ctx<S>::ptr(c.dA) + (t * N + n) * GH, Ctx<S>::ptr(c.dA) + (t * N + n + 1) * GH, S(0));
       return pass_back(g, GH, d_h, y, H, q, H);
     }
     const S* zo = c.zone_row(zh, n);
@@ -178,24 +198,31 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
       q[j] = dhw;
       d_h[j] += dn * z;
     }
+    if constexpr (kLN)                                              // d(h W) through LN
+      ln_row_backward(e, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), Ctx<S>::ptr(c.dA) + (t * N + n) * GH, 3, H);
   });
-  add_recurrent_grad(c, c.bw[0], c.scratch);                      // += dG^h_t W^T [* m]
+  add_recurrent_grad(c, c.bw[0], kLN ? c.dA.select(0, t) : c.scratch);  // += dG^h_t W^T [* m]
 }
 
 }  // namespace
 
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 Step<S> gru_step(Mode mode, bool backward) {
   switch (mode) {
-    case Mode::kGru: return backward ? gru_backward<S, kZone> : gru_forward<S, kZone>;
-    case Mode::kGruResetAfter: return backward ? gru_reset_after_backward<S, kZone> : gru_reset_after_forward<S, kZone>;
+    case Mode::kGru: return backward ? gru_backward<S, kZone, kLN> : gru_forward<S, kZone, kLN>;
+    case Mode::kGruResetAfter:
+      return backward ? gru_reset_after_backward<S, kZone, kLN> : gru_reset_after_forward<S, kZone, kLN>;
     default: return nullptr;
   }
 }
 
-template Step<float> gru_step<float, false>(Mode, bool);
-template Step<float> gru_step<float, true>(Mode, bool);
-template Step<double> gru_step<double, false>(Mode, bool);
-template Step<double> gru_step<double, true>(Mode, bool);
+#define RNNKIT_STEPS(S)                                                                                      \
+  template Step<S> gru_step<S, false, false>(Mode, bool);                                                    \
+  template Step<S> gru_step<S, true, false>(Mode, bool);                                                     \
+  template Step<S> gru_step<S, false, true>(Mode, bool);                                                     \
+  template Step<S> gru_step<S, true, true>(Mode, bool);
+RNNKIT_STEPS(float)
+RNNKIT_STEPS(double)
+#undef RNNKIT_STEPS
 
 }  // namespace rnnkit

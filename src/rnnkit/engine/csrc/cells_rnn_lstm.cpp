@@ -6,9 +6,11 @@ namespace {
 using namespace steps;
 
 // ------------------------------------------------------------------------------------------------ RNN
-template <typename S, bool kRelu, bool kZone>
+template <typename S, bool kRelu, bool kZone, bool kLN>
 void rnn_forward(Ctx<S>& c, int64_t t) {
-  c.fw[0].run(c.hs.select(0, t + 1), recurrent_input(c, t), true);  // x_t U + (h_{t-1} [* m]) W
+  const S* hw = nullptr;                                           // layer norm: h_{t-1} W, normalised below
+  if constexpr (kLN) hw = ln_product(c, c.fw[0], recurrent_input(c, t), c.H);
+  else c.fw[0].run(c.hs.select(0, t + 1), recurrent_input(c, t), true);  // x_t U + (h_{t-1} [* m]) W
   S* hs = Ctx<S>::ptr(c.hs);
   S* act = Ctx<S>::ptr(c.gates);                                  // zoneout: f(a_t) before it
   const S* zh = kZone ? c.zh.at(t) : nullptr;
@@ -17,6 +19,8 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
   for_rows(c, t, [&](int64_t n, bool valid) {
     const S* hp = hs + (t * N + n) * H;
     S* a = hs + ((t + 1) * N + n) * H;
+    if constexpr (kLN)                                              // a_t = LN(x_t U) + LN(h_{t-1} W) + b
+      ln_row<S, true>(hw + n * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 1, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const S pre = a[j] + b[j];                                    // a_t = x_t U + h_{t-1} W + b
@@ -30,7 +34,7 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
   });
 }
 
-template <typename S, bool kRelu, bool kZone>
+template <typename S, bool kRelu, bool kZone, bool kLN>
 void rnn_backward(Ctx<S>& c, int64_t t) {
   const S* dy = c.dy_at(t);
   const S* hs = Ctx<S>::ptr(c.hs);
@@ -44,7 +48,10 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
     const S* y = dy + n * H;
     S* g = dG + (t * N + n) * H;
     S* d_h = dh + n * H;
-    if (!valid) return pass_back(g, H, d_h, y, H);
+    if (!valid) {
+      if constexpr (kLN) std::fill(Ctx<S>::ptr(c.dA) + (t * N + n) * H, Ctx<S>::ptr(c.dA) + (t * N + n + 1) * H, S(0));
+      return pass_back(g, H, d_h, y, H);
+    }
     const S* z = c.zone_row(zh, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
@@ -52,16 +59,20 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
       if constexpr (kZone) d = unzone(d_h, y, z, j); else d = d_h[j] + y[j], d_h[j] = S(0);
       g[j] = kRelu ? (h[j] > S(0) ? d : S(0)) : d * (S(1) - h[j] * h[j]);  // da_t = dh_t f'(a_t)
     }
+    if constexpr (kLN)                                              // d(h W) through LN
+      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), Ctx<S>::ptr(c.dA) + (t * N + n) * H, 1, H);
   });
-  add_recurrent_grad(c, c.bw[0], c.dG.select(0, t));              // dh_{t-1} += da_t W^T [* m]
+  add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += da_t W^T [* m]
 }
 
 // ----------------------------------------------------------------------------------------------- LSTM
 // With a projection (proj_size) the step's o_t * tanh(C_t) goes to cell_out and h_t = (o_t tanh C_t) R is one more
 // product; the rows past a sequence's end are held after it. (No zoneout or recurrent dropout with it.)
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 void lstm_forward(Ctx<S>& c, int64_t t) {
-  c.fw[0].run(c.gates.select(0, t), recurrent_input(c, t), true);  // [a_i a_f a_g a_o] = x_t U + h_{t-1} W (+ b)
+  const S* hw = nullptr;                                           // layer norm: h_{t-1} W, normalised below
+  if constexpr (kLN) hw = ln_product(c, c.fw[0], recurrent_input(c, t), c.GH);
+  else c.fw[0].run(c.gates.select(0, t), recurrent_input(c, t), true);  // [a_i a_f a_g a_o] = x_t U + h_{t-1} W (+ b)
   S* gates = Ctx<S>::ptr(c.gates);
   const S* b = c.bias;
   S* hs = Ctx<S>::ptr(c.hs);
@@ -76,15 +87,24 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
     const S* hp = hs + (t * N + n) * P;
     S* hq = out + n * H;
     S* cq = cs + NH + (t * N + n) * H;
+    if constexpr (kLN)                                              // [a_i a_f a_g a_o] = LN(x_t U) + LN(h W) + b
+      ln_row<S, true>(hw + n * 4 * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 4, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const S i = Math<S>::sigmoid(a[j] + b[j]), f = Math<S>::sigmoid(a[H + j] + b[H + j]);
       const S g = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j] + b[3 * H + j]);
       a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
       const S cn = f * cp[j] + i * g;                               // C_t = f_t C_{t-1} + i_t C~_t
-      const S h_new = o * Math<S>::tanh(cn);                           // h_t = o_t tanh(C_t)
       cq[j] = cn;
-      hq[j] = h_new;
+      if constexpr (!kLN) hq[j] = o * Math<S>::tanh(cn);             // h_t = o_t tanh(C_t)
+    }
+    if constexpr (kLN) {                                            // h^_t = o_t tanh(LN(C^_t))
+      S* ch = c.norm_row(t, n) + 4 * H;
+      c.rstd_row(t, n)[4] = ln_normalise(cq, ch, H);
+      const S* gc = c.lnc_g;
+      const S* bc = c.lnc_b;
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) hq[j] = a[3 * H + j] * Math<S>::tanh(ch[j] * gc[j] + bc[j]);
     }
     if constexpr (kZone) {
       zone(cq, cp, c.zone_row(zc, n), H);                           // C_t = z C_{t-1} + (1 - z) C^_t
@@ -102,17 +122,38 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
     if (!c.valid(t, n)) hold(hs + ((t + 1) * N + n) * P, hs + (t * N + n) * P, P);
 }
 
+// The input, forget and candidate gates' gradients from the whole dC_t = dct; returns dC_{t-1} through the step.
+template <typename S>
+RNNKIT_INLINE S lstm_cell_backward(const S* a, S* g, S cp, S dct, int64_t H, int64_t j) {
+  const S i = a[j], f = a[H + j], gg = a[2 * H + j];
+  g[j] = dct * gg * i * (S(1) - i);                             // da_i = dC_t C~_t σ'
+  g[H + j] = dct * cp * f * (S(1) - f);                         // da_f = dC_t C_{t-1} σ'
+  g[2 * H + j] = dct * i * (S(1) - gg * gg);                    // da_g = dC_t i_t tanh'
+  return dct * f;                                               // dC_{t-1}
+}
+
 // One unit's gate gradients at one step from dL/d(o_t tanh C_t) = dn, dC_t from above dc and tanh(C_t) = tc;
 // returns dC_{t-1} through the step.
 template <typename S>
 RNNKIT_INLINE S lstm_unit_backward(const S* a, S* g, S cp, S tc, S dc, S dn, int64_t H, int64_t j) {
-  const S i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
-  const S dct = dc + dn * o * (S(1) - tc * tc);                  // dC_t
-  g[j] = dct * gg * i * (S(1) - i);                             // da_i = dC_t C~_t σ'
-  g[H + j] = dct * cp * f * (S(1) - f);                         // da_f = dC_t C_{t-1} σ'
-  g[2 * H + j] = dct * i * (S(1) - gg * gg);                    // da_g = dC_t i_t tanh'
+  const S o = a[3 * H + j];
   g[3 * H + j] = dn * tc * o * (S(1) - o);                      // da_o = dh_t tanh(C_t) σ'
-  return dct * f;                                               // dC_{t-1}
+  return lstm_cell_backward(a, g, cp, dc + dn * o * (S(1) - tc * tc), H, j);   // dC_t = dC + dh o tanh'
+}
+
+// The layer-normalised LSTM's row, h^_t = o_t tanh(y) with y = LN(C^_t) = ch g_c + b_c: from dh^_t (dn, after
+// zoneout's split) da_o into g, dy (for g_c and b_c) and, in dc_ln, the part of dC^_t that comes through h^_t.
+template <typename S>
+RNNKIT_INLINE void lstm_ln_backward(const S* a, S* g, const S* dn, const S* ch, const S* gc, const S* bc, S rstd_c,
+                                   S* dy, S* dc_ln, int64_t H) {
+  const S* o = a + 3 * H;
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const S tc = Math<S>::tanh(ch[j] * gc[j] + bc[j]);
+    g[3 * H + j] = dn[j] * tc * o[j] * (S(1) - o[j]);            // da_o = dh^_t tanh(y) σ'
+    dy[j] = dn[j] * o[j] * (S(1) - tc * tc);                     // dy = dh^_t o_t tanh'
+  }
+  ln_row_backward(dy, ch, gc, &rstd_c, dc_ln, 1, H);             // d(C^_t) through LN
 }
 
 // The projected LSTM's dh_t of the valid rows into d_proj (zero past a sequence's end, where dh passes straight
@@ -133,7 +174,7 @@ void lstm_projection_backward(Ctx<S>& c, int64_t t, const S* dy) {
   c.proj_bw.run(c.scratch_h, c.d_proj.select(0, t), false);
 }
 
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 void lstm_backward(Ctx<S>& c, int64_t t) {
   const S* dy = c.dy_at(t);
   const S* gates = Ctx<S>::ptr(c.gates);
@@ -161,6 +202,32 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
     }
     const S* y = dy + n * H;
     S* d_h = dh + n * H;
+    if constexpr (kLN) {
+      S* dA = Ctx<S>::ptr(c.dA) + (t * N + n) * 4 * H;
+      S* dl = Ctx<S>::ptr(c.dlnc) + (t * N + n) * H;
+      if (!valid) {
+        std::fill(dA, dA + 4 * H, S(0)), std::fill(dl, dl + H, S(0));
+        return pass_back(g, 4 * H, d_h, y, H);
+      }
+      const S* zh = kZone ? c.zone_row(zh_t, n) : nullptr;
+      const S* zc = kZone ? c.zone_row(zc_t, n) : nullptr;
+      S* dn = Ctx<S>::ptr(c.scratch) + n * c.GH;                   // dh^_t, then dC^_t through LN (2 x H)
+      S* dct = dn + H;
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        if constexpr (kZone) dn[j] = unzone(d_h, y, zh, j); else dn[j] = d_h[j] + y[j], d_h[j] = S(0);
+      }
+      const S* ch = c.norm_row(t, n);
+      lstm_ln_backward(a, g, dn, ch + 4 * H, c.lnc_g, c.lnc_b, c.rstd_row(t, n)[4], dl, dct, H);
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        const S dc_t = d_c[j];
+        const S down = kZone ? dc_t * (S(1) - zc[j]) : dc_t;          // the part of dC_t that reaches C^_t
+        d_c[j] = lstm_cell_backward(a, g, cp[j], down + dct[j], H, j) + (kZone ? dc_t * zc[j] : S(0));
+      }
+      ln_row_backward(g, ch, c.ln_g, c.rstd_row(t, n), dA, 4, H);  // d(h W) through LN
+      return;
+    }
     if (!valid) return pass_back(g, 4 * H, d_h, y, H);
     if constexpr (kZone) {
       const S* zh = c.zone_row(zh_t, n);
@@ -181,24 +248,30 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
       }
     }
   });
-  add_recurrent_grad(c, c.bw[0], c.dG.select(0, t));              // dh_{t-1} += dG_t W^T [* m]
+  add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += dG_t W^T [* m]
 }
 
 }  // namespace
 
-template <typename S, bool kZone>
+template <typename S, bool kZone, bool kLN>
 Step<S> rnn_lstm_step(Mode mode, bool backward) {
   switch (mode) {
-    case Mode::kRnnTanh: return backward ? rnn_backward<S, false, kZone> : rnn_forward<S, false, kZone>;
-    case Mode::kRnnRelu: return backward ? rnn_backward<S, true, kZone> : rnn_forward<S, true, kZone>;
-    case Mode::kLstm: return backward ? lstm_backward<S, kZone> : lstm_forward<S, kZone>;
+    case Mode::kRnnTanh:
+      return backward ? rnn_backward<S, false, kZone, kLN> : rnn_forward<S, false, kZone, kLN>;
+    case Mode::kRnnRelu:
+      return backward ? rnn_backward<S, true, kZone, kLN> : rnn_forward<S, true, kZone, kLN>;
+    case Mode::kLstm: return backward ? lstm_backward<S, kZone, kLN> : lstm_forward<S, kZone, kLN>;
     default: return nullptr;
   }
 }
 
-template Step<float> rnn_lstm_step<float, false>(Mode, bool);
-template Step<float> rnn_lstm_step<float, true>(Mode, bool);
-template Step<double> rnn_lstm_step<double, false>(Mode, bool);
-template Step<double> rnn_lstm_step<double, true>(Mode, bool);
+#define RNNKIT_STEPS(S)                                                                                      \
+  template Step<S> rnn_lstm_step<S, false, false>(Mode, bool);                                               \
+  template Step<S> rnn_lstm_step<S, true, false>(Mode, bool);                                                \
+  template Step<S> rnn_lstm_step<S, false, true>(Mode, bool);                                                \
+  template Step<S> rnn_lstm_step<S, true, true>(Mode, bool);
+RNNKIT_STEPS(float)
+RNNKIT_STEPS(double)
+#undef RNNKIT_STEPS
 
 }  // namespace rnnkit

@@ -1,7 +1,7 @@
 // rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
 //
-// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zh, zc)
-//        -> [hs, c_T, cs, gates, hw_n, cell_out]
+// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zh, zc, ln_g, ln_b, lnc_g,
+//         lnc_b) -> [hs, c_T, cs, gates, hw_n, cell_out, norm, rstd]
 //   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
 //   x       (T, N, I)   contiguous, float32 or float64; read only
 //   h0      (N, P)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
@@ -10,6 +10,10 @@
 //   mask    (T, N, 1) bool contiguous, or None
 //   h_mask  (N, H) recurrent dropout, zh / zc (T, N, H) zoneout of h / of the LSTM's C, each contiguous in x's
 //           dtype, or None (see fused.h; not with w_hr)
+//   ln_*    layer norm's gains and biases, (GH,) of the recurrent product and (H,) of the LSTM's C^_t, or None
+//           (fused.h; not with w_hr). With layer norm w_ih is empty (0,) and x (T, N, GH) is LN(x U) already:
+//           the loop adds it where it would add x_t U, and the backward's dx is the gates' gradient
+//   norm, rstd (T, N, NW), (T, N, SW) under layer norm and store (fused.h), else None
 //   store   true: keep everything the backward needs, window ignored:
 //             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
 //             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM
@@ -21,7 +25,8 @@
 //           (LSTM) or None.
 //
 // backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window, w_hr, cell_out,
-//          h_mask, zh, zc) -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr]
+//          h_mask, zh, zc, norm, rstd, ln_g, ln_b, lnc_g, lnc_b)
+//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, d ln_g, d ln_b, d lnc_g, d lnc_b]
 //   the saved tensors as forward returned them (window = the forward's window if it ran with store=false, else
 //   0); read only, never written. dY (T, N, P) any strides; dc_T (N, H) or None. dx is None unless need_dx,
 //   dc0 unless LSTM, the biases' gradients unless b_ih is given, dw_hr unless w_hr is. All results are fresh
@@ -29,6 +34,8 @@
 //   The loop walks the steps in chunks (the forward's windows when recomputing): each chunk's gate gradients
 //   go to a chunk-sized buffer and are folded into dx, dW and db by one matmul each before the next chunk.
 #include <torch/csrc/utils/pybind.h>
+
+#include <ATen/ops/cat.h>
 
 #include <string>
 
@@ -52,9 +59,10 @@ void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* ma
   const int64_t I = x.size(2);
   at::Tensor x2 = x.narrow(0, t0, W).reshape({W * c.N, I});
   at::Tensor target = (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH});
-  gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
+  if (w.input_projected()) target.copy_(x2);  // LN(x_t U), given
+  else gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
   c.at_step(mask, t0);
-  const Step<S> step = forward_step<S>(c.mode, c.zoned());
+  const Step<S> step = forward_step<S>(c.mode, c.zoned(), c.normed());
   for (int64_t t = 0; t < W; ++t) step(c, t);
 }
 
@@ -68,11 +76,24 @@ void set_masks(Ctx<S>& c, const at::Tensor& h_mask, const at::Tensor& zh, const 
   c.zc.set(zc);
 }
 
+// Layer norm's gains and biases into the context (ln: [g, b, g_c, b_c], undefined = none).
+template <typename S>
+void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& ln) {
+  if (!ln[0].defined()) return;
+  TORCH_CHECK(!c.projected, "rnnkit fused: no layer norm with a projection (proj_size)");
+  TORCH_CHECK(w.input_projected(), "rnnkit fused: layer norm takes the input normalised, LN(x U), with an empty w_ih");
+  TORCH_CHECK(ln[1].defined() && (c.mode != Mode::kLstm || (ln[2].defined() && ln[3].defined())),
+              "rnnkit fused: layer norm needs every gain and bias");
+  c.ln_g = ln[0].data_ptr<S>(), c.ln_b = ln[1].data_ptr<S>();
+  if (c.mode == Mode::kLstm) c.lnc_g = ln[2].data_ptr<S>(), c.lnc_b = ln[3].data_ptr<S>();
+  c.ln_buf = at::empty({c.N, c.GH}, w.w_hh.options());
+}
+
 template <typename S>
 std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::Tensor& h0,
                                      const at::Tensor& c0, const Weights& w, const bool* mask,
                                      int64_t window, bool store, const at::Tensor& h_mask, const at::Tensor& zh,
-                                     const at::Tensor& zc) {
+                                     const at::Tensor& zc, const std::vector<at::Tensor>& ln) {
   const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
   const bool lstm = mode == Mode::kLstm, hw_n = mode == Mode::kGruResetAfter;
   const bool gates = !is_rnn(mode) || zh.defined();                 // the RNN with zoneout keeps f(a_t)
@@ -82,16 +103,20 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   hs.select(0, 0).copy_(h0);
   Ctx<S> c = make_ctx<S>(mode, w, N, true, false);
   set_masks(c, h_mask, zh, zc);
+  set_layer_norm(c, w, ln);
+  const bool normed = c.normed();
   if (store) {
     c.hs = hs;
     c.cs = empty_if(lstm, {T + 1, N, H}, opt);
     c.gates = empty_if(gates, {T, N, GH}, opt);
     c.hw_n = empty_if(hw_n, {T, N, H}, opt);
     c.cell_out = empty_if(projected, {T, N, H}, opt);
+    c.norm = empty_if(normed, {T, N, c.NW}, opt);
+    c.rstd = empty_if(normed, {T, N, c.SW}, opt);
     if (lstm) c.cs.select(0, 0).copy_(c0);
     run_window(c, w, x, mask, 0, T);
     at::Tensor c_T = lstm ? c.cs.select(0, T).clone() : at::Tensor();
-    return {hs, c_T, c.cs, c.gates, c.hw_n, c.cell_out};
+    return {hs, c_T, c.cs, c.gates, c.hw_n, c.cell_out, c.norm, c.rstd};
   }
   const int64_t K = std::max<int64_t>(1, std::min(window, T));
   const int64_t segments = (T + K - 1) / K;
@@ -100,6 +125,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   at::Tensor gbuf = empty_if(gates, {K, N, GH}, opt);
   at::Tensor hbuf = empty_if(hw_n, {K, N, H}, opt);
   at::Tensor obuf = empty_if(projected, {K, N, H}, opt);
+  at::Tensor nbuf = empty_if(normed, {K, N, c.NW}, opt), rbuf = empty_if(normed, {K, N, c.SW}, opt);
   if (lstm) ckpt.select(0, 0).copy_(c0);
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -108,49 +134,78 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
     c.gates = steps(gbuf, 0, W);
     c.hw_n = steps(hbuf, 0, W);
     c.cell_out = steps(obuf, 0, W);
+    c.norm = steps(nbuf, 0, W);
+    c.rstd = steps(rbuf, 0, W);
     if (lstm) c.cs.select(0, 0).copy_(ckpt.select(0, s));
     run_window(c, w, x, mask, t0, W);
     if (lstm) ckpt.select(0, s + 1).copy_(c.cs.select(0, W));
   }
   at::Tensor c_T = lstm ? ckpt.select(0, segments).clone() : at::Tensor();
-  return {hs, c_T, ckpt, at::Tensor(), at::Tensor(), at::Tensor()};
+  return {hs, c_T, ckpt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+}
+
+// Layer norm's gains and biases: dg += sum over rows of dy * (normalised value), db += sum of dy, where dy, the
+// gradient w.r.t. LN's output, is dG (the PyTorch GRU's n block: d(h W_n + b_hn), in aux) and, for the LSTM's
+// C^_t, dlnc.
+template <typename S>
+void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor>& g) {
+  const int64_t H = c.H, GH = c.GH;
+  const at::Tensor norm = c.norm.reshape({rows, c.NW});
+  at::Tensor dy = c.dG.view({rows, GH});
+  if (c.mode == Mode::kGruResetAfter) dy = at::cat({dy.narrow(1, 0, 2 * H), c.aux.view({rows, H})}, 1);
+  g[8].add_(dy.mul(norm.narrow(1, 0, GH)).sum(0));
+  g[9].add_(dy.sum(0));
+  if (c.mode != Mode::kLstm) return;
+  const at::Tensor dl = c.dlnc.view({rows, H});
+  g[10].add_(dl.mul(norm.narrow(1, GH, H)).sum(0));
+  g[11].add_(dl.sum(0));
 }
 
 // Folds one chunk's gate gradients (rows = W*N) into dx, dW and db, and the projected LSTM's dh_t into dR
 // (`first`: the chunk that starts dW).
-// With recurrent dropout W multiplied h_{t-1} * m, so dW takes H_prev * m.
+// With recurrent dropout W multiplied h_{t-1} * m, so dW takes H_prev * m; under layer norm the recurrent product's
+// gradient dA (not dG) goes into dW.
 template <typename S>
 void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at::Tensor& hs, int64_t t0,
                 int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first, const at::Tensor& h_mask) {
   at::Tensor &dx = g[0], &dw_ih = g[3], &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
   const int64_t rows = W * c.N, H = c.H, I = x.size(2);
   const at::Tensor dG = c.dG.view({rows, c.GH});
+  const at::Tensor dP = c.normed() ? c.dA.view({rows, c.GH}) : dG;  // the gradient w.r.t. the recurrent product
   at::Tensor h_prev = hs.narrow(0, t0, W);
   h_prev = (h_mask.defined() ? h_prev.mul(h_mask) : h_prev).view({rows, c.P});
   if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
     gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
-  if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dG, w.w_ih, false);  // dX = dG U^T
-  gemm_once(dw_ih, dG.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
+  if (w.input_projected()) {                                                  // x was LN(x U): dX = dG
+    if (dx.defined()) dx.narrow(0, t0, W).view({rows, c.GH}).copy_(dG);
+  } else {
+    if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dG, w.w_ih, false);  // dX = dG U^T
+    gemm_once(dw_ih, dG.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
+  }
   if (has_bias) db_ih.add_(dG.sum(0));
-  if (!is_gru(c.mode)) {
-    gemm_once(dw_hh, dG.t(), h_prev, !first);                                   // dW^T += dG^T H_prev
-    return;
+  if (c.normed()) accumulate_layer_norm(c, rows, g);
+  if (!is_gru(c.mode) || (c.normed() && c.mode == Mode::kGruResetAfter)) {
+    gemm_once(dw_hh, dP.t(), h_prev, !first);                                   // dW^T += dG^T H_prev
+    if (c.mode != Mode::kGruResetAfter) return;
   }
   // GRUs: the r, z blocks as above; W_n's gradient uses Cho's r*h (aux) or the PyTorch form's d(hW_n + b_hn)
   // The blocks' gate gradients are made contiguous first: given a transposed view of a column block, oneDNN
   // copies it itself, transposing, on one thread; a row copy is cheaper.
   const at::Tensor aux = c.aux.view({rows, H});
-  const at::Tensor dG_rz = dG.narrow(1, 0, 2 * H).contiguous();
   at::Tensor dw_rz = dw_hh.narrow(0, 0, 2 * H), dw_n = dw_hh.narrow(0, 2 * H, H);
-  gemm_once(dw_rz, dG_rz.t(), h_prev, !first);
   if (c.mode == Mode::kGru) {
-    gemm_once(dw_n, dG.narrow(1, 2 * H, H).contiguous().t(), aux, !first);
-  } else {
+    gemm_once(dw_rz, dP.narrow(1, 0, 2 * H).contiguous().t(), h_prev, !first);
+    gemm_once(dw_n, dP.narrow(1, 2 * H, H).contiguous().t(), aux, !first);
+    return;
+  }
+  const at::Tensor dG_rz = dG.narrow(1, 0, 2 * H).contiguous();
+  if (!c.normed()) {                                                            // (with layer norm: above)
+    gemm_once(dw_rz, dG_rz.t(), h_prev, !first);
     gemm_once(dw_n, aux.t(), h_prev, !first);
-    if (has_bias) {
-      db_hh.narrow(0, 0, 2 * H).add_(dG_rz.sum(0));
-      db_hh.narrow(0, 2 * H, H).add_(aux.sum(0));
-    }
+  }
+  if (has_bias) {
+    db_hh.narrow(0, 0, 2 * H).add_(dG_rz.sum(0));
+    db_hh.narrow(0, 2 * H, H).add_(aux.sum(0));
   }
 }
 
@@ -159,21 +214,26 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
                                       const at::Tensor& gates, const at::Tensor& hw_n, const Weights& w,
                                       const bool* mask, const at::Tensor& dY, const at::Tensor& dc_T,
                                       bool need_dx, int64_t window, const at::Tensor& cell_out,
-                                      const at::Tensor& h_mask, const at::Tensor& zh, const at::Tensor& zc) {
+                                      const at::Tensor& h_mask, const at::Tensor& zh, const at::Tensor& zc,
+                                      const at::Tensor& norm, const at::Tensor& rstd,
+                                      const std::vector<at::Tensor>& ln) {
   const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
-  const bool lstm = mode == Mode::kLstm, recompute = window > 0 && (!is_rnn(mode) || zh.defined());
+  const bool normed = ln[0].defined();
+  const bool lstm = mode == Mode::kLstm, recompute = window > 0 && (!is_rnn(mode) || zh.defined() || normed);
   const bool projected = w.w_hr.defined();
   const bool has_bias = w.bias.defined();
   const auto opt = x.options();
   const int64_t K = window > 0 ? std::min(window, T) : std::max<int64_t>(1, std::min(T, kChunkRows / N));
   Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
   set_masks(c, h_mask, zh, zc);
+  set_layer_norm(c, w, ln);
   c.dh = at::zeros({N, P}, opt);
   if (lstm) c.dc = dc_T.defined() ? dc_T.contiguous().clone() : at::zeros({N, H}, opt);
   std::vector<at::Tensor> g = {need_dx ? at::empty(x.sizes(), opt) : at::Tensor(), c.dh, c.dc,
                                at::empty(w.w_ih.sizes(), opt), at::empty(w.w_hh.sizes(), opt),
                                has_bias ? at::zeros({GH}, opt) : at::Tensor(), at::Tensor(),
                                empty_if(projected, w.w_hr.sizes(), opt)};
+  for (size_t k = 0; k < ln.size(); ++k) g.push_back(ln[k].defined() ? at::zeros_like(ln[k]) : at::Tensor());
   if (has_bias) g[6] = mode == Mode::kGruResetAfter ? at::zeros({GH}, opt) : g[5];
   at::Tensor dG = at::empty({K, N, GH}, opt);
   at::Tensor aux = empty_if(is_gru(mode), {K, N, H}, opt);
@@ -182,7 +242,10 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor nbuf = empty_if(recompute && mode == Mode::kGruResetAfter, {K, N, H}, opt);
   at::Tensor obuf = empty_if(recompute && projected, {K, N, H}, opt);
   at::Tensor pbuf = empty_if(projected, {K, N, P}, opt);
-  const Step<S> step = backward_step<S>(mode, c.zoned());
+  at::Tensor lnbuf = empty_if(recompute && normed, {K, N, c.NW}, opt);
+  at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
+  at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
+  const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
@@ -193,6 +256,8 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.gates = gbuf.narrow(0, 0, W);
       c.hw_n = steps(nbuf, 0, W);
       c.cell_out = steps(obuf, 0, W);
+      c.norm = steps(lnbuf, 0, W);
+      c.rstd = steps(rbuf, 0, W);
       run_window(c, w, x, mask, t0, W);
     } else {
       c.hs = hs.narrow(0, t0, W + 1);
@@ -200,8 +265,12 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.gates = steps(gates, t0, W);
       c.hw_n = steps(hw_n, t0, W);
       c.cell_out = steps(cell_out, t0, W);
+      c.norm = steps(norm, t0, W);
+      c.rstd = steps(rstd, t0, W);
     }
     c.d_proj = steps(pbuf, 0, W);
+    c.dA = steps(dA, 0, W);
+    c.dlnc = steps(dlnc, 0, W);
     c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);
@@ -240,13 +309,34 @@ const at::Tensor& or_undefined(const std::optional<at::Tensor>& t) {
   return t.has_value() ? *t : undefined;
 }
 
+// Layer norm's [g, b, g_c, b_c], checked: contiguous, x's dtype, (GH,) and (H,); all undefined without it.
+std::vector<at::Tensor> layer_norm_params(const Weights& w, const at::Tensor& x,
+                                          const std::optional<at::Tensor>& g, const std::optional<at::Tensor>& b,
+                                          const std::optional<at::Tensor>& gc, const std::optional<at::Tensor>& bc) {
+  std::vector<at::Tensor> out;
+  const int64_t sizes[] = {w.w_hh.size(0), w.w_hh.size(0), w.hidden(), w.hidden()};
+  int k = 0;
+  for (const auto* p : {&g, &b, &gc, &bc}) {
+    const at::Tensor& t = or_undefined(*p);
+    TORCH_CHECK(!t.defined() || (t.is_contiguous() && t.scalar_type() == x.scalar_type() && t.dim() == 1 &&
+                                 t.size(0) == sizes[k]),
+                "rnnkit fused: a layer-norm gain or bias must be a contiguous (", sizes[k], ",) ", x.scalar_type(),
+                " tensor, got ", t.defined() ? t.sizes() : at::IntArrayRef{});
+    out.push_back(t);
+    ++k;
+  }
+  return out;
+}
+
 std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& x, const at::Tensor& h0,
                                 const std::optional<at::Tensor>& c0, const at::Tensor& w_ih,
                                 const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                                 const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
                                 int64_t window, bool store, const std::optional<at::Tensor>& w_hr,
                                 const std::optional<at::Tensor>& h_mask, const std::optional<at::Tensor>& zh,
-                                const std::optional<at::Tensor>& zc) {
+                                const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& ln_g,
+                                const std::optional<at::Tensor>& ln_b, const std::optional<at::Tensor>& lnc_g,
+                                const std::optional<at::Tensor>& lnc_b) {
   const Mode mode = parse_mode(mode_name);
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "rnnkit fused: x must be a contiguous (T, N, I) tensor");
   const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
@@ -256,7 +346,8 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
     out = forward_impl<scalar_t>(mode, x, h0, or_undefined(c0), w, mask_ptr(mask), window, store,
                                  checked_mask(h_mask, x, {x.size(1), w.state()}, false),
                                  checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
-                                 checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}));
+                                 checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}),
+                                 layer_norm_params(w, x, ln_g, ln_b, lnc_g, lnc_b));
   });
   return out;
 }
@@ -269,7 +360,10 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
                                  const at::Tensor& dY, const std::optional<at::Tensor>& dc_T, bool need_dx,
                                  int64_t window, const std::optional<at::Tensor>& w_hr,
                                  const std::optional<at::Tensor>& cell_out, const std::optional<at::Tensor>& h_mask,
-                                 const std::optional<at::Tensor>& zh, const std::optional<at::Tensor>& zc) {
+                                 const std::optional<at::Tensor>& zh, const std::optional<at::Tensor>& zc,
+                                 const std::optional<at::Tensor>& norm, const std::optional<at::Tensor>& rstd,
+                                 const std::optional<at::Tensor>& ln_g, const std::optional<at::Tensor>& ln_b,
+                                 const std::optional<at::Tensor>& lnc_g, const std::optional<at::Tensor>& lnc_b) {
   const Mode mode = parse_mode(mode_name);
   const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
   c10::AutoGradMode no_grad(false);
@@ -279,7 +373,8 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
                                   mask_ptr(mask), dY, or_undefined(dc_T), need_dx, window, or_undefined(cell_out),
                                   checked_mask(h_mask, x, {x.size(1), w.state()}, false),
                                   checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
-                                  checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}));
+                                  checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}), or_undefined(norm),
+                                  or_undefined(rstd), layer_norm_params(w, x, ln_g, ln_b, lnc_g, lnc_b));
   });
   return out;
 }

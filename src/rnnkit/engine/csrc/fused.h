@@ -40,6 +40,17 @@
 //                       without biases; the gate passes add it to x_t U (so the projection stays a plain
 //                       matmul: no bias copy before it and no read of its output inside it)
 //   b_hn   (H,)         PyTorch GRU only: b_hn (zeros without biases); nullptr otherwise
+// Layer norm (Ba et al. 2016; the cells' LN of rnnkit.cells.extras, per gate block of H units, eps kLnEps): the
+// input arrives already normalised (x is LN(x_t U), the caller's autograd op), and the loop normalises the
+// recurrent product(s) h_{t-1} W (Cho's GRU: h W_rz, then (r*h) W_n) and the LSTM's C^_t:
+//   ln_g, ln_b (GH,)     the recurrent product's gains and biases; nullptr = no layer norm
+//   lnc_g, lnc_b (H,)    the LSTM's C^_t
+//   norm   (W, N, NW)   the normalised values (v - mean) / sigma: the product's blocks (GH), then the LSTM's C^_t
+//                       (H): NW = GH (+ H)
+//   rstd   (W, N, SW)   1 / sigma of each block: SW = G (+ 1)
+//   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
+//   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
+//   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -160,6 +171,12 @@ struct Ctx {
   at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
   at::Tensor dY, dG, aux, dh, dc, d_proj;  // backward
   at::Tensor dy_t;                      // dY[t] made contiguous when the caller's strides need it
+  const S* ln_g = nullptr;              // layer norm (see the header comment)
+  const S* ln_b = nullptr;
+  const S* lnc_g = nullptr;
+  const S* lnc_b = nullptr;
+  int64_t NW = 0, SW = 0;
+  at::Tensor norm, rstd, ln_buf, dA, dlnc;
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
   // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.
@@ -170,6 +187,10 @@ struct Ctx {
     zh.window = t0 * zh.step, zc.window = t0 * zc.step;
   }
   bool zoned() const { return zh.defined() || zc.defined(); }
+  bool normed() const { return ln_g != nullptr; }
+  // Row n of step t of the layer norm's saved values and 1/sigma.
+  S* norm_row(int64_t t, int64_t n) const { return ptr(norm) + (t * N + n) * NW; }
+  S* rstd_row(int64_t t, int64_t n) const { return ptr(rstd) + (t * N + n) * SW; }
   static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
   const S* dy_at(int64_t t) {
     dy_t = dY.select(0, t);
@@ -190,10 +211,10 @@ RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
 }
 
 // One step of the forward (backward) loop at window step t; defined per mode in cells.cpp, `zoned` picking the
-// variant with zoneout.
+// variant with zoneout, `normed` the one with layer norm.
 template <typename S> using Step = void (*)(Ctx<S>&, int64_t);
-template <typename S> Step<S> forward_step(Mode mode, bool zoned = false);
-template <typename S> Step<S> backward_step(Mode mode, bool zoned = false);
+template <typename S> Step<S> forward_step(Mode mode, bool zoned = false, bool normed = false);
+template <typename S> Step<S> backward_step(Mode mode, bool zoned = false, bool normed = false);
 
 // ----------------------------------------------------------------------------------------------- weights
 inline Mode parse_mode(const std::string& s) {
@@ -229,6 +250,8 @@ struct Weights {
     }
     if (mode == Mode::kGruResetAfter && !b_hn.defined()) b_hn = at::zeros({H}, w_hh.options());
   }
+  // An empty w_ih: x is already the input's part x_t U (layer norm normalises it outside the loop).
+  bool input_projected() const { return w_ih.numel() == 0; }
   int64_t hidden() const { return w_hr.defined() ? w_hr.size(1) : w_hh.size(1); }   // H
   int64_t state() const { return w_hh.size(1); }                                    // P
 };
@@ -264,6 +287,8 @@ Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
   c.hd = at::empty({N, c.P}, w.w_hh.options());
   c.zero = at::zeros({c.H}, w.w_hh.options());
   c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
+  c.NW = c.GH + (mode == Mode::kLstm ? c.H : 0);
+  c.SW = c.G + (mode == Mode::kLstm ? 1 : 0);
   return c;
 }
 

@@ -66,10 +66,77 @@ RNNKIT_INLINE S unzone(S* d_h, const S* y, const S* z, int64_t j) {
   return d * (S(1) - z[j]);
 }
 
+// ------------------------------------------------------------------------------------------ layer norm
+// LN(v) = (v - mean(v)) / sqrt(var(v) + eps) * g + b over each block of H units (rnnkit.cells.extras's
+// layer_norm_blocks, the same two-pass mean and variance).
+constexpr double kLnEps = 1e-5;
+
+// One block: the normalised values into xh; returns 1 / sigma.
+template <typename S>
+RNNKIT_INLINE S ln_normalise(const S* v, S* xh, int64_t H) {
+  S sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < H; ++j) sum += v[j];
+  const S mu = sum / S(H);
+  S sq = 0;
+#pragma omp simd reduction(+ : sq)
+  for (int64_t j = 0; j < H; ++j) sq += (v[j] - mu) * (v[j] - mu);
+  const S rstd = S(1) / std::sqrt(sq / S(H) + S(kLnEps));
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) xh[j] = (v[j] - mu) * rstd;
+  return rstd;
+}
+
+// One row of `blocks` blocks: out (+)= LN(v) (kAdd: added; else written, out may be v), saving the normalised
+// values in xh and 1 / sigma in rstd.
+template <typename S, bool kAdd>
+RNNKIT_INLINE void ln_row(const S* v, S* out, const S* g, const S* b, S* xh, S* rstd, int64_t blocks, int64_t H) {
+  for (int64_t k = 0; k < blocks; ++k) {
+    rstd[k] = ln_normalise(v + k * H, xh + k * H, H);
+    const S* gk = g + k * H;
+    const S* bk = b + k * H;
+    const S* xk = xh + k * H;
+    S* o = out + k * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const S y = xk[j] * gk[j] + bk[j];
+      o[j] = kAdd ? o[j] + y : y;
+    }
+  }
+}
+
+// Its backward: from dy (the gradient w.r.t. LN's output) dv = (dy g - mean(dy g) - xh mean(dy g xh)) / sigma,
+// block by block.
+template <typename S>
+RNNKIT_INLINE void ln_row_backward(const S* dy, const S* xh, const S* g, const S* rstd, S* dv, int64_t blocks,
+                                   int64_t H) {
+  for (int64_t k = 0; k < blocks; ++k) {
+    const S* d = dy + k * H;
+    const S* x = xh + k * H;
+    const S* gk = g + k * H;
+    S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t j = 0; j < H; ++j) s1 += d[j] * gk[j], s2 += d[j] * gk[j] * x[j];
+    s1 /= S(H), s2 /= S(H);
+    const S r = rstd[k];
+    S* o = dv + k * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) o[j] = r * (d[j] * gk[j] - s1 - x[j] * s2);
+  }
+}
+
+// The recurrent product of step t under layer norm: into ln_buf (viewed (N, width)), to be normalised by the rows.
+template <typename S>
+S* ln_product(Ctx<S>& c, const Product<S>& product, const at::Tensor& in, int64_t width) {
+  at::Tensor out = c.ln_buf.view(-1).narrow(0, 0, c.N * width).view({c.N, width});
+  product.run(out, in, false);
+  return Ctx<S>::ptr(out);
+}
+
 }  // namespace steps
 
 // Each file's steps, forward or backward (cells_rnn_lstm.cpp, cells_gru.cpp); nullptr for a mode it lacks.
-template <typename S, bool kZone> Step<S> rnn_lstm_step(Mode mode, bool backward);
-template <typename S, bool kZone> Step<S> gru_step(Mode mode, bool backward);
+template <typename S, bool kZone, bool kLN> Step<S> rnn_lstm_step(Mode mode, bool backward);
+template <typename S, bool kZone, bool kLN> Step<S> gru_step(Mode mode, bool backward);
 
 }  // namespace rnnkit
