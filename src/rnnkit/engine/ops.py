@@ -8,10 +8,10 @@ the same numbers as eager. (Under ``torch.func`` transforms the resolver picks `
 operations ``grad``, ``vmap`` and higher orders handle; see :mod:`.resolve`.)
 
 ``rnnkit::recurrence(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, h_mask=None,
-zoneout_h=None, zoneout_c=None, ln_weight=None, ln_bias=None, ln_c_weight=None, ln_c_bias=None)`` (the three masks
-of :mod:`.masked`: recurrent dropout (N, H), zoneout of h and of the LSTM's C (T, N, H); layer norm's gains and
-biases of the recurrent product (G*H,) and the LSTM's cell (H,), compiled only, where ``w_ih`` is empty and ``x``
-is ``LN(x U)`` (T, N, G*H) already, see :func:`run_op`; the backward op takes them last as well) returns
+zoneout_h=None, zoneout_c=None, ln_ih_weight=None, ln_ih_bias=None, ln_hh_weight=None, ln_hh_bias=None,
+ln_c_weight=None, ln_c_bias=None)`` (the three masks of :mod:`.masked`: recurrent dropout (N, H), zoneout of h and
+of the LSTM's C (T, N, H); layer norm's gains and biases of ``x U`` and the recurrent product (G*H,) and of the
+LSTM's cell (H,), compiled only; the backward op takes them last as well) returns
 eight tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
 (N, H); and what the backward needs: ``cs`` (LSTM cells), ``gates`` (activated), ``aux`` (the PyTorch GRU's
 ``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection), ``norm`` and ``rstd`` (layer
@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..cells.extras import as_weights, layer_norm_blocks
+from ..cells.extras import as_weights
 from ..cells.spec import recurrence
 from .bptt import KERNELS, backward_pass, forward_pass
 from .build import extension
@@ -46,14 +46,15 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
                   w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
                   mask: Optional[Tensor], window: int, store: bool, h_mask: Optional[Tensor] = None,
                   zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None,
-                  ln_weight: Optional[Tensor] = None, ln_bias: Optional[Tensor] = None,
+                  ln_ih_weight: Optional[Tensor] = None, ln_ih_bias: Optional[Tensor] = None,
+                  ln_hh_weight: Optional[Tensor] = None, ln_hh_bias: Optional[Tensor] = None,
                   ln_c_weight: Optional[Tensor] = None, ln_c_bias: Optional[Tensor] = None) -> list[Tensor]:
     cell = recurrence(kernel)
     norm = rstd = None
     if backend == "compiled":
         hs, c_T, cs, gates, aux, cell_out, norm, rstd = extension().forward(
             kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zoneout_h, zoneout_c,
-            ln_weight, ln_bias, ln_c_weight, ln_c_bias)
+            ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias)
     else:                                        # (the Python loops take zoneout's bools as floats)
         hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask,
                                       as_weights(zoneout_h, x), as_weights(zoneout_c, x))
@@ -69,7 +70,8 @@ recurrence_op = torch.library.custom_op("rnnkit::recurrence", mutates_args=())(_
 
 @recurrence_op.register_fake
 def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, h_mask=None, zoneout_h=None,
-      zoneout_c=None, ln_weight=None, ln_bias=None, ln_c_weight=None, ln_c_bias=None):
+      zoneout_c=None, ln_ih_weight=None, ln_ih_bias=None, ln_hh_weight=None, ln_hh_bias=None, ln_c_weight=None,
+      ln_c_bias=None):
     cell = recurrence(kernel)
     T, N, _ = x.shape
     P, GH = w_hh.shape[1], w_hh.shape[0]
@@ -82,11 +84,11 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
         return [new(T + 1, N, P), new(N, H) if lstm else none, new(segments + 1, N, H) if lstm else none,
                 none, none, none, none, none]
     gated = cell.gates > 1
-    normed = ln_weight is not None
+    normed = ln_ih_weight is not None
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated or zoneout_h is not None else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
             new(T, N, H) if w_hr is not None else none,
-            new(T, N, GH + H * lstm) if normed else none, new(T, N, cell.gates + lstm) if normed else none]
+            new(T, N, 2 * GH + H * lstm) if normed else none, new(T, N, 2 * cell.gates + lstm) if normed else none]
 
 
 def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optional[Tensor],
@@ -96,18 +98,19 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
                            need_dx: bool, window: int, h_mask: Optional[Tensor] = None,
                            zoneout_h: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None,
                            norm: Optional[Tensor] = None, rstd: Optional[Tensor] = None,
-                           ln_weight: Optional[Tensor] = None, ln_bias: Optional[Tensor] = None,
+                           ln_ih_weight: Optional[Tensor] = None, ln_ih_bias: Optional[Tensor] = None,
+                           ln_hh_weight: Optional[Tensor] = None, ln_hh_bias: Optional[Tensor] = None,
                            ln_c_weight: Optional[Tensor] = None, ln_c_bias: Optional[Tensor] = None) -> list[Tensor]:
     if backend == "compiled":
         grads = extension().backward(kernel, x, hs, cs, gates, aux, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T,
                                      need_dx, window, w_hr, cell_out, h_mask, zoneout_h, zoneout_c, norm, rstd,
-                                     ln_weight, ln_bias, ln_c_weight, ln_c_bias)
+                                     ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias)
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,
                                    b_ih is not None, need_dx, w_hr, h_mask, as_weights(zoneout_h, x),
                                    as_weights(zoneout_c, x)))
-        grads += [None] * (12 - len(grads))
+        grads += [None] * (14 - len(grads))
     return [_empty(x) if g is None else g for g in grads]
 
 
@@ -116,19 +119,19 @@ recurrence_backward_op = torch.library.custom_op("rnnkit::recurrence_backward", 
 
 @recurrence_backward_op.register_fake
 def _(backend, kernel, x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, w_hr, mask, dY, dc_T,
-      need_dx, window, h_mask=None, zoneout_h=None, zoneout_c=None, norm=None, rstd=None, ln_weight=None,
-      ln_bias=None, ln_c_weight=None, ln_c_bias=None):
+      need_dx, window, h_mask=None, zoneout_h=None, zoneout_c=None, norm=None, rstd=None, ln_ih_weight=None,
+      ln_ih_bias=None, ln_hh_weight=None, ln_hh_bias=None, ln_c_weight=None, ln_c_bias=None):
     none = x.new_empty(0)
     like = lambda t: none if t is None else torch.empty_like(t)
     c0 = None if cs is None else cs.new_empty(cs.shape[1:])
     return [torch.empty_like(x) if need_dx else none, hs.new_empty(hs.shape[1:]), like(c0), like(w_ih),
-            like(w_hh), like(b_ih), like(b_hh), like(w_hr), like(ln_weight), like(ln_bias), like(ln_c_weight),
-            like(ln_c_bias)]
+            like(w_hh), like(b_ih), like(b_hh), like(w_hr), like(ln_ih_weight), like(ln_ih_bias),
+            like(ln_hh_weight), like(ln_hh_bias), like(ln_c_weight), like(ln_c_bias)]
 
 
 def _setup(ctx, inputs, output) -> None:
     backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, store, *extra = inputs
-    extra = (list(extra) + [None] * 7)[:7]     # h_mask, zoneout_h, zoneout_c, the 4 layer-norm tensors (or None)
+    extra = (list(extra) + [None] * 9)[:9]     # h_mask, zoneout_h, zoneout_c, the 6 layer-norm tensors (or None)
     hs, c_T, cs, gates, aux, cell_out, norm, rstd = output
     ctx.backend, ctx.kernel = backend, kernel
     ctx.window = 0 if store else window
@@ -181,8 +184,7 @@ def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights
            window: int = 0, store: bool = True, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(h_seq (T, N, P), h_T, C_T or None)`` from one call of ``rnnkit::recurrence``. ``reg``: a
     :class:`rnnkit.cells.extras.Regularisation` whose masks the loops take, and whose layer norm the compiled
-    loop takes: ``LN(x U)`` is one autograd operation over all steps here, the recurrent product's and the cell's
-    LN run inside the loop."""
+    loop takes."""
     w_ih, w_hh, b_ih, b_hh, *rest = weights
     w_hr = rest[0] if rest else None
     extra = ()
@@ -192,18 +194,11 @@ def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights
             if backend != "compiled":
                 raise RuntimeError(f"rnnkit: the {backend!r} engine has no layer-norm loop; use engine='compiled' "
                                    f"or 'autograd'")
-            x, w_ih = _normalised_input(x, w_ih, reg.ln[0], reg.ln[1], cell.gates), x.new_empty(0)
-            extra += reg.ln[2:]
+            extra += reg.ln
     out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh,
                         w_hr, mask, window, store, *extra)
     h_seq = out[0][1:]
     return h_seq, h_seq[-1], (out[1] if cell.has_cell_state else None)
-
-
-def _normalised_input(x: Tensor, w_ih: Tensor, gain: Tensor, bias: Tensor, gates: int) -> Tensor:
-    """``LN(x_t U)`` for every step at once (T, N, G*H): the cells' own per-block layer norm, one matmul."""
-    T, N, _ = x.shape
-    return layer_norm_blocks(x.reshape(T * N, -1) @ w_ih.t(), gain, bias, gates).view(T, N, -1).contiguous()
 
 
 def run_bptt(cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,

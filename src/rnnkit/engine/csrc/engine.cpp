@@ -1,7 +1,7 @@
 // rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
 //
-// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zh, zc, ln_g, ln_b, lnc_g,
-//         lnc_b) -> [hs, c_T, cs, gates, hw_n, cell_out, norm, rstd]
+// forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zh, zc, ln_ig, ln_ib, ln_g,
+//         ln_b, lnc_g, lnc_b) -> [hs, c_T, cs, gates, hw_n, cell_out, norm, rstd]
 //   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
 //   x       (T, N, I)   contiguous, float32 or float64; read only
 //   h0      (N, P)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
@@ -10,9 +10,8 @@
 //   mask    (T, N, 1) bool contiguous, or None
 //   h_mask  (N, H) recurrent dropout, zh / zc (T, N, H) zoneout of h / of the LSTM's C, each contiguous in x's
 //           dtype, or None (see fused.h; not with w_hr)
-//   ln_*    layer norm's gains and biases, (GH,) of the recurrent product and (H,) of the LSTM's C^_t, or None
-//           (fused.h; not with w_hr). With layer norm w_ih is empty (0,) and x (T, N, GH) is LN(x U) already:
-//           the loop adds it where it would add x_t U, and the backward's dx is the gates' gradient
+//   ln_*    layer norm's gains and biases, (GH,) of x U and of the recurrent product, (H,) of the LSTM's C^_t, or
+//           None (fused.h; not with w_hr)
 //   norm, rstd (T, N, NW), (T, N, SW) under layer norm and store (fused.h), else None
 //   store   true: keep everything the backward needs, window ignored:
 //             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
@@ -25,8 +24,8 @@
 //           (LSTM) or None.
 //
 // backward(mode, x, hs, cs, gates, hw_n, w_ih, w_hh, b_ih, b_hh, mask, dY, dc_T, need_dx, window, w_hr, cell_out,
-//          h_mask, zh, zc, norm, rstd, ln_g, ln_b, lnc_g, lnc_b)
-//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, d ln_g, d ln_b, d lnc_g, d lnc_b]
+//          h_mask, zh, zc, norm, rstd, ln_ig, ln_ib, ln_g, ln_b, lnc_g, lnc_b)
+//        -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, d ln_ig, d ln_ib, d ln_g, d ln_b, d lnc_g, d lnc_b]
 //   the saved tensors as forward returned them (window = the forward's window if it ran with store=false, else
 //   0); read only, never written. dY (T, N, P) any strides; dc_T (N, H) or None. dx is None unless need_dx,
 //   dc0 unless LSTM, the biases' gradients unless b_ih is given, dw_hr unless w_hr is. All results are fresh
@@ -39,7 +38,7 @@
 
 #include <string>
 
-#include "fused.h"
+#include "step_common.h"
 
 namespace rnnkit {
 namespace {
@@ -59,8 +58,16 @@ void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* ma
   const int64_t I = x.size(2);
   at::Tensor x2 = x.narrow(0, t0, W).reshape({W * c.N, I});
   at::Tensor target = (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH});
-  if (w.input_projected()) target.copy_(x2);  // LN(x_t U), given
-  else gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
+  gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
+  if (c.normed()) {                            // x_t U := LN(x_t U), row by row
+    const int64_t N = c.N, G = c.G, H = c.H;
+    S* v = Ctx<S>::ptr(target);
+    at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        steps::ln_row<S, false>(v + r * G * H, v + r * G * H, c.ln_ig, c.ln_ib, c.norm_row(r / N, r % N, true),
+                                c.rstd_row(r / N, r % N, true), G, H);
+    });
+  }
   c.at_step(mask, t0);
   const Step<S> step = forward_step<S>(c.mode, c.zoned(), c.normed());
   for (int64_t t = 0; t < W; ++t) step(c, t);
@@ -76,16 +83,17 @@ void set_masks(Ctx<S>& c, const at::Tensor& h_mask, const at::Tensor& zh, const 
   c.zc.set(zc);
 }
 
-// Layer norm's gains and biases into the context (ln: [g, b, g_c, b_c], undefined = none).
+// Layer norm's gains and biases into the context (ln: [g_ih, b_ih, g_hh, b_hh, g_c, b_c], undefined = none).
 template <typename S>
 void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& ln) {
   if (!ln[0].defined()) return;
   TORCH_CHECK(!c.projected, "rnnkit fused: no layer norm with a projection (proj_size)");
-  TORCH_CHECK(w.input_projected(), "rnnkit fused: layer norm takes the input normalised, LN(x U), with an empty w_ih");
-  TORCH_CHECK(ln[1].defined() && (c.mode != Mode::kLstm || (ln[2].defined() && ln[3].defined())),
+  TORCH_CHECK(ln[1].defined() && ln[2].defined() && ln[3].defined() &&
+              (c.mode != Mode::kLstm || (ln[4].defined() && ln[5].defined())),
               "rnnkit fused: layer norm needs every gain and bias");
-  c.ln_g = ln[0].data_ptr<S>(), c.ln_b = ln[1].data_ptr<S>();
-  if (c.mode == Mode::kLstm) c.lnc_g = ln[2].data_ptr<S>(), c.lnc_b = ln[3].data_ptr<S>();
+  c.ln_ig = ln[0].data_ptr<S>(), c.ln_ib = ln[1].data_ptr<S>();
+  c.ln_g = ln[2].data_ptr<S>(), c.ln_b = ln[3].data_ptr<S>();
+  if (c.mode == Mode::kLstm) c.lnc_g = ln[4].data_ptr<S>(), c.lnc_b = ln[5].data_ptr<S>();
   c.ln_buf = at::empty({c.N, c.GH}, w.w_hh.options());
 }
 
@@ -145,20 +153,31 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
 }
 
 // Layer norm's gains and biases: dg += sum over rows of dy * (normalised value), db += sum of dy, where dy, the
-// gradient w.r.t. LN's output, is dG (the PyTorch GRU's n block: d(h W_n + b_hn), in aux) and, for the LSTM's
-// C^_t, dlnc.
+// gradient w.r.t. LN's output, is dG for x_t U's; dG again for the recurrent product's (the PyTorch GRU's n block:
+// d(h W_n + b_hn), in aux); dlnc for the LSTM's C^_t. Then dXU, the gradient w.r.t. the raw x_t U, row by row.
 template <typename S>
 void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor>& g) {
-  const int64_t H = c.H, GH = c.GH;
+  const int64_t H = c.H, G = c.G, GH = c.GH;
   const at::Tensor norm = c.norm.reshape({rows, c.NW});
-  at::Tensor dy = c.dG.view({rows, GH});
-  if (c.mode == Mode::kGruResetAfter) dy = at::cat({dy.narrow(1, 0, 2 * H), c.aux.view({rows, H})}, 1);
-  g[8].add_(dy.mul(norm.narrow(1, 0, GH)).sum(0));
-  g[9].add_(dy.sum(0));
-  if (c.mode != Mode::kLstm) return;
-  const at::Tensor dl = c.dlnc.view({rows, H});
-  g[10].add_(dl.mul(norm.narrow(1, GH, H)).sum(0));
-  g[11].add_(dl.sum(0));
+  const at::Tensor dG = c.dG.view({rows, GH});
+  g[8].add_(dG.mul(norm.narrow(1, 0, GH)).sum(0));
+  g[9].add_(dG.sum(0));
+  const at::Tensor dy = c.mode == Mode::kGruResetAfter ? at::cat({dG.narrow(1, 0, 2 * H), c.aux.view({rows, H})}, 1) : dG;
+  g[10].add_(dy.mul(norm.narrow(1, GH, GH)).sum(0));
+  g[11].add_(dy.sum(0));
+  if (c.mode == Mode::kLstm) {
+    const at::Tensor dl = c.dlnc.view({rows, H});
+    g[12].add_(dl.mul(norm.narrow(1, 2 * GH, H)).sum(0));
+    g[13].add_(dl.sum(0));
+  }
+  const S* d = Ctx<S>::ptr(c.dG);
+  const S* xh = Ctx<S>::ptr(c.norm);
+  const S* rs = Ctx<S>::ptr(c.rstd);
+  S* out = Ctx<S>::ptr(c.dXU);
+  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / GH), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      steps::ln_row_backward(d + r * GH, xh + r * c.NW, c.ln_ig, rs + r * c.SW, out + r * GH, G, H);
+  });
 }
 
 // Folds one chunk's gate gradients (rows = W*N) into dx, dW and db, and the projected LSTM's dh_t into dR
@@ -171,19 +190,16 @@ void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at
   at::Tensor &dx = g[0], &dw_ih = g[3], &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
   const int64_t rows = W * c.N, H = c.H, I = x.size(2);
   const at::Tensor dG = c.dG.view({rows, c.GH});
+  if (c.normed()) accumulate_layer_norm(c, rows, g);
   const at::Tensor dP = c.normed() ? c.dA.view({rows, c.GH}) : dG;  // the gradient w.r.t. the recurrent product
+  const at::Tensor dX = c.normed() ? c.dXU.view({rows, c.GH}) : dG;  // ... and w.r.t. x_t U
   at::Tensor h_prev = hs.narrow(0, t0, W);
   h_prev = (h_mask.defined() ? h_prev.mul(h_mask) : h_prev).view({rows, c.P});
   if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
     gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
-  if (w.input_projected()) {                                                  // x was LN(x U): dX = dG
-    if (dx.defined()) dx.narrow(0, t0, W).view({rows, c.GH}).copy_(dG);
-  } else {
-    if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dG, w.w_ih, false);  // dX = dG U^T
-    gemm_once(dw_ih, dG.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
-  }
+  if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dX, w.w_ih, false);  // dX = dG U^T
+  gemm_once(dw_ih, dX.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
   if (has_bias) db_ih.add_(dG.sum(0));
-  if (c.normed()) accumulate_layer_norm(c, rows, g);
   if (!is_gru(c.mode) || (c.normed() && c.mode == Mode::kGruResetAfter)) {
     gemm_once(dw_hh, dP.t(), h_prev, !first);                                   // dW^T += dG^T H_prev
     if (c.mode != Mode::kGruResetAfter) return;
@@ -245,6 +261,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor lnbuf = empty_if(recompute && normed, {K, N, c.NW}, opt);
   at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
   at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
+  at::Tensor dXU = empty_if(normed, {K, N, GH}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -271,6 +288,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);
     c.dlnc = steps(dlnc, 0, W);
+    c.dXU = steps(dXU, 0, W);
     c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);
@@ -309,14 +327,16 @@ const at::Tensor& or_undefined(const std::optional<at::Tensor>& t) {
   return t.has_value() ? *t : undefined;
 }
 
-// Layer norm's [g, b, g_c, b_c], checked: contiguous, x's dtype, (GH,) and (H,); all undefined without it.
-std::vector<at::Tensor> layer_norm_params(const Weights& w, const at::Tensor& x,
-                                          const std::optional<at::Tensor>& g, const std::optional<at::Tensor>& b,
-                                          const std::optional<at::Tensor>& gc, const std::optional<at::Tensor>& bc) {
+// Layer norm's [g_ih, b_ih, g_hh, b_hh, g_c, b_c], checked: contiguous, x's dtype, (GH,) and (H,); all undefined
+// without it.
+std::vector<at::Tensor> layer_norm_params(const Weights& w, const at::Tensor& x, const std::optional<at::Tensor>& gi,
+                                          const std::optional<at::Tensor>& bi, const std::optional<at::Tensor>& g,
+                                          const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& gc,
+                                          const std::optional<at::Tensor>& bc) {
   std::vector<at::Tensor> out;
-  const int64_t sizes[] = {w.w_hh.size(0), w.w_hh.size(0), w.hidden(), w.hidden()};
+  const int64_t GH = w.w_hh.size(0), sizes[] = {GH, GH, GH, GH, w.hidden(), w.hidden()};
   int k = 0;
-  for (const auto* p : {&g, &b, &gc, &bc}) {
+  for (const auto* p : {&gi, &bi, &g, &b, &gc, &bc}) {
     const at::Tensor& t = or_undefined(*p);
     TORCH_CHECK(!t.defined() || (t.is_contiguous() && t.scalar_type() == x.scalar_type() && t.dim() == 1 &&
                                  t.size(0) == sizes[k]),
@@ -334,7 +354,8 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
                                 const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& mask,
                                 int64_t window, bool store, const std::optional<at::Tensor>& w_hr,
                                 const std::optional<at::Tensor>& h_mask, const std::optional<at::Tensor>& zh,
-                                const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& ln_g,
+                                const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& ln_ig,
+                                const std::optional<at::Tensor>& ln_ib, const std::optional<at::Tensor>& ln_g,
                                 const std::optional<at::Tensor>& ln_b, const std::optional<at::Tensor>& lnc_g,
                                 const std::optional<at::Tensor>& lnc_b) {
   const Mode mode = parse_mode(mode_name);
@@ -347,7 +368,7 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
                                  checked_mask(h_mask, x, {x.size(1), w.state()}, false),
                                  checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
                                  checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}),
-                                 layer_norm_params(w, x, ln_g, ln_b, lnc_g, lnc_b));
+                                 layer_norm_params(w, x, ln_ig, ln_ib, ln_g, ln_b, lnc_g, lnc_b));
   });
   return out;
 }
@@ -362,6 +383,7 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
                                  const std::optional<at::Tensor>& cell_out, const std::optional<at::Tensor>& h_mask,
                                  const std::optional<at::Tensor>& zh, const std::optional<at::Tensor>& zc,
                                  const std::optional<at::Tensor>& norm, const std::optional<at::Tensor>& rstd,
+                                 const std::optional<at::Tensor>& ln_ig, const std::optional<at::Tensor>& ln_ib,
                                  const std::optional<at::Tensor>& ln_g, const std::optional<at::Tensor>& ln_b,
                                  const std::optional<at::Tensor>& lnc_g, const std::optional<at::Tensor>& lnc_b) {
   const Mode mode = parse_mode(mode_name);
@@ -374,7 +396,7 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
                                   checked_mask(h_mask, x, {x.size(1), w.state()}, false),
                                   checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
                                   checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}), or_undefined(norm),
-                                  or_undefined(rstd), layer_norm_params(w, x, ln_g, ln_b, lnc_g, lnc_b));
+                                  or_undefined(rstd), layer_norm_params(w, x, ln_ig, ln_ib, ln_g, ln_b, lnc_g, lnc_b));
   });
   return out;
 }

@@ -41,16 +41,18 @@
 //                       matmul: no bias copy before it and no read of its output inside it)
 //   b_hn   (H,)         PyTorch GRU only: b_hn (zeros without biases); nullptr otherwise
 // Layer norm (Ba et al. 2016; the cells' LN of rnnkit.cells.extras, per gate block of H units, eps kLnEps): the
-// input arrives already normalised (x is LN(x_t U), the caller's autograd op), and the loop normalises the
-// recurrent product(s) h_{t-1} W (Cho's GRU: h W_rz, then (r*h) W_n) and the LSTM's C^_t:
-//   ln_g, ln_b (GH,)     the recurrent product's gains and biases; nullptr = no layer norm
+// window's input projection x_t U is normalised row by row after its matmul (engine.cpp), the recurrent product(s)
+// h_{t-1} W (Cho's GRU: h W_rz, then (r*h) W_n) and the LSTM's C^_t inside the step:
+//   ln_ig, ln_ib (GH,)   the input projection's gains and biases; nullptr = no layer norm
+//   ln_g, ln_b (GH,)     the recurrent product's
 //   lnc_g, lnc_b (H,)    the LSTM's C^_t
-//   norm   (W, N, NW)   the normalised values (v - mean) / sigma: the product's blocks (GH), then the LSTM's C^_t
-//                       (H): NW = GH (+ H)
-//   rstd   (W, N, SW)   1 / sigma of each block: SW = G (+ 1)
+//   norm   (W, N, NW)   the normalised values (v - mean) / sigma of x_t U (GH), h W (GH), then the LSTM's C^_t
+//                       (H): NW = 2 GH (+ H)
+//   rstd   (W, N, SW)   1 / sigma of each block: SW = 2 G (+ 1)
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
+//   dXU    (W, N, GH)   backward: the gradient w.r.t. the raw x_t U (what dx and dU take)
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -171,12 +173,14 @@ struct Ctx {
   at::Tensor scratch, scratch_h;        // (N, GH) and an (N, H) view of its start
   at::Tensor dY, dG, aux, dh, dc, d_proj;  // backward
   at::Tensor dy_t;                      // dY[t] made contiguous when the caller's strides need it
-  const S* ln_g = nullptr;              // layer norm (see the header comment)
+  const S* ln_ig = nullptr;             // layer norm (see the header comment)
+  const S* ln_ib = nullptr;
+  const S* ln_g = nullptr;
   const S* ln_b = nullptr;
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
   int64_t NW = 0, SW = 0;
-  at::Tensor norm, rstd, ln_buf, dA, dlnc;
+  at::Tensor norm, rstd, ln_buf, dA, dlnc, dXU;
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
   // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.
@@ -188,9 +192,10 @@ struct Ctx {
   }
   bool zoned() const { return zh.defined() || zc.defined(); }
   bool normed() const { return ln_g != nullptr; }
-  // Row n of step t of the layer norm's saved values and 1/sigma.
-  S* norm_row(int64_t t, int64_t n) const { return ptr(norm) + (t * N + n) * NW; }
-  S* rstd_row(int64_t t, int64_t n) const { return ptr(rstd) + (t * N + n) * SW; }
+  // Row n of step t of layer norm's saved values and 1/sigma, from the recurrent product's part (the LSTM's C^_t
+  // follows it: + GH, + G); `input`: from x_t U's.
+  S* norm_row(int64_t t, int64_t n, bool input = false) const { return ptr(norm) + (t * N + n) * NW + (input ? 0 : GH); }
+  S* rstd_row(int64_t t, int64_t n, bool input = false) const { return ptr(rstd) + (t * N + n) * SW + (input ? 0 : G); }
   static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
   const S* dy_at(int64_t t) {
     dy_t = dY.select(0, t);
@@ -250,8 +255,6 @@ struct Weights {
     }
     if (mode == Mode::kGruResetAfter && !b_hn.defined()) b_hn = at::zeros({H}, w_hh.options());
   }
-  // An empty w_ih: x is already the input's part x_t U (layer norm normalises it outside the loop).
-  bool input_projected() const { return w_ih.numel() == 0; }
   int64_t hidden() const { return w_hr.defined() ? w_hr.size(1) : w_hh.size(1); }   // H
   int64_t state() const { return w_hh.size(1); }                                    // P
 };
@@ -287,8 +290,8 @@ Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
   c.hd = at::empty({N, c.P}, w.w_hh.options());
   c.zero = at::zeros({c.H}, w.w_hh.options());
   c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
-  c.NW = c.GH + (mode == Mode::kLstm ? c.H : 0);
-  c.SW = c.G + (mode == Mode::kLstm ? 1 : 0);
+  c.NW = 2 * c.GH + (mode == Mode::kLstm ? c.H : 0);
+  c.SW = 2 * c.G + (mode == Mode::kLstm ? 1 : 0);
   return c;
 }
 
