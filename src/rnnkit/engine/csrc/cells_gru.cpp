@@ -13,7 +13,7 @@ void gru_forward(Ctx<S>& c, int64_t t) {
   at::Tensor a_t = c.gates.select(0, t);
   const at::Tensor h_in = recurrent_input(c, t);                   // h_{t-1} [* m]
   const S* hw = nullptr;                                           // layer norm: h W_rz, normalised below
-  if constexpr (kLN) hw = ln_product(c, c.fw[0], h_in, 2 * H);
+  if constexpr (kLN) hw = ln_product(c, c.fw[0], h_in);
   else c.fw[0].run(a_t.narrow(1, 0, 2 * H), h_in, true);  // += h W_rz
   S* gates = Ctx<S>::ptr(c.gates);
   S* hs = Ctx<S>::ptr(c.hs);
@@ -33,7 +33,7 @@ void gru_forward(Ctx<S>& c, int64_t t) {
       q[j] = r * hp[j];                                             // r_t * h_{t-1}
     }
   });
-  if constexpr (kLN) hw = ln_product(c, c.fw[1], c.scratch_h, H);   // (r*h) W_n
+  if constexpr (kLN) hw = ln_product(c, c.fw[1], c.scratch_h, 1);   // (r*h) W_n
   else c.fw[1].run(a_t.narrow(1, 2 * H, H), c.scratch_h, true);  // += (r*h) W_n
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * GH;

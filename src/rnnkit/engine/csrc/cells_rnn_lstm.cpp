@@ -9,7 +9,7 @@ using namespace steps;
 template <typename S, bool kRelu, bool kZone, bool kLN>
 void rnn_forward(Ctx<S>& c, int64_t t) {
   const S* hw = nullptr;                                           // layer norm: h_{t-1} W, normalised below
-  if constexpr (kLN) hw = ln_product(c, c.fw[0], recurrent_input(c, t), c.H);
+  if constexpr (kLN) hw = ln_product(c, c.fw[0], recurrent_input(c, t));
   else c.fw[0].run(c.hs.select(0, t + 1), recurrent_input(c, t), true);  // x_t U + (h_{t-1} [* m]) W
   S* hs = Ctx<S>::ptr(c.hs);
   S* act = Ctx<S>::ptr(c.gates);                                  // zoneout: f(a_t) before it
@@ -71,7 +71,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
 template <typename S, bool kZone, bool kLN>
 void lstm_forward(Ctx<S>& c, int64_t t) {
   const S* hw = nullptr;                                           // layer norm: h_{t-1} W, normalised below
-  if constexpr (kLN) hw = ln_product(c, c.fw[0], recurrent_input(c, t), c.GH);
+  if constexpr (kLN) hw = ln_product(c, c.fw[0], recurrent_input(c, t));
   else c.fw[0].run(c.gates.select(0, t), recurrent_input(c, t), true);  // [a_i a_f a_g a_o] = x_t U + h_{t-1} W (+ b)
   S* gates = Ctx<S>::ptr(c.gates);
   const S* b = c.bias;

@@ -34,8 +34,6 @@
 //   go to a chunk-sized buffer and are folded into dx, dW and db by one matmul each before the next chunk.
 #include <torch/csrc/utils/pybind.h>
 
-#include <ATen/ops/cat.h>
-
 #include <string>
 
 #include "step_common.h"
@@ -95,6 +93,9 @@ void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& 
   c.ln_g = ln[2].data_ptr<S>(), c.ln_b = ln[3].data_ptr<S>();
   if (c.mode == Mode::kLstm) c.lnc_g = ln[4].data_ptr<S>(), c.lnc_b = ln[5].data_ptr<S>();
   c.ln_buf = at::empty({c.N, c.GH}, w.w_hh.options());
+  const int64_t first = c.mode == Mode::kGru ? 2 * c.H : c.GH;
+  c.ln_out[0] = c.ln_buf.view(-1).narrow(0, 0, c.N * first).view({c.N, first});
+  c.ln_out[1] = c.ln_buf.view(-1).narrow(0, 0, c.N * c.H).view({c.N, c.H});
 }
 
 template <typename S>
@@ -152,77 +153,99 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   return {hs, c_T, ckpt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
 }
 
-// Layer norm's gains and biases: dg += sum over rows of dy * (normalised value), db += sum of dy, where dy, the
-// gradient w.r.t. LN's output, is dG for x_t U's; dG again for the recurrent product's (the PyTorch GRU's n block:
-// d(h W_n + b_hn), in aux); dlnc for the LSTM's C^_t. Then dXU, the gradient w.r.t. the raw x_t U, row by row.
+// dg[j] += sum_r dy[r, j] xh[r, j] and db[j] += sum_r dy[r, j] over `rows` rows of `cols` columns (leading dimensions
+// ldy, ldx): columns split over threads, sums in double, no temporaries (fresh buffers cost page faults per call).
 template <typename S>
-void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor>& g) {
-  const int64_t H = c.H, G = c.G, GH = c.GH;
-  const at::Tensor norm = c.norm.reshape({rows, c.NW});
-  const at::Tensor dG = c.dG.view({rows, GH});
-  g[8].add_(dG.mul(norm.narrow(1, 0, GH)).sum(0));
-  g[9].add_(dG.sum(0));
-  const at::Tensor dy = c.mode == Mode::kGruResetAfter ? at::cat({dG.narrow(1, 0, 2 * H), c.aux.view({rows, H})}, 1) : dG;
-  g[10].add_(dy.mul(norm.narrow(1, GH, GH)).sum(0));
-  g[11].add_(dy.sum(0));
-  if (c.mode == Mode::kLstm) {
-    const at::Tensor dl = c.dlnc.view({rows, H});
-    g[12].add_(dl.mul(norm.narrow(1, 2 * GH, H)).sum(0));
-    g[13].add_(dl.sum(0));
-  }
-  const S* d = Ctx<S>::ptr(c.dG);
-  const S* xh = Ctx<S>::ptr(c.norm);
-  const S* rs = Ctx<S>::ptr(c.rstd);
-  S* out = Ctx<S>::ptr(c.dXU);
-  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / GH), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      steps::ln_row_backward(d + r * GH, xh + r * c.NW, c.ln_ig, rs + r * c.SW, out + r * GH, G, H);
+void gain_grads(const S* dy, int64_t ldy, const S* xh, int64_t ldx, int64_t rows, int64_t cols, S* dg, S* db) {
+  at::parallel_for(0, cols, 64, [&](int64_t j0, int64_t j1) {
+    std::vector<double> acc(2 * (j1 - j0), 0.0);
+    double* ag = acc.data();
+    double* ab = ag + (j1 - j0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const S* d = dy + r * ldy + j0;
+      const S* x = xh + r * ldx + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < j1 - j0; ++j) ag[j] += double(d[j]) * double(x[j]), ab[j] += double(d[j]);
+    }
+    for (int64_t j = 0; j < j1 - j0; ++j) dg[j0 + j] += S(ag[j]), db[j0 + j] += S(ab[j]);
   });
 }
 
-// Folds one chunk's gate gradients (rows = W*N) into dx, dW and db, and the projected LSTM's dh_t into dR
-// (`first`: the chunk that starts dW).
+// Layer norm's gains and biases, from dy, the gradient w.r.t. each LN's output: dG for x_t U's; dG again for the
+// recurrent product's (the PyTorch GRU's n block: d(h W_n + b_hn), in aux); dlnc for the LSTM's C^_t.
+template <typename S>
+void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor>& g) {
+  const int64_t H = c.H, GH = c.GH, NW = c.NW;
+  const S* dG = Ctx<S>::ptr(c.dG);
+  const S* xh = Ctx<S>::ptr(c.norm);
+  const auto p = [&](int k) { return Ctx<S>::ptr(g[k]); };
+  gain_grads(dG, GH, xh, NW, rows, GH, p(8), p(9));                                   // x_t U
+  if (c.mode == Mode::kGruResetAfter) {                                                 // h W: r, z | n
+    gain_grads(dG, GH, xh + GH, NW, rows, 2 * H, p(10), p(11));
+    gain_grads(Ctx<S>::ptr(c.aux), H, xh + GH + 2 * H, NW, rows, H, p(10) + 2 * H, p(11) + 2 * H);
+  } else {
+    gain_grads(dG, GH, xh + GH, NW, rows, GH, p(10), p(11));
+  }
+  if (c.mode == Mode::kLstm) gain_grads(Ctx<S>::ptr(c.dlnc), H, xh + 2 * GH, NW, rows, H, p(12), p(13));  // C^_t
+}
+
+// The gradient w.r.t. the raw x_t U from dG, row by row through LN, into `out` (rows, GH).
+template <typename S>
+void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out) {
+  const S* d = Ctx<S>::ptr(c.dG);
+  const S* xh = Ctx<S>::ptr(c.norm);
+  const S* rs = Ctx<S>::ptr(c.rstd);
+  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      steps::ln_row_backward(d + r * c.GH, xh + r * c.NW, c.ln_ig, rs + r * c.SW, out + r * c.GH, c.G, c.H);
+  });
+}
+
+// Folds one chunk's gate gradients (rows = W*N) into dx, dW and db, and the projected LSTM's dh_t into dR, and
+// layer norm's (`first`: the chunk that starts dW).
 // With recurrent dropout W multiplied h_{t-1} * m, so dW takes H_prev * m; under layer norm the recurrent product's
 // gradient dA (not dG) goes into dW.
 template <typename S>
 void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at::Tensor& hs, int64_t t0,
                 int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first, const at::Tensor& h_mask) {
-  at::Tensor &dx = g[0], &dw_ih = g[3], &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
-  const int64_t rows = W * c.N, H = c.H, I = x.size(2);
+  at::Tensor &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
+  const int64_t rows = W * c.N, H = c.H;
   const at::Tensor dG = c.dG.view({rows, c.GH});
-  if (c.normed()) accumulate_layer_norm(c, rows, g);
   const at::Tensor dP = c.normed() ? c.dA.view({rows, c.GH}) : dG;  // the gradient w.r.t. the recurrent product
-  const at::Tensor dX = c.normed() ? c.dXU.view({rows, c.GH}) : dG;  // ... and w.r.t. x_t U
   at::Tensor h_prev = hs.narrow(0, t0, W);
   h_prev = (h_mask.defined() ? h_prev.mul(h_mask) : h_prev).view({rows, c.P});
   if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
     gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
-  if (dx.defined()) gemm_once(dx.narrow(0, t0, W).view({rows, I}), dX, w.w_ih, false);  // dX = dG U^T
-  gemm_once(dw_ih, dX.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
   if (has_bias) db_ih.add_(dG.sum(0));
+  if (c.normed()) accumulate_layer_norm(c, rows, g);
   if (!is_gru(c.mode) || (c.normed() && c.mode == Mode::kGruResetAfter)) {
     gemm_once(dw_hh, dP.t(), h_prev, !first);                                   // dW^T += dG^T H_prev
-    if (c.mode != Mode::kGruResetAfter) return;
+  } else if (c.mode == Mode::kGru) {   // W_n's gradient uses Cho's r*h (aux); blocks made contiguous first: given a
+    // transposed view of a column block, oneDNN copies it itself, transposing, on one thread; a row copy is cheaper
+    gemm_once(dw_hh.narrow(0, 0, 2 * H), dP.narrow(1, 0, 2 * H).contiguous().t(), h_prev, !first);
+    gemm_once(dw_hh.narrow(0, 2 * H, H), dP.narrow(1, 2 * H, H).contiguous().t(), c.aux.view({rows, H}), !first);
   }
-  // GRUs: the r, z blocks as above; W_n's gradient uses Cho's r*h (aux) or the PyTorch form's d(hW_n + b_hn)
-  // The blocks' gate gradients are made contiguous first: given a transposed view of a column block, oneDNN
-  // copies it itself, transposing, on one thread; a row copy is cheaper.
-  const at::Tensor aux = c.aux.view({rows, H});
-  at::Tensor dw_rz = dw_hh.narrow(0, 0, 2 * H), dw_n = dw_hh.narrow(0, 2 * H, H);
-  if (c.mode == Mode::kGru) {
-    gemm_once(dw_rz, dP.narrow(1, 0, 2 * H).contiguous().t(), h_prev, !first);
-    gemm_once(dw_n, dP.narrow(1, 2 * H, H).contiguous().t(), aux, !first);
-    return;
+  if (c.mode == Mode::kGruResetAfter) {       // the PyTorch GRU's W_n and b_hn take d(h W_n + b_hn) (aux)
+    const at::Tensor aux = c.aux.view({rows, H});
+    const at::Tensor dG_rz = dG.narrow(1, 0, 2 * H).contiguous();
+    if (!c.normed()) {                                                          // (with layer norm: above)
+      gemm_once(dw_hh.narrow(0, 0, 2 * H), dG_rz.t(), h_prev, !first);
+      gemm_once(dw_hh.narrow(0, 2 * H, H), aux.t(), h_prev, !first);
+    }
+    if (has_bias) {
+      db_hh.narrow(0, 0, 2 * H).add_(dG_rz.sum(0));
+      db_hh.narrow(0, 2 * H, H).add_(aux.sum(0));
+    }
   }
-  const at::Tensor dG_rz = dG.narrow(1, 0, 2 * H).contiguous();
-  if (!c.normed()) {                                                            // (with layer norm: above)
-    gemm_once(dw_rz, dG_rz.t(), h_prev, !first);
-    gemm_once(dw_n, aux.t(), h_prev, !first);
+  // The input's part last: under layer norm its gradient w.r.t. the raw x_t U replaces dA (used above) in place.
+  at::Tensor dX = dG;
+  if (c.normed()) {
+    input_layer_norm_backward(c, rows, Ctx<S>::ptr(c.dA));
+    dX = dP;
   }
-  if (has_bias) {
-    db_hh.narrow(0, 0, 2 * H).add_(dG_rz.sum(0));
-    db_hh.narrow(0, 2 * H, H).add_(aux.sum(0));
-  }
+  const int64_t I = x.size(2);
+  if (g[0].defined()) gemm_once(g[0].narrow(0, t0, W).view({rows, I}), dX, w.w_ih, false);  // dX = dG U^T
+  gemm_once(g[3], dX.t(), x.narrow(0, t0, W).reshape({rows, I}), !first);   // dU^T += dG^T X
 }
 
 template <typename S>
@@ -261,7 +284,6 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor lnbuf = empty_if(recompute && normed, {K, N, c.NW}, opt);
   at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
   at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
-  at::Tensor dXU = empty_if(normed, {K, N, GH}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -288,7 +310,6 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);
     c.dlnc = steps(dlnc, 0, W);
-    c.dXU = steps(dXU, 0, W);
     c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);

@@ -52,7 +52,7 @@
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
-//   dXU    (W, N, GH)   backward: the gradient w.r.t. the raw x_t U (what dx and dU take)
+//                       and, once dW has it, the gradient w.r.t. the raw x_t U (what dx and dU take)
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -180,7 +180,8 @@ struct Ctx {
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
   int64_t NW = 0, SW = 0;
-  at::Tensor norm, rstd, ln_buf, dA, dlnc, dXU;
+  at::Tensor norm, rstd, ln_buf, dA, dlnc;
+  at::Tensor ln_out[2];                 // ln_buf as the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
   // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.

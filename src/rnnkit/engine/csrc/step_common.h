@@ -125,10 +125,11 @@ RNNKIT_INLINE void ln_row_backward(const S* dy, const S* xh, const S* g, const S
   }
 }
 
-// The recurrent product of step t under layer norm: into ln_buf (viewed (N, width)), to be normalised by the rows.
+// The recurrent product of step t under layer norm: into ln_buf, to be normalised by the rows (`part`: Cho's GRU's
+// W_rz (0) or W_n (1) product, ln_buf's (N, 2H) and (N, H) views).
 template <typename S>
-S* ln_product(Ctx<S>& c, const Product<S>& product, const at::Tensor& in, int64_t width) {
-  at::Tensor out = c.ln_buf.view(-1).narrow(0, 0, c.N * width).view({c.N, width});
+S* ln_product(Ctx<S>& c, const Product<S>& product, const at::Tensor& in, int part = 0) {
+  const at::Tensor& out = c.ln_out[part];
   product.run(out, in, false);
   return Ctx<S>::ptr(out);
 }
