@@ -117,11 +117,11 @@ def test_layer_norm_backward_equals_finite_differences(kernel):
         assert relative_error(grads[name], numerical_gradient(loss, arr)) < 1e-6, name
 
 
-@pytest.mark.parametrize("runner", ["autograd", "compiled", "compiled-checkpointed"])
+@pytest.mark.parametrize("runner", ["autograd", "python", "compiled", "compiled-checkpointed"])
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_engines_with_layer_norm_equal_the_reference(kernel, runner):
-    """The autograd twin and the compiled loop (plain and checkpointed) with layer norm, recurrent dropout and
-    zoneout together, against the NumPy reference with the same masks: outputs, final states and every gradient."""
+    """The autograd twin, the Python BPTT loop and the compiled loop (plain and checkpointed) with layer norm,
+    recurrent dropout and zoneout together, against the NumPy reference with the same masks: outputs, final states and every gradient."""
     x, state, p, masks = _problem(kernel, seed=8)
     ln = _layer_norms(kernel, seed=9)
     cell = recurrence(kernel)
@@ -139,7 +139,7 @@ def test_engines_with_layer_norm_equal_the_reference(kernel, runner):
     xt = t(x)
     h0, c0 = (t(state[0]), t(state[1])) if lstm else (t(state), None)
     weights = tuple(t(p[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-    run = {"autograd": run_reference, "compiled": fused.run_fused,
+    run = {"autograd": run_reference, "python": run_bptt, "compiled": fused.run_fused,
            "compiled-checkpointed": partial(fused.run_fused, checkpoint_every=3)}[runner]
     h_seq, h_T, c_T = run(cell, xt, h0, c0, weights, None, reg=reg)
     np.testing.assert_allclose(h_seq.detach().numpy(), out, rtol=0, atol=1e-12)

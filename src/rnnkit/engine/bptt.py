@@ -40,7 +40,7 @@ from torch import Tensor
 
 from ..cells.spec import Recurrence
 from .loop_steps import carry as _carry, lstm_gate_grads, settle as _settle, split as _split, target as _target
-from .masked import LOOPS as MASKED_LOOPS, recurrent_weight_grad
+from .masked import LOOPS as MASKED_LOOPS, Norm, normalise, normalise_backward, recurrent_weight_grad
 
 # --------------------------------------------------------------------------- forward loops
 # Each takes the projected input xp (T, N, G*H) with the foldable biases in it, writes the states into hs
@@ -227,23 +227,38 @@ def _folded_bias(kernel: Kernel, b_ih: Tensor | None, b_hh: Tensor | None) -> tu
 
 def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                  b_ih: Tensor | None, b_hh: Tensor | None, mask: Tensor | None, w_hr: Tensor | None = None,
-                 h_mask: Tensor | None = None, zh: Tensor | None = None, zc: Tensor | None = None) -> tuple:
+                 h_mask: Tensor | None = None, zh: Tensor | None = None, zc: Tensor | None = None,
+                 ln: tuple | None = None) -> tuple:
     """The forward over all steps: ``(hs (T+1, N, H), cs (T+1, N, H) or None, *saved)`` (see the contract).
     With the LSTM's projection ``w_hr`` (P, H) the states ``hs`` are (T+1, N, P) and ``saved`` ends with the
-    unprojected ``o_t * tanh(C_t)`` (T, N, H). ``h_mask``, ``zh``, ``zc``: recurrent dropout and zoneout, run by
-    :mod:`.masked`'s loops (not with a projection)."""
+    unprojected ``o_t * tanh(C_t)`` (T, N, H). ``h_mask``, ``zh``, ``zc``: recurrent dropout and zoneout; ``ln``:
+    layer norm's six gains and biases (``Regularisation.ln``), then ``saved`` ends with its ``norm`` and ``rstd``;
+    all run by :mod:`.masked`'s loops (not with a projection)."""
     T, N, I = x.shape
     H = w_hh.shape[1]                                  # the state's size (P with a projection)
     kernel = KERNELS[cell.kernel]
     bias, b_hn = _folded_bias(kernel, b_ih, b_hh)
     x2 = x.reshape(T * N, I)
-    xp = (torch.addmm(bias, x2, w_ih.t()) if bias is not None else x2 @ w_ih.t()).view(T, N, -1)
+    norm = None
+    if ln is not None:                                 # LN(x U) + b, once for all steps
+        G, GH = cell.gates, w_hh.shape[0]
+        xh, rs = normalise(x2 @ w_ih.t(), G)
+        norm = x.new_empty(T, N, 2 * GH + (GH // G if cell.has_cell_state else 0))
+        rstd = x.new_empty(T, N, 2 * G + cell.has_cell_state)
+        norm[:, :, :GH], rstd[:, :, :G] = xh.view(T, N, GH), rs.view(T, N, G)
+        xp = (xh * ln[0] + (ln[1] if bias is None else ln[1] + bias)).view(T, N, -1)
+    else:
+        xp = (torch.addmm(bias, x2, w_ih.t()) if bias is not None else x2 @ w_ih.t()).view(T, N, -1)
     hs = x.new_empty(T + 1, N, H)
     hs[0] = h0
     cs = None
     if cell.has_cell_state:
         cs = x.new_empty(T + 1, N, c0.shape[1])
         cs[0] = c0
+    if norm is not None:
+        saved = MASKED_LOOPS[cell.kernel][0](xp, hs, cs, w_hh, b_hn, mask, h_mask, zh, zc,
+                                             ln=Norm(*ln[2:], norm, rstd))
+        return (hs, cs, *saved, norm, rstd)
     if h_mask is not None or zh is not None or zc is not None:
         return (hs, cs, *MASKED_LOOPS[cell.kernel][0](xp, hs, cs, w_hh, b_hn, mask, h_mask, zh, zc))
     projection = {} if w_hr is None else {"w_hr": w_hr}
@@ -254,22 +269,32 @@ def forward_pass(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, w_i
 def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, saved: tuple, w_ih: Tensor, w_hh: Tensor,
                   mask: Tensor | None, dY: Tensor, dc_T: Tensor | None, has_bias: bool, need_dx: bool,
                   w_hr: Tensor | None = None, h_mask: Tensor | None = None, zh: Tensor | None = None,
-                  zc: Tensor | None = None) -> tuple:
+                  zc: Tensor | None = None, ln: tuple | None = None) -> tuple:
     """The backward through time: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``, ``None`` where not asked for,
-    and ``dw_hr`` eighth with the LSTM's projection; with the masks of :mod:`.masked`, its loops."""
+    and ``dw_hr`` eighth with the LSTM's projection; with the masks of :mod:`.masked`, its loops. ``ln``: layer
+    norm's ``(norm, rstd, *gains and biases)``; then ``dw_hr`` (``None``) and their six gradients follow."""
     T, N, I = x.shape
     H = hs.shape[2]
     dc = dc_T if cell.has_cell_state else None
     kernel = KERNELS[cell.kernel]
     projection = {} if w_hr is None else {"w_hr": w_hr, "d_proj": dY.new_empty(T, N, H)}
-    masked = h_mask is not None or zh is not None or zc is not None
+    masked = h_mask is not None or zh is not None or zc is not None or ln is not None
+    norm = None
+    if ln is not None:
+        norm, rstd, g_ih, _, *hh_and_c = ln
+        GH = w_hh.shape[0]
+        norm_t = Norm(*hh_and_c, norm, rstd, dA=dY.new_empty(T, N, GH),
+                      dlnc=dY.new_empty(T, N, H) if cell.has_cell_state else None)
     if masked:
         dGx, dGh, dh0, dc0 = MASKED_LOOPS[cell.kernel][1](dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
-                                                   h_mask, zh, zc)
+                                                   h_mask, zh, zc, **({} if norm is None else {"ln": norm_t}))
     else:
         dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask, **projection)
     gx = dGx.reshape(T * N, -1)
     gh = dGh.reshape(T * N, -1)
+    if norm is not None:
+        return _layer_norm_backward(cell, kernel, x, hs, saved, w_ih, gx, gh, dh0, dc0, has_bias, need_dx, h_mask,
+                                    norm_t, g_ih)
     dx = (gx @ w_ih).view(T, N, I) if need_dx else None
     dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
     dw_hh = recurrent_weight_grad(kernel.reset_before_matmul, gh, hs, saved, h_mask) if masked \
@@ -283,6 +308,26 @@ def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, sa
     cell_out = saved[-1]                                                  # dR^T = dH^T (o * tanh C)
     dw_hr = projection["d_proj"].reshape(T * N, H).t() @ cell_out.reshape(T * N, -1)
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
+
+
+def _layer_norm_backward(cell, kernel, x, hs, saved, w_ih, gx, gh, dh0, dc0, has_bias, need_dx, h_mask, ln: Norm,
+                         g_ih: Tensor) -> tuple:
+    """The weights' and layer norm's gradients from the gate gradients ``gx`` and the recurrent product's LN output
+    gradients ``gh`` (rows, G*H): the gains take ``sum(dy * normalised)``, the biases ``sum(dy)``, ``U`` and ``W``
+    the gradients of the raw products (through LN)."""
+    T, N, I = x.shape
+    G, GH = cell.gates, gx.shape[1]
+    norm, rstd = ln.norm.reshape(T * N, -1), ln.rstd.reshape(T * N, -1)
+    d_ln = [(gx * norm[:, :GH]).sum(0), gx.sum(0), (gh * norm[:, GH:2 * GH]).sum(0), gh.sum(0), None, None]
+    if cell.has_cell_state:
+        dl = ln.dlnc.reshape(T * N, -1)
+        d_ln[4:] = [(dl * norm[:, 2 * GH:]).sum(0), dl.sum(0)]
+    gx_raw = normalise_backward(gx, norm[:, :GH], rstd[:, :G], g_ih, G)              # d(x U)
+    dx = (gx_raw @ w_ih).view(T, N, I) if need_dx else None
+    dw_ih = gx_raw.t() @ x.reshape(T * N, I)
+    dw_hh = recurrent_weight_grad(kernel.reset_before_matmul, ln.dA.reshape(T * N, GH), hs, saved, h_mask)
+    db_ih, db_hh = (gx.sum(0), gh.sum(0)) if has_bias else (None, None)
+    return (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, None, *d_ln)
 
 
 def _recurrent_weight_grad(kernel: Kernel, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:

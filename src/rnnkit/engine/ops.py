@@ -56,8 +56,12 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
             kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zoneout_h, zoneout_c,
             ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias)
     else:                                        # (the Python loops take zoneout's bools as floats)
+        ln = None if ln_ih_weight is None else (ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight,
+                                                ln_c_bias)
         hs, cs, *saved = forward_pass(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, h_mask,
-                                      as_weights(zoneout_h, x), as_weights(zoneout_c, x))
+                                      as_weights(zoneout_h, x), as_weights(zoneout_c, x), ln)
+        if ln is not None:
+            rstd, norm = saved.pop(), saved.pop()
         gates = saved.pop(0) if saved else None
         aux = saved.pop(0) if KERNELS[kernel].bias_in_loop else None
         cell_out = saved.pop(0) if w_hr is not None else None
@@ -107,9 +111,11 @@ def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optiona
                                      ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias)
     else:
         saved = tuple(t for t in (gates, aux, cell_out) if t is not None)
+        ln = None if ln_ih_weight is None else (norm, rstd, ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias,
+                                                ln_c_weight, ln_c_bias)
         grads = list(backward_pass(recurrence(kernel), x, hs, cs, saved, w_ih, w_hh, mask, dY, dc_T,
                                    b_ih is not None, need_dx, w_hr, h_mask, as_weights(zoneout_h, x),
-                                   as_weights(zoneout_c, x)))
+                                   as_weights(zoneout_c, x), ln))
         grads += [None] * (14 - len(grads))
     return [_empty(x) if g is None else g for g in grads]
 
@@ -191,9 +197,6 @@ def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights
     if reg is not None and not reg.empty:
         extra = tuple(None if m is None else m.contiguous() for m in (reg.h_mask, reg.zoneout_h, reg.zoneout_c))
         if reg.ln is not None:
-            if backend != "compiled":
-                raise RuntimeError(f"rnnkit: the {backend!r} engine has no layer-norm loop; use engine='compiled' "
-                                   f"or 'autograd'")
             extra += reg.ln
     out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh,
                         w_hr, mask, window, store, *extra)

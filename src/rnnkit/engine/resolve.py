@@ -82,7 +82,7 @@ REGULARISERS = frozenset({"weight_drop", "variational_dropout", "recurrent_dropo
 _INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
 SUPPORTS: dict[str, frozenset[str]] = {
     "autograd": REGULARISERS,
-    "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout"},
+    "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
     "compiled": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
     "cuda-graph": _INPUT_ONLY,
     "torch": frozenset(),
