@@ -32,6 +32,15 @@ def _problem(kernel: str, seed: int = 0, train: bool = True):
     return x, state, p, masks
 
 
+def _backward(h_seq, h_T, c_T, d_out, d_final) -> None:
+    """Backpropagate the reference's upstream gradients: ``d_out`` into the outputs, ``d_final`` into the final
+    state(s)."""
+    finals = (h_T, c_T) if c_T is not None else (h_T,)
+    d_finals = d_final if c_T is not None else (d_final,)
+    loss = (h_seq * torch.tensor(d_out)).sum() + sum((f * torch.tensor(d)).sum() for f, d in zip(finals, d_finals))
+    loss.backward()
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_reference_backward_equals_finite_differences(kernel):
     x, state, p, masks = _problem(kernel)
@@ -74,12 +83,7 @@ def test_engines_equal_the_reference(kernel, train):
         weights = tuple(t(p[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         h_seq, h_T, c_T = runner(cell, xt, h0, c0, weights, None, reg=reg)
         np.testing.assert_allclose(h_seq.detach().numpy(), out, rtol=0, atol=1e-12)
-        loss = (h_seq * torch.tensor(d_out)).sum()
-        if lstm:
-            loss = loss + (h_T * torch.tensor(d_final[0])).sum() + (c_T * torch.tensor(d_final[1])).sum()
-        else:
-            loss = loss + (h_T * torch.tensor(d_final)).sum()
-        loss.backward()
+        _backward(h_seq, h_T, c_T, d_out, d_final)
         got = {"x": xt.grad, "h0": h0.grad, **({"c0": c0.grad} if lstm else {}),
                **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights)}}
         for name, g in got.items():
@@ -143,12 +147,7 @@ def test_engines_with_layer_norm_equal_the_reference(kernel, runner):
            "compiled-checkpointed": partial(fused.run_fused, checkpoint_every=3)}[runner]
     h_seq, h_T, c_T = run(cell, xt, h0, c0, weights, None, reg=reg)
     np.testing.assert_allclose(h_seq.detach().numpy(), out, rtol=0, atol=1e-12)
-    loss = (h_seq * torch.tensor(d_out)).sum()
-    if lstm:
-        loss = loss + (h_T * torch.tensor(d_final[0])).sum() + (c_T * torch.tensor(d_final[1])).sum()
-    else:
-        loss = loss + (h_T * torch.tensor(d_final)).sum()
-    loss.backward()
+    _backward(h_seq, h_T, c_T, d_out, d_final)
     got = {"x": xt.grad, "h0": h0.grad, **({"c0": c0.grad} if lstm else {}),
            **{k: w.grad for k, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights)},
            **{f"ln_{k}_{w}": v[j].grad for k, v in lnt.items() for j, w in enumerate(("weight", "bias"))}}

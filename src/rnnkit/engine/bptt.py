@@ -279,30 +279,31 @@ def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, sa
     kernel = KERNELS[cell.kernel]
     projection = {} if w_hr is None else {"w_hr": w_hr, "d_proj": dY.new_empty(T, N, H)}
     masked = h_mask is not None or zh is not None or zc is not None or ln is not None
-    norm = None
+    normed = None
     if ln is not None:
         norm, rstd, g_ih, _, *hh_and_c = ln
-        GH = w_hh.shape[0]
-        norm_t = Norm(*hh_and_c, norm, rstd, dA=dY.new_empty(T, N, GH),
+        normed = Norm(*hh_and_c, norm, rstd, dA=dY.new_empty(T, N, w_hh.shape[0]),
                       dlnc=dY.new_empty(T, N, H) if cell.has_cell_state else None)
     if masked:
         dGx, dGh, dh0, dc0 = MASKED_LOOPS[cell.kernel][1](dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask,
-                                                   h_mask, zh, zc, **({} if norm is None else {"ln": norm_t}))
+                                                   h_mask, zh, zc, **({} if normed is None else {"ln": normed}))
     else:
         dGx, dGh, dh0, dc0 = kernel.backward(dY, hs.new_zeros(N, H), dc, hs, cs, saved, w_hh, mask, **projection)
     gx = dGx.reshape(T * N, -1)
     gh = dGh.reshape(T * N, -1)
-    if norm is not None:
-        return _layer_norm_backward(cell, kernel, x, hs, saved, w_ih, gx, gh, dh0, dc0, has_bias, need_dx, h_mask,
-                                    norm_t, g_ih)
-    dx = (gx @ w_ih).view(T, N, I) if need_dx else None
-    dw_ih = gx.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
-    dw_hh = recurrent_weight_grad(kernel.reset_before_matmul, gh, hs, saved, h_mask) if masked \
-        else _recurrent_weight_grad(kernel, gh, hs, saved)                  # dW^T = dG^T H_prev
+    gu, gw = gx, gh                           # what U and W take: the raw products' gradients (through LN if any)
+    if normed is not None:
+        d_ln, gu, gw = _layer_norm_grads(cell, gx, gh, normed, g_ih)
+    dx = (gu @ w_ih).view(T, N, I) if need_dx else None
+    dw_ih = gu.t() @ x.reshape(T * N, I)                                  # dU^T = dG^T X
+    dw_hh = recurrent_weight_grad(kernel.reset_before_matmul, gw, hs, saved, h_mask) if masked \
+        else _recurrent_weight_grad(kernel, gw, hs, saved)                  # dW^T = dG^T H_prev
     db_ih = db_hh = None
     if has_bias:
         db_ih = gx.sum(0)
         db_hh = gh.sum(0)
+    if normed is not None:
+        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, None, *d_ln
     if w_hr is None:
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
     cell_out = saved[-1]                                                  # dR^T = dH^T (o * tanh C)
@@ -310,24 +311,17 @@ def backward_pass(cell: Recurrence, x: Tensor, hs: Tensor, cs: Tensor | None, sa
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
-def _layer_norm_backward(cell, kernel, x, hs, saved, w_ih, gx, gh, dh0, dc0, has_bias, need_dx, h_mask, ln: Norm,
-                         g_ih: Tensor) -> tuple:
-    """The weights' and layer norm's gradients from the gate gradients ``gx`` and the recurrent product's LN output
-    gradients ``gh`` (rows, G*H): the gains take ``sum(dy * normalised)``, the biases ``sum(dy)``, ``U`` and ``W``
-    the gradients of the raw products (through LN)."""
-    T, N, I = x.shape
+def _layer_norm_grads(cell: Recurrence, gx: Tensor, gh: Tensor, ln: Norm, g_ih: Tensor) -> tuple:
+    """``(layer norm's six gradients, d(x U), d(h W))`` from the gate gradients ``gx`` and the recurrent product's
+    LN output gradients ``gh`` (rows, G*H): the gains take ``sum(dy * normalised)``, the biases ``sum(dy)``."""
     G, GH = cell.gates, gx.shape[1]
-    norm, rstd = ln.norm.reshape(T * N, -1), ln.rstd.reshape(T * N, -1)
+    norm, rstd = ln.norm.reshape(gx.shape[0], -1), ln.rstd.reshape(gx.shape[0], -1)
     d_ln = [(gx * norm[:, :GH]).sum(0), gx.sum(0), (gh * norm[:, GH:2 * GH]).sum(0), gh.sum(0), None, None]
     if cell.has_cell_state:
-        dl = ln.dlnc.reshape(T * N, -1)
+        dl = ln.dlnc.reshape(gx.shape[0], -1)
         d_ln[4:] = [(dl * norm[:, 2 * GH:]).sum(0), dl.sum(0)]
-    gx_raw = normalise_backward(gx, norm[:, :GH], rstd[:, :G], g_ih, G)              # d(x U)
-    dx = (gx_raw @ w_ih).view(T, N, I) if need_dx else None
-    dw_ih = gx_raw.t() @ x.reshape(T * N, I)
-    dw_hh = recurrent_weight_grad(kernel.reset_before_matmul, ln.dA.reshape(T * N, GH), hs, saved, h_mask)
-    db_ih, db_hh = (gx.sum(0), gh.sum(0)) if has_bias else (None, None)
-    return (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, None, *d_ln)
+    gu = normalise_backward(gx, norm[:, :GH], rstd[:, :G], g_ih, G)
+    return d_ln, gu, ln.dA.reshape(gx.shape[0], GH)
 
 
 def _recurrent_weight_grad(kernel: Kernel, gh: Tensor, hs: Tensor, saved: tuple) -> Tensor:

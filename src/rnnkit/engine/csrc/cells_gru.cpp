@@ -74,7 +74,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
     S* q = aux + (t * N + n) * H;
     S* d_h = dh + n * H;
     if (!valid) {
-      if constexpr (kLN) std::fill(Ctx<S>::ptr(c.dA) + (t * N + n) * GH, Ctx<S>::ptr(c.dA) + (t * N + n + 1) * GH, S(0));
+      if constexpr (kLN) c.zero_dA_row(t, n);
       return pass_back(g, GH, d_h, y, H, q, H);
     }
     const S* zo = c.zone_row(zh, n);
@@ -90,7 +90,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
     }
     if constexpr (kLN)                                              // d((r*h) W_n) through LN
       ln_row_backward(g + 2 * H, c.norm_row(t, n) + 2 * H, c.ln_g + 2 * H, c.rstd_row(t, n) + 2,
-                      Ctx<S>::ptr(c.dA) + (t * N + n) * GH + 2 * H, 1, H);
+                      c.dA_row(t, n) + 2 * H, 1, H);
   });
   at::Tensor g_t = c.dG.select(0, t);
   const at::Tensor dp_t = (kLN ? c.dA : c.dG).select(0, t);        // the products' gradients
@@ -114,7 +114,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
       }
     }
     if constexpr (kLN)                                              // d(h W_rz) through LN
-      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), Ctx<S>::ptr(c.dA) + (t * N + n) * GH, 2, H);
+      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), c.dA_row(t, n), 2, H);
   });
   if (!dropped) return c.bw[0].run(c.dh, dp_t.narrow(1, 0, 2 * H), true);  // += [da_r da_z] W_rz^T
   c.bw[0].run(c.scratch_h, dp_t.narrow(1, 0, 2 * H), true);       // d(h m) = d(r h m) r + [da_r da_z] W_rz^T
@@ -180,7 +180,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
     S* d_h = dh + n * H;
     if (!valid) {
       std::fill(e, e + GH, S(0));
-      if constexpr (kLN) std::fill(Ctx<S>::ptr(c.dA) + (t * N + n) * GH, Ctx<S>::ptr(c.dA) + (t * N + n + 1) * GH, S(0));
+      if constexpr (kLN) c.zero_dA_row(t, n);
       return pass_back(g, GH, d_h, y, H, q, H);
     }
     const S* zo = c.zone_row(zh, n);
@@ -199,7 +199,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
       d_h[j] += dn * z;
     }
     if constexpr (kLN)                                              // d(h W) through LN
-      ln_row_backward(e, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), Ctx<S>::ptr(c.dA) + (t * N + n) * GH, 3, H);
+      ln_row_backward(e, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), c.dA_row(t, n), 3, H);
   });
   add_recurrent_grad(c, c.bw[0], kLN ? c.dA.select(0, t) : c.scratch);  // += dG^h_t W^T [* m]
 }

@@ -49,7 +49,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
     S* g = dG + (t * N + n) * H;
     S* d_h = dh + n * H;
     if (!valid) {
-      if constexpr (kLN) std::fill(Ctx<S>::ptr(c.dA) + (t * N + n) * H, Ctx<S>::ptr(c.dA) + (t * N + n + 1) * H, S(0));
+      if constexpr (kLN) c.zero_dA_row(t, n);
       return pass_back(g, H, d_h, y, H);
     }
     const S* z = c.zone_row(zh, n);
@@ -60,7 +60,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
       g[j] = kRelu ? (h[j] > S(0) ? d : S(0)) : d * (S(1) - h[j] * h[j]);  // da_t = dh_t f'(a_t)
     }
     if constexpr (kLN)                                              // d(h W) through LN
-      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), Ctx<S>::ptr(c.dA) + (t * N + n) * H, 1, H);
+      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), c.dA_row(t, n), 1, H);
   });
   add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += da_t W^T [* m]
 }
@@ -203,10 +203,10 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
     const S* y = dy + n * H;
     S* d_h = dh + n * H;
     if constexpr (kLN) {
-      S* dA = Ctx<S>::ptr(c.dA) + (t * N + n) * 4 * H;
+      S* dA = c.dA_row(t, n);
       S* dl = Ctx<S>::ptr(c.dlnc) + (t * N + n) * H;
       if (!valid) {
-        std::fill(dA, dA + 4 * H, S(0)), std::fill(dl, dl + H, S(0));
+        c.zero_dA_row(t, n), std::fill(dl, dl + H, S(0));
         return pass_back(g, 4 * H, d_h, y, H);
       }
       const S* zh = kZone ? c.zone_row(zh_t, n) : nullptr;

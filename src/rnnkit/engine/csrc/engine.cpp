@@ -92,10 +92,10 @@ void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& 
   c.ln_ig = ln[0].data_ptr<S>(), c.ln_ib = ln[1].data_ptr<S>();
   c.ln_g = ln[2].data_ptr<S>(), c.ln_b = ln[3].data_ptr<S>();
   if (c.mode == Mode::kLstm) c.lnc_g = ln[4].data_ptr<S>(), c.lnc_b = ln[5].data_ptr<S>();
-  c.ln_buf = at::empty({c.N, c.GH}, w.w_hh.options());
+  const at::Tensor ln_buf = at::empty({c.N * c.GH}, w.w_hh.options());
   const int64_t first = c.mode == Mode::kGru ? 2 * c.H : c.GH;
-  c.ln_out[0] = c.ln_buf.view(-1).narrow(0, 0, c.N * first).view({c.N, first});
-  c.ln_out[1] = c.ln_buf.view(-1).narrow(0, 0, c.N * c.H).view({c.N, c.H});
+  c.ln_out[0] = ln_buf.narrow(0, 0, c.N * first).view({c.N, first});
+  c.ln_out[1] = ln_buf.narrow(0, 0, c.N * c.H).view({c.N, c.H});
 }
 
 template <typename S>

@@ -180,8 +180,8 @@ struct Ctx {
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
   int64_t NW = 0, SW = 0;
-  at::Tensor norm, rstd, ln_buf, dA, dlnc;
-  at::Tensor ln_out[2];                 // ln_buf as the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
+  at::Tensor norm, rstd, dA, dlnc;
+  at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
   // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.
@@ -197,6 +197,9 @@ struct Ctx {
   // follows it: + GH, + G); `input`: from x_t U's.
   S* norm_row(int64_t t, int64_t n, bool input = false) const { return ptr(norm) + (t * N + n) * NW + (input ? 0 : GH); }
   S* rstd_row(int64_t t, int64_t n, bool input = false) const { return ptr(rstd) + (t * N + n) * SW + (input ? 0 : G); }
+  // Row n of step t of dA (GH), and that row zeroed (a row past a sequence's end).
+  S* dA_row(int64_t t, int64_t n) const { return ptr(dA) + (t * N + n) * GH; }
+  void zero_dA_row(int64_t t, int64_t n) const { std::fill(dA_row(t, n), dA_row(t, n) + GH, S(0)); }
   static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
   const S* dy_at(int64_t t) {
     dy_t = dY.select(0, t);
