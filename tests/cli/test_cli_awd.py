@@ -38,7 +38,7 @@ def test_awd_cpu_preset_is_at_most_ten_million_parameters(tmp_path):
     o = _resolved("--preset", "awd-cpu", "--out", tmp_path / "r")
     assert o["awd"] and o["minutes"] == 60 and o["asgd"] and o["variable_bptt"]
     # ~12 epochs fit in the hour: too few for NT-ASGD's plateau, so the learning rate decays as ptb-tied's
-    assert (o["lr"], o["lr_decay"], o["decay_after"], o["nonmono"]) == (30.0, 0.6, 6, 5)
+    assert (o["lr"], o["lr_decay"], o["decay_last"], o["nonmono"]) == (30.0, 1.0, 0.5, 5)
     assert o["init_range"] is None                # AWD's own initialisation (rnnkit.models.language_model)
     assert _parameters(o) <= 10_000_000
 

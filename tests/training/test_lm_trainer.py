@@ -251,3 +251,24 @@ def test_resume_states_saved_mid_run_count_this_sessions_time(tmp_path, monkeypa
     assert torch.load(tmp_path / "resume.pt", weights_only=True)["elapsed"] == trainer.elapsed > saved[-2]
     seconds = [r["seconds"] for r in records(tmp_path, "eval")]            # the training time of each record
     assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] < seconds[2] <= trainer.elapsed
+
+
+def test_decay_last_hand_values():
+    cfg = TrainConfig(optimizer="sgd", lr=30.0, decay_last=0.5, epochs=3)
+    assert [cfg.lr_at(1, d) for d in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0, 1.2)] == pytest.approx(
+        [30.0, 30.0, 30.0, 15.0, 6.0, 0.0, 0.0])
+    both = TrainConfig(optimizer="sgd", lr=1.0, lr_decay=0.5, decay_after=1, decay_last=0.25, epochs=3)
+    assert both.lr_at(3, 0.875) == pytest.approx(0.25 * 0.5)          # the epoch decay, then the linear ramp
+    with pytest.raises(ValueError, match="decay_last"):
+        TrainConfig(decay_last=1.5)
+
+
+def test_trainer_ramps_the_learning_rate_down_each_step(tmp_path):
+    torch.manual_seed(0)
+    task = char_task(HELLO * 6, HELLO, batch_size=4, bptt=8)      # 3 windows per epoch
+    model = tiny_model(task, hidden=8, embed=4)
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, decay_last=0.5, epochs=4, log_every=1, device="cpu")
+    assert Trainer(model, task, cfg, tmp_path, quiet=True).fit() == "finished"
+    # 12 steps; step k (1-based) runs with k - 1 of them done: full rate to the half, then (12 - k + 1) / 6 of it
+    expected = [0.1] * 7 + [0.1 * (12 - k + 1) / 6 for k in range(8, 13)]
+    assert [r["lr"] for r in records(tmp_path, "train")] == pytest.approx(expected)

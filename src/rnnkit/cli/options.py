@@ -131,6 +131,8 @@ TRAINER = [
     Option("--lr-decay", 1.0, "multiply the learning rate by this each epoch after --decay-after",
            type=number(0, 1, low_open=True)),
     Option("--decay-after", 0, "epochs at the full learning rate before decay starts", type=non_negative_int),
+    Option("--decay-last", 0.0, "the last fraction of the budget (--minutes, else the steps) over which the "
+           "learning rate falls linearly to 0", type=number(0, 1)),
     Option("--epochs", 10, "epochs", type=positive_int),
     Option("--max-steps", None, "stop after this many steps", type=optional(positive_int, "no limit", zero=True)),
     Option("--minutes", None, "time budget in minutes (resumes included)", type=optional(positive_float, "no limit")),
@@ -148,7 +150,7 @@ TRAINER = [
     Option("--log-every", 50, "steps between training-loss records in metrics.jsonl", type=positive_int),
 ]
 
-TRAIN_KEYS = {"optimizer", "lr", "weight_decay", "momentum", "lr_decay", "decay_after", "epochs", "max_steps",
+TRAIN_KEYS = {"optimizer", "lr", "weight_decay", "momentum", "lr_decay", "decay_after", "decay_last", "epochs", "max_steps",
               "minutes", "clip", "eval_every", "patience", "seed", "device", "bf16", "log_every"}
 
 

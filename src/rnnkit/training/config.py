@@ -14,6 +14,7 @@ class TrainConfig:
     momentum: float = 0.0
     lr_decay: float = 1.0         # multiply the learning rate by this each epoch after ``decay_after``
     decay_after: int = 0          # the Zaremba schedule: lr * lr_decay ** max(0, epoch - decay_after)
+    decay_last: float = 0.0       # the last fraction of the budget, over which the learning rate falls linearly to 0
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps in all
     minutes: float | None = None  # time budget for the whole run, resumes included
@@ -32,10 +33,17 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if not 0.0 <= self.decay_last <= 1.0:
+            raise ValueError(f"decay_last must be a fraction in [0, 1], got {self.decay_last}")
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of (1-based) ``epoch``: constant for ``decay_after`` epochs, then decayed each epoch."""
-        return self.lr * self.lr_decay ** max(0, epoch - self.decay_after)
+    def lr_at(self, epoch: int, done: float = 0.0) -> float:
+        """Learning rate in (1-based) ``epoch`` with the fraction ``done`` of the budget spent: constant for
+        ``decay_after`` epochs, then decayed each epoch; and over the budget's last ``decay_last``, scaled down
+        linearly to 0 (the decay phase of a warmup-stable-decay schedule, which fits a run cut by time)."""
+        lr = self.lr * self.lr_decay ** max(0, epoch - self.decay_after)
+        if self.decay_last:
+            lr *= min(1.0, max(0.0, 1.0 - done) / self.decay_last)
+        return lr
 
     def to_dict(self) -> dict:
         return asdict(self)

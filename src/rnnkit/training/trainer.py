@@ -342,11 +342,11 @@ class Trainer:
             self._save_resume()
             reason = self._should_stop()
         while self.epoch <= cfg.epochs and reason == "finished":
-            lr = cfg.lr_at(self.epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            lr = self._set_lr(total)
             tick, items = time.monotonic(), 0
             for batch in self.task.batches(self.epoch, self.position):
+                if cfg.decay_last:
+                    lr = self._set_lr(total)
                 snapshot = (self.task.state_dict(), _rng_state())
                 try:
                     with autocast:
@@ -391,6 +391,17 @@ class Trainer:
         budget = self.cfg.minutes
         left = None if budget is None else max(0.0, 60 * budget - self.trained_seconds())
         return progress_total(step_total, self.step, left, steps_per_second)
+
+    def _set_lr(self, step_total: int) -> float:
+        """Put this step's learning rate into the optimizer; the budget spent is the step's share of the steps or,
+        with ``minutes``, of the time, whichever is further on."""
+        done = self.step / max(step_total, 1)
+        if self.cfg.minutes is not None:
+            done = max(done, self.trained_seconds() / (60 * self.cfg.minutes))
+        lr = self.cfg.lr_at(self.epoch, done)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def _update(self, objective: Tensor) -> Tensor:
         """Backward, clip, optimizer step; returns the gradient norm before clipping."""
