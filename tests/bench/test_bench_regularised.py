@@ -27,6 +27,7 @@ def test_the_report_has_every_configuration_and_the_masks_cost_memory(monkeypatc
     dropped = 2 * 4 * 8 * 8 * 4                              # per layer: the dropped weight_hh (4H, H)
     assert saved["rd + wd + zoneout (compiled)"] == saved["rd + wd + zoneout (python BPTT)"]
     assert saved["rd + wd + zoneout (compiled)"] - saved["plain (compiled)"] >= masks + dropped
+    assert saved["layer_norm, checkpoint_every=10 (compiled)"] < saved["plain (compiled)"] < saved["layer_norm (compiled)"]
     rows = [line for line in text.splitlines() if line.startswith("| ") and "configuration" not in line]
     assert [r.split("|")[1].strip() for r in rows] == list(regularised.CONFIGS)
     assert rows[0].split("|")[3].strip() == "1.00×"

@@ -36,6 +36,7 @@
 
 #include <string>
 
+#include "buffer_pool.h"
 #include "step_common.h"
 
 namespace rnnkit {
@@ -47,7 +48,7 @@ constexpr int64_t kChunkRows = 2048;   // rows (steps x N) per backward chunk: b
 at::Tensor steps(const at::Tensor& a, int64_t t0, int64_t n) { return a.defined() ? a.narrow(0, t0, n) : a; }
 
 at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& opt) {
-  return cond ? at::empty(size, opt) : at::Tensor();
+  return cond ? fresh(size, opt) : at::Tensor();
 }
 
 // The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set).
@@ -92,7 +93,7 @@ void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& 
   c.ln_ig = ln[0].data_ptr<S>(), c.ln_ib = ln[1].data_ptr<S>();
   c.ln_g = ln[2].data_ptr<S>(), c.ln_b = ln[3].data_ptr<S>();
   if (c.mode == Mode::kLstm) c.lnc_g = ln[4].data_ptr<S>(), c.lnc_b = ln[5].data_ptr<S>();
-  const at::Tensor ln_buf = at::empty({c.N * c.GH}, w.w_hh.options());
+  const at::Tensor ln_buf = fresh({c.N * c.GH}, w.w_hh.options());
   const int64_t first = c.mode == Mode::kGru ? 2 * c.H : c.GH;
   c.ln_out[0] = ln_buf.narrow(0, 0, c.N * first).view({c.N, first});
   c.ln_out[1] = ln_buf.narrow(0, 0, c.N * c.H).view({c.N, c.H});
@@ -108,7 +109,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   const bool gates = !is_rnn(mode) || zh.defined();                 // the RNN with zoneout keeps f(a_t)
   const bool projected = w.w_hr.defined();
   const auto opt = x.options();
-  at::Tensor hs = at::empty({T + 1, N, P}, opt);
+  at::Tensor hs = fresh({T + 1, N, P}, opt);
   hs.select(0, 0).copy_(h0);
   Ctx<S> c = make_ctx<S>(mode, w, N, true, false);
   set_masks(c, h_mask, zh, zc);
@@ -266,15 +267,15 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
   set_masks(c, h_mask, zh, zc);
   set_layer_norm(c, w, ln);
-  c.dh = at::zeros({N, P}, opt);
-  if (lstm) c.dc = dc_T.defined() ? dc_T.contiguous().clone() : at::zeros({N, H}, opt);
-  std::vector<at::Tensor> g = {need_dx ? at::empty(x.sizes(), opt) : at::Tensor(), c.dh, c.dc,
-                               at::empty(w.w_ih.sizes(), opt), at::empty(w.w_hh.sizes(), opt),
-                               has_bias ? at::zeros({GH}, opt) : at::Tensor(), at::Tensor(),
+  c.dh = fresh_zeros({N, P}, opt);
+  if (lstm) c.dc = dc_T.defined() ? dc_T.contiguous().clone() : fresh_zeros({N, H}, opt);
+  std::vector<at::Tensor> g = {need_dx ? fresh(x.sizes(), opt) : at::Tensor(), c.dh, c.dc,
+                               fresh(w.w_ih.sizes(), opt), fresh(w.w_hh.sizes(), opt),
+                               has_bias ? fresh_zeros({GH}, opt) : at::Tensor(), at::Tensor(),
                                empty_if(projected, w.w_hr.sizes(), opt)};
   for (size_t k = 0; k < ln.size(); ++k) g.push_back(ln[k].defined() ? at::zeros_like(ln[k]) : at::Tensor());
-  if (has_bias) g[6] = mode == Mode::kGruResetAfter ? at::zeros({GH}, opt) : g[5];
-  at::Tensor dG = at::empty({K, N, GH}, opt);
+  if (has_bias) g[6] = mode == Mode::kGruResetAfter ? fresh_zeros({GH}, opt) : g[5];
+  at::Tensor dG = fresh({K, N, GH}, opt);
   at::Tensor aux = empty_if(is_gru(mode), {K, N, H}, opt);
   at::Tensor hbuf = empty_if(recompute, {K + 1, N, P}, opt), cbuf = empty_if(recompute && lstm, {K + 1, N, H}, opt);
   at::Tensor gbuf = empty_if(recompute, {K, N, GH}, opt);
@@ -437,6 +438,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("_set_thresholds", [](double onednn_step, double onednn_once, double serial, double small_task) {
         rnnkit::thresholds() = {onednn_step, onednn_once, serial, small_task}; },
         "backend thresholds in flops; for benchmarks");
+  m.def("_buffer_pool_stats", [] { return rnnkit::buffer_pool::pool().stats(); },
+        "(blocks kept, bytes kept, requests served from the pool, requests that allocated); for tests");
   m.def("_gemm", [](at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
         rnnkit::gemm_once(out, a, b, accumulate); },
         "out (+)= a @ b as the engine's once-per-window products run (oneDNN for float32); for benchmarks");
