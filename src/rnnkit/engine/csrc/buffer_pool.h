@@ -8,7 +8,8 @@
 //   - blocks from 64 KiB (smaller ones stay on glibc's heap anyway), matched by size: a request takes the
 //     smallest free block of at least its size and at most 1.25 times it (variable-length windows reuse too);
 //   - at most RNNKIT_BUFFER_POOL_MB megabytes (default 256; 0 turns the pool off) are kept; past that the oldest
-//     free blocks go back to glibc first.
+//     free blocks go back to glibc first. Blocks over a quarter of that aren't pooled: their faults cost little
+//     beside the work on them, and each would push out many smaller blocks.
 // The tensors are ordinary CPU tensors (from_blob with a deleter that returns the block); they can't be resized.
 #pragma once
 
@@ -32,7 +33,8 @@ class Pool {
     const char* mb = std::getenv("RNNKIT_BUFFER_POOL_MB");
     limit_ = (mb ? static_cast<size_t>(std::max(0L, std::strtol(mb, nullptr, 10))) : 256) << 20;
   }
-  bool on() const { return limit_ > 0; }
+  // Whether a block of `bytes` is pooled.
+  bool takes(size_t bytes) const { return bytes >= kMinBytes && bytes <= limit_ / 4; }
 
   // A block of at least `bytes` (its real size in *got): a kept one when one fits, else a fresh one.
   void* take(size_t bytes, size_t* got) {
@@ -94,7 +96,7 @@ inline Pool& pool() {
 inline at::Tensor fresh(at::IntArrayRef size, const at::TensorOptions& opt) {
   const size_t bytes = static_cast<size_t>(c10::multiply_integers(size)) * opt.dtype().itemsize();
   buffer_pool::Pool& pool = buffer_pool::pool();
-  if (!opt.device().is_cpu() || bytes < buffer_pool::kMinBytes || !pool.on()) return at::empty(size, opt);
+  if (!opt.device().is_cpu() || !pool.takes(bytes)) return at::empty(size, opt);
   size_t got = 0;
   void* block = pool.take(bytes, &got);
   return at::from_blob(block, size, [got](void* p) { buffer_pool::pool().give(p, got); }, opt);

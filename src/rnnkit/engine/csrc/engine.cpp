@@ -214,7 +214,11 @@ void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at
   const at::Tensor dG = c.dG.view({rows, c.GH});
   const at::Tensor dP = c.normed() ? c.dA.view({rows, c.GH}) : dG;  // the gradient w.r.t. the recurrent product
   at::Tensor h_prev = hs.narrow(0, t0, W);
-  h_prev = (h_mask.defined() ? h_prev.mul(h_mask) : h_prev).view({rows, c.P});
+  if (h_mask.defined()) {
+    at::Tensor dropped = fresh(h_prev.sizes(), h_prev.options());
+    h_prev = at::mul_out(dropped, h_prev, h_mask);
+  }
+  h_prev = h_prev.view({rows, c.P});
   if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
     gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
   if (has_bias) db_ih.add_(dG.sum(0));
