@@ -1,7 +1,8 @@
 """Peak memory of one training step against what BPTT must keep, measured in a fresh process set up for it.
 
 Peak memory is the growth of the process's peak resident set during one training step (glibc told to return
-freed blocks to the OS at once, so the resident set tracks live memory), against the minimum full BPTT must keep:
+freed blocks to the OS at once, and the compiled engine's buffer pool off, so the resident set tracks live
+memory), against the minimum full BPTT must keep:
 ``saved_per_step·N·H·T`` floats (the LSTM's 4 gates, c and h; the GRUs' 3 gates and h, plus h W_n for PyTorch's
 form; the RNN's h). Run as ``python -m rnnkit.bench.memory --memory SHAPES [--long]`` by :func:`memory_in_subprocess`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import re
 import subprocess
 import sys
@@ -113,7 +115,8 @@ def memory_in_subprocess(shapes: list[tuple[int, int, int]], long: bool = False)
     """The memory rows (and the long-sequence line) measured in a fresh process set up for it."""
     args = [sys.executable, "-m", "rnnkit.bench.memory", "--memory", json.dumps(shapes)] + \
         (["--long"] if long else [])
-    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    env = dict(os.environ, RNNKIT_BUFFER_POOL_MB="0")   # the engine's buffer pool would keep the blocks resident
+    done = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
     return done.stdout.splitlines()
 
 
