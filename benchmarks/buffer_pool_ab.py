@@ -3,7 +3,7 @@ recurrent dropout + weight drop + zoneout, 25 steps each after 3 warm-ups (media
 at a time (unlike ``rnnkit bench --regularised``, which interleaves them in one process). The pool is read once per
 process, so each setting runs in its own:
 
-    for i in 1 2; do RNNKIT_BUFFER_POOL_MB=0 python benchmarks/buffer_pool_ab.py off
+    for i in 1 2; do RNNKIT_BUFFER_POOL_MB=0 python benchmarks/buffer_pool_ab.py off; \
         python benchmarks/buffer_pool_ab.py on; done
 """
 import sys

@@ -150,8 +150,8 @@ TRAINER = [
     Option("--log-every", 50, "steps between training-loss records in metrics.jsonl", type=positive_int),
 ]
 
-TRAIN_KEYS = {"optimizer", "lr", "weight_decay", "momentum", "lr_decay", "decay_after", "decay_last", "epochs", "max_steps",
-              "minutes", "clip", "eval_every", "patience", "seed", "device", "bf16", "log_every"}
+TRAIN_KEYS = {"optimizer", "lr", "weight_decay", "momentum", "lr_decay", "decay_after", "decay_last", "epochs",
+              "max_steps", "minutes", "clip", "eval_every", "patience", "seed", "device", "bf16", "log_every"}
 
 
 @contextmanager

@@ -143,7 +143,7 @@ def bernoulli(shape, p: float, like: Tensor, dtype: torch.dtype | None = None) -
     """1 with probability ``p`` (rounded to a multiple of 2^-16), else 0, from torch's default generator of
     ``like``'s device, in ``dtype`` (default ``like``'s; zoneout's masks are bool: a byte per unit kept for the
     backward). Drawn as uniform 16-bit integers ``< p * 2^16``, four from each 64-bit draw: the generator is the
-    masks' main cost at small shapes, and this takes a quarter of ``rand < p``'s draws (2.5x faster on the CPU;
+    masks' main cost at small shapes, and this takes a quarter of ``rand < p``'s draws (2.4x faster on the CPU;
     BENCHMARKS.md, "Drawing the masks")."""
     dtype = dtype or like.dtype
     n, levels = math.prod(shape), 1 << _LANE_BITS

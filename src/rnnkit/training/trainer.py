@@ -342,11 +342,9 @@ class Trainer:
             self._save_resume()
             reason = self._should_stop()
         while self.epoch <= cfg.epochs and reason == "finished":
-            lr = self._set_lr(total)
             tick, items = time.monotonic(), 0
             for batch in self.task.batches(self.epoch, self.position):
-                if cfg.decay_last:
-                    lr = self._set_lr(total)
+                lr = self._set_lr(total)
                 snapshot = (self.task.state_dict(), _rng_state())
                 try:
                     with autocast:
