@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = ("engine.cpp", "cells.cpp", "cells_rnn_lstm.cpp", "cells_gru.cpp", "stepper.cpp", "scan.cpp")
+_SOURCES = ("engine.cpp", "cells.cpp", "cells_rnn_lstm.cpp", "cells_gru.cpp", "stepper.cpp", "scan.cpp",
+            "masks.cpp")
 BUILD_FAILED = "the C++ extension could not be built"
 _lock = threading.Lock()
 state: dict = {"module": None, "error": None}
@@ -67,13 +68,18 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {line[:300]}"
 
 
-def _compile(verbose: bool):
-    """The extension module: imported straight from the cache when built, else built under :func:`_build_lock`."""
-    from torch.utils import cpp_extension
+def _library() -> tuple[str, str, str, list[str]]:
+    """(module name, build folder, library path, flags) of this machine's build."""
     flags = _flags()
     name = _name(flags)
     build_dir = _build_dir(name)
-    library = os.path.join(build_dir, f"{name}.so")
+    return name, build_dir, os.path.join(build_dir, f"{name}.so"), flags
+
+
+def _compile(verbose: bool):
+    """The extension module: imported straight from the cache when built, else built under :func:`_build_lock`."""
+    from torch.utils import cpp_extension
+    name, build_dir, library, flags = _library()
     if os.path.exists(library):
         try:
             return _import_built(name, library)
@@ -156,6 +162,21 @@ def extension(verbose: bool = False):
                     state["module"] = _compile(verbose)
                 except Exception as err:           # no compiler, no ninja, a compile or load error
                     state["error"] = _short(err)
+    return state["module"]
+
+
+def loaded():
+    """The extension if it is loaded or already built (then imported from the cache, in milliseconds), else
+    ``None``: never compiles. For helpers that have a slower PyTorch twin (:mod:`.masks`)."""
+    if state["module"] is None and state["error"] is None:
+        with _lock:
+            if state["module"] is None and state["error"] is None:
+                try:
+                    name, _, library, _ = _library()
+                    if os.path.exists(library):
+                        state["module"] = _import_built(name, library)
+                except Exception:                  # unreadable: the next extension() call rebuilds or reports
+                    pass
     return state["module"]
 
 

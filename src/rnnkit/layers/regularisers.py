@@ -19,8 +19,8 @@ plain layer, nothing drawn)::
                             (G*H,) and, for the LSTM, ``ln_c_weight_l{k}``, ``ln_c_bias_l{k}`` (H,), suffix
                             ``_reverse``; gains start at 1, biases at 0
 
-The order the masks are drawn in (training mode only, from torch's default generator of the input's device;
-each dropout mask is ``Bernoulli(1 - p) / (1 - p)``, each zoneout mask ``Bernoulli(p)``, 1 = keep the previous
+The order the masks are drawn in (training mode only; each mask is keyed by one draw of torch's default generator
+of the input's device, its bits come from a counter-based hash, :mod:`rnnkit.engine.masks`; each dropout mask is ``Bernoulli(1 - p) / (1 - p)``, each zoneout mask ``Bernoulli(p)``, 1 = keep the previous
 value), so that with the same seed every engine sees the same masks::
 
     for each layer k = 0 .. L-1:
@@ -38,13 +38,13 @@ no dropout of any kind, zoneout's expectation, layer norm as in training.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ..cells.extras import Regularisation
+from ..engine import masks
 
 NAMES = ("variational_dropout", "weight_drop", "recurrent_dropout", "zoneout", "layer_norm")
 
@@ -136,28 +136,16 @@ def layer_norm_params(layer: nn.Module, k: int, direction: int) -> tuple[Tensor,
     return tuple(getattr(layer, f"{n}_{s}") for n in names) + ((None, None) if not layer.cell.has_cell_state else ())
 
 
-_LANE_BITS = 16      # each 64-bit draw of the generator gives four 16-bit lanes: p is resolved to 2^-16
-
-
 def bernoulli(shape, p: float, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """1 with probability ``p`` (rounded to a multiple of 2^-16), else 0, from torch's default generator of
-    ``like``'s device, in ``dtype`` (default ``like``'s; zoneout's masks are bool: a byte per unit kept for the
-    backward). Drawn as uniform 16-bit integers ``< p * 2^16``, four from each 64-bit draw: the generator is the
-    masks' main cost at small shapes, and this takes a quarter of ``rand < p``'s draws (2.4x faster on the CPU;
-    BENCHMARKS.md, "Drawing the masks")."""
-    dtype = dtype or like.dtype
-    n, levels = math.prod(shape), 1 << _LANE_BITS
-    threshold = round(p * levels)
-    if threshold <= 0 or threshold >= levels:                      # p = 0 or 1: nothing to draw
-        return torch.full(tuple(shape), threshold > 0, dtype=dtype, device=like.device)
-    bits = torch.empty(-(-n // 4), dtype=torch.int64, device=like.device).random_(-(1 << 63), None)
-    mask = bits.view(torch.int16)[:n].view(tuple(shape)) < threshold - levels // 2    # int16 is signed
-    return mask if dtype == torch.bool else mask.to(dtype)
+    """1 with probability ``p`` (resolved to 2^-32), else 0, on ``like``'s device, in ``dtype`` (default ``like``'s;
+    zoneout's masks are bool: a byte per unit kept for the backward). One draw of torch's default generator keys
+    the mask, a counter-based hash gives its bits (:mod:`rnnkit.engine.masks`)."""
+    return masks.bernoulli(shape, p, like.device, dtype or like.dtype)
 
 
 def dropout_mask(shape, p: float, like: Tensor) -> Tensor:
     """0 with probability ``p``, else ``1/(1-p)``."""
-    return bernoulli(shape, 1.0 - p, like).mul_(1.0 / (1.0 - p))
+    return masks.bernoulli(shape, 1.0 - p, like.device, like.dtype, value=1.0 / (1.0 - p))
 
 
 class Draw:

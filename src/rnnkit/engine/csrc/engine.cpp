@@ -431,6 +431,7 @@ std::vector<at::Tensor> backward(const std::string& mode_name, const at::Tensor&
 
 void bind_stepper(pybind11::module& m);   // stepper.cpp
 void bind_scan(pybind11::module& m);      // scan.cpp
+void bind_masks(pybind11::module& m);     // masks.cpp
 }  // namespace rnnkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -449,4 +450,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "out (+)= a @ b as the engine's once-per-window products run (oneDNN for float32); for benchmarks");
   rnnkit::bind_stepper(m);
   rnnkit::bind_scan(m);
+  rnnkit::bind_masks(m);
 }

@@ -1,0 +1,75 @@
+// rnnkit masks: the regularisers' Bernoulli masks from a counter-based hash (engine/masks.py is the contract and
+// the PyTorch twin that must give the same bits).
+//
+// bernoulli_mask(seed, shape, threshold, value, dtype) -> mask
+//   element i (row-major, i < 2^32) is `value` (true for bool) where hash(i) < threshold, else 0, with
+//     k0 = seed mod 2^32, k1 = (seed >> 32) mod 2^32 (seed as an unsigned 64-bit number)
+//     hash(i) = mix(mix(i + k0 mod 2^32) xor k1),
+//     mix(x): x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16   (mod 2^32)
+//   (`mix` is C. Wellons's lowbias32, a bijection with low avalanche bias). threshold in [0, 2^32]: the chance of
+//   `value` is threshold / 2^32. Each element is independent of the others, so the loop vectorizes and splits
+//   over threads: a (35, 20, 200) mask costs 0.03 ms on one thread against 0.2 ms for torch's generator's bits.
+#include <torch/csrc/utils/pybind.h>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace rnnkit {
+namespace {
+
+inline uint32_t mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+// o[k] = value where hash(base + k) < threshold, else 0, for k < count: 32-bit lanes only, so it vectorizes. A
+// function of its own: inlined into the parallel_for lambda, GCC kept a scalar loop on the worker threads.
+template <typename T>
+__attribute__((noinline)) void fill_range(T* __restrict__ o, int64_t count, uint32_t base, uint32_t k1,
+                                          uint32_t threshold, T value) {
+#pragma omp simd
+  for (int64_t k = 0; k < count; ++k) o[k] = mix(mix(base + uint32_t(k)) ^ k1) < threshold ? value : T(0);
+}
+
+template <typename T>
+void fill(T* out, int64_t n, uint32_t k0, uint32_t k1, uint32_t threshold, T value) {
+  // a grain of 2^20 (~0.2 ms of work): waking a second thread costs about that much
+  at::parallel_for(0, n, int64_t(1) << 20, [=](int64_t i0, int64_t i1) {
+    fill_range(out + i0, i1 - i0, uint32_t(i0) + k0, k1, threshold, value);
+  });
+}
+
+at::Tensor bernoulli_mask(int64_t seed, const std::vector<int64_t>& shape, int64_t threshold, double value,
+                          at::ScalarType dtype) {
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(dtype));
+  const int64_t n = out.numel();
+  TORCH_CHECK(n <= (int64_t(1) << 32), "rnnkit masks: a mask has at most 2^32 elements, got ", n);
+  TORCH_CHECK(threshold >= 0 && threshold <= (int64_t(1) << 32), "rnnkit masks: threshold must be in [0, 2^32]");
+  if (threshold == (int64_t(1) << 32)) return out.fill_(dtype == at::kBool ? 1.0 : value);
+  const uint64_t s = static_cast<uint64_t>(seed);
+  const uint32_t k0 = uint32_t(s), k1 = uint32_t(s >> 32), t = uint32_t(threshold);
+  if (dtype == at::kBool) {
+    fill<bool>(out.data_ptr<bool>(), n, k0, k1, t, true);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "rnnkit_bernoulli_mask", [&] {
+      fill<scalar_t>(out.data_ptr<scalar_t>(), n, k0, k1, t, static_cast<scalar_t>(value));
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_masks(pybind11::module& m) {
+  m.def("bernoulli_mask", &bernoulli_mask, "a Bernoulli mask from a counter-based hash (see masks.cpp)");
+}
+
+}  // namespace rnnkit
