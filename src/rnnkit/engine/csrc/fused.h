@@ -147,10 +147,12 @@ struct ZoneMask {
     const int64_t offset = window + t * step;
     if (values) return values + offset;
     if (!keep) return nullptr;
-    const bool* k = keep + offset;
+    // read as bytes (a bool is 0 or 1): `k[i] ? 1 : 0` on bools stays a scalar, branching loop in gcc (measured:
+    // 0.9 ms of a (35, 20, 200) training step on the master thread while the other waited)
+    const uint8_t* k = reinterpret_cast<const uint8_t*>(keep) + offset;
     S* out = rows.data_ptr<S>();
 #pragma omp simd
-    for (int64_t i = 0; i < step; ++i) out[i] = k[i] ? S(1) : S(0);
+    for (int64_t i = 0; i < step; ++i) out[i] = S(k[i]);
     return out;
   }
 };
@@ -200,7 +202,9 @@ struct Ctx {
   // Row n of step t of dA (GH), and that row zeroed (a row past a sequence's end).
   S* dA_row(int64_t t, int64_t n) const { return ptr(dA) + (t * N + n) * GH; }
   void zero_dA_row(int64_t t, int64_t n) const { std::fill(dA_row(t, n), dA_row(t, n) + GH, S(0)); }
-  static S* ptr(const at::Tensor& a) { return a.defined() ? a.data_ptr<S>() : nullptr; }
+  // The untyped data_ptr: the entry points checked every dtype, and data_ptr<S>()'s own check costs ~30 ns a call
+  // (layer norm's rows call this a dozen times a row and step: a quarter of a millisecond a (200, 4, 128) step).
+  static S* ptr(const at::Tensor& a) { return a.defined() ? static_cast<S*>(a.data_ptr()) : nullptr; }
   const S* dy_at(int64_t t) {
     dy_t = dY.select(0, t);
     if (!dy_t.is_contiguous()) dy_t = dy_t.contiguous();
