@@ -106,3 +106,28 @@ def test_layer_norm_float32_as_accurate_as_the_autograd_loop(mode, backend):
     for a, b, t in zip(fast, slow, truth):
         scale = t.abs().max().item()
         assert (a.double() - t).abs().max().item() <= 4 * (b.double() - t).abs().max().item() + 1e-6 * scale
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
+    """The input LN's backward sums its gains' and biases' gradients over fixed blocks of rows, added in order
+    (csrc/engine.cpp, input_layer_norm_backward): the thread count can't change a bit of them."""
+    args = with_layer_norm(problem(mode, torch.float64, T=7, N=40, seed=3), seed=3)
+    x, h0, c0, weights, mask, reg = args
+    f = lambda t: None if t is None else t.detach().float().requires_grad_()
+    x, h0, c0 = f(x), f(h0), f(c0)
+    weights = tuple(f(w) for w in weights)
+    ln = tuple(f(t) for t in reg.ln)
+    reg = Regularisation(reg.h_mask.float(), reg.zoneout_h.float(), None if reg.zoneout_c is None else reg.zoneout_c.float(), ln)
+    threads = torch.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            h_seq = fused.run_fused(recurrence(mode), x, h0, c0, weights, mask, reg=reg)[0]
+            grads.append(torch.autograd.grad((h_seq * torch.linspace(-1, 1, h_seq.numel()).view_as(h_seq)).sum(),
+                                             [t for t in ln if t is not None][:4]))
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*grads):
+        assert torch.equal(one, two)
