@@ -111,14 +111,15 @@ def test_layer_norm_float32_as_accurate_as_the_autograd_loop(mode, backend):
 @pytest.mark.parametrize("mode", MODES)
 def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
     """The input LN's backward sums its gains' and biases' gradients over fixed blocks of rows, added in order
-    (csrc/engine.cpp, input_layer_norm_backward): the thread count can't change a bit of them."""
+    (csrc/layer_norm_grads.h, input_layer_norm_backward): the thread count can't change a bit of them."""
     args = with_layer_norm(problem(mode, torch.float64, T=7, N=40, seed=3), seed=3)
     x, h0, c0, weights, mask, reg = args
     f = lambda t: None if t is None else t.detach().float().requires_grad_()
     x, h0, c0 = f(x), f(h0), f(c0)
     weights = tuple(f(w) for w in weights)
     ln = tuple(f(t) for t in reg.ln)
-    reg = Regularisation(reg.h_mask.float(), reg.zoneout_h.float(), None if reg.zoneout_c is None else reg.zoneout_c.float(), ln)
+    mask32 = lambda t: None if t is None else t.float()
+    reg = Regularisation(mask32(reg.h_mask), mask32(reg.zoneout_h), mask32(reg.zoneout_c), ln)
     threads = torch.get_num_threads()
     grads = []
     try:

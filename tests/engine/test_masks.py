@@ -72,7 +72,8 @@ def test_values_dtypes_and_the_edges():
     m = masks.bernoulli((50, 40), 0.5, cpu, torch.float32, value=4.0)
     assert m.dtype == torch.float32 and set(m.unique().tolist()) == {0.0, 4.0}
     assert masks.bernoulli((3, 4), 0.0, cpu, torch.bool).sum() == 0
-    assert torch.equal(masks.bernoulli((3, 4), 1.0, cpu, torch.float64, value=2.0), torch.full((3, 4), 2.0, dtype=torch.float64))
+    full = masks.bernoulli((3, 4), 1.0, cpu, torch.float64, value=2.0)
+    assert torch.equal(full, torch.full((3, 4), 2.0, dtype=torch.float64))
     assert masks.bernoulli((3, 4), 1.0, cpu, torch.bool).all()
     assert masks.bernoulli((0, 4), 0.5, cpu, torch.bool).shape == (0, 4)
 

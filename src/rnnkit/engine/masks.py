@@ -9,12 +9,12 @@ two 32-bit halves of one 64-bit draw of torch's default generator on the mask's 
 
 (``mix`` is C. Wellons's lowbias32: a bijection of 32-bit numbers with low avalanche bias.) Why not torch's own
 Bernoulli: its CPU generator (a Mersenne twister) makes ~5 ns a number, so drawing the masks was a third of what
-the regularisers cost a training step at small shapes; the hash is the same few integer instructions for every
-element, vectorized in the compiled extension (``csrc/masks.cpp``): 0.04 ms for a (35, 20, 200) mask on one thread,
-against 0.2 ms for 16-bit lanes of torch's generator and 1.3 ms for ``bernoulli_`` (``benchmarks/mask_draw.py``). Seeding torch still
-fixes every mask, and every engine sees the same ones: they are drawn before an engine runs. This module's PyTorch
-twin gives the same bits where the extension isn't built (drawing a mask never builds it; the twin is ~60x slower)
-and on a GPU; the tests hold the two equal.
+the regularisers cost a training step at small shapes. The hash is the same few integer instructions for every
+element, vectorized in the compiled extension (``csrc/masks.cpp``): 0.04 ms for a (35, 20, 200) mask on one
+thread, against 0.2 ms for 16-bit lanes of torch's generator and 1.3 ms for ``bernoulli_``
+(``benchmarks/mask_draw.py``). Seeding torch still fixes every mask, and every engine sees the same ones: they are
+drawn before an engine runs. This module's PyTorch twin gives the same bits where the extension isn't built
+(drawing a mask never builds it; the twin is ~60x slower) and on a GPU; the tests hold the two equal.
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ plain layer, nothing drawn)::
                             ``_reverse``; gains start at 1, biases at 0
 
 The order the masks are drawn in (training mode only; each mask is keyed by one draw of torch's default generator
-of the input's device, its bits come from a counter-based hash, :mod:`rnnkit.engine.masks`; each dropout mask is ``Bernoulli(1 - p) / (1 - p)``, each zoneout mask ``Bernoulli(p)``, 1 = keep the previous
-value), so that with the same seed every engine sees the same masks::
+of the input's device and its bits come from a counter-based hash, :mod:`rnnkit.engine.masks`; each dropout mask
+is ``Bernoulli(1 - p) / (1 - p)``, each zoneout mask ``Bernoulli(p)``, 1 = keep the previous value), so that with
+the same seed every engine sees the same masks::
 
     for each layer k = 0 .. L-1:
         if k > 0 and variational_dropout:  the input mask (N, D*P)          D directions, P = the state's size

@@ -27,7 +27,9 @@ from ..training import distributed as dist
 from ..training.atomic import append_jsonl, write_json
 from ..training.checkpoint import RESUME_FILE, load_weights, save_run
 from ..training.config import TrainConfig
-from ..training.trainer import StopSignals, Trainer, TrainingError, seed_everything
+from ..training.rng import seed_everything
+from ..training.signals import StopSignals
+from ..training.trainer import Trainer, TrainingError
 
 MEMBERS_DIR = "members"
 STATE_FILE = "ensemble.json"

@@ -18,16 +18,11 @@ What a run folder can count on:
 from __future__ import annotations
 
 import math
-import os
-import random
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -39,6 +34,8 @@ from .checkpoint import (MODEL_FILE, RESUME_FILE, SAVE_ID_KEY, CheckpointError, 
 from .config import TrainConfig
 from .modes import evaluating
 from .plots import plot_metrics
+from .rng import rng_state, set_rng_state
+from .signals import StopSignals
 
 
 class TrainingError(RuntimeError):
@@ -63,13 +60,6 @@ class Task(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch, Python's and NumPy's generators: the same seed gives the same run."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -83,70 +73,6 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def _rng_state() -> dict:
-    """Every random generator training touches, as tensors and plain numbers (loadable with weights_only)."""
-    version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
-             "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt.tolist()), gauss))
-    keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class StopSignals:
-    """SIGINT and SIGTERM while training (installed by :meth:`Trainer.fit` in the main thread).
-
-    The first signal is noted (:attr:`received`) and the loop stops at its next safe point: after the step or
-    the save under way, so the saved state is a step boundary; during an evaluation (which changes nothing) it
-    raises :class:`KeyboardInterrupt` at once. A second signal ends the process at once, by that signal (the last
-    saved state stays; a temporary file it leaves is cleared by the next command that owns the run folder)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self.interruptible = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "StopSignals":
-        self.received = None
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.received).name if self.received is not None else ""
-
-    def _handle(self, signum: int, frame) -> None:
-        if self.received is not None:
-            os.write(2, f"\nrnnkit: second {signal.Signals(signum).name}: stopping at once; the last saved state "
-                        f"is kept\n".encode())
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self.received = signum
-        if self.interruptible:
-            raise KeyboardInterrupt
 
 
 class Trainer:
@@ -182,7 +108,7 @@ class Trainer:
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
-                "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": _rng_state(),
+                "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": rng_state(),
                 "task": self.task.state_dict(), "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
                 "best_save_id": self.best_save_id, "last_metrics": self.last_metrics}
 
@@ -208,7 +134,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             for key in ("step", "epoch", "position", "best", "bad_evals", "elapsed", "last_eval_step"):
                 setattr(self, key, state[key])
-            _set_rng_state(state["rng"])
+            set_rng_state(state["rng"])
             self.task.load_state_dict(state["task"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
             detail = " ".join(str(e).split()) or type(e).__name__
@@ -345,14 +271,14 @@ class Trainer:
             tick, items = time.monotonic(), 0
             for batch in self.task.batches(self.epoch, self.position):
                 lr = self._set_lr(total)
-                snapshot = (self.task.state_dict(), _rng_state())
+                snapshot = (self.task.state_dict(), rng_state())
                 try:
                     with autocast:
                         objective, loss, n = self.task.loss(self.net, batch)
                     norm = self._update(objective)
                 except KeyboardInterrupt:     # mid-step: put back what the step used, so resume is exact
                     self.task.load_state_dict(snapshot[0])
-                    _set_rng_state(snapshot[1])
+                    set_rng_state(snapshot[1])
                     raise
                 self.step += 1
                 self.position += 1
