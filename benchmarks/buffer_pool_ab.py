@@ -1,5 +1,5 @@
 """The compiled engine's buffer pool on and off: a 2-layer LSTM's training step, plain, with layer norm, and with
-recurrent dropout + weight drop + zoneout, 25 steps each after 3 warm-ups (medians, 2 threads), one configuration
+recurrent dropout + weight drop + zoneout, 25 steps each after 2 warm-ups (medians, 2 threads), one configuration
 at a time (unlike ``rnnkit bench --regularised``, which interleaves them in one process). The pool is read once per
 process, so each setting runs in its own:
 
@@ -7,25 +7,14 @@ process, so each setting runs in its own:
         python benchmarks/buffer_pool_ab.py on; done
 """
 import sys
-import time
 
 import torch
+from common import medians
 
 from rnnkit.layers.recurrent import LSTM
 
 CONFIGS = {"plain": {}, "layer_norm": dict(layer_norm=True),
            "rd + wd + zoneout": dict(recurrent_dropout=0.25, weight_drop=0.5, zoneout=0.1)}
-
-
-def median_ms(f, n: int = 25) -> float:
-    for _ in range(3):
-        f()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[n // 2] * 1e3
 
 
 def main() -> None:
@@ -36,7 +25,8 @@ def main() -> None:
         x, g = torch.randn(T, N, H), torch.randn(T, N, H)
         for name, kw in CONFIGS.items():
             layer = LSTM(H, H, 2, engine="compiled", **kw).train()
-            out.append(f"{(T, N, H)} {name} {median_ms(lambda: layer(x)[0].backward(g)):.1f} ms")
+            step = medians({name: lambda: layer(x)[0].backward(g)}, rounds=25)[name]   # this one alone
+            out.append(f"{(T, N, H)} {name} {step:.1f} ms")
     print(f"pool {sys.argv[1] if len(sys.argv) > 1 else '?'}: " + " | ".join(out))
 
 

@@ -8,32 +8,20 @@ adds the normalised x_t U and h_{t-1} W (4 H each) and C^_t (H). Under 1.3x (9.1
 the chunk, since every h_{t-1} is saved). Their time, added to today's layer-norm step, is a lower bound for a
 layer-norm step within the memory target (the renormalising passes it would also need are not counted).
 
-Each shape: the plain and layer-norm compiled steps alternately (2 threads, medians of 25 after 3 warm-ups), and
-the two products per layer with the engine's own once-per-window matmul (``_gemm``, oneDNN for float32):
+Each shape: the plain and layer-norm compiled steps alternately (2 threads, medians of 25 after 2 warm-ups,
+``common.medians``), and the two products per layer with the engine's own once-per-window matmul (``_gemm``,
+oneDNN for float32):
 
     python benchmarks/layer_norm_memory_floor.py
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+from common import medians
 
 import rnnkit
 from rnnkit.bench.timing import SHAPES
 from rnnkit.engine import build
-
-
-def seconds(f, n: int = 25) -> float:
-    for _ in range(3):
-        f()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -46,18 +34,12 @@ def main() -> None:
         x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
         plain = rnnkit.LSTM(H, H, 2, engine="compiled").train()
         normed = rnnkit.LSTM(H, H, 2, engine="compiled", layer_norm=True).train()
-        steps = {"plain": [], "ln": []}
-        for _ in range(3):
-            plain(x)[0].backward(grad), normed(x)[0].backward(grad)
-        for _ in range(25):                                       # alternately: the same machine state for both
-            for name, layer in (("plain", plain), ("ln", normed)):
-                start = time.perf_counter()
-                layer(x)[0].backward(grad)
-                steps[name].append(time.perf_counter() - start)
-        base, ln = statistics.median(steps["plain"]), statistics.median(steps["ln"])
+        ms = medians({"plain": lambda: plain(x)[0].backward(grad),      # alternately: the same machine state
+                      "ln": lambda: normed(x)[0].backward(grad)}, rounds=25)
+        base, ln = ms["plain"], ms["ln"]
         a, w, out = torch.randn(T * N, H), torch.randn(4 * H, H), torch.empty(T * N, 4 * H)
-        products = 2 * 2 * seconds(lambda: gemm(out, a, w.t(), False))
-        print(f"| ({T}, {N}, {H}) | {base * 1e3:.1f} | {ln * 1e3:.1f} | {ln / base:.2f}× | {products * 1e3:.1f} | "
+        products = 2 * 2 * medians({"gemm": lambda: gemm(out, a, w.t(), False)}, rounds=25)["gemm"]
+        print(f"| ({T}, {N}, {H}) | {base:.1f} | {ln:.1f} | {ln / base:.2f}× | {products:.1f} | "
               f"{(ln + products) / base:.2f}× |", flush=True)
 
 

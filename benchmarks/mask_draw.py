@@ -2,28 +2,16 @@
 bits from a counter-based hash: compiled, and its PyTorch twin used before the extension is loaded or on a GPU)
 against the 16-bit lanes it replaced (four uniform 16-bit integers from each 64-bit draw of torch's generator),
 ``torch.rand(...) < p`` and ``bernoulli_``, for a (35, 20, 200) zoneout mask and an 800 x 200 weight-drop mask;
-one thread, medians of 30 calls after 3 warm-ups:
+one thread, each drawer alone, medians of 30 calls after 2 warm-ups (``common.medians``):
 
     python benchmarks/mask_draw.py
 """
-import time
-
 import torch
+from common import medians
 
 from rnnkit.engine import build, masks
 
 SHAPES = {"zoneout (35, 20, 200)": (35, 20, 200), "weight drop (800, 200)": (800, 200)}
-
-
-def median_ms(f, n: int = 30) -> float:
-    for _ in range(3):
-        f()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[n // 2] * 1e3
 
 
 def lanes(shape, p: float) -> torch.Tensor:
@@ -39,11 +27,13 @@ def main() -> None:
     cpu = torch.device("cpu")
     key = torch.tensor(12345)
     for name, shape in SHAPES.items():
-        hashed = median_ms(lambda: masks.bernoulli(shape, 0.3, cpu, torch.bool))
-        twin = median_ms(lambda: masks._bernoulli_torch(shape, key, round(0.3 * 2**32), 1.0, torch.bool))
-        lane = median_ms(lambda: lanes(shape, 0.3))
-        rand = median_ms(lambda: torch.rand(shape) < 0.3)
-        old = median_ms(lambda: torch.empty(shape, dtype=torch.bool).bernoulli_(0.3))
+        drawers = {"hash": lambda: masks.bernoulli(shape, 0.3, cpu, torch.bool),
+                   "twin": lambda: masks._bernoulli_torch(shape, key, round(0.3 * 2**32), 1.0, torch.bool),
+                   "lanes": lambda: lanes(shape, 0.3),
+                   "rand": lambda: torch.rand(shape) < 0.3,
+                   "bernoulli_": lambda: torch.empty(shape, dtype=torch.bool).bernoulli_(0.3)}
+        # each alone: interleaved, the twin's passes over 1-2 MB would leave the next drawer's caches cold
+        hashed, twin, lane, rand, old = (medians({k: f}, rounds=30)[k] for k, f in drawers.items())
         print(f"{name}: hash {hashed:.3f} ms (PyTorch twin {twin:.3f}), 16-bit lanes {lane:.3f} ms, "
               f"rand < p {rand:.3f} ms, bernoulli_ {old:.3f} ms (lanes / hash {lane / hashed:.1f}x)")
 

@@ -1,16 +1,15 @@
 """A quick A/B of the regularisers' cost in the compiled loop, for one shape: a 2-layer LSTM's training step,
 plain, zoneout, recurrent dropout + weight drop + zoneout and layer norm, interleaved one step each (as
-``rnnkit bench --regularised`` does), 60 rounds after 3 warm-ups, medians and ratios to plain; 2 threads. Run it
-before and after a change to the engine (BENCHMARKS.md, "Where the time went"):
+``rnnkit bench --regularised`` does), 60 rounds after 2 warm-ups (``common.medians``), medians and ratios to
+plain; 2 threads. Run it before and after a change to the engine (BENCHMARKS.md, "Where the time went"):
 
     python benchmarks/regularised_ab.py 35 20 200
     python benchmarks/regularised_ab.py 200 4 128
 """
-import statistics
 import sys
-import time
 
 import torch
+from common import medians
 
 from rnnkit.layers.recurrent import LSTM
 
@@ -26,19 +25,8 @@ def main() -> None:
     torch.manual_seed(0)
     x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
     layers = {name: LSTM(H, H, 2, engine="compiled", **kw).train() for name, kw in CONFIGS.items()}
-    for layer in layers.values():
-        for _ in range(3):
-            layer(x)[0].backward(grad)
-    times: dict[str, list[float]] = {name: [] for name in layers}
-    for _ in range(rounds):
-        for name, layer in layers.items():
-            start = time.perf_counter()
-            layer(x)[0].backward(grad)
-            times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["plain"])
-    print((T, N, H), " | ".join(f"{name} {statistics.median(ts) * 1e3:.2f} ms ({statistics.median(ts) / base:.3f}×)"
-                                for name, ts in times.items()))
-
+    ms = medians({name: (lambda layer=layer: layer(x)[0].backward(grad)) for name, layer in layers.items()}, rounds)
+    print((T, N, H), " | ".join(f"{name} {t:.2f} ms ({t / ms['plain']:.3f}×)" for name, t in ms.items()))
 
 if __name__ == "__main__":
     main()

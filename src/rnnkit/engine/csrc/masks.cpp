@@ -6,9 +6,10 @@
 //     k0 = seed mod 2^32, k1 = (seed >> 32) mod 2^32 (seed as an unsigned 64-bit number)
 //     hash(i) = mix(mix(i + k0 mod 2^32) xor k1),
 //     mix(x): x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16   (mod 2^32)
-//   (`mix` is C. Wellons's lowbias32, a bijection with low avalanche bias). threshold in [0, 2^32]: the chance of
-//   `value` is threshold / 2^32. Each element is independent of the others, so the loop vectorizes and splits
-//   over threads: a (35, 20, 200) mask costs 0.04 ms on one thread, 0.2 ms as 16-bit lanes of torch's generator.
+//   (`mix` is C. Wellons's lowbias32, a bijection with low avalanche bias). threshold in [0, 2^32): the chance of
+//   `value` is threshold / 2^32 (p = 1 never comes here: engine/masks.py fills those itself). Each element is
+//   independent of the others, so the loop vectorizes and splits over threads: a (35, 20, 200) mask costs 0.04 ms
+//   on one thread, 0.2 ms as 16-bit lanes of torch's generator.
 #include <torch/csrc/utils/pybind.h>
 
 #include <ATen/Dispatch.h>
@@ -52,8 +53,7 @@ at::Tensor bernoulli_mask(int64_t seed, const std::vector<int64_t>& shape, int64
   at::Tensor out = at::empty(shape, at::TensorOptions().dtype(dtype));
   const int64_t n = out.numel();
   TORCH_CHECK(n <= (int64_t(1) << 32), "rnnkit masks: a mask has at most 2^32 elements, got ", n);
-  TORCH_CHECK(threshold >= 0 && threshold <= (int64_t(1) << 32), "rnnkit masks: threshold must be in [0, 2^32]");
-  if (threshold == (int64_t(1) << 32)) return out.fill_(dtype == at::kBool ? 1.0 : value);
+  TORCH_CHECK(threshold >= 0 && threshold < (int64_t(1) << 32), "rnnkit masks: threshold must be in [0, 2^32)");
   const uint64_t s = static_cast<uint64_t>(seed);
   const uint32_t k0 = uint32_t(s), k1 = uint32_t(s >> 32), t = uint32_t(threshold);
   if (dtype == at::kBool) {
