@@ -3,6 +3,7 @@ caught as torch's types, copies and pickles after step, and the PyTorch program 
 torch.compile, torch.func) on tiny models. Where torch.nn has numbers, rnnkit's must equal them."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import pickle
@@ -241,3 +242,44 @@ def test_quantize_dynamic_is_never_silent():
     model = nn.Sequential(_Last(rnnkit.LSTM(4, 6)), nn.Linear(6, 3))
     with pytest.raises(ValueError, match=r"rnnkit.*to_torch\(\)"):
         torch.ao.quantization.quantize_dynamic(model, {rnnkit.LSTM, nn.Linear}, dtype=torch.qint8)
+
+
+class _Passthrough(torch.utils._python_dispatch.TorchDispatchMode):
+    """A dispatch mode that changes nothing; while it is active, rnnkit calls its registered operator."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _graph_names(t: torch.Tensor) -> set[str]:
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and type(fn).__name__ not in seen:
+            seen.add(type(fn).__name__)
+            todo += [f for f, _ in fn.next_functions]
+    return seen
+
+
+@pytest.mark.parametrize("engine", ["compiled", "python"])
+def test_eager_calls_skip_the_dispatcher_and_equal_the_operator_bit_for_bit(engine):
+    """Plain eager tensors run ``_EagerRecurrence`` (no torch.library wrapper); under a dispatch mode the layer
+    calls ``rnnkit::recurrence``. Same masks (same seed), same outputs and gradients, to the bit."""
+    torch.manual_seed(3)
+    layer = rnnkit.LSTM(5, 6, 2, engine=engine, recurrent_dropout=0.3, weight_drop=0.4, zoneout=(0.2, 0.1),
+                        variational_dropout=0.2).train()
+    x = torch.randn(7, 3, 5, requires_grad=True)
+    results = []
+    for mode in (None, _Passthrough):
+        torch.manual_seed(11)
+        with mode() if mode else contextlib.nullcontext():
+            out, (h, c) = layer(x)
+            names = _graph_names(out)
+            grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum() + c.sum(),
+                                        [x, *layer.parameters()])
+        results.append((names, [out, h, c, *grads]))
+    (eager_names, eager), (op_names, op) = results
+    assert "_EagerRecurrenceBackward" in eager_names and not any("rnnkit" in n.lower() for n in eager_names)
+    assert "_EagerRecurrenceBackward" not in op_names
+    for a, b in zip(eager, op):
+        assert torch.equal(a, b)

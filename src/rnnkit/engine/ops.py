@@ -19,6 +19,12 @@ norm's normalised values and 1/sigma, ``csrc/fused.h``). ``store=False`` (compil
 runs in windows of ``window`` steps and keeps only the states and the cell at each window boundary. Shapes and
 aliasing as in :mod:`.bptt`'s contract; the outputs never alias the inputs or each other.
 
+Eager calls (no ``torch.compile``, ``torch.export``, ``jit.trace``, fake tensors or dispatch modes: most
+training) skip the dispatcher: :class:`_EagerRecurrence` runs the same implementation, saving and gradients as a
+``torch.autograd.Function``. ``torch.library``'s Python wrapper (defaults filled in, arguments flattened and
+unflattened) cost about 0.2 ms a call, four calls a training step of a 2-layer stack: 6% of a (35, 20, 200)
+step (BENCHMARKS.md, "Where the time went").
+
 Limit, said where it is met: the backward is first-order only (a second backward through it names
 ``engine="autograd"``, whose plain operations autograd differentiates twice).
 """
@@ -186,6 +192,31 @@ recurrence_backward_op.register_autograd(_refuse_second_order,
                                          setup_context=lambda ctx, inputs, output: setattr(ctx, "backend", inputs[0]))
 
 
+class _EagerRecurrence(torch.autograd.Function):
+    """``rnnkit::recurrence`` and its autograd formula without the dispatcher, for plain eager tensors: the same
+    ``_forward_impl``, ``_setup`` and ``_gradients``. A backward with ``create_graph=True`` goes through
+    ``rnnkit::recurrence_backward``, whose own formula refuses a second backward, naming the engine that can."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        output = _forward_impl(*inputs)
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)
+        _setup(ctx, inputs, output)
+        return tuple(output)
+
+    @staticmethod
+    def backward(ctx, d_hs, d_c_T, *_):
+        return _gradients(ctx, d_hs, d_c_T, recurrence_backward_op if torch.is_grad_enabled() else _backward_impl)
+
+
+def _eager(tensors: tuple) -> bool:
+    """True where nothing traces the call (compile, export, jit.trace, fake or functional tensors, dispatch
+    modes): the operator then needs no dispatcher and :class:`_EagerRecurrence` runs it."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack()
+                or any(type(t) not in (Tensor, torch.nn.Parameter) for t in tensors if t is not None))
+
+
 def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple, mask: Tensor | None,
            window: int = 0, store: bool = True, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(h_seq (T, N, P), h_T, C_T or None)`` from one call of ``rnnkit::recurrence``. ``reg``: a
@@ -198,8 +229,9 @@ def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights
         extra = tuple(None if m is None else m.contiguous() for m in (reg.h_mask, reg.zoneout_h, reg.zoneout_c))
         if reg.ln is not None:
             extra += reg.ln
-    out = recurrence_op(backend, cell.kernel, x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh,
-                        w_hr, mask, window, store, *extra)
+    tensors = (x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh, w_hr, mask)
+    op = _EagerRecurrence.apply if _eager(tensors + extra) else recurrence_op
+    out = op(backend, cell.kernel, *tensors, window, store, *extra)
     h_seq = out[0][1:]
     return h_seq, h_seq[-1], (out[1] if cell.has_cell_state else None)
 
