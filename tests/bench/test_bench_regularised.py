@@ -21,7 +21,8 @@ def test_the_report_has_every_configuration_and_the_masks_cost_memory(monkeypatc
     finally:
         torch.set_num_threads(threads)
     assert list(results) == list(regularised.CONFIGS)
-    saved = {name: m for name, (_, m) in results.items()}
+    saved = {name: m for name, (_, m, _) in results.items()}
+    assert {r for _, _, r in results.values()} == {1}
     masks = 2 * 2 * 6 * 3 * 8 + 2 * 3 * 8 * 4               # per layer: zoneout of h and C (T, N, H) as bools,
                                                              # dropout (N, H) floats
     dropped = 2 * 4 * 8 * 8 * 4                              # per layer: the dropped weight_hh (4H, H)

@@ -2,7 +2,7 @@
 
 Each configuration is one training step (forward + backward, dense upstream gradient) of the same 2-layer LSTM
 (two layers, so that variational dropout has a layer to act on) at the engine benchmark's shapes, in one process
-with 2 threads: warmed up, then timed in interleaved rounds, medians, each a ratio to the plain compiled cell of
+with 2 threads: warmed up, then timed in interleaved rounds (more where the shape is cheap), medians, each a ratio to the plain compiled cell of
 the same run. "Saved" is what the step keeps for its backward (the tensors autograd holds, counted with
 ``torch.autograd.graph.saved_tensors_hooks``; the masks included), as a ratio to the plain cell's.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import time
 
 import torch
 
@@ -34,6 +35,8 @@ CONFIGS: dict[str, dict] = {
     "layer_norm, checkpoint_every=10 (compiled)": dict(engine="compiled", layer_norm=True, checkpoint_every=10),
 }
 BASE = "plain (compiled)"
+MAX_ROUNDS = 45
+BUDGET_S = 30.0          # per shape, for the rounds beyond the minimum
 
 
 def saved_bytes(step) -> int:
@@ -49,8 +52,10 @@ def saved_bytes(step) -> int:
     return sum(seen.values())
 
 
-def measure(T: int, N: int, H: int, rounds: int) -> dict[str, tuple[float, int]]:
-    """name -> (median seconds of a training step, bytes saved for its backward)."""
+def measure(T: int, N: int, H: int, rounds: int, budget_s: float = 0.0) -> dict[str, tuple[float, int, int]]:
+    """name -> (median seconds of a training step, bytes saved for its backward, rounds timed). At least
+    ``rounds`` interleaved rounds, more (at most :data:`MAX_ROUNDS`) where they fit ``budget_s``: the shared
+    machine's noise moves single steps by 5-10%, and the small shapes cost little to time more often."""
     torch.manual_seed(0)
     x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
     layers = {}
@@ -63,12 +68,14 @@ def measure(T: int, N: int, H: int, rounds: int) -> dict[str, tuple[float, int]]
     def step(layer):
         return lambda: layer(x)[0].backward(grad)
 
+    start = time.perf_counter()
     saved = {name: saved_bytes(step(layer)) for name, layer in layers.items()}      # also the warm-up
+    rounds = max(rounds, min(MAX_ROUNDS, int(budget_s / (time.perf_counter() - start))))
     times: dict[str, list[float]] = {name: [] for name in layers}
     for _ in range(rounds):
         for name, layer in layers.items():
             times[name].append(timed(step(layer)))
-    return {name: (statistics.median(ts), saved[name]) for name, ts in times.items()}
+    return {name: (statistics.median(ts), saved[name], rounds) for name, ts in times.items()}
 
 
 def run(quick: bool, command: str = "rnnkit bench --regularised") -> str:
@@ -77,15 +84,16 @@ def run(quick: bool, command: str = "rnnkit bench --regularised") -> str:
     shapes = QUICK_SHAPES if quick else SHAPES
     rounds = 5 if quick else 9
     lines = ["# rnnkit regularised cells: the cost of each option set", "", f"Machine: {machine()}", "",
-             f"Command: `{command}{' --quick' if quick else ''}`; 2-layer LSTM, training step, median of {rounds} "
-             f"interleaved rounds; ratios to the plain compiled cell of the same run", ""]
+             f"Command: `{command}{' --quick' if quick else ''}`; 2-layer LSTM, training step, medians of "
+             f"{rounds}-{MAX_ROUNDS} interleaved rounds (as many as fit {BUDGET_S:.0f} s a shape); ratios to the "
+             f"plain compiled cell of the same run", ""]
     for T, N, H in shapes:
-        results = measure(T, N, H, rounds)
-        base_t, base_m = results[BASE]
-        lines += [f"## (T, N, H) = ({T}, {N}, {H})", "", "| configuration | ms | × plain | saved MB | × plain |",
-                  "|---|---|---|---|---|"]
+        results = measure(T, N, H, rounds, 0.0 if quick else BUDGET_S)
+        base_t, base_m, timed_rounds = results[BASE]
+        lines += [f"## (T, N, H) = ({T}, {N}, {H}), {timed_rounds} rounds", "",
+                  "| configuration | ms | × plain | saved MB | × plain |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {t * 1e3:.1f} | {t / base_t:.2f}× | {m / 2**20:.1f} | {m / base_m:.2f}× |"
-                  for name, (t, m) in results.items()]
+                  for name, (t, m, _) in results.items()]
         lines.append("")
         print(f"({T}, {N}, {H}) done", file=sys.stderr, flush=True)
     return "\n".join(lines)
