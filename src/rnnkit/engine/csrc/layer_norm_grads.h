@@ -48,8 +48,9 @@ void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor
 
 // One pass over a chunk's dG, after dW has taken dA: the gradient w.r.t. the raw x_t U through LN, row by row, into
 // `out` (rows, GH; dA, in place), and the gains' and biases' gradients of LN(x_t U) and, where its upstream
-// gradient is dG too (not the PyTorch GRU), of LN(h W): dg += dG * xh, db += dG summed over rows. Reading dG once
-// for all three saves two passes over it and the input's normalised values. The rows go in blocks of a fixed size,
+// gradient is dG too (not the PyTorch GRU), of LN(h W): dg += dG * xh, db += dG summed over rows; that sum is also
+// the cell's own bias gradient (g[5], where the layer has biases). Reading dG once for all of them saves three
+// passes over it and the input's normalised values. The rows go in blocks of a fixed size,
 // each summing in double, the blocks added in order: the same bits with any number of threads.
 template <typename S>
 void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out, std::vector<at::Tensor>& g) {
@@ -84,6 +85,7 @@ void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out, std::vecto
   S* db_in = Ctx<S>::ptr(g[9]);
   S* dg_rec = Ctx<S>::ptr(g[10]);
   S* db_rec = Ctx<S>::ptr(g[11]);
+  S* db_cell = g[5].defined() ? Ctx<S>::ptr(g[5]) : nullptr;               // b_ih (and b_hh where they share it)
   for (int64_t j = 0; j < GH; ++j) {
     double gi = 0, bi = 0, gr = 0;
     for (int64_t b = 0; b < blocks; ++b) {
@@ -92,6 +94,7 @@ void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out, std::vecto
       if (recurrent) gr += block[2 * GH + j];
     }
     dg_in[j] += S(gi), db_in[j] += S(bi);
+    if (db_cell) db_cell[j] += S(bi);
     if (recurrent) dg_rec[j] += S(gr), db_rec[j] += S(bi);
   }
 }
