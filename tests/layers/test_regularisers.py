@@ -65,10 +65,12 @@ def test_gradcheck_every_option_and_all_together(kind, option):
 
 # ------------------------------------------------------------------ engines agree with the same masks
 
-@pytest.mark.parametrize("layer_norm", [False, True], ids=["masks", "masks+layer_norm"])
+@pytest.mark.parametrize("layer_norm,bias", [(False, True), (True, True), (True, False)],
+                         ids=["masks", "masks+layer_norm", "masks+layer_norm-no-bias"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind, layer_norm):
-    options = {**OPTIONS["all"], "layer_norm": layer_norm}
+def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind, layer_norm, bias):
+    """(Layer norm's one-pass backward also gives the cell's bias gradient: with and without biases.)"""
+    options = {**OPTIONS["all"], "layer_norm": layer_norm, "bias": bias}
     results = []
     for engine in ("autograd", "python", "compiled", "auto"):
         layer = make(kind, engine, **options)
