@@ -29,20 +29,30 @@ _M32 = 0xFFFFFFFF
 _MIX = (0x7FEB352D, 0x846CA68B)
 
 
+def threshold(p: float) -> int:
+    """``p`` as the hash's threshold, ``round(p * 2^32)`` in [0, 2^32]: 0 and 2^32 (p = 0 or 1) draw nothing."""
+    return min(1 << 32, max(0, round(p * (1 << 32))))
+
+
+def draw_key(device: torch.device) -> Tensor:
+    """A mask's key: one 64-bit draw of torch's default generator on ``device`` (a 0-d int64 tensor there)."""
+    return torch.empty((), dtype=torch.int64, device=device).random_(-(1 << 63), None)
+
+
 def bernoulli(shape, p: float, device: torch.device, dtype: torch.dtype, value: float = 1.0) -> Tensor:
     """``value`` with probability ``p`` (resolved to 2^-32), else 0, as a ``dtype`` tensor of ``shape`` (bool: True)."""
     shape = tuple(int(s) for s in shape)
-    threshold = min(1 << 32, max(0, round(p * (1 << 32))))
-    if threshold in (0, 1 << 32):                                   # p = 0 or 1: nothing to draw
-        fill = (True if dtype == torch.bool else value) if threshold else 0
+    t = threshold(p)
+    if t in (0, 1 << 32):                                           # p = 0 or 1: nothing to draw
+        fill = (True if dtype == torch.bool else value) if t else 0
         return torch.full(shape, fill, dtype=dtype, device=device)
     if math.prod(shape) > 1 << 32:
         raise ValueError(f"a regulariser's mask has at most 2^32 elements, got {math.prod(shape)} ({shape})")
-    key = torch.empty((), dtype=torch.int64, device=device).random_(-(1 << 63), None)
+    key = draw_key(device)
     module = build.loaded() if torch.device(device).type == "cpu" else None
     if module is not None:
-        return module.bernoulli_mask(int(key), list(shape), threshold, float(value), dtype)
-    return _bernoulli_torch(shape, key, threshold, value, dtype)
+        return module.bernoulli_mask(int(key), list(shape), t, float(value), dtype)
+    return _bernoulli_torch(shape, key, t, value, dtype)
 
 
 def _mul(x: Tensor, c: int) -> Tensor:

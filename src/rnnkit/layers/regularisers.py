@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from ..cells.extras import Regularisation
 from ..engine import masks
+from ..engine.weight_drop import drop_weight
 
 NAMES = ("variational_dropout", "weight_drop", "recurrent_dropout", "zoneout", "layer_norm")
 
@@ -168,7 +169,7 @@ class Draw:
         weights = list(layer.layer_weights(k, direction))
         P, H = layer.output_size, layer.hidden_size
         if self.training and o.weight_drop > 0:
-            weights[1] = weights[1] * dropout_mask(weights[1].shape, o.weight_drop, weights[1])
+            weights[1] = drop_weight(weights[1], o.weight_drop)
         h_mask = zh = zc = None
         if self.training and o.recurrent_dropout > 0:
             h_mask = dropout_mask((batch, P), o.recurrent_dropout, self.like)
