@@ -1,5 +1,5 @@
 """A quick A/B of the regularisers' cost in the compiled loop, for one shape: a 2-layer LSTM's training step,
-plain, zoneout, recurrent dropout + weight drop + zoneout and layer norm, interleaved one step each (as
+plain, weight drop, zoneout, recurrent dropout + weight drop + zoneout and layer norm, interleaved one step each (as
 ``rnnkit bench --regularised`` does), 60 rounds after 2 warm-ups (``common.medians``), medians and ratios to
 plain; 2 threads. Run it before and after a change to the engine (BENCHMARKS.md, "Where the time went"):
 
@@ -13,7 +13,7 @@ from common import medians
 
 from rnnkit.layers.recurrent import LSTM
 
-CONFIGS = {"plain": {}, "zoneout": dict(zoneout=0.1),
+CONFIGS = {"plain": {}, "weight drop": dict(weight_drop=0.5), "zoneout": dict(zoneout=0.1),
            "rd + wd + zoneout": dict(recurrent_dropout=0.25, weight_drop=0.5, zoneout=0.1),
            "layer norm": dict(layer_norm=True)}
 
