@@ -8,7 +8,8 @@ plain layer, nothing drawn)::
                             layer's ``dropout`` (a fresh mask every step) there when set
     weight_drop=p           DropConnect on weight_hh of each layer and direction, one mask per forward call; the
                             dropped weight is what the engine receives, so the gradient reaches the raw weight
-                            and state_dict keeps torch.nn's names (Wan et al. 2013; Merity et al. 2017)
+                            and state_dict keeps torch.nn's names (Wan et al. 2013; Merity et al. 2017); on the
+                            CPU it is made straight from the mask's key (:mod:`rnnkit.engine.weight_drop`)
     recurrent_dropout=p     one mask per sequence and hidden unit, shared over all steps, on h_{t-1} before the
                             recurrent matmul, scaled 1/(1-p) (Gal & Ghahramani 2016)
     zoneout=p or (p_h, p_c) training: each unit keeps its previous value with probability p at each step
