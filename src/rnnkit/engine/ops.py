@@ -22,8 +22,8 @@ aliasing as in :mod:`.bptt`'s contract; the outputs never alias the inputs or ea
 Eager calls (no ``torch.compile``, ``torch.export``, ``jit.trace``, fake tensors or dispatch modes: most
 training) skip the dispatcher: :class:`_EagerRecurrence` runs the same implementation, saving and gradients as a
 ``torch.autograd.Function``. ``torch.library``'s Python wrapper (defaults filled in, arguments flattened and
-unflattened) cost about 0.2 ms a call, four calls a training step of a 2-layer stack: 6% of a (35, 20, 200)
-step (BENCHMARKS.md, "Where the time went").
+unflattened) cost about 0.6 ms a training step of a 2-layer stack (four calls): 3-4% of a (35, 20, 200) step
+(``benchmarks/step_overhead.py``; BENCHMARKS.md, "Where the time went").
 
 Limit, said where it is met: the backward is first-order only (a second backward through it names
 ``engine="autograd"``, whose plain operations autograd differentiates twice).
@@ -210,10 +210,12 @@ class _EagerRecurrence(torch.autograd.Function):
         return _gradients(ctx, d_hs, d_c_T, recurrence_backward_op if torch.is_grad_enabled() else _backward_impl)
 
 
-def _eager(tensors: tuple) -> bool:
-    """True where nothing traces the call (compile, export, jit.trace, fake or functional tensors, dispatch
-    modes): the operator then needs no dispatcher and :class:`_EagerRecurrence` runs it."""
+def untraced(tensors: tuple) -> bool:
+    """True where nothing traces a call on ``tensors`` (compile, export, jit.trace, torch.func, fake or functional
+    tensors, dispatch modes): plain eager work, which needs no dispatcher. Here :class:`_EagerRecurrence` runs the
+    operator then; :mod:`.weight_drop` asks the same."""
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack()
+                or torch._C._are_functorch_transforms_active()
                 or any(type(t) not in (Tensor, torch.nn.Parameter) for t in tensors if t is not None))
 
 
@@ -230,7 +232,7 @@ def run_op(backend: str, cell, x: Tensor, h0: Tensor, c0: Tensor | None, weights
         if reg.ln is not None:
             extra += reg.ln
     tensors = (x, h0, c0 if cell.has_cell_state else None, w_ih, w_hh, b_ih, b_hh, w_hr, mask)
-    op = _EagerRecurrence.apply if _eager(tensors + extra) else recurrence_op
+    op = _EagerRecurrence.apply if untraced(tensors + extra) else recurrence_op
     out = op(backend, cell.kernel, *tensors, window, store, *extra)
     h_seq = out[0][1:]
     return h_seq, h_seq[-1], (out[1] if cell.has_cell_state else None)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from . import build, masks
+from .ops import untraced
 
 
 class _DropConnect(torch.autograd.Function):
@@ -31,11 +32,9 @@ class _DropConnect(torch.autograd.Function):
 
 
 def _fused(weight: Tensor) -> bool:
-    """Whether ``masked_scale`` can serve: a plain CPU float tensor, the extension loaded, nothing tracing."""
+    """Whether ``masked_scale`` can serve: a CPU float tensor, the extension loaded, nothing tracing."""
     return (weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
-            and type(weight) in (Tensor, torch.nn.Parameter) and build.loaded() is not None
-            and not (torch.compiler.is_compiling() or torch.jit.is_tracing()
-                     or torch._C._len_torch_dispatch_stack() or torch._C._are_functorch_transforms_active()))
+            and build.loaded() is not None and untraced((weight,)))
 
 
 def drop_weight(weight: Tensor, p: float) -> Tensor:
