@@ -28,5 +28,6 @@ def main() -> None:
     ms = medians({name: (lambda layer=layer: layer(x)[0].backward(grad)) for name, layer in layers.items()}, rounds)
     print((T, N, H), " | ".join(f"{name} {t:.2f} ms ({t / ms['plain']:.3f}×)" for name, t in ms.items()))
 
+
 if __name__ == "__main__":
     main()

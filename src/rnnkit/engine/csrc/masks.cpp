@@ -39,63 +39,64 @@ inline uint32_t mix(uint32_t x) {
   return x;
 }
 
-// o[k] = value where hash(base + k) < threshold, else 0, for k < count: 32-bit lanes only, so it vectorizes. A
-// function of its own: inlined into the parallel_for lambda, GCC kept a scalar loop on the worker threads.
-template <typename T>
-__attribute__((noinline)) void fill_range(T* __restrict__ o, int64_t count, uint32_t base, uint32_t k1,
-                                          uint32_t threshold, T value) {
-#pragma omp simd
-  for (int64_t k = 0; k < count; ++k) o[k] = mix(mix(base + uint32_t(k)) ^ k1) < threshold ? value : T(0);
+// A mask's key and threshold, checked: k0, k1 the two halves of the seed (as an unsigned 64-bit number), t the
+// threshold, for a mask of n elements.
+struct Key {
+  uint32_t k0, k1, t;
+  Key(int64_t seed, int64_t threshold, int64_t n) {
+    TORCH_CHECK(n <= (int64_t(1) << 32), "rnnkit masks: a mask has at most 2^32 elements, got ", n);
+    TORCH_CHECK(threshold >= 0 && threshold < (int64_t(1) << 32), "rnnkit masks: threshold must be in [0, 2^32)");
+    const uint64_t s = static_cast<uint64_t>(seed);
+    k0 = uint32_t(s), k1 = uint32_t(s >> 32), t = uint32_t(threshold);
+  }
+  // Whether element i is kept: 32-bit lanes only, so the loops below vectorize.
+  bool keeps(uint32_t i) const { return mix(mix(i + k0) ^ k1) < t; }
+};
+
+// range(i0, i1) over [0, n) split between threads, with a grain of 2^20 (~0.2 ms of work): waking a second thread
+// costs about that much. The loops `range` runs are functions of their own (noinline): inlined into the
+// parallel_for lambda, GCC kept a scalar loop on the worker threads.
+template <typename F>
+void split(int64_t n, const F& range) {
+  at::parallel_for(0, n, int64_t(1) << 20, range);
 }
 
+// o[k] = value where element i0 + k is kept, else 0, for k < count.
 template <typename T>
-void fill(T* out, int64_t n, uint32_t k0, uint32_t k1, uint32_t threshold, T value) {
-  // a grain of 2^20 (~0.2 ms of work): waking a second thread costs about that much
-  at::parallel_for(0, n, int64_t(1) << 20, [=](int64_t i0, int64_t i1) {
-    fill_range(out + i0, i1 - i0, uint32_t(i0) + k0, k1, threshold, value);
-  });
+__attribute__((noinline)) void fill_range(T* __restrict__ o, int64_t count, int64_t i0, Key key, T value) {
+#pragma omp simd
+  for (int64_t k = 0; k < count; ++k) o[k] = key.keeps(uint32_t(i0 + k)) ? value : T(0);
+}
+
+// o[k] = s[k] * (kept ? scale : 0): the same product as s times bernoulli_mask's values.
+template <typename T>
+__attribute__((noinline)) void scale_range(const T* __restrict__ s, T* __restrict__ o, int64_t count, int64_t i0,
+                                           Key key, T scale) {
+#pragma omp simd
+  for (int64_t k = 0; k < count; ++k) o[k] = s[k] * (key.keeps(uint32_t(i0 + k)) ? scale : T(0));
 }
 
 at::Tensor bernoulli_mask(int64_t seed, const std::vector<int64_t>& shape, int64_t threshold, double value,
                           at::ScalarType dtype) {
   at::Tensor out = at::empty(shape, at::TensorOptions().dtype(dtype));
-  const int64_t n = out.numel();
-  TORCH_CHECK(n <= (int64_t(1) << 32), "rnnkit masks: a mask has at most 2^32 elements, got ", n);
-  TORCH_CHECK(threshold >= 0 && threshold < (int64_t(1) << 32), "rnnkit masks: threshold must be in [0, 2^32)");
-  const uint64_t s = static_cast<uint64_t>(seed);
-  const uint32_t k0 = uint32_t(s), k1 = uint32_t(s >> 32), t = uint32_t(threshold);
-  if (dtype == at::kBool) {
-    fill<bool>(out.data_ptr<bool>(), n, k0, k1, t, true);
-  } else {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "rnnkit_bernoulli_mask", [&] {
-      fill<scalar_t>(out.data_ptr<scalar_t>(), n, k0, k1, t, static_cast<scalar_t>(value));
-    });
-  }
+  const Key key(seed, threshold, out.numel());
+  AT_DISPATCH_FLOATING_TYPES_AND3(at::kHalf, at::kBFloat16, at::kBool, dtype, "rnnkit_bernoulli_mask", [&] {
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const scalar_t v = dtype == at::kBool ? scalar_t(1) : static_cast<scalar_t>(value);   // bool: true
+    split(out.numel(), [=](int64_t i0, int64_t i1) { fill_range(o + i0, i1 - i0, i0, key, v); });
+  });
   return out;
-}
-
-// o[k] = s[k] * (hash(base + k) < threshold ? scale : 0): the same product as s times bernoulli_mask's values.
-template <typename T>
-__attribute__((noinline)) void scale_range(const T* __restrict__ s, T* __restrict__ o, int64_t count, uint32_t base,
-                                           uint32_t k1, uint32_t threshold, T scale) {
-#pragma omp simd
-  for (int64_t k = 0; k < count; ++k) o[k] = s[k] * (mix(mix(base + uint32_t(k)) ^ k1) < threshold ? scale : T(0));
 }
 
 at::Tensor masked_scale(const at::Tensor& src, int64_t seed, int64_t threshold, double scale) {
   TORCH_CHECK(src.is_contiguous() && src.device().is_cpu(), "rnnkit masks: masked_scale takes a contiguous CPU tensor");
-  TORCH_CHECK(src.numel() <= (int64_t(1) << 32), "rnnkit masks: a mask has at most 2^32 elements");
-  TORCH_CHECK(threshold >= 0 && threshold < (int64_t(1) << 32), "rnnkit masks: threshold must be in [0, 2^32)");
+  const Key key(seed, threshold, src.numel());
   at::Tensor out = fresh(src.sizes(), src.options());
-  const uint64_t u = static_cast<uint64_t>(seed);
-  const uint32_t k0 = uint32_t(u), k1 = uint32_t(u >> 32), t = uint32_t(threshold);
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "rnnkit_masked_scale", [&] {
     const scalar_t* s = src.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
     const scalar_t c = static_cast<scalar_t>(scale);
-    at::parallel_for(0, src.numel(), int64_t(1) << 20, [=](int64_t i0, int64_t i1) {
-      scale_range(s + i0, o + i0, i1 - i0, uint32_t(i0) + k0, k1, t, c);
-    });
+    split(src.numel(), [=](int64_t i0, int64_t i1) { scale_range(s + i0, o + i0, i1 - i0, i0, key, c); });
   });
   return out;
 }
