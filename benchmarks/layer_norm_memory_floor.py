@@ -1,5 +1,5 @@
-"""Why layer norm's memory target (a training step keeps <= 1.3x the plain cell's) and its time target (<= 1.35x)
-can't both be met on the CPU at most shapes: the floor under the time of a step that keeps that little.
+"""The floor under the time of a layer-norm training step that keeps <= 1.3x the plain cell's memory (layer norm's
+memory target), to set beside its time target (<= 1.35x).
 
 A 2-layer LSTM (I = H) keeps per row: the first layer's input x, and per layer h, C and the four activated gates:
 13 H floats for the stack, so 1.3x is 16.9 H. Layer norm's backward needs per layer the normalised x_t U and
@@ -7,8 +7,10 @@ h_{t-1} W (4 H each), C^_t (H) and 1/sigma. Even without the gates (they can be 
 blocks), keeping both 4 H blocks takes x + 2 x (h, C, 4 H, 4 H, C^) = 23 H. Keeping one of them fits: 15 H. So the
 backward has to recompute at least one product per layer, x_t U or h_{t-1} W: a (T*N, H) x (H, 4H) matmul, the
 size of the forward's input product (the recurrent one can be one matmul over the chunk, since every h_{t-1} is
-saved). Its time, added to today's layer-norm step, is a lower bound for a layer-norm step within the memory
-target. The renormalising pass and the gates' recomputation it would also need are not counted.
+saved). Its time, added to the layer-norm step that kept both blocks (commit 90a0f4e and before), is a lower bound
+for a layer-norm step within the memory target. The renormalising pass and the gates' recomputation it also needs
+are not counted. The engine has kept only LN(h W) since (csrc/fused.h, rebuild_gates); run at a later commit, the
+"layer norm step" column is that layout's whole step, product included, and the floor column double-counts it.
 
 Each shape: the plain and layer-norm compiled steps alternately (2 threads, medians of 25 after 2 warm-ups,
 ``common.medians``), and one product per layer with the engine's own once-per-window matmul (``_gemm``, oneDNN

@@ -132,3 +132,31 @@ def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
         torch.set_num_threads(threads)
     for one, two in zip(*grads):
         assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", MODES)
+def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype):
+    """Under layer norm training keeps no gates and no LN(x_t U) (csrc/fused.h): the backward recomputes x_t U per
+    chunk and rebuilds the gates from the saved LN(h W) (rebuild_gates). Checkpointing with windows the size of
+    those chunks recomputes the same gates by rerunning the forward steps instead, so every output and gradient
+    must be equal to the bit: here with two chunks (N * T over the engine's 2048 rows a chunk), lengths,
+    recurrent dropout and zoneout."""
+    T, N = 8, 300
+    K = 2048 // N                                            # engine.cpp, chunk_steps: 6 steps, then 2
+    args = with_layer_norm(problem(mode, torch.float64, T=T, N=N, I=9, H=24, seed=5), seed=5)
+    x, h0, c0, weights, mask, reg = args
+    f = lambda t: None if t is None else t.detach().to(dtype).requires_grad_()
+    m = lambda t: None if t is None else t.to(dtype)
+    x, h0, c0, weights = f(x), f(h0), f(c0), tuple(f(w) for w in weights)
+    reg = Regularisation(m(reg.h_mask), m(reg.zoneout_h), m(reg.zoneout_c), tuple(f(t) for t in reg.ln))
+    learned = [t for t in (x, h0, c0, *weights, *reg.ln) if t is not None]
+
+    def go(checkpoint_every):
+        h_seq, h_T, c_T = fused.run_fused(recurrence(mode), x, h0, c0, weights, mask, checkpoint_every, reg=reg)
+        outs = [h_seq, h_T] + ([c_T] if c_T is not None else [])
+        loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=dtype).view_as(o)).sum() for o in outs)
+        return outs + list(torch.autograd.grad(loss, learned))
+
+    for saved, recomputed in zip(go(None), go(K)):
+        assert torch.equal(saved, recomputed)

@@ -16,9 +16,10 @@ with zoneout (in the ``gates`` slot). Backward of each addition, beside its forw
     h_t = lerp(h^_t, h_{t-1}, z)   dh^_t = dh_t (1 - z);    dh_{t-1} += dh_t z      (C likewise)
     a = xp + LN(hd W)              dA = LN'(dG);  dh_{t-1} += dA W^T;  dW = dA^T (H_prev * m)
 
-Layer norm (rnnkit.cells.extras, per gate block) saves what the compiled loop saves, in its layout
-(``csrc/fused.h``): ``norm`` (T, N, 2GH [+H]) the normalised ``x U``, ``h W`` [and the LSTM's ``C^_t``], ``rstd``
-(T, N, 2G [+1]) their 1/sigma per block. ``LN(x U)`` is done by :func:`.bptt.forward_pass`, the rest here.
+Layer norm (rnnkit.cells.extras, per gate block) saves ``norm`` (T, N, 2GH [+H]) the normalised ``x U``, ``h W``
+[and the LSTM's ``C^_t``], ``rstd`` (T, N, 2G [+1]) their 1/sigma per block, beside the gates. (The compiled loop
+keeps only the ``h W`` and ``C^_t`` parts and rebuilds the rest in its backward; ``csrc/fused.h``.) ``LN(x U)``
+is done by :func:`.bptt.forward_pass`, the rest here.
 """
 from __future__ import annotations
 

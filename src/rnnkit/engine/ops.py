@@ -15,7 +15,8 @@ LSTM's cell (H,), compiled only; the backward op takes them last as well) return
 eight tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
 (N, H); and what the backward needs: ``cs`` (LSTM cells), ``gates`` (activated), ``aux`` (the PyTorch GRU's
 ``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection), ``norm`` and ``rstd`` (layer
-norm's normalised values and 1/sigma, ``csrc/fused.h``). ``store=False`` (compiled only)
+norm's normalised values and 1/sigma, ``csrc/fused.h``; under layer norm the compiled loop keeps no gates and
+only the recurrent product's normalised values, and its backward rebuilds the rest). ``store=False`` (compiled only)
 runs in windows of ``window`` steps and keeps only the states and the cell at each window boundary. Shapes and
 aliasing as in :mod:`.bptt`'s contract; the outputs never alias the inputs or each other.
 
@@ -93,12 +94,14 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
         segments = -(-T // max(1, min(window, T)))
         return [new(T + 1, N, P), new(N, H) if lstm else none, new(segments + 1, N, H) if lstm else none,
                 none, none, none, none, none]
-    gated = cell.gates > 1
     normed = ln_ih_weight is not None
+    gated = (cell.gates > 1 or zoneout_h is not None) and not (normed and backend == "compiled")
+    blocks = 1 if backend == "compiled" else 2      # layer norm: the compiled loop keeps h W's, not x U's (fused.h)
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
-            new(T, N, GH) if gated or zoneout_h is not None else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
+            new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
             new(T, N, H) if w_hr is not None else none,
-            new(T, N, 2 * GH + H * lstm) if normed else none, new(T, N, 2 * cell.gates + lstm) if normed else none]
+            new(T, N, blocks * GH + H * lstm) if normed else none,
+            new(T, N, blocks * cell.gates + lstm) if normed else none]
 
 
 def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optional[Tensor],

@@ -11,7 +11,8 @@
 //   layer norm (kLN)    the recurrent product goes to ln_buf, and the row pass adds LN(h W) (ln_row) before the
 //                       gates; the LSTM's h^_t = o_t tanh(LN(C^_t)); backward: the gate gradients dG are
 //                       LN(h W)'s output gradient, ln_row_backward turns them into dA, which the recurrent
-//                       product's gradients take in place of dG
+//                       product's gradients take in place of dG; rebuild_gates remakes a chunk's gates for the
+//                       backward from the saved LN(h W) and a recomputed LN(x_t U)
 // Masked rows (past a sequence's end): see hold() and pass_back().
 // The cells' steps live in cells_rnn_lstm.cpp and cells_gru.cpp, the pieces they share in step_common.h; this
 // file picks a step and holds the product backends' settings.
@@ -52,6 +53,13 @@ Step<S> backward_step(Mode mode, bool zoned, bool normed) {
   return pick_step<S>(mode, zoned, normed, true);
 }
 
+template <typename S>
+Rows<S> rebuild_gates(Mode mode, bool zoned) {
+  return is_gru(mode) ? gru_rebuild<S>(mode) : rnn_lstm_rebuild<S>(mode, zoned);
+}
+
+template Rows<float> rebuild_gates<float>(Mode, bool);
+template Rows<double> rebuild_gates<double>(Mode, bool);
 template Step<float> forward_step<float>(Mode, bool, bool);
 template Step<double> forward_step<double>(Mode, bool, bool);
 template Step<float> backward_step<float>(Mode, bool, bool);

@@ -1,4 +1,6 @@
 // rnnkit fused engine: the GRUs (Cho et al.'s and PyTorch's form), one time step forward and backward (see cells.cpp, step_common.h).
+#include <vector>
+
 #include "step_common.h"
 
 namespace rnnkit {
@@ -6,6 +8,16 @@ namespace {
 using namespace steps;
 
 // ------------------------------------------------------------------------------------ GRU (Cho et al.)
+// [a_r a_z] + b -> [r z], and a_n + b -> n~ = tanh(.), in place, unit j.
+template <typename S>
+RNNKIT_INLINE void gru_rz(S* a, const S* b, int64_t H, int64_t j) {
+  a[j] = Math<S>::sigmoid(a[j] + b[j]), a[H + j] = Math<S>::sigmoid(a[H + j] + b[H + j]);
+}
+template <typename S>
+RNNKIT_INLINE void gru_candidate(S* a, const S* b, int64_t H, int64_t j) {
+  a[2 * H + j] = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]);
+}
+
 template <typename S, bool kZone, bool kLN>
 void gru_forward(Ctx<S>& c, int64_t t) {
   const S* zh = kZone ? c.zh.at(t) : nullptr;
@@ -28,9 +40,8 @@ void gru_forward(Ctx<S>& c, int64_t t) {
       ln_row<S, true>(hw + n * 2 * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 2, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S r = Math<S>::sigmoid(a[j] + b[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j]);
-      a[j] = r, a[H + j] = z;
-      q[j] = r * hp[j];                                             // r_t * h_{t-1}
+      gru_rz(a, b, H, j);                                           // r, z = σ(a + b)
+      q[j] = a[j] * hp[j];                                          // r_t * h_{t-1}
     }
   });
   if constexpr (kLN) hw = ln_product(c, c.fw[1], c.scratch_h, 1);   // (r*h) W_n
@@ -44,8 +55,8 @@ void gru_forward(Ctx<S>& c, int64_t t) {
                       c.rstd_row(t, n) + 2, 1, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), z = a[H + j];
-      a[2 * H + j] = nn;
+      gru_candidate(a, b, H, j);                                    // h~_t = tanh(a_n + b_n)
+      const S nn = a[2 * H + j], z = a[H + j];
       hq[j] = nn + z * (hp[j] - nn);                                // h_t = (1 - z) h~_t + z h_{t-1}
     }
     if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
@@ -123,7 +134,34 @@ void gru_backward(Ctx<S>& c, int64_t t) {
   for (int64_t k = 0; k < N * H; ++k) d[k] += drh[k] * m[k];
 }
 
+// The activated gates from LN(x_t U) in gates and the saved LN(h W_rz), LN((r*h) W_n): rows [r0, r1).
+template <typename S>
+void cho_gru_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
+  const int64_t H = c.H;
+  const S* b = c.bias;
+  for (int64_t r = r0; r < r1; ++r) {
+    S* a = Ctx<S>::ptr(c.gates) + r * 3 * H;
+    const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+    for (int64_t k = 0; k < 2; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) gru_rz(a, b, H, j);
+    ln_affine<S, true>(xh + 2 * H, a + 2 * H, c.ln_g + 2 * H, c.ln_b + 2 * H, H);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) gru_candidate(a, b, H, j);
+  }
+}
+
 // ---------------------------------------------------------------------------------- GRU (PyTorch form)
+// r, z = σ(a + b + w), n~ = tanh(a_n + b_n + r (w_n + b_hn)) in place (w: h W, or LN(h W)), unit j; returns
+// w_n + b_hn.
+template <typename S>
+RNNKIT_INLINE S gru_reset_after_gates(S* a, const S* b, const S* w, const S* b_hn, int64_t H, int64_t j) {
+  const S r = Math<S>::sigmoid(a[j] + b[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j] + w[H + j]);
+  const S hw = w[2 * H + j] + b_hn[j];                              // h_{t-1} W_n + b_hn
+  a[j] = r, a[H + j] = z, a[2 * H + j] = Math<S>::tanh(a[2 * H + j] + b[2 * H + j] + r * hw);
+  return hw;
+}
+
 template <typename S, bool kZone, bool kLN>
 void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
   const S* zh = kZone ? c.zh.at(t) : nullptr;
@@ -145,11 +183,8 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
       ln_row<S, false>(w, w, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 3, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S r = Math<S>::sigmoid(a[j] + b[j] + w[j]), z = Math<S>::sigmoid(a[H + j] + b[H + j] + w[H + j]);
-      const S hw = w[2 * H + j] + b_hn[j];                          // h_{t-1} W_n + b_hn
-      const S nn = Math<S>::tanh(a[2 * H + j] + b[2 * H + j] + r * hw);
-      a[j] = r, a[H + j] = z, a[2 * H + j] = nn;
-      v[j] = hw;
+      v[j] = gru_reset_after_gates(a, b, w, b_hn, H, j);
+      const S nn = a[2 * H + j], z = a[H + j];
       hq[j] = nn + z * (hp[j] - nn);
     }
     if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
@@ -204,7 +239,33 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
   add_recurrent_grad(c, c.bw[0], kLN ? c.dA.select(0, t) : c.scratch);  // += dG^h_t W^T [* m]
 }
 
+// The activated gates from LN(x_t U) in gates and the saved LN(h W) (h W_n + b_hn is saved in hw_n): rows [r0, r1).
+template <typename S>
+void gru_reset_after_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
+  const int64_t H = c.H;
+  std::vector<S> w_row(3 * H);                                      // LN(h W) of one row
+  S* w = w_row.data();
+  for (int64_t r = r0; r < r1; ++r) {
+    S* a = Ctx<S>::ptr(c.gates) + r * 3 * H;
+    const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+    for (int64_t k = 0; k < 3; ++k) ln_affine<S, false>(xh + k * H, w + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) gru_reset_after_gates(a, c.bias, w, c.b_hn, H, j);
+  }
+}
+
 }  // namespace
+
+template <typename S>
+Rows<S> gru_rebuild(Mode mode) {
+  switch (mode) {
+    case Mode::kGru: return cho_gru_rebuild<S>;
+    case Mode::kGruResetAfter: return gru_reset_after_rebuild<S>;
+    default: return nullptr;
+  }
+}
+template Rows<float> gru_rebuild<float>(Mode);
+template Rows<double> gru_rebuild<double>(Mode);
 
 template <typename S, bool kZone, bool kLN>
 Step<S> gru_step(Mode mode, bool backward) {

@@ -6,6 +6,9 @@ namespace {
 using namespace steps;
 
 // ------------------------------------------------------------------------------------------------ RNN
+template <typename S, bool kRelu>
+RNNKIT_INLINE S rnn_activation(S pre) { return kRelu ? (pre > S(0) ? pre : S(0)) : Math<S>::tanh(pre); }
+
 template <typename S, bool kRelu, bool kZone, bool kLN>
 void rnn_forward(Ctx<S>& c, int64_t t) {
   const S* hw = nullptr;                                           // layer norm: h_{t-1} W, normalised below
@@ -23,8 +26,7 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
       ln_row<S, true>(hw + n * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 1, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S pre = a[j] + b[j];                                    // a_t = x_t U + h_{t-1} W + b
-      a[j] = kRelu ? (pre > S(0) ? pre : S(0)) : Math<S>::tanh(pre);  // h_t = f(a_t)
+      a[j] = rnn_activation<S, kRelu>(a[j] + b[j]);                 // h_t = f(a_t), a_t = x_t U + h_{t-1} W + b
     }
     if constexpr (kZone) {
       if (act) std::memcpy(act + (t * N + n) * H, a, H * sizeof(S));
@@ -65,7 +67,28 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
   add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += da_t W^T [* m]
 }
 
+// Zoneout's f(a_t) (the backward's `act`) from LN(x_t U) in gates and the saved LN(h W): rows [r0, r1).
+template <typename S, bool kRelu>
+void rnn_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
+  const int64_t H = c.H;
+  const S* b = c.bias;
+  for (int64_t r = r0; r < r1; ++r) {
+    S* a = Ctx<S>::ptr(c.gates) + r * H;
+    ln_affine<S, true>(Ctx<S>::ptr(c.norm) + r * c.NW, a, c.ln_g, c.ln_b, H);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) a[j] = rnn_activation<S, kRelu>(a[j] + b[j]);
+  }
+}
+
 // ----------------------------------------------------------------------------------------------- LSTM
+// [a_i a_f a_g a_o] + b -> [i f g o] in place, unit j.
+template <typename S>
+RNNKIT_INLINE void lstm_activation(S* a, const S* b, int64_t H, int64_t j) {
+  const S i = Math<S>::sigmoid(a[j] + b[j]), f = Math<S>::sigmoid(a[H + j] + b[H + j]);
+  const S g = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j] + b[3 * H + j]);
+  a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
+}
+
 // With a projection (proj_size) the step's o_t * tanh(C_t) goes to cell_out and h_t = (o_t tanh C_t) R is one more
 // product; the rows past a sequence's end are held after it. (No zoneout or recurrent dropout with it.)
 template <typename S, bool kZone, bool kLN>
@@ -91,12 +114,10 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
       ln_row<S, true>(hw + n * 4 * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 4, H);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const S i = Math<S>::sigmoid(a[j] + b[j]), f = Math<S>::sigmoid(a[H + j] + b[H + j]);
-      const S g = Math<S>::tanh(a[2 * H + j] + b[2 * H + j]), o = Math<S>::sigmoid(a[3 * H + j] + b[3 * H + j]);
-      a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
-      const S cn = f * cp[j] + i * g;                               // C_t = f_t C_{t-1} + i_t C~_t
+      lstm_activation(a, b, H, j);                                  // i f g o = σ σ tanh σ (a + b)
+      const S cn = a[H + j] * cp[j] + a[j] * a[2 * H + j];          // C_t = f_t C_{t-1} + i_t C~_t
       cq[j] = cn;
-      if constexpr (!kLN) hq[j] = o * Math<S>::tanh(cn);             // h_t = o_t tanh(C_t)
+      if constexpr (!kLN) hq[j] = a[3 * H + j] * Math<S>::tanh(cn);  // h_t = o_t tanh(C_t)
     }
     if constexpr (kLN) {                                            // h^_t = o_t tanh(LN(C^_t))
       S* ch = c.norm_row(t, n) + 4 * H;
@@ -251,7 +272,33 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += dG_t W^T [* m]
 }
 
+// The activated gates from LN(x_t U) in gates and the saved LN(h W): rows [r0, r1).
+template <typename S>
+void lstm_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
+  const int64_t H = c.H;
+  const S* b = c.bias;
+  for (int64_t r = r0; r < r1; ++r) {
+    S* a = Ctx<S>::ptr(c.gates) + r * 4 * H;
+    const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+    for (int64_t k = 0; k < 4; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) lstm_activation(a, b, H, j);
+  }
+}
+
 }  // namespace
+
+template <typename S>
+Rows<S> rnn_lstm_rebuild(Mode mode, bool zoned) {
+  switch (mode) {
+    case Mode::kRnnTanh: return zoned ? rnn_rebuild<S, false> : nullptr;   // (without zoneout: h_t is f(a_t))
+    case Mode::kRnnRelu: return zoned ? rnn_rebuild<S, true> : nullptr;
+    case Mode::kLstm: return lstm_rebuild<S>;
+    default: return nullptr;
+  }
+}
+template Rows<float> rnn_lstm_rebuild<float>(Mode, bool);
+template Rows<double> rnn_lstm_rebuild<double>(Mode, bool);
 
 template <typename S, bool kZone, bool kLN>
 Step<S> rnn_lstm_step(Mode mode, bool backward) {

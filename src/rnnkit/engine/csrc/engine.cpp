@@ -15,7 +15,9 @@
 //   norm, rstd (T, N, NW), (T, N, SW) under layer norm and store (fused.h), else None
 //   store   true: keep everything the backward needs, window ignored:
 //             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
-//             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM
+//             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM.
+//             Under layer norm no gates: the forward runs in windows the size of the backward's chunks, and the
+//             backward rebuilds each chunk's gates from x_t U (recomputed: one more matmul per chunk) and norm
 //           false: run in windows of `window` steps through window-sized scratch and keep only hs and, for
 //             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates, hw_n and
 //             cell_out are None. Used for inference and for checkpointed training (the backward recomputes a
@@ -30,8 +32,9 @@
 //   0); read only, never written. dY (T, N, P) any strides; dc_T (N, H) or None. dx is None unless need_dx,
 //   dc0 unless LSTM, the biases' gradients unless b_ih is given, dw_hr unless w_hr is. All results are fresh
 //   tensors.
-//   The loop walks the steps in chunks (the forward's windows when recomputing): each chunk's gate gradients
-//   go to a chunk-sized buffer and are folded into dx, dW and db by one matmul each before the next chunk.
+//   The loop walks the steps in chunks (the forward's windows when recomputing or under layer norm): each
+//   chunk's gate gradients go to a chunk-sized buffer and are folded into dx, dW and db by one matmul each before
+//   the next chunk.
 #include <torch/csrc/utils/pybind.h>
 
 #include <string>
@@ -52,25 +55,47 @@ at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& op
   return cond ? fresh(size, opt) : at::Tensor();
 }
 
-// The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set).
+// Steps per backward chunk without a checkpoint window (and per forward window under layer norm, so that the
+// backward's recomputed x_t U is the forward's to the bit: the same matmul shapes).
+int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min(T, kChunkRows / N)); }
+
+// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias), then under layer
+// norm LN(x_t U) in place, row by row, keeping its normalised values and 1/sigma in norm_in and rstd_in where the
+// backward reads them (`keep`), then `then` over the same rows while they are in cache (the gate rebuild).
 template <typename S>
-void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W) {
-  const int64_t I = x.size(2);
-  at::Tensor x2 = x.narrow(0, t0, W).reshape({W * c.N, I});
-  at::Tensor target = (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH});
-  gemm_once(target, x2, w.w_ih.t(), false);   // x_t U for every step: one matmul (the steps add the bias)
-  if (c.normed()) {                            // x_t U := LN(x_t U), row by row
-    const int64_t N = c.N, G = c.G, H = c.H;
-    S* v = Ctx<S>::ptr(target);
-    at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        steps::ln_row<S, false>(v + r * G * H, v + r * G * H, c.ln_ig, c.ln_ib, c.norm_row(r / N, r % N, true),
-                                c.rstd_row(r / N, r % N, true), G, H);
-    });
-  }
+void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
+                      const at::Tensor& target, bool keep, Rows<S> then = nullptr) {
+  gemm_once(target, x.narrow(0, t0, W).reshape({W * c.N, x.size(2)}), w.w_ih.t(), false);
+  if (!c.normed()) return;
+  const int64_t N = c.N, G = c.G, H = c.H;
+  S* v = Ctx<S>::ptr(target);
+  at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
+    S rstd[4];                                                   // (not kept: G <= 4 blocks)
+    for (int64_t r = r0; r < r1; ++r) {
+      S* row = v + r * G * H;
+      steps::ln_row<S, false>(row, row, c.ln_ig, c.ln_ib, keep ? c.norm_row(r / N, r % N, true) : row,
+                              keep ? c.rstd_row(r / N, r % N, true) : rstd, G, H);
+    }
+    if (then) then(c, r0, r1);
+  });
+}
+
+// The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set);
+// `keep`: LN(x_t U)'s normalised values too, for the backward that follows (a recomputed window).
+template <typename S>
+void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W,
+                bool keep = false) {
+  input_projection(c, w, x, t0, W, (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH}), keep);
   c.at_step(mask, t0);
   const Step<S> step = forward_step<S>(c.mode, c.zoned(), c.normed());
   for (int64_t t = 0; t < W; ++t) step(c, t);
+}
+
+// Layer norm's backward from the saved values: the window's gates (window scratch) as the forward made them,
+// from x_t U recomputed and renormalised and the saved LN(h W) (rebuild_gates).
+template <typename S>
+void rebuild_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W) {
+  input_projection(c, w, x, t0, W, c.gates.view({W * c.N, c.GH}), true, rebuild_gates<S>(c.mode, c.zoned()));
 }
 
 // Recurrent dropout's and zoneout's masks into the context (pointers into the caller's tensors).
@@ -116,18 +141,24 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   set_masks(c, h_mask, zh, zc);
   set_layer_norm(c, w, ln);
   const bool normed = c.normed();
-  if (store) {
-    c.hs = hs;
-    c.cs = empty_if(lstm, {T + 1, N, H}, opt);
-    c.gates = empty_if(gates, {T, N, GH}, opt);
-    c.hw_n = empty_if(hw_n, {T, N, H}, opt);
-    c.cell_out = empty_if(projected, {T, N, H}, opt);
-    c.norm = empty_if(normed, {T, N, c.NW}, opt);
-    c.rstd = empty_if(normed, {T, N, c.SW}, opt);
-    if (lstm) c.cs.select(0, 0).copy_(c0);
-    run_window(c, w, x, mask, 0, T);
-    at::Tensor c_T = lstm ? c.cs.select(0, T).clone() : at::Tensor();
-    return {hs, c_T, c.cs, c.gates, c.hw_n, c.cell_out, c.norm, c.rstd};
+  if (store) {          // (layer norm: windows whose gates and LN(x_t U) are scratch: the backward rebuilds them)
+    const int64_t K = normed ? chunk_steps(T, N) : std::max<int64_t>(1, T);
+    const at::Tensor cs = empty_if(lstm, {T + 1, N, H}, opt), gs = empty_if(gates, {normed ? K : T, N, GH}, opt);
+    const at::Tensor hwn = empty_if(hw_n, {T, N, H}, opt), co = empty_if(projected, {T, N, H}, opt);
+    const at::Tensor norm = empty_if(normed, {T, N, c.NW}, opt), rstd = empty_if(normed, {T, N, c.SW}, opt);
+    if (lstm) cs.select(0, 0).copy_(c0);
+    for (int64_t t0 = 0; t0 < T; t0 += K) {
+      const int64_t W = std::min(K, T - t0);
+      c.hs = hs.narrow(0, t0, W + 1);
+      c.cs = steps(cs, t0, W + 1);
+      c.gates = steps(gs, normed ? 0 : t0, W);
+      c.hw_n = steps(hwn, t0, W);
+      c.cell_out = steps(co, t0, W);
+      c.norm = steps(norm, t0, W), c.rstd = steps(rstd, t0, W);
+      run_window(c, w, x, mask, t0, W);
+    }
+    at::Tensor c_T = lstm ? cs.select(0, T).clone() : at::Tensor();
+    return {hs, c_T, cs, normed ? at::Tensor() : gs, hwn, co, norm, rstd};
   }
   const int64_t K = std::max<int64_t>(1, std::min(window, T));
   const int64_t segments = (T + K - 1) / K;
@@ -220,7 +251,8 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   const bool projected = w.w_hr.defined();
   const bool has_bias = w.bias.defined();
   const auto opt = x.options();
-  const int64_t K = window > 0 ? std::min(window, T) : std::max<int64_t>(1, std::min(T, kChunkRows / N));
+  const bool rebuild = normed && window == 0;                         // layer norm's gates: from the saved values
+  const int64_t K = window > 0 ? std::min(window, T) : chunk_steps(T, N);
   Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
   set_masks(c, h_mask, zh, zc);
   set_layer_norm(c, w, ln);
@@ -235,16 +267,18 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor dG = fresh({K, N, GH}, opt);
   at::Tensor aux = empty_if(is_gru(mode), {K, N, H}, opt);
   at::Tensor hbuf = empty_if(recompute, {K + 1, N, P}, opt), cbuf = empty_if(recompute && lstm, {K + 1, N, H}, opt);
-  at::Tensor gbuf = empty_if(recompute, {K, N, GH}, opt);
+  at::Tensor gbuf = empty_if(recompute || rebuild, {K, N, GH}, opt);
   at::Tensor nbuf = empty_if(recompute && mode == Mode::kGruResetAfter, {K, N, H}, opt);
   at::Tensor obuf = empty_if(recompute && projected, {K, N, H}, opt);
   at::Tensor pbuf = empty_if(projected, {K, N, P}, opt);
   at::Tensor lnbuf = empty_if(recompute && normed, {K, N, c.NW}, opt);
   at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
+  at::Tensor nin = empty_if(normed, {K, N, GH}, opt), rin = empty_if(normed, {K, N, c.G}, opt);
   at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
+    c.norm_in = steps(nin, 0, W), c.rstd_in = steps(rin, 0, W);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
       c.hs = hbuf.narrow(0, 0, W + 1);
       c.hs.select(0, 0).copy_(hs.select(0, t0));
@@ -255,15 +289,16 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.cell_out = steps(obuf, 0, W);
       c.norm = steps(lnbuf, 0, W);
       c.rstd = steps(rbuf, 0, W);
-      run_window(c, w, x, mask, t0, W);
+      run_window(c, w, x, mask, t0, W, true);
     } else {
       c.hs = hs.narrow(0, t0, W + 1);
       c.cs = steps(cs, t0, W + 1);
-      c.gates = steps(gates, t0, W);
+      c.gates = rebuild ? gbuf.narrow(0, 0, W) : steps(gates, t0, W);
       c.hw_n = steps(hw_n, t0, W);
       c.cell_out = steps(cell_out, t0, W);
       c.norm = steps(norm, t0, W);
       c.rstd = steps(rstd, t0, W);
+      if (rebuild) rebuild_window(c, w, x, t0, W);
     }
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);

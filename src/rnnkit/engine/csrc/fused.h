@@ -46,9 +46,12 @@
 //   ln_ig, ln_ib (GH,)   the input projection's gains and biases; nullptr = no layer norm
 //   ln_g, ln_b (GH,)     the recurrent product's
 //   lnc_g, lnc_b (H,)    the LSTM's C^_t
-//   norm   (W, N, NW)   the normalised values (v - mean) / sigma of x_t U (GH), h W (GH), then the LSTM's C^_t
-//                       (H): NW = 2 GH (+ H)
-//   rstd   (W, N, SW)   1 / sigma of each block: SW = 2 G (+ 1)
+//   norm_in (W, N, GH)  the normalised values (v - mean) / sigma of x_t U, and rstd_in (W, N, G) 1 / sigma of
+//                       each block: window scratch, never saved (the backward recomputes them per chunk)
+//   norm   (W, N, NW)   the normalised values of h W (GH), then the LSTM's C^_t (H): NW = GH (+ H)
+//   rstd   (W, N, SW)   1 / sigma of each of their blocks: SW = G (+ 1)
+//   Training saves only norm and rstd, not the gates: the backward rebuilds a chunk's gates from x_t U (one
+//   matmul, renormalised) and norm (rebuild_gates), so that a step keeps about what the plain cell keeps.
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
@@ -182,7 +185,7 @@ struct Ctx {
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
   int64_t NW = 0, SW = 0;
-  at::Tensor norm, rstd, dA, dlnc;
+  at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc;
   at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
@@ -195,10 +198,14 @@ struct Ctx {
   }
   bool zoned() const { return zh.defined() || zc.defined(); }
   bool normed() const { return ln_g != nullptr; }
-  // Row n of step t of layer norm's saved values and 1/sigma, from the recurrent product's part (the LSTM's C^_t
-  // follows it: + GH, + G); `input`: from x_t U's.
-  S* norm_row(int64_t t, int64_t n, bool input = false) const { return ptr(norm) + (t * N + n) * NW + (input ? 0 : GH); }
-  S* rstd_row(int64_t t, int64_t n, bool input = false) const { return ptr(rstd) + (t * N + n) * SW + (input ? 0 : G); }
+  // Row n of step t of layer norm's normalised values and 1/sigma: the recurrent product's (the LSTM's C^_t
+  // follows it: + GH, + G); `input`: x_t U's.
+  S* norm_row(int64_t t, int64_t n, bool input = false) const {
+    return input ? ptr(norm_in) + (t * N + n) * GH : ptr(norm) + (t * N + n) * NW;
+  }
+  S* rstd_row(int64_t t, int64_t n, bool input = false) const {
+    return input ? ptr(rstd_in) + (t * N + n) * G : ptr(rstd) + (t * N + n) * SW;
+  }
   // Row n of step t of dA (GH), and that row zeroed (a row past a sequence's end).
   S* dA_row(int64_t t, int64_t n) const { return ptr(dA) + (t * N + n) * GH; }
   void zero_dA_row(int64_t t, int64_t n) const { std::fill(dA_row(t, n), dA_row(t, n) + GH, S(0)); }
@@ -228,6 +235,11 @@ RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
 template <typename S> using Step = void (*)(Ctx<S>&, int64_t);
 template <typename S> Step<S> forward_step(Mode mode, bool zoned = false, bool normed = false);
 template <typename S> Step<S> backward_step(Mode mode, bool zoned = false, bool normed = false);
+// Layer norm's gate rebuild for the backward: rows [r0, r1) of the window (row r = step t * N + sequence n), whose
+// gates hold LN(x_t U) and whose norm and rstd are the forward's, get the activated gates the forward step made
+// (bit for bit: the same expressions); nullptr where the backward reads no gates (the RNN without zoneout).
+template <typename S> using Rows = void (*)(Ctx<S>&, int64_t, int64_t);
+template <typename S> Rows<S> rebuild_gates(Mode mode, bool zoned);
 
 // ----------------------------------------------------------------------------------------------- weights
 inline Mode parse_mode(const std::string& s) {
@@ -298,8 +310,8 @@ Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
   c.hd = at::empty({N, c.P}, w.w_hh.options());
   c.zero = at::zeros({c.H}, w.w_hh.options());
   c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
-  c.NW = 2 * c.GH + (mode == Mode::kLstm ? c.H : 0);
-  c.SW = 2 * c.G + (mode == Mode::kLstm ? 1 : 0);
+  c.NW = c.GH + (mode == Mode::kLstm ? c.H : 0);
+  c.SW = c.G + (mode == Mode::kLstm ? 1 : 0);
   return c;
 }
 

@@ -40,10 +40,10 @@ void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor
   const S* xh = Ctx<S>::ptr(c.norm);
   const auto p = [&](int k) { return Ctx<S>::ptr(g[k]); };
   if (c.mode == Mode::kGruResetAfter) {                                                 // h W: r, z | n
-    gain_grads(dG, GH, xh + GH, NW, rows, 2 * H, p(10), p(11));
-    gain_grads(Ctx<S>::ptr(c.aux), H, xh + GH + 2 * H, NW, rows, H, p(10) + 2 * H, p(11) + 2 * H);
+    gain_grads(dG, GH, xh, NW, rows, 2 * H, p(10), p(11));
+    gain_grads(Ctx<S>::ptr(c.aux), H, xh + 2 * H, NW, rows, H, p(10) + 2 * H, p(11) + 2 * H);
   }
-  if (c.mode == Mode::kLstm) gain_grads(Ctx<S>::ptr(c.dlnc), H, xh + 2 * GH, NW, rows, H, p(12), p(13));  // C^_t
+  if (c.mode == Mode::kLstm) gain_grads(Ctx<S>::ptr(c.dlnc), H, xh + GH, NW, rows, H, p(12), p(13));  // C^_t
 }
 
 // One pass over a chunk's dG, after dW has taken dA: the gradient w.r.t. the raw x_t U through LN, row by row, into
@@ -51,32 +51,36 @@ void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor
 // gradient is dG too (not the PyTorch GRU), of LN(h W): dg += dG * xh, db += dG summed over rows; that sum is also
 // the cell's own bias gradient (g[5], where the layer has biases). Reading dG once for all of them saves three
 // passes over it and the input's normalised values. The rows go in blocks of a fixed size,
-// each summing in double, the blocks added in order: the same bits with any number of threads.
+// each summing in S, the blocks added in order in double: the same bits with any number of threads.
 template <typename S>
 void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out, std::vector<at::Tensor>& g) {
   constexpr int64_t kBlockRows = 64;
   const S* dG = Ctx<S>::ptr(c.dG);
-  const S* xh = Ctx<S>::ptr(c.norm);
-  const S* rs = Ctx<S>::ptr(c.rstd);
-  const int64_t GH = c.GH, NW = c.NW, SW = c.SW;
+  const S* xh_in = Ctx<S>::ptr(c.norm_in);
+  const S* xh_rec = Ctx<S>::ptr(c.norm);
+  const S* rs = Ctx<S>::ptr(c.rstd_in);
+  const int64_t G = c.G, GH = c.GH, NW = c.NW;
   const bool recurrent = c.mode != Mode::kGruResetAfter;
   const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows, width = recurrent ? 3 * GH : 2 * GH;
-  const at::Tensor sums_t = fresh_zeros({blocks * width}, at::TensorOptions().dtype(at::kDouble));
-  double* sums = sums_t.data_ptr<double>();                 // per block: [dG x_in | dG | dG x_rec]
+  // per block: [dG x_in | dG | dG x_rec], summed in S (64 rows: float keeps the SIMD width, and its error is
+  // that of a 64-term sum), the blocks added in double
+  const at::Tensor sums_t = fresh_zeros({blocks * width}, c.zero.options());
+  S* sums = Ctx<S>::ptr(sums_t);
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      double* gin = sums + b * width;
-      double* bias = gin + GH;
-      double* grec = bias + GH;
+      S* gin = sums + b * width;
+      S* bias = gin + GH;
+      S* grec = bias + GH;
       for (int64_t r = b * kBlockRows; r < std::min(rows, (b + 1) * kBlockRows); ++r) {
         const S* d = dG + r * GH;
-        const S* x = xh + r * NW;
-        steps::ln_row_backward(d, x, c.ln_ig, rs + r * SW, out + r * GH, c.G, c.H);
+        const S* x = xh_in + r * GH;
+        const S* xr = xh_rec + r * NW;
+        steps::ln_row_backward(d, x, c.ln_ig, rs + r * G, out + r * GH, G, c.H);
 #pragma omp simd
-        for (int64_t j = 0; j < GH; ++j) gin[j] += double(d[j]) * double(x[j]), bias[j] += double(d[j]);
+        for (int64_t j = 0; j < GH; ++j) gin[j] += d[j] * x[j], bias[j] += d[j];
         if (recurrent) {
 #pragma omp simd
-          for (int64_t j = 0; j < GH; ++j) grec[j] += double(d[j]) * double(x[GH + j]);
+          for (int64_t j = 0; j < GH; ++j) grec[j] += d[j] * xr[j];
         }
       }
     }
@@ -89,7 +93,7 @@ void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out, std::vecto
   for (int64_t j = 0; j < GH; ++j) {
     double gi = 0, bi = 0, gr = 0;
     for (int64_t b = 0; b < blocks; ++b) {
-      const double* block = sums + b * width;
+      const S* block = sums + b * width;
       gi += block[j], bi += block[GH + j];
       if (recurrent) gr += block[2 * GH + j];
     }

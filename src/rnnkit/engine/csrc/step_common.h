@@ -87,21 +87,24 @@ RNNKIT_INLINE S ln_normalise(const S* v, S* xh, int64_t H) {
   return rstd;
 }
 
+// One block's gain and bias: out (+)= xh g + b (kAdd: added; else written, out may be xh). The gate rebuild adds
+// a saved block with it, so that it gets the forward's bits.
+template <typename S, bool kAdd>
+RNNKIT_INLINE void ln_affine(const S* xh, S* out, const S* g, const S* b, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const S y = xh[j] * g[j] + b[j];
+    out[j] = kAdd ? out[j] + y : y;
+  }
+}
+
 // One row of `blocks` blocks: out (+)= LN(v) (kAdd: added; else written, out may be v), saving the normalised
 // values in xh and 1 / sigma in rstd.
 template <typename S, bool kAdd>
 RNNKIT_INLINE void ln_row(const S* v, S* out, const S* g, const S* b, S* xh, S* rstd, int64_t blocks, int64_t H) {
   for (int64_t k = 0; k < blocks; ++k) {
     rstd[k] = ln_normalise(v + k * H, xh + k * H, H);
-    const S* gk = g + k * H;
-    const S* bk = b + k * H;
-    const S* xk = xh + k * H;
-    S* o = out + k * H;
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) {
-      const S y = xk[j] * gk[j] + bk[j];
-      o[j] = kAdd ? o[j] + y : y;
-    }
+    ln_affine<S, kAdd>(xh + k * H, out + k * H, g + k * H, b + k * H, H);
   }
 }
 
@@ -136,8 +139,11 @@ S* ln_product(Ctx<S>& c, const Product<S>& product, const at::Tensor& in, int pa
 
 }  // namespace steps
 
-// Each file's steps, forward or backward (cells_rnn_lstm.cpp, cells_gru.cpp); nullptr for a mode it lacks.
+// Each file's steps, forward or backward, and gate rebuilds (cells_rnn_lstm.cpp, cells_gru.cpp); nullptr for a
+// mode it lacks.
 template <typename S, bool kZone, bool kLN> Step<S> rnn_lstm_step(Mode mode, bool backward);
 template <typename S, bool kZone, bool kLN> Step<S> gru_step(Mode mode, bool backward);
+template <typename S> Rows<S> rnn_lstm_rebuild(Mode mode, bool zoned);
+template <typename S> Rows<S> gru_rebuild(Mode mode);
 
 }  // namespace rnnkit
