@@ -61,7 +61,7 @@ int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min
 
 // x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias), then under layer
 // norm LN(x_t U) in place, row by row, keeping its normalised values and 1/sigma in norm_in and rstd_in where the
-// backward reads them (`keep`), then `then` over the same rows while they are in cache (the gate rebuild).
+// backward reads them (`keep`), then `then` on each row while it is in cache (the gate rebuild).
 template <typename S>
 void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
                       const at::Tensor& target, bool keep, Rows<S> then = nullptr) {
@@ -75,8 +75,8 @@ void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t 
       S* row = v + r * G * H;
       steps::ln_row<S, false>(row, row, c.ln_ig, c.ln_ib, keep ? c.norm_row(r / N, r % N, true) : row,
                               keep ? c.rstd_row(r / N, r % N, true) : rstd, G, H);
+      if (then) then(c, r, r + 1);
     }
-    if (then) then(c, r0, r1);
   });
 }
 
