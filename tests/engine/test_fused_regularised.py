@@ -110,8 +110,9 @@ def test_layer_norm_float32_as_accurate_as_the_autograd_loop(mode, backend):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
-    """The input LN's backward sums its gains' and biases' gradients over fixed blocks of rows, added in order
-    (csrc/layer_norm_grads.h, input_layer_norm_backward): the thread count can't change a bit of them."""
+    """The input LN's backward sums its gains' and biases' gradients per sequence, in step order, and adds the
+    sequences in order (csrc/step_common.h, ln_input_backward; layer_norm_grads.h, fold_input_layer_norm): the
+    thread count can't change a bit of them."""
     args = with_layer_norm(problem(mode, torch.float64, T=7, N=40, seed=3), seed=3)
     x, h0, c0, weights, mask, reg = args
     f = lambda t: None if t is None else t.detach().float().requires_grad_()

@@ -124,8 +124,10 @@ void gru_backward(Ctx<S>& c, int64_t t) {
         d_h[j] += e[j] * r;
       }
     }
-    if constexpr (kLN)                                              // d(h W_rz) through LN
+    if constexpr (kLN) {                                            // d(h W_rz) and d(x_t U) through LN
       ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), c.dA_row(t, n), 2, H);
+      ln_input_backward(c, t, n, g);                                // (zeros past the end: g is)
+    }
   });
   if (!dropped) return c.bw[0].run(c.dh, dp_t.narrow(1, 0, 2 * H), true);  // += [da_r da_z] W_rz^T
   c.bw[0].run(c.scratch_h, dp_t.narrow(1, 0, 2 * H), true);       // d(h m) = d(r h m) r + [da_r da_z] W_rz^T
@@ -215,8 +217,9 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
     S* d_h = dh + n * H;
     if (!valid) {
       std::fill(e, e + GH, S(0));
-      if constexpr (kLN) c.zero_dA_row(t, n);
-      return pass_back(g, GH, d_h, y, H, q, H);
+      pass_back(g, GH, d_h, y, H, q, H);
+      if constexpr (kLN) c.zero_dA_row(t, n), ln_input_backward(c, t, n, g);
+      return;
     }
     const S* zo = c.zone_row(zh, n);
 #pragma omp simd
@@ -233,8 +236,10 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
       q[j] = dhw;
       d_h[j] += dn * z;
     }
-    if constexpr (kLN)                                              // d(h W) through LN
+    if constexpr (kLN) {                                            // d(h W) and d(x_t U) through LN
       ln_row_backward(e, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), c.dA_row(t, n), 3, H);
+      ln_input_backward(c, t, n, g);
+    }
   });
   add_recurrent_grad(c, c.bw[0], kLN ? c.dA.select(0, t) : c.scratch);  // += dG^h_t W^T [* m]
 }

@@ -51,8 +51,9 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
     S* g = dG + (t * N + n) * H;
     S* d_h = dh + n * H;
     if (!valid) {
-      if constexpr (kLN) c.zero_dA_row(t, n);
-      return pass_back(g, H, d_h, y, H);
+      pass_back(g, H, d_h, y, H);
+      if constexpr (kLN) c.zero_dA_row(t, n), ln_input_backward(c, t, n, g);
+      return;
     }
     const S* z = c.zone_row(zh, n);
 #pragma omp simd
@@ -61,8 +62,10 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
       if constexpr (kZone) d = unzone(d_h, y, z, j); else d = d_h[j] + y[j], d_h[j] = S(0);
       g[j] = kRelu ? (h[j] > S(0) ? d : S(0)) : d * (S(1) - h[j] * h[j]);  // da_t = dh_t f'(a_t)
     }
-    if constexpr (kLN)                                              // d(h W) through LN
+    if constexpr (kLN) {                                            // d(h W) and d(x_t U) through LN
       ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), c.dA_row(t, n), 1, H);
+      ln_input_backward(c, t, n, g);
+    }
   });
   add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += da_t W^T [* m]
 }
@@ -228,7 +231,8 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
       S* dl = Ctx<S>::ptr(c.dlnc) + (t * N + n) * H;
       if (!valid) {
         c.zero_dA_row(t, n), std::fill(dl, dl + H, S(0));
-        return pass_back(g, 4 * H, d_h, y, H);
+        pass_back(g, 4 * H, d_h, y, H);
+        return ln_input_backward(c, t, n, g);
       }
       const S* zh = kZone ? c.zone_row(zh_t, n) : nullptr;
       const S* zc = kZone ? c.zone_row(zc_t, n) : nullptr;
@@ -247,7 +251,7 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
         d_c[j] = lstm_cell_backward(a, g, cp[j], down + dct[j], H, j) + (kZone ? dc_t * zc[j] : S(0));
       }
       ln_row_backward(g, ch, c.ln_g, c.rstd_row(t, n), dA, 4, H);  // d(h W) through LN
-      return;
+      return ln_input_backward(c, t, n, g);                           // d(x_t U) through LN
     }
     if (!valid) return pass_back(g, 4 * H, d_h, y, H);
     if constexpr (kZone) {

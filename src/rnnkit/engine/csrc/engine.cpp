@@ -226,11 +226,11 @@ void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at
       db_hh.narrow(0, 2 * H, H).add_(aux.sum(0));
     }
   }
-  // The input's part last: under layer norm its gradient w.r.t. the raw x_t U replaces dA (used above) in place.
+  // The input's part: under layer norm the gradient w.r.t. the raw x_t U, from the steps.
   at::Tensor dX = dG;
   if (c.normed()) {
-    input_layer_norm_backward(c, rows, Ctx<S>::ptr(c.dA), g);
-    dX = dP;
+    fold_input_layer_norm(c, g);
+    dX = c.dX.view({rows, c.GH});
   }
   const int64_t I = x.size(2);
   if (g[0].defined()) gemm_once(g[0].narrow(0, t0, W).view({rows, I}), dX, w.w_ih, false);  // dX = dG U^T
@@ -275,6 +275,8 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
   at::Tensor nin = empty_if(normed, {K, N, GH}, opt), rin = empty_if(normed, {K, N, c.G}, opt);
   at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
+  at::Tensor dXbuf = empty_if(normed, {K, N, GH}, opt);
+  if (normed) c.ln_sums = fresh_zeros({N, 3 * GH}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -303,6 +305,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);
     c.dlnc = steps(dlnc, 0, W);
+    c.dX = steps(dXbuf, 0, W);
     c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);

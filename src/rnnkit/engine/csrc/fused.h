@@ -55,7 +55,9 @@
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
-//                       and, once dW has it, the gradient w.r.t. the raw x_t U (what dx and dU take)
+//   dX     (W, N, GH)   backward: the gradient w.r.t. the raw x_t U (what dx and dU take), made in the steps
+//   ln_sums (N, 3 GH)   backward, double: per sequence, the chunk's sums of dG x_in, dG and dG x_rec (the input
+//                       LN's gain and bias, the recurrent LN's gain; ln_input_backward)
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -185,7 +187,7 @@ struct Ctx {
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
   int64_t NW = 0, SW = 0;
-  at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc;
+  at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc, dX, ln_sums;
   at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }

@@ -1,6 +1,6 @@
-// rnnkit fused engine: layer norm's per-chunk backward passes, after a chunk's steps (engine.cpp's accumulate): the
-// gains' and biases' gradients and the gradient w.r.t. the raw x_t U. The per-step parts (LN(h W) and the LSTM's
-// LN(C^_t)) run in the cells' step loops (cells_*.cpp); the layout of the saved values is fused.h's.
+// rnnkit fused engine: layer norm's per-chunk backward, after a chunk's steps (engine.cpp's accumulate): the gains'
+// and biases' gradients. The per-row parts (LN(h W)'s, LN(x_t U)'s and the LSTM's LN(C^_t)'s input gradients, and
+// the sums of ln_input_backward) run in the cells' step loops (cells_*.cpp); the layouts are fused.h's.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -32,7 +32,7 @@ void gain_grads(const S* dy, int64_t ldy, const S* xh, int64_t ldx, int64_t rows
 }
 
 // The gains' and biases' gradients that don't come from dG: the PyTorch GRU's recurrent product (r, z from dG; its
-// n block from d(h W_n + b_hn), in aux) and the LSTM's C^_t (from dlnc). The rest: input_layer_norm_backward.
+// n block from d(h W_n + b_hn), in aux) and the LSTM's C^_t (from dlnc). The rest: fold_input_layer_norm.
 template <typename S>
 void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor>& g) {
   const int64_t H = c.H, GH = c.GH, NW = c.NW;
@@ -46,61 +46,26 @@ void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor
   if (c.mode == Mode::kLstm) gain_grads(Ctx<S>::ptr(c.dlnc), H, xh + GH, NW, rows, H, p(12), p(13));  // C^_t
 }
 
-// One pass over a chunk's dG, after dW has taken dA: the gradient w.r.t. the raw x_t U through LN, row by row, into
-// `out` (rows, GH; dA, in place), and the gains' and biases' gradients of LN(x_t U) and, where its upstream
-// gradient is dG too (not the PyTorch GRU), of LN(h W): dg += dG * xh, db += dG summed over rows; that sum is also
-// the cell's own bias gradient (g[5], where the layer has biases). Reading dG once for all of them saves three
-// passes over it and the input's normalised values. The rows go in blocks of a fixed size,
-// each summing in S, the blocks added in order in double: the same bits with any number of threads.
+// The chunk's sums from the steps (ln_input_backward), folded in sequence order and in double into the gradients of
+// LN(x_t U)'s gain and bias, of LN(h W)'s gain and bias where its upstream gradient is dG (not the PyTorch GRU),
+// and of the cell's bias (g[5], where the layer has biases: the same sum of dG); then zeroed for the next chunk.
 template <typename S>
-void input_layer_norm_backward(const Ctx<S>& c, int64_t rows, S* out, std::vector<at::Tensor>& g) {
-  constexpr int64_t kBlockRows = 64;
-  const S* dG = Ctx<S>::ptr(c.dG);
-  const S* xh_in = Ctx<S>::ptr(c.norm_in);
-  const S* xh_rec = Ctx<S>::ptr(c.norm);
-  const S* rs = Ctx<S>::ptr(c.rstd_in);
-  const int64_t G = c.G, GH = c.GH, NW = c.NW;
+void fold_input_layer_norm(const Ctx<S>& c, std::vector<at::Tensor>& g) {
+  const int64_t GH = c.GH;
+  const S* sums = Ctx<S>::ptr(c.ln_sums);
+  std::vector<double> total(3 * GH, 0.0);                   // [dG x_in | dG | dG x_rec]
+  for (int64_t n = 0; n < c.N; ++n) {
+    const S* s = sums + n * 3 * GH;
+    for (int64_t j = 0; j < 3 * GH; ++j) total[j] += s[j];
+  }
   const bool recurrent = c.mode != Mode::kGruResetAfter;
-  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows, width = recurrent ? 3 * GH : 2 * GH;
-  // per block: [dG x_in | dG | dG x_rec], summed in S (64 rows: float keeps the SIMD width, and its error is
-  // that of a 64-term sum), the blocks added in double
-  const at::Tensor sums_t = fresh_zeros({blocks * width}, c.zero.options());
-  S* sums = Ctx<S>::ptr(sums_t);
-  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      S* gin = sums + b * width;
-      S* bias = gin + GH;
-      S* grec = bias + GH;
-      for (int64_t r = b * kBlockRows; r < std::min(rows, (b + 1) * kBlockRows); ++r) {
-        const S* d = dG + r * GH;
-        const S* x = xh_in + r * GH;
-        const S* xr = xh_rec + r * NW;
-        steps::ln_row_backward(d, x, c.ln_ig, rs + r * G, out + r * GH, G, c.H);
-#pragma omp simd
-        for (int64_t j = 0; j < GH; ++j) gin[j] += d[j] * x[j], bias[j] += d[j];
-        if (recurrent) {
-#pragma omp simd
-          for (int64_t j = 0; j < GH; ++j) grec[j] += d[j] * xr[j];
-        }
-      }
-    }
-  });
-  S* dg_in = Ctx<S>::ptr(g[8]);
-  S* db_in = Ctx<S>::ptr(g[9]);
-  S* dg_rec = Ctx<S>::ptr(g[10]);
-  S* db_rec = Ctx<S>::ptr(g[11]);
   S* db_cell = g[5].defined() ? Ctx<S>::ptr(g[5]) : nullptr;               // b_ih (and b_hh where they share it)
   for (int64_t j = 0; j < GH; ++j) {
-    double gi = 0, bi = 0, gr = 0;
-    for (int64_t b = 0; b < blocks; ++b) {
-      const S* block = sums + b * width;
-      gi += block[j], bi += block[GH + j];
-      if (recurrent) gr += block[2 * GH + j];
-    }
-    dg_in[j] += S(gi), db_in[j] += S(bi);
-    if (db_cell) db_cell[j] += S(bi);
-    if (recurrent) dg_rec[j] += S(gr), db_rec[j] += S(bi);
+    Ctx<S>::ptr(g[8])[j] += S(total[j]), Ctx<S>::ptr(g[9])[j] += S(total[GH + j]);
+    if (db_cell) db_cell[j] += S(total[GH + j]);
+    if (recurrent) Ctx<S>::ptr(g[10])[j] += S(total[2 * GH + j]), Ctx<S>::ptr(g[11])[j] += S(total[GH + j]);
   }
+  c.ln_sums.zero_();
 }
 
 }  // namespace rnnkit

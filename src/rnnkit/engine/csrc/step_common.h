@@ -128,6 +128,27 @@ RNNKIT_INLINE void ln_row_backward(const S* dy, const S* xh, const S* g, const S
   }
 }
 
+// Layer norm's input part of row n's backward at step t, while its gate gradients g (GH) are in cache: the gradient
+// w.r.t. the raw x_t U into dX, and g's sums for the gains and biases of LN(x_t U) and (but for the PyTorch GRU,
+// whose recurrent LN takes another gradient) LN(h W)'s gain into sequence n's accumulators. Each step gives a
+// sequence's row to one thread and the steps come in order, so the sums have the same bits with any number of
+// threads. (Done here rather than in a pass over the chunk: that pass read dG and LN(h W) back from memory.)
+template <typename S>
+RNNKIT_INLINE void ln_input_backward(const Ctx<S>& c, int64_t t, int64_t n, const S* g) {
+  const int64_t GH = c.GH;
+  const S* x = c.norm_row(t, n, true);
+  ln_row_backward(g, x, c.ln_ig, c.rstd_row(t, n, true), Ctx<S>::ptr(c.dX) + (t * c.N + n) * GH, c.G, c.H);
+  S* gin = Ctx<S>::ptr(c.ln_sums) + n * 3 * GH;
+  S* bias = gin + GH;
+#pragma omp simd
+  for (int64_t j = 0; j < GH; ++j) gin[j] += g[j] * x[j], bias[j] += g[j];
+  if (c.mode == Mode::kGruResetAfter) return;
+  const S* xr = c.norm_row(t, n);
+  S* grec = bias + GH;
+#pragma omp simd
+  for (int64_t j = 0; j < GH; ++j) grec[j] += g[j] * xr[j];
+}
+
 // The recurrent product of step t under layer norm: into ln_buf, to be normalised by the rows (`part`: Cho's GRU's
 // W_rz (0) or W_n (1) product, ln_buf's (N, 2H) and (N, H) views).
 template <typename S>
