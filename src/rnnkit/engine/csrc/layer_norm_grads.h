@@ -1,4 +1,4 @@
-// rnnkit fused engine: layer norm's per-chunk backward, after a chunk's steps (engine.cpp's accumulate): the gains'
+// rnnkit fused engine: layer norm's per-chunk backward, after a chunk's steps (chunk_grads.h's accumulate): the gains'
 // and biases' gradients. The per-row parts (LN(h W)'s, LN(x_t U)'s and the LSTM's LN(C^_t)'s input gradients, and
 // the sums of ln_input_backward) run in the cells' step loops (cells_*.cpp); the layouts are fused.h's.
 #pragma once
