@@ -11,7 +11,8 @@
 //
 //   gates  (W, N, GH)   forward: input projection x_t U + b on entry, h W added in place, then overwritten
 //                       with the activated gates (i f g o | r z n); backward: read only. The RNN with zoneout:
-//                       its activation f(a_t) before zoneout (W, N, H)
+//                       its activation f(a_t) before zoneout (W, N, H). Under layer norm window scratch in
+//                       training too, rebuilt by the backward
 //   hs     (W+1, N, P)  hs[0] = state before the window, hs[t+1] written by step t (held past a sequence's end)
 //   cs     (W+1, N, H)  LSTM cell states, like hs; undefined otherwise
 //   hw_n     (W, N, H)    PyTorch GRU only: h_{t-1} W_n + b_hn (the backward needs it); undefined otherwise
@@ -46,8 +47,8 @@
 //   ln_ig, ln_ib (GH,)   the input projection's gains and biases; nullptr = no layer norm
 //   ln_g, ln_b (GH,)     the recurrent product's
 //   lnc_g, lnc_b (H,)    the LSTM's C^_t
-//   norm_in (W, N, GH)  the normalised values (v - mean) / sigma of x_t U, and rstd_in (W, N, G) 1 / sigma of
-//                       each block: window scratch, never saved (the backward recomputes them per chunk)
+//   norm_in (W, N, GH)  backward: the normalised values (v - mean) / sigma of the recomputed x_t U, and rstd_in
+//                       (W, N, G) 1 / sigma of each block (the forward normalises x_t U in place, keeping neither)
 //   norm   (W, N, NW)   the normalised values of h W (GH), then the LSTM's C^_t (H): NW = GH (+ H)
 //   rstd   (W, N, SW)   1 / sigma of each of their blocks: SW = G (+ 1)
 //   Training saves only norm and rstd, not the gates: the backward rebuilds a chunk's gates from x_t U (one
@@ -56,7 +57,7 @@
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
 //   dX     (W, N, GH)   backward: the gradient w.r.t. the raw x_t U (what dx and dU take), made in the steps
-//   ln_sums (N, 3 GH)   backward, double: per sequence, the chunk's sums of dG x_in, dG and dG x_rec (the input
+//   ln_sums (N, 3 GH)   backward: per sequence, the chunk's sums of dG x_in, dG and dG x_rec (the input
 //                       LN's gain and bias, the recurrent LN's gain; ln_input_backward)
 #pragma once
 
