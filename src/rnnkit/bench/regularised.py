@@ -3,8 +3,9 @@
 Each configuration is one training step (forward + backward, dense upstream gradient) of the same 2-layer LSTM
 (two layers, so that variational dropout has a layer to act on) at the engine benchmark's shapes, in one process
 with 2 threads: warmed up, then timed in interleaved rounds (more where the shape is cheap), medians, each a ratio
-to the plain compiled cell of the same run. "Saved" is what the step keeps for its backward (the tensors autograd holds, counted with
-``torch.autograd.graph.saved_tensors_hooks``; the masks included), as a ratio to the plain cell's.
+to the plain compiled cell of the same run. "Saved" is what the step keeps for its backward (the tensors autograd
+holds, counted with ``torch.autograd.graph.saved_tensors_hooks``; the masks included), as a ratio to the plain
+cell's.
 
 The ``autograd loop`` rows are the same options written as a plain autograd loop over the cell equations
 (``engine="autograd"``), the way users write them today. The ``checkpoint_every`` row is layer norm's memory

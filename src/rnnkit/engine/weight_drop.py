@@ -6,8 +6,9 @@ with the extension built, the product is made straight from the hash (``csrc/mas
 the mask never exists: the backward remakes its bits from the key. The products come from the engine's buffer
 pool. Before, the mask, the dropped weight and its gradient were three fresh 0.6 MB tensors per layer of a
 (35, 20, 200) LSTM step, whose pages the kernel faulted in again every step: weight drop alone took 1.09-1.12x
-the plain step there, 1.02-1.03x now (``benchmarks/regularised_ab.py``; BENCHMARKS.md, "Where the time went"). Elsewhere (a GPU, no extension, tracing, torch.func) it is ``W * mask``
-with :func:`.masks.bernoulli`'s mask: the same bits, the same numbers.
+the plain step there, 1.02-1.03x now (``benchmarks/regularised_ab.py``; BENCHMARKS.md, "Where the time went").
+Elsewhere (a GPU, no extension, tracing, torch.func) it is ``W * mask`` with :func:`.masks.bernoulli`'s mask: the
+same bits, the same numbers.
 """
 from __future__ import annotations
 

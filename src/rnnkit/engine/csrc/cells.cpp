@@ -54,12 +54,12 @@ Step<S> backward_step(Mode mode, bool zoned, bool normed) {
 }
 
 template <typename S>
-Rows<S> rebuild_gates(Mode mode, bool zoned) {
+Row<S> rebuild_gates(Mode mode, bool zoned) {
   return is_gru(mode) ? gru_rebuild<S>(mode) : rnn_lstm_rebuild<S>(mode, zoned);
 }
 
-template Rows<float> rebuild_gates<float>(Mode, bool);
-template Rows<double> rebuild_gates<double>(Mode, bool);
+template Row<float> rebuild_gates<float>(Mode, bool);
+template Row<double> rebuild_gates<double>(Mode, bool);
 template Step<float> forward_step<float>(Mode, bool, bool);
 template Step<double> forward_step<double>(Mode, bool, bool);
 template Step<float> backward_step<float>(Mode, bool, bool);

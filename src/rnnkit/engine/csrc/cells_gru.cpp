@@ -136,21 +136,16 @@ void gru_backward(Ctx<S>& c, int64_t t) {
   for (int64_t k = 0; k < N * H; ++k) d[k] += drh[k] * m[k];
 }
 
-// The activated gates from LN(x_t U) in gates and the saved LN(h W_rz), LN((r*h) W_n): rows [r0, r1).
+// The activated gates of window row r from LN(x_t U) in gates and the saved LN(h W_rz), LN((r*h) W_n).
 template <typename S>
-void cho_gru_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
+void cho_gru_rebuild(Ctx<S>& c, int64_t r) {
   const int64_t H = c.H;
-  const S* b = c.bias;
-  for (int64_t r = r0; r < r1; ++r) {
-    S* a = Ctx<S>::ptr(c.gates) + r * 3 * H;
-    const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
-    for (int64_t k = 0; k < 2; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+  S* a = add_saved_ln(c, r, 0, 2);
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) gru_rz(a, b, H, j);
-    ln_affine<S, true>(xh + 2 * H, a + 2 * H, c.ln_g + 2 * H, c.ln_b + 2 * H, H);
+  for (int64_t j = 0; j < H; ++j) gru_rz(a, c.bias, H, j);
+  add_saved_ln(c, r, 2, 3);
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) gru_candidate(a, b, H, j);
-  }
+  for (int64_t j = 0; j < H; ++j) gru_candidate(a, c.bias, H, j);
 }
 
 // ---------------------------------------------------------------------------------- GRU (PyTorch form)
@@ -244,33 +239,31 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
   add_recurrent_grad(c, c.bw[0], kLN ? c.dA.select(0, t) : c.scratch);  // += dG^h_t W^T [* m]
 }
 
-// The activated gates from LN(x_t U) in gates and the saved LN(h W) (h W_n + b_hn is saved in hw_n): rows [r0, r1).
+// The activated gates of window row r from LN(x_t U) in gates and the saved LN(h W) (h W_n + b_hn is saved in
+// hw_n). LN(h W) goes to a row of its own: r multiplies its n block before it meets the gates.
 template <typename S>
-void gru_reset_after_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
+void gru_reset_after_rebuild(Ctx<S>& c, int64_t r) {
   const int64_t H = c.H;
-  std::vector<S> w_row(3 * H);                                      // LN(h W) of one row
-  S* w = w_row.data();
-  for (int64_t r = r0; r < r1; ++r) {
-    S* a = Ctx<S>::ptr(c.gates) + r * 3 * H;
-    const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
-    for (int64_t k = 0; k < 3; ++k) ln_affine<S, false>(xh + k * H, w + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+  std::vector<S> w(3 * H);
+  const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+  for (int64_t k = 0; k < 3; ++k) ln_affine<S, false>(xh + k * H, &w[k * H], c.ln_g + k * H, c.ln_b + k * H, H);
+  S* a = Ctx<S>::ptr(c.gates) + r * c.GH;
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) gru_reset_after_gates(a, c.bias, w, c.b_hn, H, j);
-  }
+  for (int64_t j = 0; j < H; ++j) gru_reset_after_gates(a, c.bias, w.data(), c.b_hn, H, j);
 }
 
 }  // namespace
 
 template <typename S>
-Rows<S> gru_rebuild(Mode mode) {
+Row<S> gru_rebuild(Mode mode) {
   switch (mode) {
     case Mode::kGru: return cho_gru_rebuild<S>;
     case Mode::kGruResetAfter: return gru_reset_after_rebuild<S>;
     default: return nullptr;
   }
 }
-template Rows<float> gru_rebuild<float>(Mode);
-template Rows<double> gru_rebuild<double>(Mode);
+template Row<float> gru_rebuild<float>(Mode);
+template Row<double> gru_rebuild<double>(Mode);
 
 template <typename S, bool kZone, bool kLN>
 Step<S> gru_step(Mode mode, bool backward) {

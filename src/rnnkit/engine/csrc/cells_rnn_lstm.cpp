@@ -70,17 +70,13 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
   add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += da_t W^T [* m]
 }
 
-// Zoneout's f(a_t) (the backward's `act`) from LN(x_t U) in gates and the saved LN(h W): rows [r0, r1).
+// Zoneout's f(a_t) (the backward's `act`) of window row r from LN(x_t U) in gates and the saved LN(h W).
 template <typename S, bool kRelu>
-void rnn_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
-  const int64_t H = c.H;
+void rnn_rebuild(Ctx<S>& c, int64_t r) {
+  S* a = add_saved_ln(c, r, 0, 1);
   const S* b = c.bias;
-  for (int64_t r = r0; r < r1; ++r) {
-    S* a = Ctx<S>::ptr(c.gates) + r * H;
-    ln_affine<S, true>(Ctx<S>::ptr(c.norm) + r * c.NW, a, c.ln_g, c.ln_b, H);
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) a[j] = rnn_activation<S, kRelu>(a[j] + b[j]);
-  }
+  for (int64_t j = 0; j < c.H; ++j) a[j] = rnn_activation<S, kRelu>(a[j] + b[j]);
 }
 
 // ----------------------------------------------------------------------------------------------- LSTM
@@ -276,24 +272,18 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   add_recurrent_grad(c, c.bw[0], (kLN ? c.dA : c.dG).select(0, t));  // dh_{t-1} += dG_t W^T [* m]
 }
 
-// The activated gates from LN(x_t U) in gates and the saved LN(h W): rows [r0, r1).
+// The activated gates of window row r from LN(x_t U) in gates and the saved LN(h W).
 template <typename S>
-void lstm_rebuild(Ctx<S>& c, int64_t r0, int64_t r1) {
-  const int64_t H = c.H;
-  const S* b = c.bias;
-  for (int64_t r = r0; r < r1; ++r) {
-    S* a = Ctx<S>::ptr(c.gates) + r * 4 * H;
-    const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
-    for (int64_t k = 0; k < 4; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+void lstm_rebuild(Ctx<S>& c, int64_t r) {
+  S* a = add_saved_ln(c, r, 0, 4);
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) lstm_activation(a, b, H, j);
-  }
+  for (int64_t j = 0; j < c.H; ++j) lstm_activation(a, c.bias, c.H, j);
 }
 
 }  // namespace
 
 template <typename S>
-Rows<S> rnn_lstm_rebuild(Mode mode, bool zoned) {
+Row<S> rnn_lstm_rebuild(Mode mode, bool zoned) {
   switch (mode) {
     case Mode::kRnnTanh: return zoned ? rnn_rebuild<S, false> : nullptr;   // (without zoneout: h_t is f(a_t))
     case Mode::kRnnRelu: return zoned ? rnn_rebuild<S, true> : nullptr;
@@ -301,8 +291,8 @@ Rows<S> rnn_lstm_rebuild(Mode mode, bool zoned) {
     default: return nullptr;
   }
 }
-template Rows<float> rnn_lstm_rebuild<float>(Mode, bool);
-template Rows<double> rnn_lstm_rebuild<double>(Mode, bool);
+template Row<float> rnn_lstm_rebuild<float>(Mode, bool);
+template Row<double> rnn_lstm_rebuild<double>(Mode, bool);
 
 template <typename S, bool kZone, bool kLN>
 Step<S> rnn_lstm_step(Mode mode, bool backward) {

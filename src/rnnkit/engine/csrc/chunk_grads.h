@@ -30,7 +30,7 @@ void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at
   h_prev = h_prev.view({rows, c.P});
   if (c.projected)                                                            // dR^T += dH^T (o * tanh C)
     gemm_once(g[7], c.d_proj.view({rows, c.P}).t(), c.cell_out.reshape({rows, H}), !first);
-  if (has_bias && !c.normed()) db_ih.add_(dG.sum(0));                        // (layer norm: its one pass sums it)
+  if (has_bias && !c.normed()) db_ih.add_(dG.sum(0));          // (layer norm: the steps sum it, fold_input_layer_norm)
   if (c.normed()) accumulate_layer_norm(c, rows, g);
   if (!is_gru(c.mode) || (c.normed() && c.mode == Mode::kGruResetAfter)) {
     gemm_once(dw_hh, dP.t(), h_prev, !first);                                   // dW^T += dG^T H_prev

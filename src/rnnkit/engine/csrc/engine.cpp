@@ -64,7 +64,7 @@ int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min
 // backward reads them (`keep`), then `then` on each row while it is in cache (the gate rebuild).
 template <typename S>
 void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
-                      const at::Tensor& target, bool keep, Rows<S> then = nullptr) {
+                      const at::Tensor& target, bool keep, Row<S> then = nullptr) {
   gemm_once(target, x.narrow(0, t0, W).reshape({W * c.N, x.size(2)}), w.w_ih.t(), false);
   if (!c.normed()) return;
   const int64_t N = c.N, G = c.G, H = c.H;
@@ -75,7 +75,7 @@ void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t 
       S* row = v + r * G * H;
       steps::ln_row<S, false>(row, row, c.ln_ig, c.ln_ib, keep ? c.norm_row(r / N, r % N, true) : row,
                               keep ? c.rstd_row(r / N, r % N, true) : rstd, G, H);
-      if (then) then(c, r, r + 1);
+      if (then) then(c, r);
     }
   });
 }

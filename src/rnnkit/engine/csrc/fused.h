@@ -238,11 +238,11 @@ RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
 template <typename S> using Step = void (*)(Ctx<S>&, int64_t);
 template <typename S> Step<S> forward_step(Mode mode, bool zoned = false, bool normed = false);
 template <typename S> Step<S> backward_step(Mode mode, bool zoned = false, bool normed = false);
-// Layer norm's gate rebuild for the backward: rows [r0, r1) of the window (row r = step t * N + sequence n), whose
-// gates hold LN(x_t U) and whose norm and rstd are the forward's, get the activated gates the forward step made
-// (bit for bit: the same expressions); nullptr where the backward reads no gates (the RNN without zoneout).
-template <typename S> using Rows = void (*)(Ctx<S>&, int64_t, int64_t);
-template <typename S> Rows<S> rebuild_gates(Mode mode, bool zoned);
+// Layer norm's gate rebuild for the backward: row r of the window (step t * N + sequence n), whose gates hold
+// LN(x_t U) and whose norm is the forward's, gets the activated gates the forward step made (bit for bit: the same
+// expressions); nullptr where the backward reads no gates (the RNN without zoneout).
+template <typename S> using Row = void (*)(Ctx<S>&, int64_t);
+template <typename S> Row<S> rebuild_gates(Mode mode, bool zoned);
 
 // ----------------------------------------------------------------------------------------------- weights
 inline Mode parse_mode(const std::string& s) {

@@ -59,11 +59,16 @@ void fold_input_layer_norm(const Ctx<S>& c, std::vector<at::Tensor>& g) {
     for (int64_t j = 0; j < 3 * GH; ++j) total[j] += s[j];
   }
   const bool recurrent = c.mode != Mode::kGruResetAfter;
+  S* dg_in = Ctx<S>::ptr(g[8]);
+  S* db_in = Ctx<S>::ptr(g[9]);
+  S* dg_rec = Ctx<S>::ptr(g[10]);
+  S* db_rec = Ctx<S>::ptr(g[11]);
   S* db_cell = g[5].defined() ? Ctx<S>::ptr(g[5]) : nullptr;               // b_ih (and b_hh where they share it)
   for (int64_t j = 0; j < GH; ++j) {
-    Ctx<S>::ptr(g[8])[j] += S(total[j]), Ctx<S>::ptr(g[9])[j] += S(total[GH + j]);
-    if (db_cell) db_cell[j] += S(total[GH + j]);
-    if (recurrent) Ctx<S>::ptr(g[10])[j] += S(total[2 * GH + j]), Ctx<S>::ptr(g[11])[j] += S(total[GH + j]);
+    const S gi = S(total[j]), bi = S(total[GH + j]);
+    dg_in[j] += gi, db_in[j] += bi;
+    if (db_cell) db_cell[j] += bi;
+    if (recurrent) dg_rec[j] += S(total[2 * GH + j]), db_rec[j] += bi;
   }
   c.ln_sums.zero_();
 }

@@ -128,6 +128,17 @@ RNNKIT_INLINE void ln_row_backward(const S* dy, const S* xh, const S* g, const S
   }
 }
 
+// The gate rebuild's first part: window row r's saved LN(h W) blocks [k0, k1), gain and bias applied, added to its
+// gates (which hold LN(x_t U)); returns the row's gates.
+template <typename S>
+RNNKIT_INLINE S* add_saved_ln(const Ctx<S>& c, int64_t r, int64_t k0, int64_t k1) {
+  const int64_t H = c.H;
+  S* a = Ctx<S>::ptr(c.gates) + r * c.GH;
+  const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+  for (int64_t k = k0; k < k1; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+  return a;
+}
+
 // Layer norm's input part of row n's backward at step t, while its gate gradients g (GH) are in cache: the gradient
 // w.r.t. the raw x_t U into dX, and g's sums for the gains and biases of LN(x_t U) and (but for the PyTorch GRU,
 // whose recurrent LN takes another gradient) LN(h W)'s gain into sequence n's accumulators. Each step gives a
@@ -164,7 +175,7 @@ S* ln_product(Ctx<S>& c, const Product<S>& product, const at::Tensor& in, int pa
 // mode it lacks.
 template <typename S, bool kZone, bool kLN> Step<S> rnn_lstm_step(Mode mode, bool backward);
 template <typename S, bool kZone, bool kLN> Step<S> gru_step(Mode mode, bool backward);
-template <typename S> Rows<S> rnn_lstm_rebuild(Mode mode, bool zoned);
-template <typename S> Rows<S> gru_rebuild(Mode mode);
+template <typename S> Row<S> rnn_lstm_rebuild(Mode mode, bool zoned);
+template <typename S> Row<S> gru_rebuild(Mode mode);
 
 }  // namespace rnnkit
