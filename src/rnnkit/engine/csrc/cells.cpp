@@ -8,11 +8,12 @@
 //                       gradient is multiplied by m on its way to dh_{t-1} (add_recurrent_grad)
 //   zoneout (kZone)     h_t = z h_{t-1} + (1 - z) h^_t after the row's update (C_t likewise); backward:
 //                       dh^_t = dh_t (1 - z) into the cell, dh_t z straight to dh_{t-1}
-//   layer norm (kLN)    the recurrent product goes to ln_buf, and the row pass adds LN(h W) (ln_row) before the
-//                       gates; the LSTM's h^_t = o_t tanh(LN(C^_t)); backward: the gate gradients dG are
-//                       LN(h W)'s output gradient, ln_row_backward turns them into dA, which the recurrent
-//                       product's gradients take in place of dG; rebuild_gates remakes a chunk's gates for the
-//                       backward from the saved LN(h W) and a recomputed LN(x_t U)
+//   layer norm (kLN)    the row pass normalises x_t U in place (ln_input_row), the recurrent product goes to ln_buf
+//                       and the row pass adds LN(h W) (ln_row) before the gates; the LSTM's h^_t =
+//                       o_t tanh(LN(C^_t)); backward: each row first remakes its gates from the saved LN(h W) and
+//                       the recomputed x_t U (rebuild_row); the gate gradients dG are LN(h W)'s output gradient,
+//                       ln_row_backward turns them into dA, which the recurrent product's gradients take in place
+//                       of dG
 // Masked rows (past a sequence's end): see hold() and pass_back().
 // The cells' steps live in cells_rnn_lstm.cpp and cells_gru.cpp, the pieces they share in step_common.h; this
 // file picks a step and holds the product backends' settings.

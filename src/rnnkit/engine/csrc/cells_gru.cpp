@@ -36,8 +36,10 @@ void gru_forward(Ctx<S>& c, int64_t t) {
     S* a = gates + (t * N + n) * GH;
     const S* hp = hin + n * H;
     S* q = rh + n * H;
-    if constexpr (kLN)                                              // + LN(h W_r), LN(h W_z)
+    if constexpr (kLN) {                                            // LN(x_t U) + LN(h W_r), LN(h W_z)
+      ln_input_row(c, t, n, a);
       ln_row<S, true>(hw + n * 2 * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 2, H);
+    }
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       gru_rz(a, b, H, j);                                           // r, z = σ(a + b)
@@ -77,6 +79,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
   S* dh = Ctx<S>::ptr(c.dh);
   S* drh = Ctx<S>::ptr(c.scratch_h);
   for_rows(c, t, [&](int64_t n, bool valid) {
+    if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * GH;
     S* g = dG + (t * N + n) * GH;
     const S* hp = hs + (t * N + n) * H;
@@ -176,8 +179,10 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
     const S* hp = hs + (t * N + n) * H;
     S* hq = hs + (N + t * N + n) * H;
     S* v = hw_n + (t * N + n) * H;
-    if constexpr (kLN)                                              // h W := LN(h W), in place
+    if constexpr (kLN) {                                            // LN(x_t U), and h W := LN(h W), in place
+      ln_input_row(c, t, n, a);
       ln_row<S, false>(w, w, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 3, H);
+    }
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       v[j] = gru_reset_after_gates(a, b, w, b_hn, H, j);
@@ -202,6 +207,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
   S* dgh = Ctx<S>::ptr(c.scratch);
   S* dh = Ctx<S>::ptr(c.dh);
   for_rows(c, t, [&](int64_t n, bool valid) {
+    if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * GH;
     S* g = dG + (t * N + n) * GH;
     S* e = dgh + n * GH;

@@ -22,8 +22,10 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
   for_rows(c, t, [&](int64_t n, bool valid) {
     const S* hp = hs + (t * N + n) * H;
     S* a = hs + ((t + 1) * N + n) * H;
-    if constexpr (kLN)                                              // a_t = LN(x_t U) + LN(h_{t-1} W) + b
+    if constexpr (kLN) {                                            // a_t = LN(x_t U) + LN(h_{t-1} W) + b
+      ln_input_row(c, t, n, a);
       ln_row<S, true>(hw + n * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 1, H);
+    }
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       a[j] = rnn_activation<S, kRelu>(a[j] + b[j]);                 // h_t = f(a_t), a_t = x_t U + h_{t-1} W + b
@@ -46,6 +48,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
   S* dh = Ctx<S>::ptr(c.dh);
   const int64_t N = c.N, H = c.H;
   for_rows(c, t, [&](int64_t n, bool valid) {
+    if constexpr (kLN) rebuild_row(c, t, n);
     const S* h = (kZone && act ? act : hs + N * H) + (t * N + n) * H;   // f(a_t)
     const S* y = dy + n * H;
     S* g = dG + (t * N + n) * H;
@@ -109,8 +112,10 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
     const S* hp = hs + (t * N + n) * P;
     S* hq = out + n * H;
     S* cq = cs + NH + (t * N + n) * H;
-    if constexpr (kLN)                                              // [a_i a_f a_g a_o] = LN(x_t U) + LN(h W) + b
+    if constexpr (kLN) {                                            // [a_i a_f a_g a_o] = LN(x_t U) + LN(h W) + b
+      ln_input_row(c, t, n, a);
       ln_row<S, true>(hw + n * 4 * H, a, c.ln_g, c.ln_b, c.norm_row(t, n), c.rstd_row(t, n), 4, H);
+    }
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       lstm_activation(a, b, H, j);                                  // i f g o = σ σ tanh σ (a + b)
@@ -208,6 +213,7 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   const S* zh_t = kZone ? c.zh.at(t) : nullptr;
   const S* zc_t = kZone ? c.zc.at(t) : nullptr;
   for_rows(c, t, [&](int64_t n, bool valid) {
+    if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * 4 * H;
     S* g = dG + (t * N + n) * 4 * H;
     const S* cp = cs + (t * N + n) * H;

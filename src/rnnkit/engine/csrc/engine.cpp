@@ -17,7 +17,8 @@
 //             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
 //             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM.
 //             Under layer norm no gates: the forward runs in windows the size of the backward's chunks, and the
-//             backward rebuilds each chunk's gates from x_t U (recomputed: one more matmul per chunk) and norm
+//             backward rebuilds each chunk's gates, row by row in its steps, from x_t U (recomputed: one more
+//             matmul per chunk) and norm
 //           false: run in windows of `window` steps through window-sized scratch and keep only hs and, for
 //             the LSTM, the cell state at every window boundary in cs (ceil(T/window)+1, N, H); gates, hw_n and
 //             cell_out are None. Used for inference and for checkpointed training (the backward recomputes a
@@ -59,43 +60,20 @@ at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& op
 // backward's recomputed x_t U is the forward's to the bit: the same matmul shapes).
 int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min(T, kChunkRows / N)); }
 
-// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias), then under layer
-// norm LN(x_t U) in place, row by row, keeping its normalised values and 1/sigma in norm_in and rstd_in where the
-// backward reads them (`keep`), then `then` on each row while it is in cache (the gate rebuild).
-template <typename S>
-void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
-                      const at::Tensor& target, bool keep, Row<S> then = nullptr) {
-  gemm_once(target, x.narrow(0, t0, W).reshape({W * c.N, x.size(2)}), w.w_ih.t(), false);
-  if (!c.normed()) return;
-  const int64_t N = c.N, G = c.G, H = c.H;
-  S* v = Ctx<S>::ptr(target);
-  at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
-    S rstd[4];                                                   // (not kept: G <= 4 blocks)
-    for (int64_t r = r0; r < r1; ++r) {
-      S* row = v + r * G * H;
-      steps::ln_row<S, false>(row, row, c.ln_ig, c.ln_ib, keep ? c.norm_row(r / N, r % N, true) : row,
-                              keep ? c.rstd_row(r / N, r % N, true) : rstd, G, H);
-      if (then) then(c, r);
-    }
-  });
+// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias and, under layer
+// norm, normalise it row by row: ln_input_row).
+void input_projection(const Weights& w, const at::Tensor& x, int64_t t0, int64_t W, const at::Tensor& target) {
+  gemm_once(target, x.narrow(0, t0, W).reshape({target.size(0), x.size(2)}), w.w_ih.t(), false);
 }
 
 // The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set);
-// `keep`: LN(x_t U)'s normalised values too, for the backward that follows (a recomputed window).
+// LN(x_t U)'s normalised values are kept where c.norm_in is set (a recomputed window, for the backward that follows).
 template <typename S>
-void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W,
-                bool keep = false) {
-  input_projection(c, w, x, t0, W, (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH}), keep);
+void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W) {
+  input_projection(w, x, t0, W, (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH}));
   c.at_step(mask, t0);
   const Step<S> step = forward_step<S>(c.mode, c.zoned(), c.normed());
   for (int64_t t = 0; t < W; ++t) step(c, t);
-}
-
-// Layer norm's backward from the saved values: the window's gates (window scratch) as the forward made them,
-// from x_t U recomputed and renormalised and the saved LN(h W) (rebuild_gates).
-template <typename S>
-void rebuild_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W) {
-  input_projection(c, w, x, t0, W, c.gates.view({W * c.N, c.GH}), true, rebuild_gates<S>(c.mode, c.zoned()));
 }
 
 // Recurrent dropout's and zoneout's masks into the context (pointers into the caller's tensors).
@@ -227,6 +205,8 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor dXbuf = empty_if(normed, {K, N, GH}, opt);
   if (normed) c.ln_sums = fresh_zeros({N, 3 * GH}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
+  c.raw_gates = rebuild;
+  if (rebuild) c.rebuild = rebuild_gates<S>(mode, c.zoned());
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
     c.norm_in = steps(nin, 0, W), c.rstd_in = steps(rin, 0, W);
@@ -240,7 +220,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.cell_out = steps(obuf, 0, W);
       c.norm = steps(lnbuf, 0, W);
       c.rstd = steps(rbuf, 0, W);
-      run_window(c, w, x, mask, t0, W, true);
+      run_window(c, w, x, mask, t0, W);
     } else {
       c.hs = hs.narrow(0, t0, W + 1);
       c.cs = steps(cs, t0, W + 1);
@@ -249,7 +229,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.cell_out = steps(cell_out, t0, W);
       c.norm = steps(norm, t0, W);
       c.rstd = steps(rstd, t0, W);
-      if (rebuild) rebuild_window(c, w, x, t0, W);
+      if (rebuild) input_projection(w, x, t0, W, c.gates.view({W * N, GH}));   // raw: the steps rebuild its rows
     }
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);

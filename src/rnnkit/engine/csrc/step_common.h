@@ -139,6 +139,27 @@ RNNKIT_INLINE S* add_saved_ln(const Ctx<S>& c, int64_t r, int64_t k0, int64_t k1
   return a;
 }
 
+// LN(x_t U) of row n at step t in place in its row `a` of gates (of hs for the RNN), which holds the raw x_t U,
+// done in the step while the row is in cache; x^ and 1 / sigma go to norm_in and rstd_in where the backward that
+// reads them set those (a recomputed window, rebuild_row), else nowhere.
+template <typename S>
+RNNKIT_INLINE void ln_input_row(const Ctx<S>& c, int64_t t, int64_t n, S* a) {
+  S rstd[4];                                                     // (not kept: G <= 4 blocks)
+  const bool keep = c.norm_in.defined();
+  ln_row<S, false>(a, a, c.ln_ig, c.ln_ib, keep ? c.norm_row(t, n, true) : a, keep ? c.rstd_row(t, n, true) : rstd,
+                   c.G, c.H);
+}
+
+// The backward's row n at step t where the window's gates hold the raw x_t U (layer norm without a checkpoint
+// window, engine.cpp's rebuild path): LN(x_t U) as the forward made it, then the gates (rebuild_gates), at the top
+// of the row's step so that they are made in cache where they are used.
+template <typename S>
+RNNKIT_INLINE void rebuild_row(Ctx<S>& c, int64_t t, int64_t n) {
+  if (!c.raw_gates) return;
+  ln_input_row(c, t, n, Ctx<S>::ptr(c.gates) + (t * c.N + n) * c.GH);
+  if (c.rebuild) c.rebuild(c, t * c.N + n);
+}
+
 // Layer norm's input part of row n's backward at step t, while its gate gradients g (GH) are in cache: the gradient
 // w.r.t. the raw x_t U into dX, and g's sums for the gains and biases of LN(x_t U) and (but for the PyTorch GRU,
 // whose recurrent LN takes another gradient) LN(h W)'s gain into sequence n's accumulators. Each step gives a
