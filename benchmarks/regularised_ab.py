@@ -5,12 +5,22 @@ plain; 2 threads. Run it before and after a change to the engine (BENCHMARKS.md,
 
     python benchmarks/regularised_ab.py 35 20 200
     python benchmarks/regularised_ab.py 200 4 128
+    python benchmarks/regularised_ab.py 35 20 200 60 --baseline /tmp/old   # this engine against /tmp/old's
+
+``--baseline CHECKOUT`` builds the C++ engine of another checkout of rnnkit (``git worktree add /tmp/old
+<commit>``) with this build's flags, loads it beside this one, and times both in the same rounds: this checkout's
+Python drives both (so only for commits whose engine takes the same arguments), each step runs on the engine set
+just before it, and the last column gives this engine's time over the baseline's per config. On this shared
+machine separate processes differ by more than most changes; the same rounds in one process separate 1-2%.
 """
-import sys
+import argparse
+import hashlib
+from pathlib import Path
 
 import torch
 from common import medians
 
+from rnnkit.engine import build
 from rnnkit.layers.recurrent import LSTM
 
 CONFIGS = {"plain": {}, "weight drop": dict(weight_drop=0.5), "zoneout": dict(zoneout=0.1),
@@ -18,15 +28,49 @@ CONFIGS = {"plain": {}, "weight drop": dict(weight_drop=0.5), "zoneout": dict(zo
            "layer norm": dict(layer_norm=True)}
 
 
+def baseline_build(checkout: Path):
+    """The C++ engine of another checkout's sources (its csrc/*.cpp), built once with this build's flags."""
+    from torch.utils import cpp_extension
+    csrc = checkout / "src" / "rnnkit" / "engine" / "csrc"
+    if not csrc.is_dir():
+        raise SystemExit(f"{checkout}: no rnnkit checkout there (no {csrc})")
+    digest = hashlib.sha256(" ".join(build._flags()).encode())
+    for f in sorted(csrc.iterdir()):
+        digest.update(f.name.encode() + f.read_bytes())
+    name = "rnnkit_baseline_" + digest.hexdigest()[:12]
+    return cpp_extension.load(name, [str(p) for p in sorted(csrc.glob("*.cpp"))], extra_cflags=build._flags(),
+                              extra_ldflags=["-fopenmp"], build_directory=build._build_dir(name))
+
+
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("shape", type=int, nargs=3, metavar=("T", "N", "H"))
+    p.add_argument("rounds", type=int, nargs="?", default=60)
+    p.add_argument("--baseline", type=Path, help="another checkout whose engine to time in the same rounds")
+    args = p.parse_args()
     torch.set_num_threads(2)
-    T, N, H = (int(a) for a in sys.argv[1:4])
-    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 60
+    T, N, H = args.shape
     torch.manual_seed(0)
     x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
     layers = {name: LSTM(H, H, 2, engine="compiled", **kw).train() for name, kw in CONFIGS.items()}
-    ms = medians({name: (lambda layer=layer: layer(x)[0].backward(grad)) for name, layer in layers.items()}, rounds)
-    print((T, N, H), " | ".join(f"{name} {t:.2f} ms ({t / ms['plain']:.3f}×)" for name, t in ms.items()))
+    engines = {"": build.extension()}
+    if args.baseline:
+        engines["baseline "] = baseline_build(args.baseline)
+
+    def run(engine, layer):
+        def step():
+            build.state["module"] = engine
+            layer(x)[0].backward(grad)
+        return step
+
+    ms = medians({tag + name: run(engine, layer) for tag, engine in engines.items() for name, layer in layers.items()},
+                 args.rounds)
+    for tag in engines:
+        print(f"{tag or 'this '}{(T, N, H)}", " | ".join(
+            f"{name} {ms[tag + name]:.2f} ms ({ms[tag + name] / ms[tag + 'plain']:.3f}×)" for name in layers))
+    if args.baseline:
+        print("this ÷ baseline:", " | ".join(f"{name} {ms[name] / ms['baseline ' + name]:.3f}" for name in layers))
+    build.state["module"] = engines[""]
 
 
 if __name__ == "__main__":
