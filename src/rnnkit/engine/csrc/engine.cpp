@@ -60,17 +60,29 @@ at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& op
 // backward's recomputed x_t U is the forward's to the bit: the same matmul shapes).
 int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min(T, kChunkRows / N)); }
 
-// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias and, under layer
-// norm, normalise it row by row: ln_input_row).
-void input_projection(const Weights& w, const at::Tensor& x, int64_t t0, int64_t W, const at::Tensor& target) {
-  gemm_once(target, x.narrow(0, t0, W).reshape({target.size(0), x.size(2)}), w.w_ih.t(), false);
+// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias). Under layer norm,
+// where a step's rows don't split over threads (few sequences), its rows are normalised here (and, in the
+// backward's rebuild, their gates remade: rebuild_row) in one pass split over threads; else in the steps.
+template <typename S>
+void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
+                      const at::Tensor& target) {
+  gemm_once(target, x.narrow(0, t0, W).reshape({W * c.N, x.size(2)}), w.w_ih.t(), false);
+  if (!c.normed() || c.ln_in_step) return;
+  const int64_t N = c.N;
+  S* v = Ctx<S>::ptr(target);
+  at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (c.raw_gates) steps::rebuild_row(c, r / N, r % N, false);
+      else steps::ln_input_row(c, r / N, r % N, v + r * c.GH, false);
+    }
+  });
 }
 
 // The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set);
 // LN(x_t U)'s normalised values are kept where c.norm_in is set (a recomputed window, for the backward that follows).
 template <typename S>
 void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W) {
-  input_projection(w, x, t0, W, (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH}));
+  input_projection(c, w, x, t0, W, (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH}));
   c.at_step(mask, t0);
   const Step<S> step = forward_step<S>(c.mode, c.zoned(), c.normed());
   for (int64_t t = 0; t < W; ++t) step(c, t);
@@ -97,6 +109,7 @@ void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& 
   c.ln_ig = ln[0].data_ptr<S>(), c.ln_ib = ln[1].data_ptr<S>();
   c.ln_g = ln[2].data_ptr<S>(), c.ln_b = ln[3].data_ptr<S>();
   if (c.mode == Mode::kLstm) c.lnc_g = ln[4].data_ptr<S>(), c.lnc_b = ln[5].data_ptr<S>();
+  c.ln_in_step = at::get_num_threads() > 1 && c.N >= 2 * row_grain(c);   // (else input_projection's pass)
   const at::Tensor ln_buf = fresh({c.N * c.GH}, w.w_hh.options());
   const int64_t first = c.mode == Mode::kGru ? 2 * c.H : c.GH;
   c.ln_out[0] = ln_buf.narrow(0, 0, c.N * first).view({c.N, first});
@@ -229,7 +242,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
       c.cell_out = steps(cell_out, t0, W);
       c.norm = steps(norm, t0, W);
       c.rstd = steps(rstd, t0, W);
-      if (rebuild) input_projection(w, x, t0, W, c.gates.view({W * N, GH}));   // raw: the steps rebuild its rows
+      if (rebuild) input_projection(c, w, x, t0, W, c.gates.view({W * N, GH}));   // raw x_t U: rebuilt by rows
     }
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);

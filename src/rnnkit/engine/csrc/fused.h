@@ -197,6 +197,7 @@ struct Ctx {
   int64_t NW = 0, SW = 0;
   at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc, dX, ln_sums;
   at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
+  bool ln_in_step = false;              // layer norm: x_t U normalised in the row passes (else before the steps)
   bool raw_gates = false;               // backward: the window's gates hold the raw x_t U, rebuilt row by row
   Row<S> rebuild = nullptr;             // ... by this (rebuild_row)
 
@@ -231,16 +232,18 @@ struct Ctx {
   }
 };
 
-// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work
-// (kGrainElements: small enough that the small LSTM shapes use both threads, large enough to pay for the fork;
-// under layer norm a row does about four times the work: measured, (200, 4, 128) then splits its 4 rows and its
-// training step takes 5-7% less time).
+// Rows per thread in a step's row pass (kGrainElements: small enough that the small LSTM shapes use both threads,
+// large enough to pay for the fork).
+template <typename S>
+int64_t row_grain(const Ctx<S>& c) {
+  constexpr int64_t kGrainElements = 4096;
+  return std::max<int64_t>(1, kGrainElements / (c.H * std::max<int64_t>(c.G, 2)));
+}
+
+// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work.
 template <typename S, typename F>
 RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
-  constexpr int64_t kGrainElements = 4096;
-  const int64_t work = c.H * std::max<int64_t>(c.G, 2) * (c.normed() ? 4 : 1);   // layer norm: ~4x a row's work
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / work);
-  at::parallel_for(0, c.N, grain, [&](int64_t n0, int64_t n1) {
+  at::parallel_for(0, c.N, row_grain(c), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) f(n, c.valid(t, n));
   });
 }

@@ -139,11 +139,13 @@ RNNKIT_INLINE S* add_saved_ln(const Ctx<S>& c, int64_t r, int64_t k0, int64_t k1
   return a;
 }
 
-// LN(x_t U) of row n at step t in place in its row `a` of gates (of hs for the RNN), which holds the raw x_t U,
-// done in the step while the row is in cache; x^ and 1 / sigma go to norm_in and rstd_in where the backward that
-// reads them set those (a recomputed window, rebuild_row), else nowhere.
+// LN(x_t U) of row n at step t in place in its row `a` of gates (of hs for the RNN), which holds the raw x_t U; x^
+// and 1 / sigma go to norm_in and rstd_in where the backward that reads them set those (a recomputed window,
+// rebuild_row), else nowhere. The steps call it (in_step) where a step's rows split over threads, so that the row is
+// in cache, else engine.cpp's input_projection does, in one pass over the window's rows split over threads.
 template <typename S>
-RNNKIT_INLINE void ln_input_row(const Ctx<S>& c, int64_t t, int64_t n, S* a) {
+RNNKIT_INLINE void ln_input_row(const Ctx<S>& c, int64_t t, int64_t n, S* a, bool in_step = true) {
+  if (in_step != c.ln_in_step) return;
   S rstd[4];                                                     // (not kept: G <= 4 blocks)
   const bool keep = c.norm_in.defined();
   ln_row<S, false>(a, a, c.ln_ig, c.ln_ib, keep ? c.norm_row(t, n, true) : a, keep ? c.rstd_row(t, n, true) : rstd,
@@ -152,11 +154,11 @@ RNNKIT_INLINE void ln_input_row(const Ctx<S>& c, int64_t t, int64_t n, S* a) {
 
 // The backward's row n at step t where the window's gates hold the raw x_t U (layer norm without a checkpoint
 // window, engine.cpp's rebuild path): LN(x_t U) as the forward made it, then the gates (rebuild_gates), at the top
-// of the row's step so that they are made in cache where they are used.
+// of the row's step (in_step) so that they are made in cache where they are used, or in input_projection's pass.
 template <typename S>
-RNNKIT_INLINE void rebuild_row(Ctx<S>& c, int64_t t, int64_t n) {
-  if (!c.raw_gates) return;
-  ln_input_row(c, t, n, Ctx<S>::ptr(c.gates) + (t * c.N + n) * c.GH);
+RNNKIT_INLINE void rebuild_row(Ctx<S>& c, int64_t t, int64_t n, bool in_step = true) {
+  if (!c.raw_gates || in_step != c.ln_in_step) return;
+  ln_input_row(c, t, n, Ctx<S>::ptr(c.gates) + (t * c.N + n) * c.GH, in_step);
   if (c.rebuild) c.rebuild(c, t * c.N + n);
 }
 
