@@ -82,6 +82,18 @@ def medians(runs: dict, rounds: int = 40) -> dict:
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
+def engine_build(csrc: Path, flags: list[str]):
+    """rnnkit's C++ engine built from the sources in ``csrc`` with ``flags`` (cached under both), loadable beside
+    the one rnnkit uses, for the A/B scripts: ``engine_ab.py --variant-flags`` (this checkout's sources, other
+    flags) and ``regularised_ab.py --baseline`` (another checkout's sources, this build's flags)."""
+    from torch.utils import cpp_extension
+
+    from rnnkit.engine import build
+    name = build._name(flags, csrc).replace("rnnkit_fused_", "rnnkit_ab_")
+    return cpp_extension.load(name, [str(p) for p in sorted(csrc.glob("*.cpp"))], extra_cflags=flags,
+                              extra_ldflags=["-fopenmp"], build_directory=build._build_dir(name))
+
+
 def cli_command(*args: str) -> list[str]:
     """``python -m rnnkit.cli.main ARGS`` with this interpreter."""
     return [sys.executable, "-m", "rnnkit.cli.main", *args]

@@ -21,12 +21,11 @@ products at that rate and anything else at all can reach a ratio below it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 
 import torch
 
-from common import medians
+from common import engine_build, medians
 from rnnkit.bench.timing import SHAPES, torch_module
 from rnnkit.cells.spec import GRU, GRU_TORCH, LSTM, RNN_TANH, Recurrence
 from rnnkit.engine import build, fused, run_direction
@@ -42,14 +41,6 @@ def parse_config(text: str) -> tuple[str, tuple]:
         raise argparse.ArgumentTypeError(f"expected NAME=(backend, onednn_step, onednn_once, serial, small_task), "
                                          f"got {text!r}")
     return name, (int(numbers[0]), *numbers[1:])
-
-
-def variant_build(flags: str):
-    """The extension built from the same sources with ``flags`` instead of :func:`build._flags`'s."""
-    from torch.utils import cpp_extension
-    name = "rnnkit_variant_" + hashlib.sha256((build._name(build._flags()) + flags).encode()).hexdigest()[:12]
-    return cpp_extension.load(name, [str(build._CSRC / s) for s in build._SOURCES], extra_cflags=flags.split(),
-                              extra_ldflags=["-fopenmp"], build_directory=build._build_dir(name))
 
 
 def products(cell: Recurrence, T: int, N: int, H: int) -> list[tuple[int, int, int, int]]:
@@ -90,7 +81,7 @@ def main() -> int:
     builds = {name: module for name in configs}
     if args.variant_flags:
         configs["variant"] = None
-        builds["variant"] = variant_build(args.variant_flags)
+        builds["variant"] = engine_build(build._CSRC, args.variant_flags.split())   # the same sources, other flags
     torch.set_num_threads(2)
     cell, racer = CELLS[args.mode]
     for T, N, H in eval(args.shapes):                        # a tuning tool: the shapes come from its user

@@ -14,11 +14,10 @@ just before it, and the last column gives this engine's time over the baseline's
 machine separate processes differ by more than most changes; the same rounds in one process separate 1-2%.
 """
 import argparse
-import hashlib
 from pathlib import Path
 
 import torch
-from common import medians
+from common import engine_build, medians
 
 from rnnkit.engine import build
 from rnnkit.layers.recurrent import LSTM
@@ -29,17 +28,11 @@ CONFIGS = {"plain": {}, "weight drop": dict(weight_drop=0.5), "zoneout": dict(zo
 
 
 def baseline_build(checkout: Path):
-    """The C++ engine of another checkout's sources (its csrc/*.cpp), built once with this build's flags."""
-    from torch.utils import cpp_extension
+    """The C++ engine of another checkout's sources, built once with this build's flags."""
     csrc = checkout / "src" / "rnnkit" / "engine" / "csrc"
     if not csrc.is_dir():
         raise SystemExit(f"{checkout}: no rnnkit checkout there (no {csrc})")
-    digest = hashlib.sha256(" ".join(build._flags()).encode())
-    for f in sorted(csrc.iterdir()):
-        digest.update(f.name.encode() + f.read_bytes())
-    name = "rnnkit_baseline_" + digest.hexdigest()[:12]
-    return cpp_extension.load(name, [str(p) for p in sorted(csrc.glob("*.cpp"))], extra_cflags=build._flags(),
-                              extra_ldflags=["-fopenmp"], build_directory=build._build_dir(name))
+    return engine_build(csrc, build._flags())
 
 
 def main() -> None:

@@ -42,10 +42,11 @@ def _flags() -> list[str]:
     return flags
 
 
-def _name(flags: list[str]) -> str:
-    """A module name that changes with the sources, flags, compiler and torch: a stale build is never loaded."""
+def _name(flags: list[str], csrc: Path = _CSRC) -> str:
+    """A module name that changes with the sources (``csrc``: this package's, or another checkout's for the A/B
+    benchmarks), flags, compiler and torch: a stale build is never loaded."""
     h = hashlib.sha256(" ".join([torch.__version__, os.environ.get("CXX", "c++"), *flags]).encode())
-    for f in sorted(_CSRC.iterdir()):
+    for f in sorted(csrc.iterdir()):
         h.update(f.name.encode() + f.read_bytes())
     return f"rnnkit_fused_{h.hexdigest()[:12]}"
 

@@ -246,11 +246,13 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
 }
 
 // The activated gates of window row r from LN(x_t U) in gates and the saved LN(h W) (h W_n + b_hn is saved in
-// hw_n). LN(h W) goes to a row of its own: r multiplies its n block before it meets the gates.
+// hw_n). LN(h W) goes to a row of its own, one per thread, kept between rows (the steps call this once a row):
+// r multiplies its n block before it meets the gates.
 template <typename S>
 void gru_reset_after_rebuild(Ctx<S>& c, int64_t r) {
   const int64_t H = c.H;
-  std::vector<S> w(3 * H);
+  thread_local std::vector<S> w;
+  w.resize(3 * H);
   const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
   for (int64_t k = 0; k < 3; ++k) ln_affine<S, false>(xh + k * H, &w[k * H], c.ln_g + k * H, c.ln_b + k * H, H);
   S* a = Ctx<S>::ptr(c.gates) + r * c.GH;
