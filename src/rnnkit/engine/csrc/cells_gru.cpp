@@ -74,13 +74,14 @@ void gru_backward(Ctx<S>& c, int64_t t) {
   const S* gates = Ctx<S>::ptr(c.gates);
   const S* hs = Ctx<S>::ptr(c.hs);
   const S* hin = Ctx<S>::ptr(recurrent_input(c, t));              // h_{t-1} [* m]
+  S* dG = Ctx<S>::ptr(c.dG);
   S* aux = Ctx<S>::ptr(c.aux);
   S* dh = Ctx<S>::ptr(c.dh);
   S* drh = Ctx<S>::ptr(c.scratch_h);
   for_rows(c, t, [&](int64_t n, bool valid) {
     if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * GH;
-    S* g = c.dG_row(t, n);
+    S* g = dG + (t * N + n) * GH;
     const S* hp = hs + (t * N + n) * H;
     const S* hi = hin + n * H;
     const S* y = dy + n * H;
@@ -110,7 +111,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
   const bool dropped = c.h_mask != nullptr;
   for_rows(c, t, [&](int64_t n, bool) {
     const S* a = gates + (t * N + n) * GH;
-    S* g = c.dG_row(t, n);
+    S* g = dG + (t * N + n) * GH;
     const S* hi = hin + n * H;
     S* e = drh + n * H;
     S* d_h = dh + n * H;
@@ -200,13 +201,14 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
   const S* gates = Ctx<S>::ptr(c.gates);
   const S* hs = Ctx<S>::ptr(c.hs);
   const S* hw_n = Ctx<S>::ptr(c.hw_n);
+  S* dG = Ctx<S>::ptr(c.dG);
   S* aux = Ctx<S>::ptr(c.aux);
   S* dgh = Ctx<S>::ptr(c.scratch);
   S* dh = Ctx<S>::ptr(c.dh);
   for_rows(c, t, [&](int64_t n, bool valid) {
     if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * GH;
-    S* g = c.dG_row(t, n);
+    S* g = dG + (t * N + n) * GH;
     S* e = dgh + n * GH;
     const S* hp = hs + (t * N + n) * H;
     const S* v = hw_n + (t * N + n) * H;

@@ -44,13 +44,14 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
   const S* hs = Ctx<S>::ptr(c.hs);
   const S* act = Ctx<S>::ptr(c.gates);
   const S* zh = kZone ? c.zh.at(t) : nullptr;
+  S* dG = Ctx<S>::ptr(c.dG);
   S* dh = Ctx<S>::ptr(c.dh);
   const int64_t N = c.N, H = c.H;
   for_rows(c, t, [&](int64_t n, bool valid) {
     if constexpr (kLN) rebuild_row(c, t, n);
     const S* h = (kZone && act ? act : hs + N * H) + (t * N + n) * H;   // f(a_t)
     const S* y = dy + n * H;
-    S* g = c.dG_row(t, n);
+    S* g = dG + (t * N + n) * H;
     S* d_h = dh + n * H;
     if (!valid) {
       pass_back(g, H, d_h, y, H);
@@ -124,7 +125,7 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
     }
     if constexpr (kLN) {                                            // h^_t = o_t tanh(LN(C^_t))
       S* ch = c.norm_row(t, n) + 4 * H;
-      ln_normalise<1>(cq, ch, c.rstd_row(t, n) + 4, H);
+      c.rstd_row(t, n)[4] = ln_normalise(cq, ch, H);
       const S* gc = c.lnc_g;
       const S* bc = c.lnc_b;
 #pragma omp simd
@@ -203,6 +204,7 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   const S* dy = c.dy_at(t);
   const S* gates = Ctx<S>::ptr(c.gates);
   const S* cs = Ctx<S>::ptr(c.cs);
+  S* dG = Ctx<S>::ptr(c.dG);
   S* dh = Ctx<S>::ptr(c.dh);
   S* dc = Ctx<S>::ptr(c.dc);
   const int64_t N = c.N, H = c.H, NH = N * H;
@@ -213,7 +215,7 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   for_rows(c, t, [&](int64_t n, bool valid) {
     if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * 4 * H;
-    S* g = c.dG_row(t, n);
+    S* g = dG + (t * N + n) * 4 * H;
     const S* cp = cs + (t * N + n) * H;
     const S* cq = cp + NH;
     S* d_c = dc + n * H;

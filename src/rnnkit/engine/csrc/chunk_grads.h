@@ -20,7 +20,7 @@ void accumulate(const Ctx<S>& c, const Weights& w, const at::Tensor& x, const at
                 int64_t W, std::vector<at::Tensor>& g, bool has_bias, bool first, const at::Tensor& h_mask) {
   at::Tensor &dw_hh = g[4], &db_ih = g[5], &db_hh = g[6];
   const int64_t rows = W * c.N, H = c.H;
-  const at::Tensor dG = c.dG_local ? at::Tensor() : c.dG.view({rows, c.GH});    // (local: read in the steps only)
+  const at::Tensor dG = c.dG.view({rows, c.GH});
   const at::Tensor dP = c.normed() ? c.dA.view({rows, c.GH}) : dG;  // the gradient w.r.t. the recurrent product
   at::Tensor h_prev = hs.narrow(0, t0, W);
   if (h_mask.defined()) {

@@ -204,10 +204,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
                                empty_if(projected, w.w_hr.sizes(), opt)};
   for (size_t k = 0; k < ln.size(); ++k) g.push_back(ln[k].defined() ? at::zeros_like(ln[k]) : at::Tensor());
   if (has_bias) g[6] = mode == Mode::kGruResetAfter ? fresh_zeros({GH}, opt) : g[5];
-  const bool local = normed && mode != Mode::kGruResetAfter;         // dG and norm_in: rows per sequence (fused.h)
-  c.dG_local = local;
-  c.norm_in_local = rebuild && c.ln_in_step;
-  at::Tensor dG = fresh({local ? 1 : K, N, GH}, opt);
+  at::Tensor dG = fresh({K, N, GH}, opt);
   at::Tensor aux = empty_if(is_gru(mode), {K, N, H}, opt);
   at::Tensor hbuf = empty_if(recompute, {K + 1, N, P}, opt), cbuf = empty_if(recompute && lstm, {K + 1, N, H}, opt);
   at::Tensor gbuf = empty_if(recompute || rebuild, {K, N, GH}, opt);
@@ -216,8 +213,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor pbuf = empty_if(projected, {K, N, P}, opt);
   at::Tensor lnbuf = empty_if(recompute && normed, {K, N, c.NW}, opt);
   at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
-  const int64_t KI = c.norm_in_local ? 1 : K;
-  at::Tensor nin = empty_if(normed, {KI, N, GH}, opt), rin = empty_if(normed, {KI, N, c.G}, opt);
+  at::Tensor nin = empty_if(normed, {K, N, GH}, opt), rin = empty_if(normed, {K, N, c.G}, opt);
   at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
   at::Tensor dXbuf = empty_if(normed, {K, N, GH}, opt);
   if (normed) c.ln_sums = fresh_zeros({N, 3 * GH}, opt);
@@ -226,7 +222,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   if (rebuild) c.rebuild = rebuild_gates<S>(mode, c.zoned());
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
-    c.norm_in = steps(nin, 0, std::min(KI, W)), c.rstd_in = steps(rin, 0, std::min(KI, W));
+    c.norm_in = steps(nin, 0, W), c.rstd_in = steps(rin, 0, W);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
       c.hs = hbuf.narrow(0, 0, W + 1);
       c.hs.select(0, 0).copy_(hs.select(0, t0));
@@ -254,7 +250,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     c.dX = steps(dXbuf, 0, W);
     c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);
-    c.dG = dG.narrow(0, 0, local ? 1 : W);
+    c.dG = dG.narrow(0, 0, W);
     c.aux = steps(aux, 0, W);
     for (int64_t t = W - 1; t >= 0; --t) step(c, t);
     accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T, h_mask);

@@ -29,8 +29,7 @@
 //   dY     (W, N, P)    backward: gradient w.r.t. h_{t+1} from the outputs; any strides
 //   d_proj (W, N, P)    backward, projected LSTM: dL/dh_t of the valid rows (zero past the end), for dR
 //   dG     (W, N, GH)   backward: gradients w.r.t. the gate pre-activations (separate from gates: the saved
-//                       tensors are never written by the backward, so retain_graph and gradcheck work); under
-//                       layer norm (N, GH), one row per sequence, but for the PyTorch GRU (dG_local)
+//                       tensors are never written by the backward, so retain_graph and gradcheck work)
 //   aux    (W, N, H)    backward, GRUs: Cho's r_t * h_{t-1} / PyTorch's d(h W_n + b_hn), for the weight grads
 //   dh, dc (N, P), (N, H) backward: the carried gradients w.r.t. h_{t-1} (C_{t-1}); updated in place
 //   scratch (N, GH)     per-step workspace: Cho's r*h (fwd) / d(r*h) (bwd); PyTorch GRU's h W (fwd) and its
@@ -49,8 +48,7 @@
 //   ln_g, ln_b (GH,)     the recurrent product's
 //   lnc_g, lnc_b (H,)    the LSTM's C^_t
 //   norm_in (W, N, GH)  backward: the normalised values (v - mean) / sigma of the recomputed x_t U, and rstd_in
-//                       (W, N, G) 1 / sigma of each block (the forward normalises x_t U in place, keeping neither);
-//                       (N, GH) and (N, G) where the steps renormalise (norm_in_local)
+//                       (W, N, G) 1 / sigma of each block (the forward normalises x_t U in place, keeping neither)
 //   norm   (W, N, NW)   the normalised values of h W (GH), then the LSTM's C^_t (H): NW = GH (+ H)
 //   rstd   (W, N, SW)   1 / sigma of each of their blocks: SW = G (+ 1)
 //   Training saves only norm and rstd, not the gates: the backward recomputes a chunk's x_t U (one matmul), and
@@ -202,11 +200,6 @@ struct Ctx {
   bool ln_in_step = false;              // layer norm: x_t U normalised in the row passes (else before the steps)
   bool raw_gates = false;               // backward: the window's gates hold the raw x_t U, rebuilt row by row
   Row<S> rebuild = nullptr;             // ... by this (rebuild_row)
-  // Backward under layer norm: rows that a step writes and reads back only within that step live in one row per
-  // sequence, reused every step, so that they stay in cache: dG (but the PyTorch GRU's, which the chunk's fold
-  // reads) and, where each row's step renormalises x_t U (raw_gates and ln_in_step), norm_in and rstd_in. Window
-  // rows, they streamed two (W, N, GH) buffers a layer through memory (steps_local).
-  bool dG_local = false, norm_in_local = false;
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
   // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.
@@ -221,13 +214,11 @@ struct Ctx {
   // Row n of step t of layer norm's normalised values and 1/sigma: the recurrent product's (the LSTM's C^_t
   // follows it: + GH, + G); `input`: x_t U's.
   S* norm_row(int64_t t, int64_t n, bool input = false) const {
-    return input ? ptr(norm_in) + (norm_in_local ? n : t * N + n) * GH : ptr(norm) + (t * N + n) * NW;
+    return input ? ptr(norm_in) + (t * N + n) * GH : ptr(norm) + (t * N + n) * NW;
   }
   S* rstd_row(int64_t t, int64_t n, bool input = false) const {
-    return input ? ptr(rstd_in) + (norm_in_local ? n : t * N + n) * G : ptr(rstd) + (t * N + n) * SW;
+    return input ? ptr(rstd_in) + (t * N + n) * G : ptr(rstd) + (t * N + n) * SW;
   }
-  // Row n of step t of the gate gradients dG (GH).
-  S* dG_row(int64_t t, int64_t n) const { return ptr(dG) + (dG_local ? n : t * N + n) * GH; }
   // Row n of step t of dA (GH), and that row zeroed (a row past a sequence's end).
   S* dA_row(int64_t t, int64_t n) const { return ptr(dA) + (t * N + n) * GH; }
   void zero_dA_row(int64_t t, int64_t n) const { std::fill(dA_row(t, n), dA_row(t, n) + GH, S(0)); }

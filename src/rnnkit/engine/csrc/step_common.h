@@ -1,8 +1,6 @@
 // rnnkit fused engine: the pieces every cell's step shares (cells.cpp says how a step is built; buffers: fused.h).
 #pragma once
 
-#include <type_traits>
-
 #include "fused.h"
 
 namespace rnnkit {
@@ -73,60 +71,20 @@ RNNKIT_INLINE S unzone(S* d_h, const S* y, const S* z, int64_t j) {
 // layer_norm_blocks, the same two-pass mean and variance).
 constexpr double kLnEps = 1e-5;
 
-// Up to 8 sums over j < H at once: out[k] = sum_j f(k, j) for k < kK. Layer norm's sums are chains of H/16
-// dependent vector adds (H = 200: ~40 cycles, then the horizontal sum), so a row's blocks summed one after the other
-// spent most of their time waiting on them; summed together, the chains overlap.
-template <int kK, typename S, typename F>
-RNNKIT_INLINE void sums(int64_t H, S* out, const F& f) {
-  static_assert(kK >= 1 && kK <= 8, "sums: 1 to 8 accumulators");
-  S s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3, s4, s5, s6, s7)
-  for (int64_t j = 0; j < H; ++j) {
-    s0 += f(0, j);
-    if constexpr (kK > 1) s1 += f(1, j);
-    if constexpr (kK > 2) s2 += f(2, j);
-    if constexpr (kK > 3) s3 += f(3, j);
-    if constexpr (kK > 4) s4 += f(4, j);
-    if constexpr (kK > 5) s5 += f(5, j);
-    if constexpr (kK > 6) s6 += f(6, j);
-    if constexpr (kK > 7) s7 += f(7, j);
-  }
-  const S all[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
-  for (int k = 0; k < kK; ++k) out[k] = all[k];
-}
-
-// Calls f with the compile-time number of blocks (1 to 4: a row's gate blocks, or one block) as
-// std::integral_constant.
-template <typename F>
-RNNKIT_INLINE void with_blocks(int64_t blocks, const F& f) {
-  switch (blocks) {
-    case 1: return f(std::integral_constant<int, 1>());
-    case 2: return f(std::integral_constant<int, 2>());
-    case 3: return f(std::integral_constant<int, 3>());
-    default: return f(std::integral_constant<int, 4>());
-  }
-}
-
-// Each of kB blocks of H units of v: the normalised values into xh and 1 / sigma into rstd (the two-pass mean and
-// variance, each pass over all the blocks at once).
-template <int kB, typename S>
-RNNKIT_INLINE void ln_normalise(const S* v, S* xh, S* rstd, int64_t H) {
-  S mu[kB], sq[kB];
-  sums<kB>(H, mu, [&](int k, int64_t j) { return v[k * H + j]; });
-  for (int k = 0; k < kB; ++k) mu[k] /= S(H);
-  sums<kB>(H, sq, [&](int k, int64_t j) {
-    const S d = v[k * H + j] - mu[k];
-    return d * d;
-  });
-  for (int k = 0; k < kB; ++k) {
-    const S r = S(1) / std::sqrt(sq[k] / S(H) + S(kLnEps));
-    const S m = mu[k];
-    const S* vk = v + k * H;
-    S* x = xh + k * H;
+// One block: the normalised values into xh; returns 1 / sigma.
+template <typename S>
+RNNKIT_INLINE S ln_normalise(const S* v, S* xh, int64_t H) {
+  S sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < H; ++j) sum += v[j];
+  const S mu = sum / S(H);
+  S sq = 0;
+#pragma omp simd reduction(+ : sq)
+  for (int64_t j = 0; j < H; ++j) sq += (v[j] - mu) * (v[j] - mu);
+  const S rstd = S(1) / std::sqrt(sq / S(H) + S(kLnEps));
 #pragma omp simd
-    for (int64_t j = 0; j < H; ++j) x[j] = (vk[j] - m) * r;
-    rstd[k] = r;
-  }
+  for (int64_t j = 0; j < H; ++j) xh[j] = (v[j] - mu) * rstd;
+  return rstd;
 }
 
 // One block's gain and bias: out (+)= xh g + b (kAdd: added; else written, out may be xh). The gate rebuild adds
@@ -144,34 +102,30 @@ RNNKIT_INLINE void ln_affine(const S* xh, S* out, const S* g, const S* b, int64_
 // values in xh and 1 / sigma in rstd.
 template <typename S, bool kAdd>
 RNNKIT_INLINE void ln_row(const S* v, S* out, const S* g, const S* b, S* xh, S* rstd, int64_t blocks, int64_t H) {
-  with_blocks(blocks, [&](auto kB) { ln_normalise<kB.value>(v, xh, rstd, H); });
-  ln_affine<S, kAdd>(xh, out, g, b, blocks * H);
-}
-
-// Its backward for kB blocks: from dy (the gradient w.r.t. LN's output) dv = (dy g - mean(dy g) - xh mean(dy g xh))
-// / sigma, block by block (the blocks' sums at once).
-template <int kB, typename S>
-RNNKIT_INLINE void ln_backward(const S* dy, const S* xh, const S* g, const S* rstd, S* dv, int64_t H) {
-  S s[2 * kB];                                                   // [sum(dy g) | sum(dy g xh)] per block
-  sums<2 * kB>(H, s, [&](int k, int64_t j) {
-    const int64_t i = (k % kB) * H + j;
-    const S dg = dy[i] * g[i];
-    return k < kB ? dg : dg * xh[i];
-  });
-  for (int k = 0; k < kB; ++k) {
-    const S m1 = s[k] / S(H), m2 = s[kB + k] / S(H), r = rstd[k];
-    const int64_t o = k * H;
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) dv[o + j] = r * (dy[o + j] * g[o + j] - m1 - xh[o + j] * m2);
+  for (int64_t k = 0; k < blocks; ++k) {
+    rstd[k] = ln_normalise(v + k * H, xh + k * H, H);
+    ln_affine<S, kAdd>(xh + k * H, out + k * H, g + k * H, b + k * H, H);
   }
 }
 
-// ... for a row of `blocks` blocks. (The bodies are named functions, not the generic lambda's own: gcc left the
-// sums scalar there.)
+// Its backward: from dy (the gradient w.r.t. LN's output) dv = (dy g - mean(dy g) - xh mean(dy g xh)) / sigma,
+// block by block.
 template <typename S>
 RNNKIT_INLINE void ln_row_backward(const S* dy, const S* xh, const S* g, const S* rstd, S* dv, int64_t blocks,
                                    int64_t H) {
-  with_blocks(blocks, [&](auto kB) { ln_backward<kB.value>(dy, xh, g, rstd, dv, H); });
+  for (int64_t k = 0; k < blocks; ++k) {
+    const S* d = dy + k * H;
+    const S* x = xh + k * H;
+    const S* gk = g + k * H;
+    S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t j = 0; j < H; ++j) s1 += d[j] * gk[j], s2 += d[j] * gk[j] * x[j];
+    s1 /= S(H), s2 /= S(H);
+    const S r = rstd[k];
+    S* o = dv + k * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) o[j] = r * (d[j] * gk[j] - s1 - x[j] * s2);
+  }
 }
 
 // The gate rebuild's first part: window row r's saved LN(h W) blocks [k0, k1), gain and bias applied, added to its
