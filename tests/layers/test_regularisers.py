@@ -229,10 +229,11 @@ def test_layer_norm_parameters_named_initialised_and_round_trip():
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "gru-torch"])
-def test_layer_norm_training_keeps_at_most_1_3x_the_plain_cells_memory(kind):
-    """The compiled loop under layer norm saves no gates and no LN(x_t U) (its backward rebuilds them from the saved
-    LN(h W); csrc/fused.h): a training step saves at most 1.3x what the plain cell's does (the gates' 4H a row
-    become LN(h W)'s 4H, plus LN(C^_t)'s H for the LSTM). Bytes as ``rnnkit bench --regularised`` counts them."""
+def test_layer_norm_training_keeps_about_the_plain_cells_memory(kind):
+    """The compiled loop under layer norm saves no gates, no LN(x_t U) and no LN(C^_t) (its backward rebuilds them
+    from the saved LN(h W) and C_t; csrc/fused.h): the gates' GH a row become LN(h W)'s GH, and a training step
+    saves at most 1.05x what the plain cell's does (1.02x here; the issue's bound is 1.3x). Bytes as
+    ``rnnkit bench --regularised`` counts them."""
     from rnnkit.bench.regularised import saved_bytes
     torch.manual_seed(0)
     x, grad = torch.randn(30, 8, 48, dtype=D64), torch.randn(30, 8, 48, dtype=D64)
@@ -240,7 +241,7 @@ def test_layer_norm_training_keeps_at_most_1_3x_the_plain_cells_memory(kind):
     for normed in (False, True):
         layer = make(kind, engine="compiled", size=(48, 48), bidirectional=False, layer_norm=normed)
         saved[normed] = saved_bytes(lambda: layer(x)[0].backward(grad))
-    assert 1.0 < saved[True] / saved[False] <= 1.3
+    assert 1.0 < saved[True] / saved[False] <= 1.05
 
 
 def test_layer_norm_rnn_step_by_hand():

@@ -18,7 +18,7 @@ with zoneout (in the ``gates`` slot). Backward of each addition, beside its forw
 
 Layer norm (rnnkit.cells.extras, per gate block) saves ``norm`` (T, N, 2GH [+H]) the normalised ``x U``, ``h W``
 [and the LSTM's ``C^_t``], ``rstd`` (T, N, 2G [+1]) their 1/sigma per block, beside the gates. (The compiled loop
-keeps only the ``h W`` and ``C^_t`` parts and rebuilds the rest in its backward; ``csrc/fused.h``.) ``LN(x U)``
+keeps only the ``h W`` part and rebuilds the rest in its backward; ``csrc/fused.h``.) ``LN(x U)``
 is done by :func:`.bptt.forward_pass`, the rest here.
 """
 from __future__ import annotations

@@ -96,12 +96,13 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
                 none, none, none, none, none]
     normed = ln_ih_weight is not None
     gated = (cell.gates > 1 or zoneout_h is not None) and not (normed and backend == "compiled")
-    blocks = 1 if backend == "compiled" else 2      # layer norm: the compiled loop keeps h W's, not x U's (fused.h)
+    # layer norm: the compiled loop keeps h W's normalised values only (csrc/fused.h), the Python loops also x U's
+    # and the LSTM's C^_t's
+    width, stats = (GH, cell.gates) if backend == "compiled" else (2 * GH + H * lstm, 2 * cell.gates + lstm)
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
             new(T, N, H) if w_hr is not None else none,
-            new(T, N, blocks * GH + H * lstm) if normed else none,
-            new(T, N, blocks * cell.gates + lstm) if normed else none]
+            new(T, N, width) if normed else none, new(T, N, stats) if normed else none]
 
 
 def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optional[Tensor],

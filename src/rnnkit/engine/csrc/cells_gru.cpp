@@ -252,7 +252,7 @@ void gru_reset_after_rebuild(Ctx<S>& c, int64_t r) {
   const int64_t H = c.H;
   thread_local std::vector<S> w;
   w.resize(3 * H);
-  const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+  const S* xh = Ctx<S>::ptr(c.norm) + r * c.GH;
   for (int64_t k = 0; k < 3; ++k) ln_affine<S, false>(xh + k * H, &w[k * H], c.ln_g + k * H, c.ln_b + k * H, H);
   S* a = Ctx<S>::ptr(c.gates) + r * c.GH;
 #pragma omp simd

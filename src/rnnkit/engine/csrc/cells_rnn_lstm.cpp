@@ -91,6 +91,13 @@ RNNKIT_INLINE void lstm_activation(S* a, const S* b, int64_t H, int64_t j) {
   a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;
 }
 
+// C^_t = f_t C_{t-1} + i_t C~_t of unit j from the activated gates (before zoneout): the forward's, and the
+// backward's where it remakes C^_t, in one expression so that both get the same bits.
+template <typename S>
+RNNKIT_INLINE S lstm_cell_state(const S* a, const S* cp, int64_t H, int64_t j) {
+  return a[H + j] * cp[j] + a[j] * a[2 * H + j];
+}
+
 // With a projection (proj_size) the step's o_t * tanh(C_t) goes to cell_out and h_t = (o_t tanh C_t) R is one more
 // product; the rows past a sequence's end are held after it. (No zoneout or recurrent dropout with it.)
 template <typename S, bool kZone, bool kLN>
@@ -119,13 +126,13 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       lstm_activation(a, b, H, j);                                  // i f g o = σ σ tanh σ (a + b)
-      const S cn = a[H + j] * cp[j] + a[j] * a[2 * H + j];          // C_t = f_t C_{t-1} + i_t C~_t
+      const S cn = lstm_cell_state(a, cp, H, j);                    // C_t = f_t C_{t-1} + i_t C~_t
       cq[j] = cn;
       if constexpr (!kLN) hq[j] = a[3 * H + j] * Math<S>::tanh(cn);  // h_t = o_t tanh(C_t)
     }
     if constexpr (kLN) {                                            // h^_t = o_t tanh(LN(C^_t))
-      S* ch = c.norm_row(t, n) + 4 * H;
-      c.rstd_row(t, n)[4] = ln_normalise(cq, ch, H);
+      S* ch = Ctx<S>::ptr(c.scratch) + n * c.GH;                    // (not kept: the backward remakes it)
+      ln_normalise(cq, ch, H);
       const S* gc = c.lnc_g;
       const S* bc = c.lnc_b;
 #pragma omp simd
@@ -232,7 +239,8 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
       S* dA = c.dA_row(t, n);
       S* dl = Ctx<S>::ptr(c.dlnc) + (t * N + n) * H;
       if (!valid) {
-        c.zero_dA_row(t, n), std::fill(dl, dl + H, S(0));
+        S* ch = c.c_hat_row(t, n);                                  // (zeros: the gains' sums read every row)
+        c.zero_dA_row(t, n), std::fill(dl, dl + H, S(0)), std::fill(ch, ch + H, S(0));
         pass_back(g, 4 * H, d_h, y, H);
         return ln_input_backward(c, t, n, g);
       }
@@ -244,15 +252,20 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
       for (int64_t j = 0; j < H; ++j) {
         if constexpr (kZone) dn[j] = unzone(d_h, y, zh, j); else dn[j] = d_h[j] + y[j], d_h[j] = S(0);
       }
-      const S* ch = c.norm_row(t, n);
-      lstm_ln_backward(a, g, dn, ch + 4 * H, c.lnc_g, c.lnc_b, c.rstd_row(t, n)[4], dl, dct, H);
+      S* ch = c.c_hat_row(t, n);                                    // LN(C^_t)'s normalised values, remade
+      if constexpr (kZone) {
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) ch[j] = lstm_cell_state(a, cp, H, j);
+      }
+      const S rstd_c = ln_normalise(kZone ? ch : cq, ch, H);       // (without zoneout C^_t is the saved C_t)
+      lstm_ln_backward(a, g, dn, ch, c.lnc_g, c.lnc_b, rstd_c, dl, dct, H);
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const S dc_t = d_c[j];
         const S down = kZone ? dc_t * (S(1) - zc[j]) : dc_t;          // the part of dC_t that reaches C^_t
         d_c[j] = lstm_cell_backward(a, g, cp[j], down + dct[j], H, j) + (kZone ? dc_t * zc[j] : S(0));
       }
-      ln_row_backward(g, ch, c.ln_g, c.rstd_row(t, n), dA, 4, H);  // d(h W) through LN
+      ln_row_backward(g, c.norm_row(t, n), c.ln_g, c.rstd_row(t, n), dA, 4, H);  // d(h W) through LN
       return ln_input_backward(c, t, n, g);                           // d(x_t U) through LN
     }
     if (!valid) return pass_back(g, 4 * H, d_h, y, H);
@@ -262,7 +275,7 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const S dn = unzone(d_h, y, zh, j);                         // dh^_t; d_h keeps dh_t z_h
-        const S c_hat = a[H + j] * cp[j] + a[j] * a[2 * H + j];      // C^_t = f C_{t-1} + i C~_t, before zoneout
+        const S c_hat = lstm_cell_state(a, cp, H, j);                // C^_t, before zoneout
         const S dc_t = d_c[j];
         d_c[j] = lstm_unit_backward(a, g, cp[j], Math<S>::tanh(c_hat), dc_t * (S(1) - zc[j]), dn, H, j)
                  + dc_t * zc[j];                                    // dC_{t-1}: through C^_t, and straight

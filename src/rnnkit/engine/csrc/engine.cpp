@@ -136,7 +136,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
     const int64_t K = normed ? chunk_steps(T, N) : std::max<int64_t>(1, T);
     const at::Tensor cs = empty_if(lstm, {T + 1, N, H}, opt), gs = empty_if(gates, {normed ? K : T, N, GH}, opt);
     const at::Tensor hwn = empty_if(hw_n, {T, N, H}, opt), co = empty_if(projected, {T, N, H}, opt);
-    const at::Tensor norm = empty_if(normed, {T, N, c.NW}, opt), rstd = empty_if(normed, {T, N, c.SW}, opt);
+    const at::Tensor norm = empty_if(normed, {T, N, GH}, opt), rstd = empty_if(normed, {T, N, c.G}, opt);
     if (lstm) cs.select(0, 0).copy_(c0);
     for (int64_t t0 = 0; t0 < T; t0 += K) {
       const int64_t W = std::min(K, T - t0);
@@ -158,7 +158,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   at::Tensor gbuf = empty_if(gates, {K, N, GH}, opt);
   at::Tensor hbuf = empty_if(hw_n, {K, N, H}, opt);
   at::Tensor obuf = empty_if(projected, {K, N, H}, opt);
-  at::Tensor nbuf = empty_if(normed, {K, N, c.NW}, opt), rbuf = empty_if(normed, {K, N, c.SW}, opt);
+  at::Tensor nbuf = empty_if(normed, {K, N, GH}, opt), rbuf = empty_if(normed, {K, N, c.G}, opt);
   if (lstm) ckpt.select(0, 0).copy_(c0);
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
@@ -211,10 +211,11 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   at::Tensor nbuf = empty_if(recompute && mode == Mode::kGruResetAfter, {K, N, H}, opt);
   at::Tensor obuf = empty_if(recompute && projected, {K, N, H}, opt);
   at::Tensor pbuf = empty_if(projected, {K, N, P}, opt);
-  at::Tensor lnbuf = empty_if(recompute && normed, {K, N, c.NW}, opt);
-  at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.SW}, opt);
+  at::Tensor lnbuf = empty_if(recompute && normed, {K, N, GH}, opt);
+  at::Tensor rbuf = empty_if(recompute && normed, {K, N, c.G}, opt);
   at::Tensor nin = empty_if(normed, {K, N, GH}, opt), rin = empty_if(normed, {K, N, c.G}, opt);
   at::Tensor dA = empty_if(normed, {K, N, GH}, opt), dlnc = empty_if(normed && lstm, {K, N, H}, opt);
+  at::Tensor chat = empty_if(normed && lstm, {K, N, H}, opt);
   at::Tensor dXbuf = empty_if(normed, {K, N, GH}, opt);
   if (normed) c.ln_sums = fresh_zeros({N, 3 * GH}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
@@ -246,7 +247,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     }
     c.d_proj = steps(pbuf, 0, W);
     c.dA = steps(dA, 0, W);
-    c.dlnc = steps(dlnc, 0, W);
+    c.dlnc = steps(dlnc, 0, W), c.c_hat = steps(chat, 0, W);
     c.dX = steps(dXbuf, 0, W);
     c.at_step(mask, t0);
     c.dY = dY.narrow(0, t0, W);

@@ -49,14 +49,17 @@
 //   lnc_g, lnc_b (H,)    the LSTM's C^_t
 //   norm_in (W, N, GH)  backward: the normalised values (v - mean) / sigma of the recomputed x_t U, and rstd_in
 //                       (W, N, G) 1 / sigma of each block (the forward normalises x_t U in place, keeping neither)
-//   norm   (W, N, NW)   the normalised values of h W (GH), then the LSTM's C^_t (H): NW = GH (+ H)
-//   rstd   (W, N, SW)   1 / sigma of each of their blocks: SW = G (+ 1)
+//   norm   (W, N, GH)   the normalised values of h W
+//   rstd   (W, N, G)    1 / sigma of each of their blocks
 //   Training saves only norm and rstd, not the gates: the backward recomputes a chunk's x_t U (one matmul), and
 //   each row's step renormalises it and rebuilds the row's gates from it and norm (rebuild_row, rebuild_gates)
-//   before it uses them, so that a step keeps about what the plain cell keeps.
+//   before it uses them; the LSTM's row remakes C^_t's normalised values from the saved C_t (with zoneout, from
+//   the rebuilt gates and C_{t-1}: lstm_cell_state) with the forward's own expressions. So a step keeps about
+//   what the plain cell keeps (the gates' GH a row become LN(h W)'s GH).
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
-//   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias)
+//   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias), and
+//   c_hat  (W, N, H)    C^_t's normalised values, remade by the rows (the forward's are per-row scratch)
 //   dX     (W, N, GH)   backward: the gradient w.r.t. the raw x_t U (what dx and dU take), made in the steps
 //   ln_sums (N, 3 GH)   backward: per sequence, the chunk's sums of dG x_in, dG and dG x_rec (the input
 //                       LN's gain and bias, the recurrent LN's gain; ln_input_backward)
@@ -194,8 +197,7 @@ struct Ctx {
   const S* ln_b = nullptr;
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
-  int64_t NW = 0, SW = 0;
-  at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc, dX, ln_sums;
+  at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc, c_hat, dX, ln_sums;
   at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
   bool ln_in_step = false;              // layer norm: x_t U normalised in the row passes (else before the steps)
   bool raw_gates = false;               // backward: the window's gates hold the raw x_t U, rebuilt row by row
@@ -211,14 +213,13 @@ struct Ctx {
   }
   bool zoned() const { return zh.defined() || zc.defined(); }
   bool normed() const { return ln_g != nullptr; }
-  // Row n of step t of layer norm's normalised values and 1/sigma: the recurrent product's (the LSTM's C^_t
-  // follows it: + GH, + G); `input`: x_t U's.
+  // Row n of step t of layer norm's normalised values and 1/sigma: the recurrent product's, or (`input`) x_t U's.
   S* norm_row(int64_t t, int64_t n, bool input = false) const {
-    return input ? ptr(norm_in) + (t * N + n) * GH : ptr(norm) + (t * N + n) * NW;
+    return ptr(input ? norm_in : norm) + (t * N + n) * GH;
   }
-  S* rstd_row(int64_t t, int64_t n, bool input = false) const {
-    return input ? ptr(rstd_in) + (t * N + n) * G : ptr(rstd) + (t * N + n) * SW;
-  }
+  S* rstd_row(int64_t t, int64_t n, bool input = false) const { return ptr(input ? rstd_in : rstd) + (t * N + n) * G; }
+  // ... and the LSTM's C^_t's in the backward (H).
+  S* c_hat_row(int64_t t, int64_t n) const { return ptr(c_hat) + (t * N + n) * H; }
   // Row n of step t of dA (GH), and that row zeroed (a row past a sequence's end).
   S* dA_row(int64_t t, int64_t n) const { return ptr(dA) + (t * N + n) * GH; }
   void zero_dA_row(int64_t t, int64_t n) const { std::fill(dA_row(t, n), dA_row(t, n) + GH, S(0)); }
@@ -324,8 +325,6 @@ Ctx<S> make_ctx(Mode mode, const Weights& w, int64_t N, bool fw, bool bw) {
   c.hd = at::empty({N, c.P}, w.w_hh.options());
   c.zero = at::zeros({c.H}, w.w_hh.options());
   c.scratch_h = c.scratch.view(-1).narrow(0, 0, N * c.H).view({N, c.H});
-  c.NW = c.GH + (mode == Mode::kLstm ? c.H : 0);
-  c.SW = c.G + (mode == Mode::kLstm ? 1 : 0);
   return c;
 }
 

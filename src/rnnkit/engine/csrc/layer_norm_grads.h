@@ -35,15 +35,15 @@ void gain_grads(const S* dy, int64_t ldy, const S* xh, int64_t ldx, int64_t rows
 // n block from d(h W_n + b_hn), in aux) and the LSTM's C^_t (from dlnc). The rest: fold_input_layer_norm.
 template <typename S>
 void accumulate_layer_norm(const Ctx<S>& c, int64_t rows, std::vector<at::Tensor>& g) {
-  const int64_t H = c.H, GH = c.GH, NW = c.NW;
+  const int64_t H = c.H, GH = c.GH;
   const S* dG = Ctx<S>::ptr(c.dG);
   const S* xh = Ctx<S>::ptr(c.norm);
   const auto p = [&](int k) { return Ctx<S>::ptr(g[k]); };
   if (c.mode == Mode::kGruResetAfter) {                                                 // h W: r, z | n
-    gain_grads(dG, GH, xh, NW, rows, 2 * H, p(10), p(11));
-    gain_grads(Ctx<S>::ptr(c.aux), H, xh + 2 * H, NW, rows, H, p(10) + 2 * H, p(11) + 2 * H);
+    gain_grads(dG, GH, xh, GH, rows, 2 * H, p(10), p(11));
+    gain_grads(Ctx<S>::ptr(c.aux), H, xh + 2 * H, GH, rows, H, p(10) + 2 * H, p(11) + 2 * H);
   }
-  if (c.mode == Mode::kLstm) gain_grads(Ctx<S>::ptr(c.dlnc), H, xh + GH, NW, rows, H, p(12), p(13));  // C^_t
+  if (c.mode == Mode::kLstm) gain_grads(Ctx<S>::ptr(c.dlnc), H, Ctx<S>::ptr(c.c_hat), H, rows, H, p(12), p(13));
 }
 
 // The chunk's sums from the steps (ln_input_backward), folded in sequence order and in double into the gradients of

@@ -134,7 +134,7 @@ template <typename S>
 RNNKIT_INLINE S* add_saved_ln(const Ctx<S>& c, int64_t r, int64_t k0, int64_t k1) {
   const int64_t H = c.H;
   S* a = Ctx<S>::ptr(c.gates) + r * c.GH;
-  const S* xh = Ctx<S>::ptr(c.norm) + r * c.NW;
+  const S* xh = Ctx<S>::ptr(c.norm) + r * c.GH;
   for (int64_t k = k0; k < k1; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
   return a;
 }
