@@ -209,8 +209,11 @@ def run_here(cli: list[str], name: str) -> Run:
 
 
 def cpu_name(processor: bool = False) -> str:
-    """The machine's architecture, or with ``processor`` its processor's name where Python knows it."""
-    return (platform.processor() if processor else "") or platform.machine()
+    """The machine's architecture, or with ``processor`` its processor's name (``rnnkit bench``'s, from lscpu)."""
+    if not processor:
+        return platform.machine()
+    from rnnkit.bench.cpu import cpu_model
+    return cpu_model()
 
 
 def machine_line(load_start: tuple[float, ...], load_end: tuple[float, ...] | None = None, *, threads: str = "",

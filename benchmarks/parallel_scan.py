@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, commit, save_report
+from common import RESULTS, commit, cpu_name, save_report
 
 import rnnkit
 
@@ -42,18 +42,6 @@ SWEEP = (64, 128, 256, 512, 1024, 2048, 4096)
 QUICK_SHAPES, QUICK_SWEEP = ((1024, 16, 256),), (64, 256, 4096)
 COLUMNS = ("proj", "minGRU C++", "minGRU torch", "minGRU log", "minLSTM C++", "minLSTM torch", "rnnkit.LSTM",
            "nn.LSTM")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def contenders(T: int, N: int, H: int, skip: set[str]) -> dict:
@@ -181,7 +169,7 @@ def main() -> int:
     lines = [(f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
               f"[of the fastest runs] (git {commit()}) ==="),
              f"command: python benchmarks/parallel_scan.py {shlex.join(sys.argv[1:])}".rstrip(),
-             (f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
+             (f"machine: {cpu_name(processor=True)}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
               f"{'CPU' if args.clock == 'cpu' else 'wall-clock'} time; load average at start {load0[0]:.1f}, "
               f"at end {load1[0]:.1f} (shared machine: times are pessimistic)"),
              f"took {time.perf_counter() - started:.0f} s"]

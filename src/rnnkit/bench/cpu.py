@@ -52,13 +52,18 @@ def sgemm_seconds(G: int, T: int, N: int, H: int, I: int) -> float:
     return total
 
 
-def machine() -> str:
-    """The CPU, its load, torch's build and the compiled engine's flags, in one line."""
+def cpu_model() -> str:
+    """The processor's name as ``lscpu`` gives it, else what Python knows (or the architecture)."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = re.search(r"Model name:\s*(.+)", out).group(1).strip()
+        return re.search(r"Model name:\s*(.+)", out).group(1).strip()
     except (OSError, AttributeError, subprocess.SubprocessError):
-        model = platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """The CPU, its load, torch's build and the compiled engine's flags, in one line."""
+    model = cpu_model()
     load = "load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else "load unknown"
     return (f"{model}, {os.cpu_count()} logical CPUs ({load} at the start); torch {torch.__version__} "
             f"({torch.backends.cpu.get_cpu_capability()}, MKL {torch.backends.mkl.is_available()}), "

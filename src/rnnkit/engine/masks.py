@@ -39,6 +39,11 @@ def draw_key(device: torch.device) -> Tensor:
     return torch.empty((), dtype=torch.int64, device=device).random_(-(1 << 63), None)
 
 
+def dropout(shape, p: float, like: Tensor) -> Tensor:
+    """Inverted dropout's mask, like ``like``'s device and dtype: 0 with probability ``p``, else ``1/(1-p)``."""
+    return bernoulli(shape, 1.0 - p, like.device, like.dtype, value=1.0 / (1.0 - p))
+
+
 def bernoulli(shape, p: float, device: torch.device, dtype: torch.dtype, value: float = 1.0) -> Tensor:
     """``value`` with probability ``p`` (resolved to 2^-32), else 0, as a ``dtype`` tensor of ``shape`` (bool: True)."""
     shape = tuple(int(s) for s in shape)

@@ -40,9 +40,9 @@ def _fused(weight: Tensor) -> bool:
 
 def drop_weight(weight: Tensor, p: float) -> Tensor:
     """``weight`` with each element zeroed with probability ``p`` and the rest scaled by ``1/(1-p)``: the same
-    generator draw and the same bits as ``weight * masks.bernoulli(weight.shape, 1 - p, ..., value=1/(1-p))``."""
+    generator draw and the same bits as ``weight * masks.dropout(weight.shape, p, weight)``."""
     keep, scale = 1.0 - p, 1.0 / (1.0 - p)
     threshold = masks.threshold(keep)
     if threshold in (0, 1 << 32) or not _fused(weight):
-        return weight * masks.bernoulli(weight.shape, keep, weight.device, weight.dtype, value=scale)
+        return weight * masks.dropout(weight.shape, p, weight)
     return _DropConnect.apply(weight, int(masks.draw_key(weight.device)), threshold, scale)

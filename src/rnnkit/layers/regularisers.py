@@ -146,9 +146,7 @@ def bernoulli(shape, p: float, like: Tensor, dtype: torch.dtype | None = None) -
     return masks.bernoulli(shape, p, like.device, dtype or like.dtype)
 
 
-def dropout_mask(shape, p: float, like: Tensor) -> Tensor:
-    """0 with probability ``p``, else ``1/(1-p)``."""
-    return masks.bernoulli(shape, 1.0 - p, like.device, like.dtype, value=1.0 / (1.0 - p))
+dropout_mask = masks.dropout                                         # 0 with probability p, else 1/(1-p)
 
 
 class Draw:
