@@ -12,7 +12,7 @@
 //           dtype, or None (see fused.h; not with w_hr)
 //   ln_*    layer norm's gains and biases, (GH,) of x U and of the recurrent product, (H,) of the LSTM's C^_t, or
 //           None (fused.h; not with w_hr)
-//   norm, rstd (T, N, NW), (T, N, SW) under layer norm and store (fused.h), else None
+//   norm, rstd (T, N, GH), (T, N, G) under layer norm and store (fused.h), else None
 //   store   true: keep everything the backward needs, window ignored:
 //             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
 //             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM.

@@ -33,7 +33,8 @@
 //   aux    (W, N, H)    backward, GRUs: Cho's r_t * h_{t-1} / PyTorch's d(h W_n + b_hn), for the weight grads
 //   dh, dc (N, P), (N, H) backward: the carried gradients w.r.t. h_{t-1} (C_{t-1}); updated in place
 //   scratch (N, GH)     per-step workspace: Cho's r*h (fwd) / d(r*h) (bwd); PyTorch GRU's h W (fwd) and its
-//                       recurrent gate gradients (bwd)
+//                       recurrent gate gradients (bwd); the layer-normalised LSTM's LN(C^_t) normalised values
+//                       (fwd) / dh^_t and dC^_t (bwd)
 //   fw, bw              the recurrent products: fw[0] = W^T (P, GH) or Cho's W_rz^T, fw[1] = Cho's W_n^T; bw the
 //                       untransposed blocks (views of the contiguous weight_hh; packed copies for MKL)
 //   proj_fw, proj_bw    the projected LSTM's products with R^T (H, P) and R (P, H)
