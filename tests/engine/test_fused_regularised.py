@@ -135,17 +135,24 @@ def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
         assert torch.equal(one, two)
 
 
+@pytest.mark.parametrize("kept", ["none", "one chunk", "all"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", MODES)
-def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype):
-    """Under layer norm training keeps no gates and no LN(x_t U) (csrc/fused.h): the backward recomputes x_t U per
-    chunk and rebuilds the gates from the saved LN(h W) (rebuild_gates). Checkpointing with windows the size of
-    those chunks recomputes the same gates by rerunning the forward steps instead, so every output and gradient
-    must be equal to the bit: here with two chunks (N * T over the engine's 2048 rows a chunk), lengths,
-    recurrent dropout and zoneout. With two threads the rows split over threads, so the steps normalise x_t U and
-    rebuild the gates row by row; with one, a pass over each window's rows does (input_projection): the same bits."""
+def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype, kept, monkeypatch):
+    """Under layer norm training keeps no gates (csrc/fused.h): the backward recomputes x_t U per chunk, or takes
+    LN(x_t U) where the forward kept it (its first `kept` steps, ops.kept_input_steps), and rebuilds the gates from
+    the saved LN(h W) (rebuild_gates). Checkpointing with windows the size of those chunks recomputes the same
+    gates by rerunning the forward steps instead, so every output and gradient must be equal to the bit: here with
+    two chunks (N * T over the engine's 2048 rows a chunk), lengths, recurrent dropout and zoneout, and LN(x_t U)
+    kept for no step, the first chunk's or all (the chunks stay the checkpoint windows; the default share would
+    move their boundary, and with it the order of dW's sums). With two threads the rows split over threads, so
+    the steps normalise x_t U and rebuild the gates row by row; with one, a pass over each window's rows does
+    (input_projection): the same bits."""
+    from rnnkit.engine import ops
     T, N = 8, 300
     K = 2048 // N                                            # engine.cpp, chunk_steps: 6 steps, then 2
+    steps_kept = {"none": 0, "one chunk": K, "all": T}[kept]
+    monkeypatch.setattr(ops, "kept_input_steps", lambda *_: steps_kept)
     args = with_layer_norm(problem(mode, torch.float64, T=T, N=N, I=9, H=24, seed=5), seed=5)
     x, h0, c0, weights, mask, reg = args
     f = lambda t: None if t is None else t.detach().to(dtype).requires_grad_()

@@ -15,8 +15,9 @@ LSTM's cell (H,), compiled only; the backward op takes them last as well) return
 eight tensors, an empty one ``(0,)`` where a kernel has nothing: ``hs`` (T+1, N, P) with ``hs[0] = h0``; ``c_T``
 (N, H); and what the backward needs: ``cs`` (LSTM cells), ``gates`` (activated), ``aux`` (the PyTorch GRU's
 ``h W_n + b_hn``), ``cell_out`` (the LSTM's ``o * tanh(C)`` before a projection), ``norm`` and ``rstd`` (layer
-norm's normalised values and 1/sigma, ``csrc/fused.h``; under layer norm the compiled loop keeps no gates and
-only the recurrent product's normalised values, and its backward rebuilds the rest). ``store=False`` (compiled only)
+norm's normalised values and 1/sigma, ``csrc/fused.h``; under layer norm the compiled loop keeps no gates, the
+recurrent product's normalised values and, in rows T.., the input projection's of its first
+:func:`kept_input_steps` steps, and its backward rebuilds the rest). ``store=False`` (compiled only)
 runs in windows of ``window`` steps and keeps only the states and the cell at each window boundary. Shapes and
 aliasing as in :mod:`.bptt`'s contract; the outputs never alias the inputs or each other.
 
@@ -49,6 +50,25 @@ def _none_if_empty(t: Tensor | None) -> Tensor | None:
     return None if t is None or t.numel() == 0 and t.dim() == 1 else t
 
 
+LAYER_NORM_ROOM = 0.25    # of the plain cell's saved bytes, that layer norm may add to keep LN(x_t U) (below)
+
+
+def kept_input_steps(kernel: str, T: int, H: int, zoned: bool) -> int:
+    """How many leading steps the compiled loop under layer norm keeps LN(x_t U)'s normalised values (G*H a row)
+    and 1/sigma (G) for, so that its backward neither recomputes x_t U (a matmul) nor renormalises it there
+    (``csrc/engine.cpp``, ``kept``): as many as fit in :data:`LAYER_NORM_ROOM` of what the plain cell saves a row,
+    less what layer norm saves beyond it. The LSTM keeps ~37% of its steps, the GRUs ~33% (Cho's) and ~41%
+    (PyTorch's), the Elman RNN none (its LN(h W) already costs more than the room). Memory for time: each
+    kept step spares its share of the backward's recomputed matmul."""
+    cell = recurrence(kernel)
+    GH, G = cell.gates * H, cell.gates
+    gated = cell.gates > 1 or zoned                                  # the plain cell keeps its gates
+    plain = H * (1 + cell.has_cell_state + KERNELS[kernel].bias_in_loop) + GH * gated   # hs, cs, aux, gates
+    extra = GH + G - GH * gated                                      # norm and rstd instead of the gates
+    room = LAYER_NORM_ROOM * plain - extra
+    return max(0, min(T, int(T * room // (GH + G))))
+
+
 def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
                   w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
                   mask: Optional[Tensor], window: int, store: bool, h_mask: Optional[Tensor] = None,
@@ -59,9 +79,10 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     cell = recurrence(kernel)
     norm = rstd = None
     if backend == "compiled":
+        kept = kept_input_steps(kernel, x.shape[0], w_hh.shape[0] // cell.gates, zoneout_h is not None)
         hs, c_T, cs, gates, aux, cell_out, norm, rstd = extension().forward(
             kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zoneout_h, zoneout_c,
-            ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias)
+            ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, kept)
     else:                                        # (the Python loops take zoneout's bools as floats)
         ln = None if ln_ih_weight is None else (ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight,
                                                 ln_c_bias)
@@ -96,13 +117,15 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
                 none, none, none, none, none]
     normed = ln_ih_weight is not None
     gated = (cell.gates > 1 or zoneout_h is not None) and not (normed and backend == "compiled")
-    # layer norm: the compiled loop keeps h W's normalised values only (csrc/fused.h), the Python loops also x U's
-    # and the LSTM's C^_t's
-    width, stats = (GH, cell.gates) if backend == "compiled" else (2 * GH + H * lstm, 2 * cell.gates + lstm)
+    # layer norm: the compiled loop keeps h W's normalised values, and x U's of its first `kept` steps after them
+    # (csrc/fused.h); the Python loops x U's, h W's and the LSTM's C^_t's, side by side
+    rows, width, stats = T, 2 * GH + H * lstm, 2 * cell.gates + lstm
+    if backend == "compiled":
+        rows, width, stats = T + kept_input_steps(kernel, T, H, zoneout_h is not None), GH, cell.gates
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
             new(T, N, H) if w_hr is not None else none,
-            new(T, N, width) if normed else none, new(T, N, stats) if normed else none]
+            new(rows, N, width) if normed else none, new(rows, N, stats) if normed else none]
 
 
 def _backward_impl(backend: str, kernel: str, x: Tensor, hs: Tensor, cs: Optional[Tensor],

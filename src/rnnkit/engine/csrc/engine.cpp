@@ -1,7 +1,7 @@
 // rnnkit fused engine: the forward and backward time loops over a whole sequence, and the Python bindings.
 //
 // forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zh, zc, ln_ig, ln_ib, ln_g,
-//         ln_b, lnc_g, lnc_b) -> [hs, c_T, cs, gates, hw_n, cell_out, norm, rstd]
+//         ln_b, lnc_g, lnc_b, kept) -> [hs, c_T, cs, gates, hw_n, cell_out, norm, rstd]
 //   mode    "rnn_tanh" | "rnn_relu" | "lstm" | "gru" | "gru_reset_after"
 //   x       (T, N, I)   contiguous, float32 or float64; read only
 //   h0      (N, P)      read only (copied into hs[0]); c0 (N, H) for the LSTM, else None
@@ -12,7 +12,10 @@
 //           dtype, or None (see fused.h; not with w_hr)
 //   ln_*    layer norm's gains and biases, (GH,) of x U and of the recurrent product, (H,) of the LSTM's C^_t, or
 //           None (fused.h; not with w_hr)
-//   norm, rstd (T, N, GH), (T, N, G) under layer norm and store (fused.h), else None
+//   norm, rstd (T+kept, N, GH), (T+kept, N, G) under layer norm and store (fused.h), else None: rows [0, T)
+//           LN(h W)'s, row T+t LN(x_t U)'s for t < kept (so the backward doesn't recompute those)
+//   kept    under layer norm and store, how many leading steps keep LN(x_t U)'s normalised values (clamped to
+//           [0, T]; ops.py chooses it: memory for time); else ignored
 //   store   true: keep everything the backward needs, window ignored:
 //             hs (T+1, N, P); cs (T+1, N, H) LSTM; gates (T, N, GH) activated (not RNN; the RNN with zoneout:
 //             its activations before zoneout); hw_n (T, N, H) PyTorch GRU; cell_out (T, N, H) projected LSTM.
@@ -60,15 +63,21 @@ at::Tensor empty_if(bool cond, at::IntArrayRef size, const at::TensorOptions& op
 // backward's recomputed x_t U is the forward's to the bit: the same matmul shapes).
 int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min(T, kChunkRows / N)); }
 
-// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias). Under layer norm,
-// where a step's rows don't split over threads (few sequences), its rows are normalised here (and, in the
+// x_t U for window steps [t0, t0+W) into `target` (W*N, GH): one matmul (the steps add the bias). Under layer norm
+// the window's first c.kept steps keep LN(x_t U) (fused.h): the forward makes them in a matmul of their own, so
+// that the backward's rebuild, which recomputes only the other steps, has the forward's matmul shape and bits.
+// Where a step's rows don't split over threads (few sequences), the rows are normalised here (and, in the
 // backward's rebuild, their gates remade: rebuild_row) in one pass split over threads; else in the steps.
 template <typename S>
 void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
                       const at::Tensor& target) {
-  gemm_once(target, x.narrow(0, t0, W).reshape({W * c.N, x.size(2)}), w.w_ih.t(), false);
+  const int64_t N = c.N, k = c.kept;
+  const auto project = [&](int64_t a, int64_t n) {
+    gemm_once(target.narrow(0, a * N, n * N), x.narrow(0, t0 + a, n).reshape({n * N, x.size(2)}), w.w_ih.t(), false);
+  };
+  if (k > 0 && !c.raw_gates) project(0, k);
+  if (k < W) project(k, W - k);
   if (!c.normed() || c.ln_in_step) return;
-  const int64_t N = c.N;
   S* v = Ctx<S>::ptr(target);
   at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -79,7 +88,8 @@ void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t 
 }
 
 // The forward loop over steps [t0, t0+W) into the window buffers of c (hs[0], and cs[0] for the LSTM, set);
-// LN(x_t U)'s normalised values are kept where c.norm_in is set (a recomputed window, for the backward that follows).
+// LN(x_t U)'s normalised values are kept where c.norm_in is set (a recomputed window, for the backward that follows)
+// and for the kept steps.
 template <typename S>
 void run_window(Ctx<S>& c, const Weights& w, const at::Tensor& x, const bool* mask, int64_t t0, int64_t W) {
   input_projection(c, w, x, t0, W, (is_rnn(c.mode) ? c.hs.narrow(0, 1, W) : c.gates).view({W * c.N, c.GH}));
@@ -116,11 +126,21 @@ void set_layer_norm(Ctx<S>& c, const Weights& w, const std::vector<at::Tensor>& 
   c.ln_out[1] = ln_buf.narrow(0, 0, c.N * c.H).view({c.N, c.H});
 }
 
+// The window [t0, t0+W)'s share of the steps before `kept`, whose LN(x_t U) lives in norm's and rstd's rows from T
+// on (the forward writes them, the backward's rebuild reads them): c.kept and its views.
+template <typename S>
+void keep_input_norm(Ctx<S>& c, const at::Tensor& norm, const at::Tensor& rstd, int64_t T, int64_t t0, int64_t W,
+                     int64_t kept) {
+  c.kept = std::clamp<int64_t>(kept - t0, 0, W);
+  c.norm_kept = c.kept ? norm.narrow(0, T + t0, c.kept) : at::Tensor();
+  c.rstd_kept = c.kept ? rstd.narrow(0, T + t0, c.kept) : at::Tensor();
+}
+
 template <typename S>
 std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::Tensor& h0,
                                      const at::Tensor& c0, const Weights& w, const bool* mask,
                                      int64_t window, bool store, const at::Tensor& h_mask, const at::Tensor& zh,
-                                     const at::Tensor& zc, const std::vector<at::Tensor>& ln) {
+                                     const at::Tensor& zc, const std::vector<at::Tensor>& ln, int64_t kept) {
   const int64_t T = x.size(0), N = x.size(1), H = w.hidden(), P = w.state(), GH = w.w_hh.size(0);
   const bool lstm = mode == Mode::kLstm, hw_n = mode == Mode::kGruResetAfter;
   const bool gates = !is_rnn(mode) || zh.defined();                 // the RNN with zoneout keeps f(a_t)
@@ -134,9 +154,11 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
   const bool normed = c.normed();
   if (store) {          // (layer norm: windows whose gates and LN(x_t U) are scratch: the backward rebuilds them)
     const int64_t K = normed ? chunk_steps(T, N) : std::max<int64_t>(1, T);
+    kept = normed ? std::clamp<int64_t>(kept, 0, T) : 0;
     const at::Tensor cs = empty_if(lstm, {T + 1, N, H}, opt), gs = empty_if(gates, {normed ? K : T, N, GH}, opt);
     const at::Tensor hwn = empty_if(hw_n, {T, N, H}, opt), co = empty_if(projected, {T, N, H}, opt);
-    const at::Tensor norm = empty_if(normed, {T, N, GH}, opt), rstd = empty_if(normed, {T, N, c.G}, opt);
+    const at::Tensor norm = empty_if(normed, {T + kept, N, GH}, opt);
+    const at::Tensor rstd = empty_if(normed, {T + kept, N, c.G}, opt);
     if (lstm) cs.select(0, 0).copy_(c0);
     for (int64_t t0 = 0; t0 < T; t0 += K) {
       const int64_t W = std::min(K, T - t0);
@@ -146,6 +168,7 @@ std::vector<at::Tensor> forward_impl(Mode mode, const at::Tensor& x, const at::T
       c.hw_n = steps(hwn, t0, W);
       c.cell_out = steps(co, t0, W);
       c.norm = steps(norm, t0, W), c.rstd = steps(rstd, t0, W);
+      keep_input_norm(c, norm, rstd, T, t0, W, kept);
       run_window(c, w, x, mask, t0, W);
     }
     at::Tensor c_T = lstm ? cs.select(0, T).clone() : at::Tensor();
@@ -193,6 +216,9 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   const auto opt = x.options();
   const bool rebuild = normed && window == 0;                         // layer norm's gates: from the saved values
   const int64_t K = window > 0 ? std::min(window, T) : chunk_steps(T, N);
+  const int64_t kept = rebuild ? norm.size(0) - T : 0;                // steps whose LN(x_t U) the forward kept
+  TORCH_CHECK(kept >= 0 && kept <= T, "rnnkit fused: layer norm's saved values have ", norm.size(0),
+              " rows for ", T, " steps");
   Ctx<S> c = make_ctx<S>(mode, w, N, recompute, true);
   set_masks(c, h_mask, zh, zc);
   set_layer_norm(c, w, ln);
@@ -224,6 +250,7 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
     c.norm_in = steps(nin, 0, W), c.rstd_in = steps(rin, 0, W);
+    keep_input_norm(c, norm, rstd, T, t0, W, kept);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
       c.hs = hbuf.narrow(0, 0, W + 1);
       c.hs.select(0, 0).copy_(hs.select(0, t0));
@@ -317,7 +344,7 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
                                 const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& ln_ig,
                                 const std::optional<at::Tensor>& ln_ib, const std::optional<at::Tensor>& ln_g,
                                 const std::optional<at::Tensor>& ln_b, const std::optional<at::Tensor>& lnc_g,
-                                const std::optional<at::Tensor>& lnc_b) {
+                                const std::optional<at::Tensor>& lnc_b, int64_t kept) {
   const Mode mode = parse_mode(mode_name);
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "rnnkit fused: x must be a contiguous (T, N, I) tensor");
   const Weights w(mode, w_ih, w_hh, b_ih, b_hh, w_hr);
@@ -328,7 +355,7 @@ std::vector<at::Tensor> forward(const std::string& mode_name, const at::Tensor& 
                                  checked_mask(h_mask, x, {x.size(1), w.state()}, false),
                                  checked_mask(zh, x, {x.size(0), x.size(1), w.state()}),
                                  checked_mask(zc, x, {x.size(0), x.size(1), w.hidden()}),
-                                 layer_norm_params(w, x, ln_ig, ln_ib, ln_g, ln_b, lnc_g, lnc_b));
+                                 layer_norm_params(w, x, ln_ig, ln_ib, ln_g, ln_b, lnc_g, lnc_b), kept);
   });
   return out;
 }

@@ -49,14 +49,18 @@
 //   ln_g, ln_b (GH,)     the recurrent product's
 //   lnc_g, lnc_b (H,)    the LSTM's C^_t
 //   norm_in (W, N, GH)  backward: the normalised values (v - mean) / sigma of the recomputed x_t U, and rstd_in
-//                       (W, N, G) 1 / sigma of each block (the forward normalises x_t U in place, keeping neither)
+//                       (W, N, G) 1 / sigma of each block (the forward normalises x_t U in place, keeping neither...
+//   norm_kept, rstd_kept (kept, N, GH), (kept, N, G) ... but for the window's first `kept` steps, whose values it
+//                       keeps here, views of its outputs' rows from T on, and which the backward reads there
 //   norm   (W, N, GH)   the normalised values of h W
 //   rstd   (W, N, G)    1 / sigma of each of their blocks
-//   Training saves only norm and rstd, not the gates: the backward recomputes a chunk's x_t U (one matmul), and
-//   each row's step renormalises it and rebuilds the row's gates from it and norm (rebuild_row, rebuild_gates)
-//   before it uses them; the LSTM's row remakes C^_t's normalised values from the saved C_t (with zoneout, from
-//   the rebuilt gates and C_{t-1}: lstm_cell_state) with the forward's own expressions. So a step keeps about
-//   what the plain cell keeps (the gates' GH a row become LN(h W)'s GH).
+//   Training saves norm and rstd, not the gates: the backward recomputes a chunk's x_t U (one matmul), and each
+//   row's step renormalises it and rebuilds the row's gates from it and norm (rebuild_row, rebuild_gates) before
+//   it uses them; the LSTM's row remakes C^_t's normalised values from the saved C_t (with zoneout, from the
+//   rebuilt gates and C_{t-1}: lstm_cell_state) with the forward's own expressions. So a step keeps about what
+//   the plain cell keeps (the gates' GH a row become LN(h W)'s GH). Memory for time: the forward also keeps
+//   LN(x_t U) for the sequence's first steps (engine.cpp's `kept`; ops.py says how many), whose x_t U the backward
+//   neither recomputes nor renormalises.
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias), and
@@ -198,10 +202,11 @@ struct Ctx {
   const S* ln_b = nullptr;
   const S* lnc_g = nullptr;
   const S* lnc_b = nullptr;
-  at::Tensor norm_in, rstd_in, norm, rstd, dA, dlnc, c_hat, dX, ln_sums;
+  at::Tensor norm_in, rstd_in, norm_kept, rstd_kept, norm, rstd, dA, dlnc, c_hat, dX, ln_sums;
   at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
   bool ln_in_step = false;              // layer norm: x_t U normalised in the row passes (else before the steps)
   bool raw_gates = false;               // backward: the window's gates hold the raw x_t U, rebuilt row by row
+  int64_t kept = 0;                     // layer norm: the window's first steps whose LN(x_t U) is in norm_kept
   Row<S> rebuild = nullptr;             // ... by this (rebuild_row)
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
@@ -214,11 +219,14 @@ struct Ctx {
   }
   bool zoned() const { return zh.defined() || zc.defined(); }
   bool normed() const { return ln_g != nullptr; }
-  // Row n of step t of layer norm's normalised values and 1/sigma: the recurrent product's, or (`input`) x_t U's.
+  // Row n of step t of layer norm's normalised values and 1/sigma: the recurrent product's, or (`input`) x_t U's
+  // (from norm_kept in the kept steps).
   S* norm_row(int64_t t, int64_t n, bool input = false) const {
-    return ptr(input ? norm_in : norm) + (t * N + n) * GH;
+    return ptr(input ? (t < kept ? norm_kept : norm_in) : norm) + (t * N + n) * GH;
   }
-  S* rstd_row(int64_t t, int64_t n, bool input = false) const { return ptr(input ? rstd_in : rstd) + (t * N + n) * G; }
+  S* rstd_row(int64_t t, int64_t n, bool input = false) const {
+    return ptr(input ? (t < kept ? rstd_kept : rstd_in) : rstd) + (t * N + n) * G;
+  }
   // ... and the LSTM's C^_t's in the backward (H).
   S* c_hat_row(int64_t t, int64_t n) const { return ptr(c_hat) + (t * N + n) * H; }
   // Row n of step t of dA (GH), and that row zeroed (a row past a sequence's end).

@@ -140,25 +140,36 @@ RNNKIT_INLINE S* add_saved_ln(const Ctx<S>& c, int64_t r, int64_t k0, int64_t k1
 }
 
 // LN(x_t U) of row n at step t in place in its row `a` of gates (of hs for the RNN), which holds the raw x_t U; x^
-// and 1 / sigma go to norm_in and rstd_in where the backward that reads them set those (a recomputed window,
-// rebuild_row), else nowhere. The steps call it (in_step) where a step's rows split over threads, so that the row is
-// in cache, else engine.cpp's input_projection does, in one pass over the window's rows split over threads.
+// and 1 / sigma go to norm_row's and rstd_row's input rows where there are any (norm_in: the backward's recomputed
+// window, rebuild_row; norm_kept: the kept steps), else nowhere. The steps call it (in_step) where a step's rows
+// split over threads, so that the row is in cache, else engine.cpp's input_projection does, in one pass over the
+// window's rows split over threads.
 template <typename S>
 RNNKIT_INLINE void ln_input_row(const Ctx<S>& c, int64_t t, int64_t n, S* a, bool in_step = true) {
   if (in_step != c.ln_in_step) return;
   S rstd[4];                                                     // (not kept: G <= 4 blocks)
-  const bool keep = c.norm_in.defined();
+  const bool keep = t < c.kept || c.norm_in.defined();
   ln_row<S, false>(a, a, c.ln_ig, c.ln_ib, keep ? c.norm_row(t, n, true) : a, keep ? c.rstd_row(t, n, true) : rstd,
                    c.G, c.H);
 }
 
-// The backward's row n at step t where the window's gates hold the raw x_t U (layer norm without a checkpoint
-// window, engine.cpp's rebuild path): LN(x_t U) as the forward made it, then the gates (rebuild_gates), at the top
-// of the row's step (in_step) so that they are made in cache where they are used, or in input_projection's pass.
+// The backward's row n at step t under layer norm without a checkpoint window (engine.cpp's rebuild path): LN(x_t U)
+// as the forward made it, from the raw x_t U in the window's gates or, in a kept step, from the forward's normalised
+// values; then the gates (rebuild_gates). At the top of the row's step (in_step) so that they are made in cache
+// where they are used, or in input_projection's pass.
 template <typename S>
 RNNKIT_INLINE void rebuild_row(Ctx<S>& c, int64_t t, int64_t n, bool in_step = true) {
   if (!c.raw_gates || in_step != c.ln_in_step) return;
-  ln_input_row(c, t, n, Ctx<S>::ptr(c.gates) + (t * c.N + n) * c.GH, in_step);
+  S* a = Ctx<S>::ptr(c.gates) + (t * c.N + n) * c.GH;
+  if (t < c.kept) {
+    const S* xh = c.norm_row(t, n, true);
+    for (int64_t k = 0; k < c.G; ++k) {
+      const int64_t j = k * c.H;
+      ln_affine<S, false>(xh + j, a + j, c.ln_ig + j, c.ln_ib + j, c.H);
+    }
+  } else {
+    ln_input_row(c, t, n, a, in_step);
+  }
   if (c.rebuild) c.rebuild(c, t * c.N + n);
 }
 
