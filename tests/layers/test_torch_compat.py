@@ -210,6 +210,22 @@ def test_torch_compile_fullgraph_equals_eager_outputs_and_gradients():
         torch.testing.assert_close(a, b)
 
 
+def test_torch_compile_fullgraph_as_the_first_call(monkeypatch):
+    """Compiled before any eager call, the layer resolves its engine while dynamo traces, and that loads the
+    extension: fused._built, a constant to dynamo (the build's lock broke the graph)."""
+    from rnnkit.engine import build
+    if build.extension() is None:
+        pytest.skip(f"the compiled engine can't be built here: {build.state['error']}")
+    monkeypatch.setitem(build.state, "module", None)                 # as in a fresh process
+    torch._dynamo.reset()
+    torch.manual_seed(7)
+    layer = rnnkit.LSTM(4, 5, 2, engine="auto", layer_norm=True).eval()
+    x = torch.randn(6, 3, 4)
+    out = torch.compile(layer, fullgraph=True, backend="aot_eager")(x)[0]
+    assert build.state["module"] is not None
+    torch.testing.assert_close(out, layer(x)[0], rtol=0, atol=0)
+
+
 def test_torch_func_grad_and_vmap():
     torch.manual_seed(6)
     layer = rnnkit.GRU(3, 4, dtype=F64)

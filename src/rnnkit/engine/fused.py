@@ -33,9 +33,16 @@ def unavailable_reason(cell: Recurrence, x: Tensor) -> str | None:
         return f"the compiled loop runs on the CPU only, not on {x.device.type}"
     if x.dtype not in _DTYPES:
         return f"the compiled engine has no {x.dtype} kernels (float32 and float64 only)"
-    if extension() is None:
+    if not _built():
         return f"{BUILD_FAILED}: {state['error']}"
     return None
+
+
+@torch.compiler.assume_constant_result
+def _built() -> bool:
+    """Whether the extension is loaded, building it on first use. A constant to ``torch.compile``, which runs this
+    while it traces: the build's lock can't be traced, so a first call compiled with ``fullgraph=True`` failed."""
+    return extension() is not None
 
 
 def warn_on_fallback(reason: str) -> bool:
