@@ -90,6 +90,19 @@ def test_torch_seed_fixes_the_mask_and_the_extension_is_not_needed(monkeypatch):
     assert not torch.equal(a, b)                                      # each draw a fresh key
 
 
+def test_the_key_torch_compile_draws_is_eagers(monkeypatch):
+    """Where compile traces, draw_key takes the key from randint (random_ can't be traced): the same 64 bits of
+    torch's generator, the same key."""
+    cpu = torch.device("cpu")
+    keys = []
+    for compiling in (False, True):
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+        torch.manual_seed(11)
+        keys.append([masks.draw_key(cpu).item() for _ in range(500)])
+    assert keys[0] == keys[1]
+    assert min(keys[0]) < -(1 << 62) and max(keys[0]) > 1 << 62                 # the whole int64 range
+
+
 def test_loaded_imports_a_built_extension_without_compiling(monkeypatch):
     module = build.extension()
     monkeypatch.setitem(build.state, "module", None)                  # a fresh process: built, not yet imported

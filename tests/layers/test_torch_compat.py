@@ -226,6 +226,28 @@ def test_torch_compile_fullgraph_as_the_first_call(monkeypatch):
     torch.testing.assert_close(out, layer(x)[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU])
+def test_torch_compile_fullgraph_trains_with_every_regulariser_as_eager(cls):
+    """In training, with every regulariser: the masks' keys come from randint where compile traces (masks.draw_key)
+    and their bits from the PyTorch twin of the C++ hash (masks.bernoulli), so with the same seed the compiled
+    layer draws eager's masks, and gives its outputs and gradients."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layer = cls(8, 8, 2, layer_norm=True, zoneout=0.1, recurrent_dropout=0.2, weight_drop=0.3,
+                variational_dropout=0.2).train()
+    x = torch.randn(7, 3, 8)
+    results = []
+    for model in (layer, torch.compile(layer, fullgraph=True, backend="aot_eager")):
+        torch.manual_seed(1)
+        xi = x.clone().requires_grad_()
+        out = model(xi)[0]
+        results.append((out, torch.autograd.grad(out.square().sum(), [xi, *layer.parameters()])))
+    (out, grads), (c_out, c_grads) = results
+    torch.testing.assert_close(c_out, out, rtol=0, atol=0)
+    for a, b in zip(c_grads, grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_torch_func_grad_and_vmap():
     torch.manual_seed(6)
     layer = rnnkit.GRU(3, 4, dtype=F64)

@@ -35,7 +35,12 @@ def threshold(p: float) -> int:
 
 
 def draw_key(device: torch.device) -> Tensor:
-    """A mask's key: one 64-bit draw of torch's default generator on ``device`` (a 0-d int64 tensor there)."""
+    """A mask's key: one 64-bit draw of torch's default generator on ``device`` (a 0-d int64 tensor there).
+    ``torch.compile`` can't trace the in-place ``random_``; there the same draw comes from ``randint``, which on
+    the CPU gives it with the sign bit flipped (flipped back: the same key, tested)."""
+    if torch.compiler.is_compiling():
+        low = -(1 << 63)
+        return torch.randint(low, -low - 1, (), dtype=torch.int64, device=device) ^ low
     return torch.empty((), dtype=torch.int64, device=device).random_(-(1 << 63), None)
 
 
@@ -54,7 +59,8 @@ def bernoulli(shape, p: float, device: torch.device, dtype: torch.dtype, value: 
     if math.prod(shape) > 1 << 32:
         raise ValueError(f"a regulariser's mask has at most 2^32 elements, got {math.prod(shape)} ({shape})")
     key = draw_key(device)
-    module = build.loaded() if torch.device(device).type == "cpu" else None
+    traced = torch.compiler.is_compiling()                         # (compile can't trace the pybind call)
+    module = build.loaded() if torch.device(device).type == "cpu" and not traced else None
     if module is not None:
         return module.bernoulli_mask(int(key), list(shape), t, float(value), dtype)
     return _bernoulli_torch(shape, key, t, value, dtype)
