@@ -79,7 +79,8 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     cell = recurrence(kernel)
     norm = rstd = None
     if backend == "compiled":
-        kept = kept_input_steps(kernel, x.shape[0], w_hh.shape[0] // cell.gates, zoneout_h is not None)
+        kept = 0 if ln_ih_weight is None else kept_input_steps(kernel, x.shape[0], w_hh.shape[0] // cell.gates,
+                                                                 zoneout_h is not None)
         hs, c_T, cs, gates, aux, cell_out, norm, rstd = extension().forward(
             kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zoneout_h, zoneout_c,
             ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, kept)

@@ -161,15 +161,8 @@ template <typename S>
 RNNKIT_INLINE void rebuild_row(Ctx<S>& c, int64_t t, int64_t n, bool in_step = true) {
   if (!c.raw_gates || in_step != c.ln_in_step) return;
   S* a = Ctx<S>::ptr(c.gates) + (t * c.N + n) * c.GH;
-  if (t < c.kept) {
-    const S* xh = c.norm_row(t, n, true);
-    for (int64_t k = 0; k < c.G; ++k) {
-      const int64_t j = k * c.H;
-      ln_affine<S, false>(xh + j, a + j, c.ln_ig + j, c.ln_ib + j, c.H);
-    }
-  } else {
-    ln_input_row(c, t, n, a, in_step);
-  }
+  if (t < c.kept) ln_affine<S, false>(c.norm_row(t, n, true), a, c.ln_ig, c.ln_ib, c.GH);   // (the G blocks at once)
+  else ln_input_row(c, t, n, a, in_step);
   if (c.rebuild) c.rebuild(c, t * c.N + n);
 }
 
