@@ -40,7 +40,7 @@ def baseline_build(checkout: Path):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("shape", type=int, nargs=3, metavar=("T", "N", "H"))
+    p.add_argument("shape", type=int, nargs=3, help="T N H: steps, sequences, hidden units")
     p.add_argument("rounds", type=int, nargs="?", default=60)
     p.add_argument("--baseline", type=Path, help="another checkout whose engine to time in the same rounds")
     p.add_argument("--kept", type=int, help="also time layer norm keeping LN(x_t U) for this many leading steps")

@@ -53,18 +53,24 @@ def saved_bytes(step) -> int:
     return sum(seen.values())
 
 
-def measure(T: int, N: int, H: int, rounds: int, budget_s: float = 0.0) -> dict[str, tuple[float, int, int]]:
-    """name -> (median seconds of a training step, bytes saved for its backward, rounds timed). At least
-    ``rounds`` interleaved rounds, more (at most :data:`MAX_ROUNDS`) where they fit ``budget_s``: the shared
-    machine's noise moves single steps by 5-10%, and the small shapes cost little to time more often."""
-    torch.manual_seed(0)
-    x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
+def configured_layers(H: int) -> dict[str, LSTM]:
+    """name -> the 2-layer LSTM of hidden size H (input H) that each of :data:`CONFIGS` times, in training mode."""
     layers = {}
     for name, kw in CONFIGS.items():
         kw = dict(kw)
         every = kw.pop("checkpoint_every", None)
         layers[name] = LSTM(H, H, 2, **kw).train()
         layers[name].checkpoint_every = every          # the layer's attribute: states kept every k steps
+    return layers
+
+
+def measure(T: int, N: int, H: int, rounds: int, budget_s: float = 0.0) -> dict[str, tuple[float, int, int]]:
+    """name -> (median seconds of a training step, bytes saved for its backward, rounds timed). At least
+    ``rounds`` interleaved rounds, more (at most :data:`MAX_ROUNDS`) where they fit ``budget_s``: the shared
+    machine's noise moves single steps by 5-10%, and the small shapes cost little to time more often."""
+    torch.manual_seed(0)
+    x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
+    layers = configured_layers(H)
 
     def step(layer):
         return lambda: layer(x)[0].backward(grad)
