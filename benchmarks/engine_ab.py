@@ -28,7 +28,7 @@ import torch
 from common import engine_build, medians
 from rnnkit.bench.timing import SHAPES, torch_module
 from rnnkit.cells.spec import GRU, GRU_TORCH, LSTM, RNN_TANH, Recurrence
-from rnnkit.engine import build, fused, run_direction
+from rnnkit.engine import build, run_direction
 
 CELLS = {"lstm": (LSTM, LSTM), "gru": (GRU, GRU_TORCH), "gru_reset_after": (GRU_TORCH, GRU_TORCH),
          "rnn_tanh": (RNN_TANH, RNN_TANH)}   # the argument: (rnnkit's cell, the cell whose torch.nn layer races it)

@@ -4,4 +4,4 @@ from .layers import GRU, LSTM, RNN
 from .layers import MinGRU, MinLSTM
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "__version__"]
+__all__ = ["RNN", "LSTM", "GRU", "MinGRU", "MinLSTM", "RNNCell", "LSTMCell", "GRUCell", "__version__"]

@@ -6,7 +6,6 @@ here: it starts the system's Chromium through ``executable_path``. Set ``RNNKIT_
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from rnnkit.analysis.report import ReportOptions, build_report, read_report_data
 

@@ -388,7 +388,7 @@ def test_compiled_engine_agrees_with_python(mode, dtype):
 
 def test_a_failed_build_is_named_and_auto_falls_back(monkeypatch):
     """A broken build: asking for ``compiled`` says why; ``auto`` warns once and gives the Python loop's numbers."""
-    from rnnkit.engine import fused, resolve
+    from rnnkit.engine import resolve
     monkeypatch.setitem(build.state, "module", None)
     monkeypatch.setitem(build.state, "error", "CalledProcessError: c++: fatal error: no input files")
     monkeypatch.setattr(resolve, "_warned", set())

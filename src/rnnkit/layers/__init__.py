@@ -3,5 +3,5 @@ from .attention import SCORES, AdditiveAttention, Attention, DotAttention, Gener
 from .recurrent import GRU, LSTM, RNN, RecurrentLayer, make_layer
 from .minimal import MinGRU, MinLSTM, MinimalLayer
 
-__all__ = ["RNN", "LSTM", "GRU", "RecurrentLayer", "make_layer", "Attention", "AdditiveAttention", "DotAttention",
-           "GeneralAttention", "make_attention", "SCORES"]
+__all__ = ["RNN", "LSTM", "GRU", "RecurrentLayer", "make_layer", "MinGRU", "MinLSTM", "MinimalLayer", "Attention",
+           "AdditiveAttention", "DotAttention", "GeneralAttention", "make_attention", "SCORES"]

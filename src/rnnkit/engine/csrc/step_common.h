@@ -132,10 +132,9 @@ RNNKIT_INLINE void ln_row_backward(const S* dy, const S* xh, const S* g, const S
 // gates (which hold LN(x_t U)); returns the row's gates.
 template <typename S>
 RNNKIT_INLINE S* add_saved_ln(const Ctx<S>& c, int64_t r, int64_t k0, int64_t k1) {
-  const int64_t H = c.H;
+  const int64_t at = k0 * c.H;                                    // (the blocks are contiguous: one pass)
   S* a = Ctx<S>::ptr(c.gates) + r * c.GH;
-  const S* xh = Ctx<S>::ptr(c.norm) + r * c.GH;
-  for (int64_t k = k0; k < k1; ++k) ln_affine<S, true>(xh + k * H, a + k * H, c.ln_g + k * H, c.ln_b + k * H, H);
+  ln_affine<S, true>(Ctx<S>::ptr(c.norm) + r * c.GH + at, a + at, c.ln_g + at, c.ln_b + at, (k1 - k0) * c.H);
   return a;
 }
 
