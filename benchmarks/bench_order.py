@@ -17,7 +17,7 @@ import statistics
 import torch
 from common import cpu_name
 
-from rnnkit.bench.regularised import BASE, configured_layers
+from rnnkit.bench.regularised import BASE, configured_layers, training_step
 from rnnkit.bench.timing import timed
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     torch.manual_seed(0)
     x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
     layers = configured_layers(H)
-    steps = {name: (lambda layer: lambda: layer(x)[0].backward(grad))(layer) for name, layer in layers.items()}
+    steps = {name: training_step(layer, x, grad) for name, layer in layers.items()}
     for step in steps.values():                                  # warm-up
         step()
     names, rng = list(steps), random.Random(0)

@@ -18,7 +18,7 @@ import torch
 from common import cpu_name, medians
 
 import rnnkit
-from rnnkit.bench.regularised import saved_bytes
+from rnnkit.bench.regularised import saved_bytes, training_step
 
 SHAPES = [(35, 20, 200), (200, 4, 128)]
 CELLS = {"LSTM": (rnnkit.LSTM, {}), "GRU (Cho)": (rnnkit.GRU, {}),
@@ -39,7 +39,7 @@ def main() -> None:
         x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
         for name, (cls, kw) in CELLS.items():
             layers = {ln: cls(H, H, 2, engine="compiled", layer_norm=ln, **kw).train() for ln in (False, True)}
-            steps = {ln: (lambda layer: lambda: layer(x)[0].backward(grad))(layer) for ln, layer in layers.items()}
+            steps = {ln: training_step(layer, x, grad) for ln, layer in layers.items()}
             saved = {ln: saved_bytes(step) for ln, step in steps.items()}
             ms = medians(steps, args.rounds)
             print(f"| ({T}, {N}, {H}) | {name} | {ms[False]:.2f} | {ms[True] / ms[False]:.3f}× | "

@@ -1,27 +1,14 @@
 """One matmul over a (35, 20, 200) layer's 700 rows against the same as two (240 + 460 rows), with the engine's
-``_gemm`` (oneDNN for float32), 2 threads, medians of 200 after 10 warm-ups: the forward's ``x_t U`` and the
-backward's folds into dU and dx. Why layer norm's kept steps split only the forward's matmul, not the backward's
-chunks (BENCHMARKS.md, "Memory for time"):
+``_gemm`` (oneDNN for float32), 2 threads, medians of 200 interleaved rounds (``common.medians``): the forward's
+``x_t U`` and the backward's folds into dU and dx. Why layer norm's kept steps split only the forward's matmul, not
+the backward's chunks (BENCHMARKS.md, "Memory for time"):
 
     python benchmarks/matmul_split.py
 """
-import statistics
-import time
-
 import torch
+from common import medians
 
 from rnnkit.engine.build import extension
-
-
-def ms(f) -> float:
-    for _ in range(10):
-        f()
-    times = []
-    for _ in range(200):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def main() -> None:
@@ -33,7 +20,8 @@ def main() -> None:
                 "dU += dX^T x": lambda a, b: gemm(dU, d[a:b].t(), x[a:b], True),
                 "dx = dX U": lambda a, b: gemm(dx[a:b], d[a:b], U, False)}
     for name, f in products.items():
-        one, two = ms(lambda: f(0, 700)), ms(lambda: (f(0, 240), f(240, 700)))
+        ms = medians({"one": lambda: f(0, 700), "two": lambda: (f(0, 240), f(240, 700))}, 200)
+        one, two = ms["one"], ms["two"]
         print(f"{name}: 700 rows {one:.2f} ms, 240 + 460 rows {two:.2f} ms ({two / one:.3f}×)")
 
 

@@ -64,6 +64,11 @@ def configured_layers(H: int) -> dict[str, LSTM]:
     return layers
 
 
+def training_step(layer: LSTM, x: torch.Tensor, grad: torch.Tensor):
+    """One training step of ``layer`` as every configuration times it: forward on ``x``, backward of ``grad``."""
+    return lambda: layer(x)[0].backward(grad)
+
+
 def measure(T: int, N: int, H: int, rounds: int, budget_s: float = 0.0) -> dict[str, tuple[float, int, int]]:
     """name -> (median seconds of a training step, bytes saved for its backward, rounds timed). At least
     ``rounds`` interleaved rounds, more (at most :data:`MAX_ROUNDS`) where they fit ``budget_s``: the shared
@@ -71,17 +76,15 @@ def measure(T: int, N: int, H: int, rounds: int, budget_s: float = 0.0) -> dict[
     torch.manual_seed(0)
     x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
     layers = configured_layers(H)
-
-    def step(layer):
-        return lambda: layer(x)[0].backward(grad)
+    steps = {name: training_step(layer, x, grad) for name, layer in layers.items()}
 
     start = time.perf_counter()
-    saved = {name: saved_bytes(step(layer)) for name, layer in layers.items()}      # also the warm-up
+    saved = {name: saved_bytes(step) for name, step in steps.items()}      # also the warm-up
     rounds = max(rounds, min(MAX_ROUNDS, int(budget_s / (time.perf_counter() - start))))
     times: dict[str, list[float]] = {name: [] for name in layers}
     for _ in range(rounds):
-        for name, layer in layers.items():
-            times[name].append(timed(step(layer)))
+        for name, step in steps.items():
+            times[name].append(timed(step))
     return {name: (statistics.median(ts), saved[name], rounds) for name, ts in times.items()}
 
 
