@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.engine import fused
+from rnnkit.engine import build, fused
 
 BUILD = "from rnnkit.engine import fused; print(fused.build())"
 
@@ -55,20 +55,60 @@ def test_a_lock_left_by_a_killed_load_is_not_waited_for(tmp_path):
 
 @needs_compiler
 def test_a_build_killed_midway_is_rebuilt_by_the_next_run(tmp_path):
-    """kill -9 during the first build (compiler running), a half-written library and torch's stale lock left:
-    the next run says it is compiling, rebuilds and loads; it neither hangs nor loads the broken file."""
+    """kill -9 of the build's process group during the first build, a half-written library and torch's stale lock
+    left: the next run waits for the compilers ninja started in groups of their own (still running, writing the
+    object files it would write), says it is compiling, rebuilds and loads; it neither hangs, nor loads the
+    broken file, nor links an object file a left-over compiler is rewriting."""
     child = subprocess.Popen([sys.executable, "-c", BUILD], env=_env(tmp_path), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("*/build.ninja")) and time.monotonic() < deadline and child.poll() is None:
+
+    def compiling() -> bool:                               # ninja and at least one compiler at work in the folder
+        folders = [p for p in tmp_path.iterdir() if (p / "build.ninja").exists()]
+        return bool(folders) and len(build._orphaned_compilers(str(folders[0]))) >= 2
+
+    while not compiling() and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.2)
-    time.sleep(2)                                          # the compiler is at work
-    os.killpg(child.pid, signal.SIGKILL)                   # the process and its compiler children
+    time.sleep(2)
+    os.killpg(child.pid, signal.SIGKILL)                   # python and ninja; the compilers live on
     child.wait()
     (build_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     (build_dir / f"{build_dir.name}.so").write_bytes(b"\x7fELF half written")
     (build_dir / "lock").write_text("")
     result = _build(tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr
+    assert "compiler processes left by a killed build" in result.stderr
     assert "compiling the C++ engine once" in result.stderr
     assert result.stdout.strip() == str(build_dir / f"{build_dir.name}.so")
+    assert not build._orphaned_compilers(str(build_dir))
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux's /proc")
+def test_a_process_left_working_in_the_build_folder_is_waited_for_then_named(tmp_path, monkeypatch):
+    """A process whose current folder is the build folder (a left-over compiler) is found, not this process nor
+    its ancestors; waiting past the limit raises an error naming it and the folder."""
+    worker = subprocess.Popen(["sleep", "60"], cwd=tmp_path)
+    try:
+        assert build._orphaned_compilers(str(tmp_path)) == [worker.pid]
+        with pytest.raises(RuntimeError, match=f"processes {worker.pid} have worked in {tmp_path}"):
+            build._wait_for_orphans(str(tmp_path), limit=0.2)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert build._orphaned_compilers(str(tmp_path)) == []
+    monkeypatch.chdir(tmp_path)                            # this process working there is not waited for
+    build._wait_for_orphans(str(tmp_path), limit=0.0)
+
+
+def test_a_failed_link_is_named_by_the_linkers_own_message():
+    """torch's build error for a link that failed: the reason kept is ld's line (the file and what is wrong with
+    it) with collect2's after it; a compile error keeps the compiler's first error line."""
+    link = RuntimeError("Error building extension 'rnnkit_fused_x': [1/2] c++ -MMD -MF cells.o.d -c cells.cpp\n"
+                        "[2/2] c++ engine.o cells.o -shared -o rnnkit_fused_x.so\nFAILED: rnnkit_fused_x.so\n"
+                        "/usr/bin/ld: cells.o: file not recognized: file truncated\n"
+                        "collect2: error: ld returned 1 exit status\nninja: build stopped: subcommand failed.\n")
+    assert build._short(link) == ("RuntimeError: /usr/bin/ld: cells.o: file not recognized: file truncated "
+                                  "(collect2: error: ld returned 1 exit status)")
+    compile_error = RuntimeError("Error building extension 'rnnkit_fused_x': [1/2] c++ -c cells.cpp\nFAILED: cells.o\n"
+                                 "cells.cpp:3:5: error: 'x' was not declared in this scope\n")
+    assert build._short(compile_error) == "RuntimeError: cells.cpp:3:5: error: 'x' was not declared in this scope"

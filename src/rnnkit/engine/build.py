@@ -3,7 +3,8 @@
 The extension is built on first use with :func:`torch.utils.cpp_extension.load` into ``$RNNKIT_BUILD_DIR`` (or
 torch's extension cache), about a minute once, then imported straight from the cache in milliseconds;
 ``rnnkit build`` (:func:`build`) builds ahead. Importing rnnkit compiles nothing. A build that was killed never
-blocks the next one (see :func:`_build_lock`).
+blocks the next one (see :func:`_build_lock`), and the next one waits for the compilers it left running (see
+:func:`_wait_for_orphans`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import importlib.util
 import os
 import platform
+import re
 import shutil
 import sys
 import threading
@@ -62,10 +64,15 @@ def _build_dir(name: str) -> str:
 
 
 def _short(err: BaseException) -> str:
-    """The first compiler error line of a failed build, or the exception's first line."""
+    """The first compiler error line of a failed build, or the exception's first line. A failed link is named by
+    the linker's own first line (which file, what is wrong with it), not only collect2's "ld returned 1"."""
     text = str(err)
-    lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower() and ln.strip()]
-    line = lines[1] if len(lines) > 1 and lines[0].startswith("Error building") else (lines or [text])[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    line = errors[1] if len(errors) > 1 and errors[0].startswith("Error building") else (errors or [text])[0]
+    linker = [ln for ln in lines if re.match(r"(\S*/)?ld(\.\w+)?: ", ln)]
+    if "ld returned" in line and linker:
+        line = f"{linker[0]} ({line})"
     return f"{type(err).__name__}: {line[:300]}"
 
 
@@ -100,6 +107,7 @@ def _compile(verbose: bool):
         stale = os.path.join(build_dir, "lock")       # torch's own lock, left by a build that was killed:
         if os.path.exists(stale):                     # nobody else builds while we hold ours, so it is stale
             os.remove(stale)
+        _wait_for_orphans(build_dir)
         print(f"rnnkit: compiling the C++ engine once (about a minute) into {build_dir} ...",
               file=sys.stderr, flush=True)
         started = time.monotonic()
@@ -152,6 +160,49 @@ def _build_lock(build_dir: str):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _orphaned_compilers(build_dir: str) -> list[int]:
+    """Processes working in ``build_dir`` (their current folder) other than this one and its ancestors: while we
+    hold the build lock, the compilers of a build that was killed. ninja starts each compiler in a process group
+    of its own, so a kill of the build's group leaves them running, writing the same object files the next build
+    writes. Linux only (``/proc``); elsewhere none are seen."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cwd").exists():
+        return []
+    mine, pid = set(), os.getpid()
+    while pid > 1 and pid not in mine:                 # this process and its ancestors (a shell cd'd in there)
+        mine.add(pid)
+        try:
+            pid = int((proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    target, found = os.path.realpath(build_dir), []
+    for entry in proc.iterdir():
+        if entry.name.isdigit() and int(entry.name) not in mine:
+            try:
+                if os.path.realpath(os.readlink(entry / "cwd")) == target:
+                    found.append(int(entry.name))
+            except OSError:                            # gone, or another user's
+                pass
+    return sorted(found)
+
+
+def _wait_for_orphans(build_dir: str, limit: float | None = None) -> None:
+    """Wait, with a message, until no compiler of a killed build still writes into ``build_dir`` (they finish
+    within the minute a build takes), so that the new build never links an object file half rewritten by one;
+    ``RuntimeError`` naming them after ``$RNNKIT_BUILD_WAIT`` seconds (default 600)."""
+    limit = float(os.environ.get("RNNKIT_BUILD_WAIT", "600")) if limit is None else limit
+    started, told = time.monotonic(), False
+    while pids := _orphaned_compilers(build_dir):
+        if not told:
+            print(f"rnnkit: waiting for {len(pids)} compiler processes left by a killed build in {build_dir} "
+                  f"(pids {' '.join(map(str, pids))})", file=sys.stderr, flush=True)
+            told = True
+        if time.monotonic() - started > limit:
+            raise RuntimeError(f"processes {' '.join(map(str, pids))} have worked in {build_dir} for "
+                               f"{limit:.0f} s; they are left by a killed build: end them, then build again")
+        time.sleep(0.5)
 
 
 def extension(verbose: bool = False):
