@@ -99,15 +99,15 @@ def _compile(verbose: bool):
     if not cpp_extension.is_ninja_available():
         raise RuntimeError("ninja is not installed (pip install ninja)")
     with _build_lock(build_dir):
+        _wait_for_orphans(build_dir)                  # a killed build's compilers, or its ninja, still at work
         if os.path.exists(library):
             try:
-                return _import_built(name, library)   # another process built it while we waited
+                return _import_built(name, library)   # another process (or a killed one's ninja) built it
             except ImportError:
                 os.remove(library)
         stale = os.path.join(build_dir, "lock")       # torch's own lock, left by a build that was killed:
         if os.path.exists(stale):                     # nobody else builds while we hold ours, so it is stale
             os.remove(stale)
-        _wait_for_orphans(build_dir)
         print(f"rnnkit: compiling the C++ engine once (about a minute) into {build_dir} ...",
               file=sys.stderr, flush=True)
         started = time.monotonic()
