@@ -84,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     samples = [words(tokenizer, h) for h in generate(model, valid.images[:5], tokenizer, beam=3)]
     best = max(r["bleu4"] for r in results.values())
     status = "PASS" if results["beam 1"]["bleu4"] > baseline["bleu4"] else "FAIL"
-    fmt = lambda m: (f"BLEU-1 {m['bleu1']:.2f}, BLEU-2 {m['bleu2']:.2f}, BLEU-3 {m['bleu3']:.2f}, "
-                     f"BLEU-4 {m['bleu4']:.2f}")
+
+    def fmt(m: dict) -> str:
+        return (f"BLEU-1 {m['bleu1']:.2f}, BLEU-2 {m['bleu2']:.2f}, BLEU-3 {m['bleu3']:.2f}, "
+                f"BLEU-4 {m['bleu4']:.2f}")
+
     lines = [
         *here_header(f"flickr8k_mini captioning benchmark {now:%Y-%m-%d %H:%M:%S}", "flickr8k.py", argv, cli,
                      train, args.threads),

@@ -50,7 +50,8 @@ def main() -> int:
         runs = {f"{k} {part}": (lambda k=k: out.__setitem__(k, forward[k]())) if part == "fwd" else
                 (lambda k=k: out[k].backward(grad)) for k in ("nn", "fused") for part in ("fwd", "bwd")}
         t = medians(runs, args.rounds)
-        print(f"| {T}, {N}, {H} | {t['nn fwd']:.3f} | {t['fused fwd']:.3f} | {t['nn bwd']:.3f} | {t['fused bwd']:.3f} |")
+        print(f"| {T}, {N}, {H} | {t['nn fwd']:.3f} | {t['fused fwd']:.3f} | {t['nn bwd']:.3f} "
+              f"| {t['fused bwd']:.3f} |")
     return 0
 
 

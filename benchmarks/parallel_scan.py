@@ -169,9 +169,9 @@ def main() -> int:
     lines = [(f"=== parallel scan: training step of one layer (I = H), ms (median); ratios of medians "
               f"[of the fastest runs] (git {commit()}) ==="),
              f"command: python benchmarks/parallel_scan.py {shlex.join(sys.argv[1:])}".rstrip(),
-             (f"machine: {cpu_name(processor=True)}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
-              f"{'CPU' if args.clock == 'cpu' else 'wall-clock'} time; load average at start {load0[0]:.1f}, "
-              f"at end {load1[0]:.1f} (shared machine: times are pessimistic)"),
+             (f"machine: {cpu_name(processor=True)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+              f"{args.threads} threads, {'CPU' if args.clock == 'cpu' else 'wall-clock'} time; "
+              f"load average at start {load0[0]:.1f}, at end {load1[0]:.1f} (shared machine: times are pessimistic)"),
              f"took {time.perf_counter() - started:.0f} s"]
     if shapes:
         lines += ["", "Shapes:", *table([(s, results[s]) for s in shapes])]

@@ -29,7 +29,8 @@ def test_the_report_has_every_configuration_and_the_masks_cost_memory(monkeypatc
     # weight drop keeps no mask (its backward remakes it from the key), and its dropped weight_hh takes the raw
     # one's place among the saved tensors: the masks above are the whole difference
     assert saved["rd + wd + zoneout (compiled)"] - saved["plain (compiled)"] == masks
-    assert saved["layer_norm, checkpoint_every=10 (compiled)"] < saved["plain (compiled)"] < saved["layer_norm (compiled)"]
+    assert (saved["layer_norm, checkpoint_every=10 (compiled)"] < saved["plain (compiled)"]
+            < saved["layer_norm (compiled)"])
     rows = [line for line in text.splitlines() if line.startswith("| ") and "configuration" not in line]
     assert [r.split("|")[1].strip() for r in rows] == list(regularised.CONFIGS)
     assert rows[0].split("|")[3].strip() == "1.00×"

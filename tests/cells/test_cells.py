@@ -10,7 +10,7 @@ from torch import nn
 import rnnkit
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell, gru_step, lstm_step, rnn_step, set_forget_bias
 
-I, H, N = 3, 4, 5
+input_size, H, N = 3, 4, 5
 TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-6)}
 DTYPES = [torch.float64, torch.float32]
 DTYPE_IDS = ["f64", "f32"]
@@ -22,12 +22,13 @@ def sigmoid(a: float) -> float:
 
 # The cells that compute exactly what a torch.nn cell computes: (id, rnnkit factory, torch.nn factory).
 TWINS = [
-    ("rnn_tanh", lambda **kw: RNNCell(I, H, nonlinearity="tanh", **kw),
-     lambda **kw: nn.RNNCell(I, H, nonlinearity="tanh", **kw)),
-    ("rnn_relu", lambda **kw: RNNCell(I, H, nonlinearity="relu", **kw),
-     lambda **kw: nn.RNNCell(I, H, nonlinearity="relu", **kw)),
-    ("lstm", lambda **kw: LSTMCell(I, H, **kw), lambda **kw: nn.LSTMCell(I, H, **kw)),
-    ("gru_reset_after", lambda **kw: GRUCell(I, H, reset_after=True, **kw), lambda **kw: nn.GRUCell(I, H, **kw)),
+    ("rnn_tanh", lambda **kw: RNNCell(input_size, H, nonlinearity="tanh", **kw),
+     lambda **kw: nn.RNNCell(input_size, H, nonlinearity="tanh", **kw)),
+    ("rnn_relu", lambda **kw: RNNCell(input_size, H, nonlinearity="relu", **kw),
+     lambda **kw: nn.RNNCell(input_size, H, nonlinearity="relu", **kw)),
+    ("lstm", lambda **kw: LSTMCell(input_size, H, **kw), lambda **kw: nn.LSTMCell(input_size, H, **kw)),
+    ("gru_reset_after", lambda **kw: GRUCell(input_size, H, reset_after=True, **kw),
+     lambda **kw: nn.GRUCell(input_size, H, **kw)),
 ]
 
 
@@ -53,7 +54,7 @@ def test_cell_matches_torch_cell(kind, ours_factory, torch_factory, dtype, bias)
     ref = torch_factory(bias=bias, dtype=dtype)
     ours = ours_factory(bias=bias, dtype=dtype)
     ours.load_state_dict(ref.state_dict(), strict=True)     # same names and shapes as torch.nn's cell
-    x = torch.randn(N, I, dtype=dtype) * 2
+    x = torch.randn(N, input_size, dtype=dtype) * 2
     x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     s_ours, s_ref = _state(kind, dtype), _state(kind, dtype)
     out_ours, out_ref = _flat(ours(x_ours, s_ours)), _flat(ref(x_ref, s_ref))
@@ -77,7 +78,7 @@ def test_cell_matches_torch_cell(kind, ours_factory, torch_factory, dtype, bias)
 def test_cell_default_state_is_zero(kind, ours_factory, torch_factory):
     torch.manual_seed(0)
     cell = ours_factory(dtype=torch.float64)
-    x = torch.randn(N, I, dtype=torch.float64)
+    x = torch.randn(N, input_size, dtype=torch.float64)
     zero = torch.zeros(N, H, dtype=torch.float64)
     got = _flat(cell(x))
     want = _flat(cell(x, (zero, zero) if kind == "lstm" else zero))
@@ -89,7 +90,7 @@ def test_cell_default_state_is_zero(kind, ours_factory, torch_factory):
 def test_step_function_equals_cell(kind, ours_factory, torch_factory):
     torch.manual_seed(0)
     cell = ours_factory(dtype=torch.float64)
-    x = torch.randn(N, I, dtype=torch.float64)
+    x = torch.randn(N, input_size, dtype=torch.float64)
     s = _state(kind, torch.float64, requires_grad=False)
     if kind == "lstm":
         step = lstm_step(x, s, *cell.weights())
@@ -134,9 +135,9 @@ def lecture_gru_loop(xs, h, weight_ih, weight_hh, bias_ih, bias_hh):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_gru_reset_before_follows_the_lecture(dtype):
     torch.manual_seed(0)
-    cell = GRUCell(I, H, dtype=dtype)
+    cell = GRUCell(input_size, H, dtype=dtype)
     assert cell.reset_after is False                          # the lecture's GRU is the default
-    xs = [torch.randn(N, I, dtype=dtype) for _ in range(4)]
+    xs = [torch.randn(N, input_size, dtype=dtype) for _ in range(4)]
     h0 = torch.randn(N, H, dtype=dtype)
     want = lecture_gru_loop(xs, h0, *cell.weights())
     h = h0
@@ -147,18 +148,18 @@ def test_gru_reset_before_follows_the_lecture(dtype):
 
 def test_gru_reset_before_differs_from_reset_after():
     torch.manual_seed(0)
-    before = GRUCell(I, H, dtype=torch.float64)
-    after = GRUCell(I, H, reset_after=True, dtype=torch.float64)
+    before = GRUCell(input_size, H, dtype=torch.float64)
+    after = GRUCell(input_size, H, reset_after=True, dtype=torch.float64)
     after.load_state_dict(before.state_dict())
-    x, h = torch.randn(N, I, dtype=torch.float64), torch.randn(N, H, dtype=torch.float64)
+    x, h = torch.randn(N, input_size, dtype=torch.float64), torch.randn(N, H, dtype=torch.float64)
     assert (before(x, h) - after(x, h)).abs().max() > 1e-3
 
 
 def test_gru_reset_before_gradients_match_the_lecture_loop():
     torch.manual_seed(0)
-    cell = GRUCell(I, H, dtype=torch.float64)
+    cell = GRUCell(input_size, H, dtype=torch.float64)
     lect = {k: v.detach().clone().requires_grad_() for k, v in cell.state_dict().items()}
-    xs = torch.randn(3, N, I, dtype=torch.float64)
+    xs = torch.randn(3, N, input_size, dtype=torch.float64)
     h0 = torch.randn(N, H, dtype=torch.float64)
     x_a, x_b = xs.clone().requires_grad_(), xs.clone().requires_grad_()
     h_a, h_b = h0.clone().requires_grad_(), h0.clone().requires_grad_()

@@ -55,7 +55,8 @@ def test_tiny_awd_run_trains_averages_saves_samples_and_evaluates(tmp_path, caps
     # the preset names PTB (sha256-checked files); a tiny word corpus stands in for it
     monkeypatch.setattr(train_lm, "load_named", lambda name, data_dir=None: (train, valid, "tiny PTB stand-in"))
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "lm", "--preset", "awd-cpu", "--out", out, "--hidden-size", "12", "--last-hidden-size", "8", "--embed-size", "8",
+    code, _, err = run_cli(capsys, "train", "lm", "--preset", "awd-cpu", "--out", out, "--hidden-size", "12",
+                           "--last-hidden-size", "8", "--embed-size", "8",
                            "--bptt", "8", "--batch-size", "4", "--eval-batch-size", "2", "--max-steps", "24",
                            "--eval-every", "2", "--nonmono", "1", "--lr", "5", "--recurrent-dropout", "0.1",
                            "--zoneout", "0.1", "--quiet", "--device", "cpu")

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/confte
 def training_step(T=30, N=24, H=96, seed=0) -> list[torch.Tensor]:
     """One LSTM layer's forward and backward through the compiled loop (buffers of 64 KiB and more)."""
     g = torch.Generator().manual_seed(seed)
-    rand = lambda *s: (0.3 * torch.randn(*s, generator=g)).requires_grad_()
+
+    def rand(*s: int) -> torch.Tensor:
+        return (0.3 * torch.randn(*s, generator=g)).requires_grad_()
+
     x, h0, c0 = rand(T, N, H), rand(N, H), rand(N, H)
     weights = (rand(4 * H, H), rand(4 * H, H), rand(4 * H), rand(4 * H))
     h_seq, h_T, c_T = fused.run_fused(recurrence("lstm"), x, h0, c0, weights, None)

@@ -24,16 +24,19 @@ F64 = torch.float64
 LENGTHS = [4, 1, 3]            # T = 4, N = 3: one full, one of a single step, one in between
 
 
-def make_problem(mode: str, T: int = 4, N: int = 3, I: int = 3, H: int = 2, bias: bool = True,
+def make_problem(mode: str, T: int = 4, N: int = 3, input_size: int = 3, H: int = 2, bias: bool = True,
                  dtype=F64, seed: int = 0, scale: float = 0.6):
     """x (T, N, I), h0, c0 (LSTM only, else None) and the weights tuple, all leaves requiring grad."""
     g = torch.Generator().manual_seed(seed)
     G = GATES[mode]
-    rnd = lambda *shape, s=1.0: (torch.randn(*shape, generator=g, dtype=dtype) * s).requires_grad_()
-    x = rnd(T, N, I)
+
+    def rnd(*shape: int, s: float = 1.0) -> torch.Tensor:
+        return (torch.randn(*shape, generator=g, dtype=dtype) * s).requires_grad_()
+
+    x = rnd(T, N, input_size)
     h0 = rnd(N, H, s=0.5)
     c0 = rnd(N, H, s=0.5) if mode == "lstm" else None
-    weights = (rnd(G * H, I, s=scale), rnd(G * H, H, s=scale),
+    weights = (rnd(G * H, input_size, s=scale), rnd(G * H, H, s=scale),
                rnd(G * H, s=scale) if bias else None, rnd(G * H, s=scale) if bias else None)
     return x, h0, c0, weights
 
@@ -85,7 +88,7 @@ def np_(t):
 @pytest.mark.parametrize("engine", ENGINES_TESTED)
 @pytest.mark.parametrize("mode", MODES)
 def test_gradcheck(mode, engine, with_lengths, reverse, bias):
-    x, h0, c0, weights = make_problem(mode, T=4, N=3, I=2, H=2, bias=bias, seed=MODES.index(mode))
+    x, h0, c0, weights = make_problem(mode, T=4, N=3, input_size=2, H=2, bias=bias, seed=MODES.index(mode))
     lengths = torch.tensor(LENGTHS) if with_lengths else None
     names = [n for n, _ in leaves(x, h0, c0, weights)]
     if mode == "rnn_relu":     # both branches of relu occur (dead units and live ones) within the sequences
@@ -125,7 +128,7 @@ def oracle_run(mode, x, h0, c0, params, d_out, d_h, d_c):
 @pytest.mark.parametrize("engine", ENGINES_TESTED)
 @pytest.mark.parametrize("mode", MODES)
 def test_engine_matches_numpy_oracle(mode, engine, reverse, bias):
-    x, h0, c0, weights = make_problem(mode, T=5, N=3, I=4, H=3, bias=bias, seed=1 + MODES.index(mode))
+    x, h0, c0, weights = make_problem(mode, T=5, N=3, input_size=4, H=3, bias=bias, seed=1 + MODES.index(mode))
     (out, h_n, c_n), (d_out, d_h, d_c), grads = run_and_grad(mode, engine, x, h0, c0, weights, reverse=reverse)
     flip = (lambda a: a[::-1]) if reverse else (lambda a: a)
     want_out, (want_h, want_c), want = oracle_run(mode, flip(np_(x)), np_(h0), np_(c0), oracle_params(weights),
@@ -147,7 +150,7 @@ def test_engine_matches_numpy_oracle(mode, engine, reverse, bias):
 def test_engine_with_lengths_matches_oracle_per_sequence(mode, engine, reverse):
     """Each sequence, cut to its length, run alone through the oracle; the weight gradients add up."""
     lengths = [5, 2, 1, 4]
-    x, h0, c0, weights = make_problem(mode, T=5, N=4, I=3, H=3, seed=7 + MODES.index(mode))
+    x, h0, c0, weights = make_problem(mode, T=5, N=4, input_size=3, H=3, seed=7 + MODES.index(mode))
     (out, h_n, c_n), (d_out, d_h, d_c), grads = run_and_grad(mode, engine, x, h0, c0, weights,
                                                              lengths=torch.tensor(lengths), reverse=reverse)
     params = oracle_params(weights)
@@ -183,7 +186,7 @@ def test_python_engine_agrees_with_reference_engine(mode, case, dtype):
     lengths = torch.tensor([3, 6, 1, 5]) if "lengths" in case else None
     reverse = "reverse" in case
     bias = "nobias" not in case
-    x, h0, c0, weights = make_problem(mode, T=6, N=4, I=3, H=4, bias=bias, dtype=dtype, seed=3)
+    x, h0, c0, weights = make_problem(mode, T=6, N=4, input_size=3, H=4, bias=bias, dtype=dtype, seed=3)
     a, _, ga = run_and_grad(mode, "python", x, h0, c0, weights, lengths=lengths, reverse=reverse)
     b, _, gb = run_and_grad(mode, "autograd", x, h0, c0, weights, lengths=lengths, reverse=reverse)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == F64 else dict(rtol=1e-4, atol=1e-5)
@@ -229,13 +232,13 @@ def test_auto_engine_equals_an_explicit_engine(engine):
 
 # --------------------------------------------------------------------------- hand loop over the cell modules
 
-def cell_for(mode: str, I: int, H: int, weights):
+def cell_for(mode: str, input_size: int, H: int, weights):
     if mode == "lstm":
-        cell = LSTMCell(I, H, dtype=F64)
+        cell = LSTMCell(input_size, H, dtype=F64)
     elif mode.startswith("rnn"):
-        cell = RNNCell(I, H, nonlinearity=mode.split("_")[1], dtype=F64)
+        cell = RNNCell(input_size, H, nonlinearity=mode.split("_")[1], dtype=F64)
     else:
-        cell = GRUCell(I, H, reset_after=mode == "gru_reset_after", dtype=F64)
+        cell = GRUCell(input_size, H, reset_after=mode == "gru_reset_after", dtype=F64)
     with torch.no_grad():
         for p, w in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), weights):
             p.copy_(w)
@@ -246,12 +249,12 @@ def cell_for(mode: str, I: int, H: int, weights):
 @pytest.mark.parametrize("engine", ENGINES_TESTED)
 @pytest.mark.parametrize("mode", MODES)
 def test_runner_equals_hand_loop_over_the_cell(mode, engine, reverse):
-    T, N, I, H = 5, 3, 3, 4
+    T, N, input_size, H = 5, 3, 3, 4
     lengths = [2, 5, 3]
-    x, h0, c0, weights = make_problem(mode, T=T, N=N, I=I, H=H, seed=9)
+    x, h0, c0, weights = make_problem(mode, T=T, N=N, input_size=input_size, H=H, seed=9)
     out, h_n, c_n = run_direction(mode, x, h0, c0, weights, lengths=torch.tensor(lengths), reverse=reverse,
                                   engine=engine)
-    cell = cell_for(mode, I, H, weights)
+    cell = cell_for(mode, input_size, H, weights)
     with torch.no_grad():
         for n, L in enumerate(lengths):
             state = (h0[n:n + 1], c0[n:n + 1]) if mode == "lstm" else h0[n:n + 1]

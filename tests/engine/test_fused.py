@@ -25,7 +25,7 @@ F64 = torch.float64
 pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/conftest.py
 
 
-def problem(mode, T=6, N=4, I=5, H=3, bias=True, masked=False, dtype=F64, seed=0):
+def problem(mode, T=6, N=4, input_size=5, H=3, bias=True, masked=False, dtype=F64, seed=0):
     """Inputs, states and weights requiring grad, and a (T, N, 1) mask with ragged lengths (or None)."""
     g = torch.Generator().manual_seed(seed)
     G = GATES[mode]
@@ -33,9 +33,9 @@ def problem(mode, T=6, N=4, I=5, H=3, bias=True, masked=False, dtype=F64, seed=0
     def rand(*shape, scale=1.0):
         return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
 
-    x, h0 = rand(T, N, I), rand(N, H, scale=0.5)
+    x, h0 = rand(T, N, input_size), rand(N, H, scale=0.5)
     c0 = rand(N, H, scale=0.5) if mode == "lstm" else None
-    weights = (rand(G * H, I, scale=0.4), rand(G * H, H, scale=0.4),
+    weights = (rand(G * H, input_size, scale=0.4), rand(G * H, H, scale=0.4),
                rand(G * H, scale=0.3) if bias else None, rand(G * H, scale=0.3) if bias else None)
     mask = None
     if masked:
@@ -85,7 +85,7 @@ def test_checkpointed_backward_matches(mode, every):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_gradcheck(mode):
-    x, h0, c0, (w_ih, w_hh, b_ih, b_hh), mask = problem(mode, T=4, N=3, I=3, H=2, masked=True, seed=3)
+    x, h0, c0, (w_ih, w_hh, b_ih, b_hh), mask = problem(mode, T=4, N=3, input_size=3, H=2, masked=True, seed=3)
     inputs = (x, h0, c0, w_ih, w_hh, b_ih, b_hh) if mode == "lstm" else (x, h0, w_ih, w_hh, b_ih, b_hh)
 
     def f(*t):
@@ -105,10 +105,11 @@ def f32(a):
 
 
 BACKENDS = {"auto": -1, "aten": 0, "mkl-packed": 1, "onednn": 2, "small": 3}
-F32_SHAPES = {"threaded-rows": dict(T=5, N=64, I=24, H=131), "serial": dict(T=7, N=3, I=5, H=40)}
+F32_SHAPES = {"threaded-rows": dict(T=5, N=64, input_size=24, H=131), "serial": dict(T=7, N=3, input_size=5, H=40)}
 
 
-@pytest.mark.parametrize("backend,shape", [(b, "serial") for b in BACKENDS] + [("auto", "threaded-rows"), ("small", "threaded-rows")])
+@pytest.mark.parametrize("backend,shape", [(b, "serial") for b in BACKENDS]
+                         + [("auto", "threaded-rows"), ("small", "threaded-rows")])
 @pytest.mark.parametrize("mode", MODES)
 def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
     """float32 runs the vectorized approximate exp/tanh and, per product, ATen, MKL's packed GEMM or oneDNN.
@@ -134,7 +135,7 @@ def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
 @pytest.mark.parametrize("mode", MODES)
 def test_float32_large_products(mode):
     """Products big enough for the automatic choice to pick oneDNN (where the build has it)."""
-    args64 = problem(mode, T=3, N=64, I=64, H=512, masked=True, seed=17)
+    args64 = problem(mode, T=3, N=64, input_size=64, H=512, masked=True, seed=17)
     want, want_g = outputs_and_grads(run_bptt, mode, *args64)
     got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
     for a, b in zip(got + got_g, want + want_g):

@@ -19,16 +19,17 @@ LSTM = recurrence("lstm")
 pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/conftest.py
 
 
-def problem(T=6, N=4, I=5, H=7, P=3, bias=True, masked=True, dtype=F64, seed=0):
+def problem(T=6, N=4, input_size=5, H=7, P=3, bias=True, masked=True, dtype=F64, seed=0):
     """x, h0 (N, P), c0 (N, H), weights (w_ih, w_hh (4H, P), b_ih, b_hh, w_hr (P, H)), a ragged mask or None."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape, scale=1.0):
         return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
 
-    x, h0, c0 = rand(T, N, I), rand(N, P, scale=0.5), rand(N, H, scale=0.5)
-    weights = (rand(4 * H, I, scale=0.4), rand(4 * H, P, scale=0.4), rand(4 * H, scale=0.3) if bias else None,
-               rand(4 * H, scale=0.3) if bias else None, rand(P, H, scale=0.5))
+    x, h0, c0 = rand(T, N, input_size), rand(N, P, scale=0.5), rand(N, H, scale=0.5)
+    weights = (rand(4 * H, input_size, scale=0.4), rand(4 * H, P, scale=0.4),
+               rand(4 * H, scale=0.3) if bias else None, rand(4 * H, scale=0.3) if bias else None,
+               rand(P, H, scale=0.5))
     mask = None
     if masked:
         lengths = torch.randint(1, T + 1, (N,), generator=g)
@@ -69,7 +70,7 @@ def test_checkpointed_backward_matches(every):
 
 
 def test_gradcheck():
-    x, h0, c0, weights, mask = problem(T=4, N=3, I=3, H=3, P=2, seed=3)
+    x, h0, c0, weights, mask = problem(T=4, N=3, input_size=3, H=3, P=2, seed=3)
 
     def f(x, h0, c0, *w):
         h_seq, _, c_T = fused.run_fused(LSTM, x, h0, c0, w, mask)
@@ -90,12 +91,16 @@ def test_no_grad_windows_and_repeated_backward():
 
 def f32(args):
     x, h0, c0, weights, mask = args
-    as32 = lambda t: None if t is None else t.detach().float().requires_grad_()
+
+    def as32(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().float().requires_grad_()
+
     return as32(x), as32(h0), as32(c0), tuple(as32(w) for w in weights), mask
 
 
 @pytest.mark.parametrize("backend", [-1, 0, 1, 2, 3], ids=["auto", "aten", "mkl-packed", "onednn", "small"])
-@pytest.mark.parametrize("shape", [dict(T=7, N=3, I=5, H=40, P=16), dict(T=5, N=64, I=24, H=131, P=37)],
+@pytest.mark.parametrize("shape", [dict(T=7, N=3, input_size=5, H=40, P=16),
+                                   dict(T=5, N=64, input_size=24, H=131, P=37)],
                          ids=["serial", "threaded-rows"])
 def test_float32_as_accurate_as_the_python_loop(backend, shape):
     """Against float64 truth, the compiled float32 loop errs no more than the Python float32 loop (x 4)."""

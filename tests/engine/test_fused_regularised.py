@@ -18,15 +18,23 @@ MODES = tuple(r.kernel for r in RECURRENCES)
 pytestmark = pytest.mark.usefixtures("extension")          # tests/engine/conftest.py
 
 
-def problem(mode, dtype, T=6, N=48, I=20, H=67, seed=0):
+def problem(mode, dtype, T=6, N=48, input_size=20, H=67, seed=0):
     g = torch.Generator().manual_seed(seed)
     G = recurrence(mode).gates
-    rand = lambda *s, scale=1.0: (torch.randn(*s, generator=g, dtype=torch.float64) * scale).to(dtype).requires_grad_()
-    x, h0 = rand(T, N, I), rand(N, H, scale=0.5)
+
+    def rand(*s: int, scale: float = 1.0) -> torch.Tensor:
+        return (torch.randn(*s, generator=g, dtype=torch.float64) * scale).to(dtype).requires_grad_()
+
+    x, h0 = rand(T, N, input_size), rand(N, H, scale=0.5)
     c0 = rand(N, H, scale=0.5) if mode == "lstm" else None
-    weights = (rand(G * H, I, scale=0.3), rand(G * H, H, scale=0.3), rand(G * H, scale=0.2), rand(G * H, scale=0.2))
-    keep = lambda *s, p: (torch.rand(*s, generator=g) < p).to(dtype)
-    reg = Regularisation(keep(N, H, p=0.7) / 0.7, keep(T, N, H, p=0.25), keep(T, N, H, p=0.3) if c0 is not None else None)
+    weights = (rand(G * H, input_size, scale=0.3), rand(G * H, H, scale=0.3),
+               rand(G * H, scale=0.2), rand(G * H, scale=0.2))
+
+    def keep(*s: int, p: float) -> torch.Tensor:
+        return (torch.rand(*s, generator=g) < p).to(dtype)
+
+    reg = Regularisation(keep(N, H, p=0.7) / 0.7, keep(T, N, H, p=0.25),
+                         keep(T, N, H, p=0.3) if c0 is not None else None)
     lengths = torch.randint(1, T + 1, (N,), generator=g)
     return x, h0, c0, weights, lengths_mask(lengths, T), reg
 
@@ -41,9 +49,15 @@ def run(runner, args, **kw):
 
 def as32(args):
     x, h0, c0, weights, mask, reg = args
-    f = lambda t: None if t is None else t.detach().float().requires_grad_()
-    g = lambda t: None if t is None else t.float()
-    return f(x), f(h0), f(c0), tuple(f(w) for w in weights), mask, Regularisation(g(reg.h_mask), g(reg.zoneout_h), g(reg.zoneout_c))
+
+    def f(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().float().requires_grad_()
+
+    def g(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.float()
+
+    return (f(x), f(h0), f(c0), tuple(f(w) for w in weights), mask,
+            Regularisation(g(reg.h_mask), g(reg.zoneout_h), g(reg.zoneout_c)))
 
 
 @pytest.mark.parametrize("backend", [-1, 0, 1, 2, 3], ids=["auto", "aten", "mkl-packed", "onednn", "small"])
@@ -67,7 +81,10 @@ def with_layer_norm(args, seed=0):
     x, h0, c0, weights, mask, reg = args
     g = torch.Generator().manual_seed(seed)
     GH, H = weights[1].shape[0], weights[1].shape[1]
-    param = lambda n, centre: (centre + 0.3 * torch.randn(n, generator=g, dtype=torch.float64)).to(x.dtype).requires_grad_()
+
+    def param(n: int, centre: float) -> torch.Tensor:
+        return (centre + 0.3 * torch.randn(n, generator=g, dtype=torch.float64)).to(x.dtype).requires_grad_()
+
     ln = (param(GH, 1.0), param(GH, 0.0), param(GH, 1.0), param(GH, 0.0),
           *((param(H, 1.0), param(H, 0.0)) if c0 is not None else (None, None)))
     return x, h0, c0, weights, mask, Regularisation(reg.h_mask, reg.zoneout_h, reg.zoneout_c, ln)
@@ -92,7 +109,10 @@ def test_layer_norm_float32_as_accurate_as_the_autograd_loop(mode, backend):
 
     def to32(a):
         x, h0, c0, weights, mask, reg = as32(a[:5] + (Regularisation(a[5].h_mask, a[5].zoneout_h, a[5].zoneout_c),))
-        f = lambda t: None if t is None else t.detach().float().requires_grad_()
+
+        def f(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach().float().requires_grad_()
+
         return x, h0, c0, weights, mask, Regularisation(reg.h_mask, reg.zoneout_h, reg.zoneout_c,
                                                          tuple(f(t) for t in a[5].ln))
 
@@ -115,11 +135,17 @@ def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
     thread count can't change a bit of them."""
     args = with_layer_norm(problem(mode, torch.float64, T=7, N=40, seed=3), seed=3)
     x, h0, c0, weights, mask, reg = args
-    f = lambda t: None if t is None else t.detach().float().requires_grad_()
+
+    def f(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().float().requires_grad_()
+
     x, h0, c0 = f(x), f(h0), f(c0)
     weights = tuple(f(w) for w in weights)
     ln = tuple(f(t) for t in reg.ln)
-    mask32 = lambda t: None if t is None else t.float()
+
+    def mask32(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.float()
+
     reg = Regularisation(mask32(reg.h_mask), mask32(reg.zoneout_h), mask32(reg.zoneout_c), ln)
     threads = torch.get_num_threads()
     grads = []
@@ -153,10 +179,15 @@ def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype
     K = 2048 // N                                            # engine.cpp, chunk_steps: 6 steps, then 2
     steps_kept = {"none": 0, "one chunk": K, "all": T}[kept]
     monkeypatch.setattr(ops, "kept_input_steps", lambda *_: steps_kept)
-    args = with_layer_norm(problem(mode, torch.float64, T=T, N=N, I=9, H=24, seed=5), seed=5)
+    args = with_layer_norm(problem(mode, torch.float64, T=T, N=N, input_size=9, H=24, seed=5), seed=5)
     x, h0, c0, weights, mask, reg = args
-    f = lambda t: None if t is None else t.detach().to(dtype).requires_grad_()
-    m = lambda t: None if t is None else t.to(dtype)
+
+    def f(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().to(dtype).requires_grad_()
+
+    def m(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(dtype)
+
     x, h0, c0, weights = f(x), f(h0), f(c0), tuple(f(w) for w in weights)
     reg = Regularisation(m(reg.h_mask), m(reg.zoneout_h), m(reg.zoneout_c), tuple(f(t) for t in reg.ln))
     learned = [t for t in (x, h0, c0, *weights, *reg.ln) if t is not None]

@@ -29,12 +29,15 @@ def fresh_cache():
     graphed._entries.clear()
 
 
-def problem(mode, device, T=5, N=3, I=4, H=3, bias=True, seed=0, dtype=F64):
+def problem(mode, device, T=5, N=3, input_size=4, H=3, bias=True, seed=0, dtype=F64):
     g = torch.Generator().manual_seed(seed)
     G = GATES[mode]
-    rnd = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.6).to(device).requires_grad_()
-    weights = (rnd(G * H, I), rnd(G * H, H), rnd(G * H) if bias else None, rnd(G * H) if bias else None)
-    return rnd(T, N, I), rnd(N, H), rnd(N, H) if mode == "lstm" else None, weights
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=g, dtype=dtype) * 0.6).to(device).requires_grad_()
+
+    weights = (rnd(G * H, input_size), rnd(G * H, H), rnd(G * H) if bias else None, rnd(G * H) if bias else None)
+    return rnd(T, N, input_size), rnd(N, H), rnd(N, H) if mode == "lstm" else None, weights
 
 
 def leaves(x, h0, c0, weights):
@@ -82,7 +85,7 @@ def test_new_data_through_a_captured_entry(mode, device):
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
 def test_two_forwards_of_one_shape_before_their_backward(mode, device):
     """A stack's layers share a shape: the first forward's saved tensors must survive the second's replay."""
-    first, second = problem(mode, device, I=3, seed=3), problem(mode, device, I=3, seed=4)
+    first, second = problem(mode, device, input_size=3, seed=3), problem(mode, device, input_size=3, seed=4)
 
     def stacked(runner):
         x, h0, c0, w = first
@@ -115,7 +118,8 @@ def test_entries_are_bounded_and_evicted_ones_still_backpropagate(device, monkey
     assert len(graphed._entries) == 2
     loss = sum(o.sum() for o in outs)
     grads = torch.autograd.grad(loss, [w[1] for *_, w in runs])
-    expected = torch.autograd.grad(sum(run_bptt(recurrence("gru"), x, h0, c0, w, None)[0].sum() for x, h0, c0, w in runs),
+    expected = torch.autograd.grad(sum(run_bptt(recurrence("gru"), x, h0, c0, w, None)[0].sum()
+                                       for x, h0, c0, w in runs),
                                    [w[1] for *_, w in runs])
     assert_same(grads, expected)
 
@@ -155,7 +159,7 @@ def test_an_entry_made_under_inference_mode_does_not_serve_outside_it(device):
 @pytest.mark.parametrize("mode", ["lstm", "gru", "gru_reset_after"])
 def test_gradcheck_through_a_reused_entry(mode, device):
     """gradcheck calls the engine many times at one shape: every call after the first replays the same entry."""
-    x, h0, c0, weights = problem(mode, device, T=3, N=2, I=2, H=2)
+    x, h0, c0, weights = problem(mode, device, T=3, N=2, input_size=2, H=2)
     inputs = [t for t in (x, h0, c0, *weights) if t is not None]
 
     def f(*args):

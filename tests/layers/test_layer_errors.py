@@ -9,11 +9,11 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
 
-I, H = 3, 4
+input_size, H = 3, 4
 LAYERS = {
-    "RNN": lambda **kw: rnnkit.RNN(I, H, **kw),
-    "LSTM": lambda **kw: rnnkit.LSTM(I, H, **kw),
-    "GRU": lambda **kw: rnnkit.GRU(I, H, **kw),
+    "RNN": lambda **kw: rnnkit.RNN(input_size, H, **kw),
+    "LSTM": lambda **kw: rnnkit.LSTM(input_size, H, **kw),
+    "GRU": lambda **kw: rnnkit.GRU(input_size, H, **kw),
 }
 each_layer = pytest.mark.parametrize("name", list(LAYERS))
 
@@ -47,7 +47,7 @@ def test_wrong_feature_size(name):
 @pytest.mark.parametrize("shape,batch_first", [((6, 2), False), ((2, 7, 4), True)], ids=["unbatched", "batch_first"])
 def test_wrong_feature_size_message_shows_the_callers_shape(shape, batch_first):
     with pytest.raises(ValueError, match=re.escape(f"(input shape {shape})")):
-        rnnkit.LSTM(I, H, batch_first=batch_first)(torch.zeros(shape))
+        rnnkit.LSTM(input_size, H, batch_first=batch_first)(torch.zeros(shape))
 
 
 @each_layer
@@ -68,16 +68,16 @@ def test_empty_sequences(name, shape):
 def test_mismatched_dtype(name):
     with pytest.raises(TypeError, match=rf"{name}: input dtype torch.float64 does not match the parameters' "
                                         r"dtype torch.float32; convert one with \.to\(torch.float32\)"):
-        LAYERS[name]()(torch.zeros(5, 2, I, dtype=torch.float64))
+        LAYERS[name]()(torch.zeros(5, 2, input_size, dtype=torch.float64))
     layer = LAYERS[name](dtype=torch.float64)
     with pytest.raises(TypeError, match=r"input dtype torch.float32 does not match the parameters' dtype "
                                         r"torch.float64"):
-        layer(torch.zeros(5, 2, I))
+        layer(torch.zeros(5, 2, input_size))
 
 
 def _meta_works() -> bool:
     try:
-        rnnkit.LSTM(I, H, device="meta")(torch.zeros(2, 1, I, device="meta"))
+        rnnkit.LSTM(input_size, H, device="meta")(torch.zeros(2, 1, input_size, device="meta"))
         return True
     except Exception:        # noqa: BLE001 - only deciding whether the meta device can stand in for a GPU
         return False
@@ -93,12 +93,12 @@ needs_other_device = pytest.mark.skipif(OTHER_DEVICE is None,
 def test_mismatched_device(name):
     other = OTHER_DEVICE
     with pytest.raises(ValueError, match=rf"{name}: input is on cpu but the parameters are on {other}"):
-        LAYERS[name](device=other)(torch.zeros(5, 2, I))
+        LAYERS[name](device=other)(torch.zeros(5, 2, input_size))
     with pytest.raises(ValueError, match=rf"{name}: input is on {other}.* but the parameters are on cpu"):
-        LAYERS[name]()(torch.zeros(5, 2, I, device=other))
+        LAYERS[name]()(torch.zeros(5, 2, input_size, device=other))
     layer = LAYERS[name](device=other)
     with pytest.raises(ValueError, match=rf"{name}: h_0 is on cpu but the input is on {other}"):
-        layer(torch.zeros(5, 2, I, device=other), _hx(name, (1, 2, H)))
+        layer(torch.zeros(5, 2, input_size, device=other), _hx(name, (1, 2, H)))
 
 
 # --------------------------------------------------------------------------- the initial state
@@ -111,21 +111,21 @@ def test_hx_wrong_shape(name, bad):
     expected = (f"{name}: h_0 must have shape (4, 3, 4) (num_layers * num_directions, batch, hidden_size), "
                 f"got {bad}")
     with pytest.raises(ValueError, match=re.escape(expected)):
-        layer(torch.zeros(5, 3, I), _hx(name, bad))
+        layer(torch.zeros(5, 3, input_size), _hx(name, bad))
 
 
 @each_layer
 def test_unbatched_hx_wrong_shape(name):
     layer = LAYERS[name]()
     with pytest.raises(ValueError, match=re.escape(f"{name}: h_0 must have shape (1, 1, 4)")):
-        layer(torch.zeros(5, I), _hx(name, (1, H + 1)))
+        layer(torch.zeros(5, input_size), _hx(name, (1, H + 1)))
 
 
 @each_layer
 def test_hx_wrong_shape_message_names_both_shapes(name):
     layer = LAYERS[name](num_layers=2, bidirectional=True)
     with pytest.raises(ValueError) as info:
-        layer(torch.zeros(5, 3, I), _hx(name, (2, 3, H)))
+        layer(torch.zeros(5, 3, input_size), _hx(name, (2, 3, H)))
     msg = str(info.value)
     assert "(4, 3, 4)" in msg and "got (2, 3, 4)" in msg and "num_layers * num_directions" in msg
 
@@ -133,44 +133,44 @@ def test_hx_wrong_shape_message_names_both_shapes(name):
 @each_layer
 def test_unbatched_input_with_batched_hx(name):
     with pytest.raises(ValueError, match=r"h_0"):
-        LAYERS[name]()(torch.zeros(5, I), _hx(name, (1, 1, H)))
+        LAYERS[name]()(torch.zeros(5, input_size), _hx(name, (1, 1, H)))
 
 
 def test_lstm_c0_wrong_shape():
-    layer = rnnkit.LSTM(I, H)
+    layer = rnnkit.LSTM(input_size, H)
     with pytest.raises(ValueError, match=r"LSTM: c_0 must have shape \(1, 2, 4\).*got \(1, 2, 5\)"):
-        layer(torch.zeros(5, 2, I), (torch.zeros(1, 2, H), torch.zeros(1, 2, H + 1)))
+        layer(torch.zeros(5, 2, input_size), (torch.zeros(1, 2, H), torch.zeros(1, 2, H + 1)))
 
 
 def test_hx_wrong_count():
-    x = torch.zeros(5, 2, I)
+    x = torch.zeros(5, 2, input_size)
     h = torch.zeros(1, 2, H)
     with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple \(h_0, c_0\), got Tensor"):
-        rnnkit.LSTM(I, H)(x, h)
+        rnnkit.LSTM(input_size, H)(x, h)
     with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple \(h_0, c_0\), got a sequence of 3"):
-        rnnkit.LSTM(I, H)(x, (h, h, h))
+        rnnkit.LSTM(input_size, H)(x, (h, h, h))
     with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple \(h_0, c_0\), got a sequence of 1"):
-        rnnkit.LSTM(I, H)(x, [h])
+        rnnkit.LSTM(input_size, H)(x, [h])
     with pytest.raises(ValueError, match=r"GRU: hx must be one Tensor h_0, got a sequence of 2"):
-        rnnkit.GRU(I, H)(x, (h, h))
+        rnnkit.GRU(input_size, H)(x, (h, h))
     with pytest.raises(ValueError, match=r"RNN: hx must be one Tensor h_0, got a sequence of 1"):
-        rnnkit.RNN(I, H)(x, [h])
+        rnnkit.RNN(input_size, H)(x, [h])
 
 
 def test_hx_not_a_tensor():
-    x = torch.zeros(5, 2, I)
+    x = torch.zeros(5, 2, input_size)
     h = torch.zeros(1, 2, H)
     with pytest.raises(TypeError, match=r"GRU: h_0 must be a Tensor, got str"):
-        rnnkit.GRU(I, H)(x, "h0")
+        rnnkit.GRU(input_size, H)(x, "h0")
     with pytest.raises(TypeError, match=r"LSTM: c_0 must be a Tensor, got list"):
-        rnnkit.LSTM(I, H)(x, (h, [[0.0] * H] * 2))
+        rnnkit.LSTM(input_size, H)(x, (h, [[0.0] * H] * 2))
 
 
 @each_layer
 def test_hx_wrong_dtype(name):
     with pytest.raises(TypeError, match=rf"{name}: h_0 dtype torch.float64 does not match the input's dtype "
                                         r"torch.float32"):
-        LAYERS[name]()(torch.zeros(5, 2, I), _hx(name, (1, 2, H), dtype=torch.float64))
+        LAYERS[name]()(torch.zeros(5, 2, input_size), _hx(name, (1, 2, H), dtype=torch.float64))
 
 
 # --------------------------------------------------------------------------- lengths
@@ -178,9 +178,9 @@ def test_hx_wrong_dtype(name):
 @each_layer
 def test_lengths_wrong_count(name):
     with pytest.raises(ValueError, match=rf"{name}: got 2 lengths for a batch of 3 sequences"):
-        LAYERS[name]()(torch.zeros(5, 3, I), lengths=[5, 4])
+        LAYERS[name]()(torch.zeros(5, 3, input_size), lengths=[5, 4])
     with pytest.raises(ValueError, match=rf"{name}: got 4 lengths for a batch of 3 sequences"):
-        LAYERS[name]()(torch.zeros(5, 3, I), lengths=torch.tensor([5, 4, 3, 2]))
+        LAYERS[name]()(torch.zeros(5, 3, input_size), lengths=torch.tensor([5, 4, 3, 2]))
 
 
 @each_layer
@@ -192,14 +192,14 @@ def test_lengths_wrong_count(name):
 def test_lengths_out_of_range(name, lengths, lo, hi, extra):
     with pytest.raises(ValueError, match=rf"{name}: lengths must be in 1\.\.5 \(the input's sequence length\); "
                                          rf"got values from {lo} to {hi}{extra}"):
-        LAYERS[name]()(torch.zeros(5, 3, I), lengths=lengths)
+        LAYERS[name]()(torch.zeros(5, 3, input_size), lengths=lengths)
     with pytest.raises(ValueError, match=r"lengths must be in 1\.\.5"):
-        LAYERS[name]()(torch.zeros(5, 3, I), lengths=torch.tensor(lengths))
+        LAYERS[name]()(torch.zeros(5, 3, input_size), lengths=torch.tensor(lengths))
 
 
 @each_layer
 def test_lengths_not_integers(name):
-    x = torch.zeros(5, 3, I)
+    x = torch.zeros(5, 3, input_size)
     with pytest.raises(TypeError, match=rf"{name}: lengths must be integers, got a tensor of dtype torch.float32"):
         LAYERS[name]()(x, lengths=torch.tensor([5.0, 2.0, 3.0]))
     with pytest.raises(TypeError, match=rf"{name}: lengths must be integers, got a tensor of dtype torch.bool"):
@@ -213,26 +213,26 @@ def test_lengths_not_integers(name):
 def test_numpy_integer_lengths_are_integers():
     np = pytest.importorskip("numpy")
     torch.manual_seed(0)
-    layer = rnnkit.GRU(I, H)
-    x = torch.randn(5, 3, I)
+    layer = rnnkit.GRU(input_size, H)
+    x = torch.randn(5, 3, input_size)
     want = layer(x, lengths=[5, 2, 3])[0]
     assert torch.equal(layer(x, lengths=np.array([5, 2, 3]))[0], want)
     assert torch.equal(layer(x, lengths=[np.int64(5), 2, 3])[0], want)
 
 
 def test_lengths_wrong_rank_and_with_packed_input():
-    layer = rnnkit.GRU(I, H)
+    layer = rnnkit.GRU(input_size, H)
     with pytest.raises(ValueError, match=r"GRU: lengths must be 1-D \(one per sequence\), got shape \(3, 1\)"):
-        layer(torch.zeros(5, 3, I), lengths=torch.tensor([[5], [2], [3]]))
-    packed = pack_padded_sequence(torch.zeros(5, 3, I), [5, 3, 2])
+        layer(torch.zeros(5, 3, input_size), lengths=torch.tensor([[5], [2], [3]]))
+    packed = pack_padded_sequence(torch.zeros(5, 3, input_size), [5, 3, 2])
     with pytest.raises(ValueError, match=r"GRU: pass lengths or a PackedSequence, not both"):
         layer(packed, lengths=[5, 3, 2])
 
 
 def test_lengths_accept_int_tensors_and_lists_alike():
     torch.manual_seed(0)
-    layer = rnnkit.LSTM(I, H)
-    x = torch.randn(5, 3, I)
+    layer = rnnkit.LSTM(input_size, H)
+    x = torch.randn(5, 3, input_size)
     a = layer(x, lengths=[5, 2, 3])[0]
     for lengths in (torch.tensor([5, 2, 3]), torch.tensor([5, 2, 3], dtype=torch.int32), (5, 2, 3)):
         assert torch.equal(layer(x, lengths=lengths)[0], a)
@@ -276,10 +276,10 @@ def test_unknown_engine(name):
 
 def test_torch_engine_refuses_the_lecture_gru():
     with pytest.raises(ValueError, match=r"engine='torch'.*torch.nn has no the lecture's GRU.*reset_after=True"):
-        rnnkit.GRU(I, H, engine="torch")
-    assert rnnkit.GRU(I, H, engine="torch", reset_after=True).engine == "torch"
+        rnnkit.GRU(input_size, H, engine="torch")
+    assert rnnkit.GRU(input_size, H, engine="torch", reset_after=True).engine == "torch"
 
 
 def test_unknown_nonlinearity():
     with pytest.raises(ValueError, match=r"nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
-        rnnkit.RNN(I, H, nonlinearity="sigmoid")
+        rnnkit.RNN(input_size, H, nonlinearity="sigmoid")

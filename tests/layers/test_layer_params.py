@@ -8,7 +8,7 @@ from torch import nn
 
 import rnnkit
 
-I, H, T, N = 3, 4, 7, 4
+input_size, H, T, N = 3, 4, 7, 4
 F64_TOL = dict(rtol=1e-9, atol=1e-11)
 
 
@@ -104,7 +104,7 @@ def test_lstm_forget_bias():
     (rnnkit.RNN, nn.RNN, dict(num_layers=2, nonlinearity="relu", batch_first=True)),
 ], ids=["lstm", "gru", "rnn"])
 def test_from_torch(cls, torch_cls, kw):
-    theirs = torch_cls(I, H, dtype=torch.float64, **kw).eval()
+    theirs = torch_cls(input_size, H, dtype=torch.float64, **kw).eval()
     ours = cls.from_torch(theirs, engine="autograd")
     assert isinstance(ours, cls) and ours.engine == "autograd"
     for attr in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional"):
@@ -115,7 +115,8 @@ def test_from_torch(cls, torch_cls, kw):
         assert ours.nonlinearity == "relu"
     for (na, a), (nb, b) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert na == nb and a.dtype == torch.float64 and torch.equal(a, b) and a.data_ptr() != b.data_ptr()
-    x = torch.randn(N, T, I, dtype=torch.float64) if theirs.batch_first else torch.randn(T, N, I, dtype=torch.float64)
+    x = (torch.randn(N, T, input_size, dtype=torch.float64) if theirs.batch_first
+         else torch.randn(T, N, input_size, dtype=torch.float64))
     ours.eval()
     a, b = ours(x), theirs(x)
     torch.testing.assert_close(a[0], b[0], **F64_TOL)
@@ -131,7 +132,7 @@ def test_from_torch_wrong_class():
 
 
 def test_to_torch_is_a_copy():
-    ours = rnnkit.LSTM(I, H)
+    ours = rnnkit.LSTM(input_size, H)
     theirs = ours.to_torch()
     with torch.no_grad():
         theirs.weight_ih_l0.zero_()
@@ -140,5 +141,5 @@ def test_to_torch_is_a_copy():
 
 def test_lecture_gru_to_torch_raises():
     with pytest.raises(ValueError, match=r"reset_after=False.*Use reset_after=True"):
-        rnnkit.GRU(I, H).to_torch()
-    assert rnnkit.GRU(I, H).reset_after is False                # the lecture's GRU is the default
+        rnnkit.GRU(input_size, H).to_torch()
+    assert rnnkit.GRU(input_size, H).reset_after is False       # the lecture's GRU is the default

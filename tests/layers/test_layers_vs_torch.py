@@ -10,18 +10,18 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 import rnnkit
 
-I, H = 3, 4
+input_size, H = 3, 4
 LENGTHS = [5, 2, 7, 1]                  # N = 4, T = 7
 T, N = max(LENGTHS), len(LENGTHS)
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-11), torch.float32: dict(rtol=1e-4, atol=2e-5)}
 
 KINDS = {
-    "lstm": (lambda **kw: rnnkit.LSTM(I, H, **kw), lambda **kw: nn.LSTM(I, H, **kw)),
-    "gru": (lambda **kw: rnnkit.GRU(I, H, reset_after=True, **kw), lambda **kw: nn.GRU(I, H, **kw)),
-    "rnn_tanh": (lambda **kw: rnnkit.RNN(I, H, nonlinearity="tanh", **kw),
-                 lambda **kw: nn.RNN(I, H, nonlinearity="tanh", **kw)),
-    "rnn_relu": (lambda **kw: rnnkit.RNN(I, H, nonlinearity="relu", **kw),
-                 lambda **kw: nn.RNN(I, H, nonlinearity="relu", **kw)),
+    "lstm": (lambda **kw: rnnkit.LSTM(input_size, H, **kw), lambda **kw: nn.LSTM(input_size, H, **kw)),
+    "gru": (lambda **kw: rnnkit.GRU(input_size, H, reset_after=True, **kw), lambda **kw: nn.GRU(input_size, H, **kw)),
+    "rnn_tanh": (lambda **kw: rnnkit.RNN(input_size, H, nonlinearity="tanh", **kw),
+                 lambda **kw: nn.RNN(input_size, H, nonlinearity="tanh", **kw)),
+    "rnn_relu": (lambda **kw: rnnkit.RNN(input_size, H, nonlinearity="relu", **kw),
+                 lambda **kw: nn.RNN(input_size, H, nonlinearity="relu", **kw)),
 }
 
 # (num_layers, bidirectional, batch_first, with h0, input form, how the weights are copied, engine)
@@ -70,7 +70,7 @@ def test_layer_matches_torch(kind, dtype, cfg):
     ours, theirs = paired(kind, dtype, weights, engine, num_layers=layers, bidirectional=bidir,
                           batch_first=batch_first)
     D = 2 if bidir else 1
-    x = torch.randn(T, N, I, dtype=dtype)
+    x = torch.randn(T, N, input_size, dtype=dtype)
     if batch_first:
         x = x.transpose(0, 1).contiguous()
     x_a, x_b = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -140,7 +140,7 @@ def test_no_bias_layer_matches_torch(kind):
     torch.manual_seed(1)
     ours, theirs = paired(kind, torch.float64, num_layers=2, bidirectional=True, bias=False)
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
-    x = torch.randn(T, N, I, dtype=torch.float64)
+    x = torch.randn(T, N, input_size, dtype=torch.float64)
     a, b = ours(x), theirs(x)
     torch.testing.assert_close(a[0], b[0], **TOL[torch.float64])
     for u, v in zip(_flat_state(a[1]), _flat_state(b[1])):
@@ -152,11 +152,13 @@ def test_layer_engines_agree(kind):
     """python, reference, auto (and fused where it can serve) give the same outputs and gradients."""
     torch.manual_seed(8)
     if kind == "gru_lecture":
-        make = lambda engine: rnnkit.GRU(I, H, num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
+        def make(engine: str) -> nn.Module:
+            return rnnkit.GRU(input_size, H, num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
     else:
-        make = lambda engine: KINDS[kind][0](num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
+        def make(engine: str) -> nn.Module:
+            return KINDS[kind][0](num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
     base = make("python")
-    x = torch.randn(T, N, I, dtype=torch.float64)
+    x = torch.randn(T, N, input_size, dtype=torch.float64)
     results = {}
     for engine in ("python", "autograd", "auto", "compiled"):
         layer = make(engine)
@@ -183,7 +185,7 @@ def test_layer_engines_agree(kind):
 def test_unbatched_equals_batch_of_one_and_torch(kind):
     torch.manual_seed(2)
     ours, theirs = paired(kind, torch.float64, num_layers=2, bidirectional=True)
-    x = torch.randn(5, I, dtype=torch.float64)
+    x = torch.randn(5, input_size, dtype=torch.float64)
     n_states = 2 if kind == "lstm" else 1
     h0 = [torch.randn(4, H, dtype=torch.float64) for _ in range(n_states)]
     hx = tuple(h0) if kind == "lstm" else h0[0]
@@ -206,8 +208,8 @@ def test_unbatched_equals_batch_of_one_and_torch(kind):
 
 def test_unbatched_ignores_batch_first():
     torch.manual_seed(3)
-    ours = rnnkit.GRU(I, H, batch_first=True, reset_after=True, dtype=torch.float64)
-    x = torch.randn(6, I, dtype=torch.float64)          # (L, I) whatever batch_first says, as torch.nn
+    ours = rnnkit.GRU(input_size, H, batch_first=True, reset_after=True, dtype=torch.float64)
+    x = torch.randn(6, input_size, dtype=torch.float64)  # (L, I) whatever batch_first says, as torch.nn
     out, h = ours(x)
     out_t, h_t = ours.to_torch()(x)
     torch.testing.assert_close(out, out_t, **TOL[torch.float64])
@@ -245,8 +247,8 @@ def lecture_gru_direction(xs, h, weight_ih, weight_hh, bias_ih, bias_hh):
 def test_lecture_gru_layer_matches_hand_loop_stacked_bidirectional_with_lengths():
     torch.manual_seed(4)
     layers, lengths = 2, [5, 2, 4]
-    layer = rnnkit.GRU(I, H, num_layers=layers, bidirectional=True, dtype=torch.float64)
-    x = torch.randn(5, 3, I, dtype=torch.float64, requires_grad=True)
+    layer = rnnkit.GRU(input_size, H, num_layers=layers, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(5, 3, input_size, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2 * layers, 3, H, dtype=torch.float64, requires_grad=True)
     out, h_n = layer(x, h0, lengths=lengths)
 
@@ -257,7 +259,9 @@ def test_lecture_gru_layer_matches_hand_loop_stacked_bidirectional_with_lengths(
         seq = [x2[t, n:n + 1] for t in range(L)]
         finals = []
         for k in range(layers):
-            w = lambda s: [p[f"{name}_l{k}{s}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            def w(s: str) -> list[torch.Tensor]:
+                return [p[f"{name}_l{k}{s}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
             fwd = lecture_gru_direction(seq, h02[2 * k, n:n + 1], *w(""))
             bwd = lecture_gru_direction(seq[::-1], h02[2 * k + 1, n:n + 1], *w("_reverse"))[::-1]
             finals += [fwd[-1], bwd[0]]
@@ -283,10 +287,10 @@ def test_lecture_gru_layer_matches_hand_loop_stacked_bidirectional_with_lengths(
 
 def test_lecture_gru_layer_differs_from_torch_gru():
     torch.manual_seed(5)
-    ours = rnnkit.GRU(I, H, dtype=torch.float64)
-    theirs = nn.GRU(I, H, dtype=torch.float64)
+    ours = rnnkit.GRU(input_size, H, dtype=torch.float64)
+    theirs = nn.GRU(input_size, H, dtype=torch.float64)
     theirs.load_state_dict(ours.state_dict(), strict=True)       # same shapes, different meaning
-    x = torch.randn(T, N, I, dtype=torch.float64)
+    x = torch.randn(T, N, input_size, dtype=torch.float64)
     assert (ours(x)[0] - theirs(x)[0]).abs().max() > 1e-3
 
 
@@ -296,7 +300,7 @@ def test_dropout_only_between_layers_and_only_in_training():
     torch.manual_seed(6)
     p = 0.5
     ours, theirs = paired("lstm", torch.float64, num_layers=2, dropout=p)
-    x = torch.randn(T, N, I, dtype=torch.float64)
+    x = torch.randn(T, N, input_size, dtype=torch.float64)
 
     ours.eval()
     theirs.eval()
@@ -313,7 +317,7 @@ def test_dropout_only_between_layers_and_only_in_training():
     assert (t1[0] - e1[0]).abs().max() > 1e-3                    # dropout is active in training
 
     # exactly: layer 0, then F.dropout with the same random stream, then layer 1
-    l0 = rnnkit.LSTM(I, H, dtype=torch.float64)
+    l0 = rnnkit.LSTM(input_size, H, dtype=torch.float64)
     l1 = rnnkit.LSTM(H, H, dtype=torch.float64)
     sd = ours.state_dict()
     l0.load_state_dict({k: v for k, v in sd.items() if k.endswith("_l0")})
@@ -327,7 +331,7 @@ def test_dropout_only_between_layers_and_only_in_training():
     assert torch.equal(t1[1][1], torch.cat([c0_, c1_]))
 
     # no dropout after the last layer: a one-layer net in training equals eval
-    single = rnnkit.GRU(I, H, dropout=0.5, reset_after=True, dtype=torch.float64)
+    single = rnnkit.GRU(input_size, H, dropout=0.5, reset_after=True, dtype=torch.float64)
     single.train()
     a = single(x)[0]
     single.eval()

@@ -10,7 +10,7 @@ from rnnkit.engine import scan as S
 from rnnkit.layers.minimal import MinGRU, MinLSTM
 
 F64 = torch.float64
-T, N, I, H = 6, 4, 3, 5
+T, N, input_size, H = 6, 4, 3, 5
 LENGTHS = torch.tensor([6, 2, 1, 4])
 LAYERS = {"mingru": MinGRU, "minlstm": MinLSTM}
 HAS_COMPILED = S.compiled_unavailable_reason(torch.zeros(1)) is None
@@ -64,11 +64,12 @@ def grads_of(layer, x, h0, out, h_n, seed=0):
 
 def problem(kind, log_space=False, num_layers=2, bidirectional=True, seed=0):
     torch.manual_seed(seed)
-    layer = LAYERS[kind](I, H, num_layers=num_layers, bidirectional=bidirectional, log_space=log_space, dtype=F64)
+    layer = LAYERS[kind](input_size, H, num_layers=num_layers, bidirectional=bidirectional, log_space=log_space,
+                         dtype=F64)
     with torch.no_grad():                                     # gates far from 1/2, as after training
         for p in layer.parameters():
             p.mul_(3.0)
-    x = torch.randn(T, N, I, dtype=F64, requires_grad=True)
+    x = torch.randn(T, N, input_size, dtype=F64, requires_grad=True)
     h0 = torch.randn(num_layers * layer.num_directions, N, H, dtype=F64)
     h0 = (h0.abs() if log_space else h0).requires_grad_()
     return layer, x, h0
@@ -195,7 +196,7 @@ def test_sequences_alone_equal_the_padded_batch(kind):
 def test_bidirectional_reverse_half_reads_the_flipped_sequence(kind):
     layer, x, h0 = problem(kind, bidirectional=True, num_layers=1)
     out, h_n = layer(x, h0)
-    forward_only = LAYERS[kind](I, H, dtype=F64)
+    forward_only = LAYERS[kind](input_size, H, dtype=F64)
     with torch.no_grad():
         forward_only.weight_ih_l0.copy_(layer.weight_ih_l0_reverse)
         forward_only.bias_ih_l0.copy_(layer.bias_ih_l0_reverse)
@@ -256,7 +257,7 @@ def test_float32_compiled_is_close_to_float64(kind):
         pytest.skip("no compiled extension")
     layer, x, h0 = problem(kind)
     out64, h64 = layer(x, h0, lengths=LENGTHS)
-    layer32 = LAYERS[kind](I, H, num_layers=2, bidirectional=True, scan="compiled")
+    layer32 = LAYERS[kind](input_size, H, num_layers=2, bidirectional=True, scan="compiled")
     layer32.load_state_dict({k: v.float() for k, v in layer.state_dict().items()})
     out32, h32 = layer32(x.detach().float(), h0.detach().float(), lengths=LENGTHS)
     assert max_diff([out32.double(), h32.double()], [out64, h64]) < 1e-5
@@ -270,16 +271,16 @@ def test_memory_saved_for_the_backward_is_linear_in_T(scan):
         def pack(t):
             sizes[(t.data_ptr(), t.numel())] = t.numel()
             return t
-        layer = MinGRU(I, H, dtype=F64, scan=scan)
-        x = torch.randn(steps, N, I, dtype=F64, requires_grad=True)
+        layer = MinGRU(input_size, H, dtype=F64, scan=scan)
+        x = torch.randn(steps, N, input_size, dtype=F64, requires_grad=True)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             layer(x)
         return sum(sizes.values())
     small, big = saved_floats(50), saved_floats(100)
     per_step = (big - small) / 50
     if scan == "compiled":
-        assert small == 50 * N * (I + 3 * H) + 2 * H * I + 2 * H + N * H
-    assert per_step <= N * (I + 8 * H)                             # a few (N, H) tensors per step, no more
+        assert small == 50 * N * (input_size + 3 * H) + 2 * H * input_size + 2 * H + N * H
+    assert per_step <= N * (input_size + 8 * H)                    # a few (N, H) tensors per step, no more
     assert saved_floats(200) - big == pytest.approx(2 * (big - small), rel=0.05)
 
 
@@ -299,13 +300,13 @@ def test_parameters_and_exports():
 def test_batch_first_unbatched_and_dropout():
     layer, x, h0 = problem("mingru", bidirectional=True, num_layers=2)
     out, h_n = layer(x, h0)
-    bf = MinGRU(I, H, num_layers=2, bidirectional=True, batch_first=True, dtype=F64)
+    bf = MinGRU(input_size, H, num_layers=2, bidirectional=True, batch_first=True, dtype=F64)
     bf.load_state_dict(layer.state_dict())
     out_bf, h_bf = bf(x.transpose(0, 1), h0)
     assert max_diff([out_bf.transpose(0, 1), h_bf], [out, h_n]) == 0
     o, h = layer(x[:, 0], h0[:, 0])                                      # unbatched (T, I)
     assert o.shape == (T, 2 * H) and max_diff([o, h], [out[:, 0], h_n[:, 0]]) < 1e-12
-    drop = MinGRU(I, H, num_layers=2, dropout=0.5, dtype=F64)
+    drop = MinGRU(input_size, H, num_layers=2, dropout=0.5, dtype=F64)
     assert max_diff(drop.eval()(x), drop.eval()(x)) == 0
     torch.manual_seed(0)
     a = drop.train()(x)[0]
@@ -313,8 +314,8 @@ def test_batch_first_unbatched_and_dropout():
 
 
 def test_autocast_runs_the_scan_in_the_parameters_dtype():
-    layer = MinGRU(I, H, num_layers=2)
-    x = torch.randn(T, N, I)
+    layer = MinGRU(input_size, H, num_layers=2)
+    x = torch.randn(T, N, input_size)
     out, h_n = layer(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out_ac, h_ac = layer(x.bfloat16())
@@ -337,12 +338,12 @@ def test_without_the_extension_auto_runs_torch_and_compiled_says_why(monkeypatch
 
 
 def test_errors_say_what_is_wrong():
-    layer = MinGRU(I, H, dtype=F64)
-    x = torch.randn(T, N, I, dtype=F64)
+    layer = MinGRU(input_size, H, dtype=F64)
+    x = torch.randn(T, N, input_size, dtype=F64)
     with pytest.raises(ValueError, match="log_space=True"):
-        MinGRU(I, H, scan="log")
+        MinGRU(input_size, H, scan="log")
     with pytest.raises(ValueError, match="scan must be one of"):
-        MinGRU(I, H, scan="fast")
+        MinGRU(input_size, H, scan="fast")
     with pytest.raises(ValueError, match="one Tensor h_0"):
         layer(x, (torch.zeros(1, N, H), torch.zeros(1, N, H)))
     with pytest.raises(ValueError, match=r"h_0 must have shape \(1, 4, 5\)"):
@@ -352,8 +353,8 @@ def test_errors_say_what_is_wrong():
     with pytest.raises(TypeError, match="PackedSequence"):
         layer(torch.nn.utils.rnn.pack_padded_sequence(x, [6, 5, 4, 3]))
     with pytest.raises(ValueError, match="bidirectional layer can't run one step"):
-        MinGRU(I, H, bidirectional=True).step(torch.zeros(N, I))
+        MinGRU(input_size, H, bidirectional=True).step(torch.zeros(N, input_size))
     with pytest.raises(RuntimeError, match="scan='compiled' cannot run here.*bfloat16"):
-        MinGRU(I, H, scan="compiled", dtype=torch.bfloat16)(x.bfloat16())
+        MinGRU(input_size, H, scan="compiled", dtype=torch.bfloat16)(x.bfloat16())
     with pytest.raises(ValueError, match="needs h~_t > 0"):
         S.run_minimal("mingru", x, torch.zeros(N, H, dtype=F64), layer.weight_ih_l0, None, scan="log")

@@ -297,7 +297,8 @@ def test_step_in_eval_equals_forward(kind):
     out, state = layer(x)
     s_out, s_state = layer.step(x[0])
     torch.testing.assert_close(s_out, out[0])
-    for a, b in zip(state if isinstance(state, tuple) else (state,), s_state if isinstance(s_state, tuple) else (s_state,)):
+    for a, b in zip(state if isinstance(state, tuple) else (state,),
+                    s_state if isinstance(s_state, tuple) else (s_state,)):
         torch.testing.assert_close(a, b)
 
 

@@ -7,13 +7,13 @@ import torch
 import rnnkit
 from rnnkit.layers import stepping
 
-I, H, N, L, T = 5, 7, 3, 3, 6
+input_size, H, N, L, T = 5, 7, 3, 3, 6
 LAYERS = {
-    "lstm": lambda **kw: rnnkit.LSTM(I, H, L, **kw),
-    "gru": lambda **kw: rnnkit.GRU(I, H, L, **kw),
-    "gru_reset_after": lambda **kw: rnnkit.GRU(I, H, L, reset_after=True, **kw),
-    "rnn_tanh": lambda **kw: rnnkit.RNN(I, H, L, **kw),
-    "rnn_relu": lambda **kw: rnnkit.RNN(I, H, L, nonlinearity="relu", **kw),
+    "lstm": lambda **kw: rnnkit.LSTM(input_size, H, L, **kw),
+    "gru": lambda **kw: rnnkit.GRU(input_size, H, L, **kw),
+    "gru_reset_after": lambda **kw: rnnkit.GRU(input_size, H, L, reset_after=True, **kw),
+    "rnn_tanh": lambda **kw: rnnkit.RNN(input_size, H, L, **kw),
+    "rnn_relu": lambda **kw: rnnkit.RNN(input_size, H, L, nonlinearity="relu", **kw),
 }
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-6)}
 
@@ -50,7 +50,7 @@ def test_steps_equal_the_forward_over_the_sequence(mode, engine, dtype):
     """T calls of ``step`` (compiled under no_grad for the fused engine) give forward's outputs and states."""
     torch.manual_seed(0)
     layer = LAYERS[mode](engine=engine, dtype=dtype, dropout=0.3).eval()
-    x = torch.randn(T, N, I, dtype=dtype)
+    x = torch.randn(T, N, input_size, dtype=dtype)
     state = _state(mode, dtype)
     _assert_steps_equal_forward(layer, x, state, dtype)
     assert ("_cache_stepper" in layer.__dict__) == (engine == "compiled")     # the compiled path ran where it should
@@ -64,7 +64,7 @@ def test_steps_on_a_gpu_replay_a_captured_step(mode, engine):
     graph and replayed where the engine allows it, and give forward's results either way."""
     torch.manual_seed(0)
     layer = LAYERS[mode](engine=engine, dtype=torch.float64).cuda().eval()
-    x = torch.randn(T, N, I, dtype=torch.float64, device="cuda")
+    x = torch.randn(T, N, input_size, dtype=torch.float64, device="cuda")
     state = _state(mode, torch.float64)
     state = tuple(s.cuda() for s in state) if isinstance(state, tuple) else state.cuda()
     _assert_steps_equal_forward(layer, x, state, torch.float64)
@@ -78,7 +78,7 @@ def test_graphed_step_replays_the_cell_equations(mode):
     are copies (the next replay doesn't change them), and the graph reads the live parameters."""
     torch.manual_seed(3)
     layer = LAYERS[mode](dtype=torch.float64).eval()
-    x = torch.randn(T, N, I, dtype=torch.float64)
+    x = torch.randn(T, N, input_size, dtype=torch.float64)
     state = _state(mode, torch.float64)
     with torch.no_grad():
         want_out, want_state = layer(x, state)
@@ -101,17 +101,17 @@ def test_graphed_step_replays_the_cell_equations(mode):
 
 
 def test_graphed_steps_are_kept_per_batch_size_and_parameters():
-    layer = rnnkit.GRU(I, H, 2).eval()
+    layer = rnnkit.GRU(input_size, H, 2).eval()
     with torch.no_grad():
-        one = stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None)
-        assert stepping._graphed_step(layer, torch.ones(1, I), torch.ones(2, 1, H), None) is one
+        one = stepping._graphed_step(layer, torch.zeros(1, input_size), torch.zeros(2, 1, H), None)
+        assert stepping._graphed_step(layer, torch.ones(1, input_size), torch.ones(2, 1, H), None) is one
         for n in range(2, stepping.MAX_GRAPHS + 3):                    # beam search narrowing its batch
-            stepping._graphed_step(layer, torch.zeros(n, I), torch.zeros(2, n, H), None)
+            stepping._graphed_step(layer, torch.zeros(n, input_size), torch.zeros(2, n, H), None)
         assert len(layer.__dict__["_cache_graphed_steps"]) == stepping.MAX_GRAPHS
         layer.weight_hh_l1 = torch.nn.Parameter(layer.weight_hh_l1.detach().clone())   # replaced: a new capture
-        assert stepping._graphed_step(layer, torch.zeros(1, I), torch.zeros(2, 1, H), None) is not one
+        assert stepping._graphed_step(layer, torch.zeros(1, input_size), torch.zeros(2, 1, H), None) is not one
     with torch.inference_mode():                                       # its buffers are inference tensors...
-        x, h = torch.randn(3, I), torch.randn(2, 3, H)                  # a batch size not captured yet
+        x, h = torch.randn(3, input_size), torch.randn(2, 3, H)         # a batch size not captured yet
         inside = stepping._graphed_step(layer, x, h, None).step(x, h, None)[0]
     with torch.no_grad():                                              # ...so outside it another capture serves
         outside = stepping._graphed_step(layer, x.clone(), h.clone(), None).step(x.clone(), h.clone(), None)[0]
@@ -121,9 +121,9 @@ def test_graphed_steps_are_kept_per_batch_size_and_parameters():
 def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():
     """A layer on another device (meta here; CUDA on a GPU machine) steps through the cell equations, also with
     engine="compiled", whose sequence loop has a GPU form but whose stepper is CPU-only."""
-    layer = rnnkit.LSTM(I, H, 2, engine="compiled", device="meta")
+    layer = rnnkit.LSTM(input_size, H, 2, engine="compiled", device="meta")
     with torch.no_grad():
-        out, (h, c) = layer.step(torch.zeros(N, I, device="meta"))
+        out, (h, c) = layer.step(torch.zeros(N, input_size, device="meta"))
     assert out.shape == (N, H) and h.shape == c.shape == (2, N, H) and out.device.type == "meta"
     assert "_cache_stepper" not in layer.__dict__
 
@@ -131,8 +131,8 @@ def test_step_off_the_cpu_never_asks_for_the_compiled_stepper():
 def test_stepper_follows_changed_weights():
     """The compiled stepper packs the weights once; an in-place update (an optimizer step) rebuilds it."""
     torch.manual_seed(1)
-    layer = rnnkit.LSTM(I, H, 2, engine="compiled", dtype=torch.float64)
-    x = torch.randn(N, I, dtype=torch.float64)
+    layer = rnnkit.LSTM(input_size, H, 2, engine="compiled", dtype=torch.float64)
+    x = torch.randn(N, input_size, dtype=torch.float64)
     with torch.no_grad():
         before, _ = layer.step(x)
         layer.weight_ih_l1.mul_(1.5)             # (weight_hh would not show: h_0 = 0)
@@ -146,8 +146,8 @@ def test_step_with_gradients_matches_autograd_through_forward():
     """With autograd on (e.g. scheduled sampling in training), ``step`` runs the cell equations and its
     gradients are forward's."""
     torch.manual_seed(2)
-    layer = rnnkit.GRU(I, H, 2, dtype=torch.float64)
-    x = torch.randn(N, I, dtype=torch.float64, requires_grad=True)
+    layer = rnnkit.GRU(input_size, H, 2, dtype=torch.float64)
+    x = torch.randn(N, input_size, dtype=torch.float64, requires_grad=True)
     out, h = layer.step(x)
     (out.sum() + h.pow(2).sum()).backward()
     grads = [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
@@ -160,16 +160,16 @@ def test_step_with_gradients_matches_autograd_through_forward():
 
 
 def test_step_batch_size_change_and_bad_input():
-    layer = rnnkit.LSTM(I, H, 2, engine="compiled")
+    layer = rnnkit.LSTM(input_size, H, 2, engine="compiled")
     with torch.no_grad():
-        assert layer.step(torch.randn(4, I))[0].shape == (4, H)
-        assert layer.step(torch.randn(1, I))[0].shape == (1, H)        # a new batch size: a new stepper
+        assert layer.step(torch.randn(4, input_size))[0].shape == (4, H)
+        assert layer.step(torch.randn(1, input_size))[0].shape == (1, H)  # a new batch size: a new stepper
         with pytest.raises(ValueError, match=r"x must be \(N, 5\), got shape \(4, 6\)"):
             layer.step(torch.randn(4, 6))
         with pytest.raises(ValueError, match="h_0"):
-            layer.step(torch.randn(4, I), (torch.zeros(2, 3, H), torch.zeros(2, 3, H)))
+            layer.step(torch.randn(4, input_size), (torch.zeros(2, 3, H), torch.zeros(2, 3, H)))
     with pytest.raises(ValueError, match="bidirectional layer can't run one step at a time"):
-        rnnkit.GRU(I, H, bidirectional=True).step(torch.randn(2, I))
+        rnnkit.GRU(input_size, H, bidirectional=True).step(torch.randn(2, input_size))
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "gru_reset_after", "rnn_tanh"])
@@ -177,7 +177,7 @@ def test_checkpoint_every_gives_the_same_gradients(mode):
     """Recomputing windows of 4 steps in the backward changes nothing but memory."""
     torch.manual_seed(3)
     layer = LAYERS[mode](engine="compiled", dtype=torch.float64)
-    x = torch.randn(11, N, I, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(11, N, input_size, dtype=torch.float64, requires_grad=True)
     results = []
     for every in (None, 4):
         layer.checkpoint_every = every
@@ -191,7 +191,8 @@ def test_checkpoint_every_gives_the_same_gradients(mode):
 
 
 def test_checkpoint_every_needs_the_compiled_engine():
-    layer = rnnkit.LSTM(I, H, engine="python")
+    layer = rnnkit.LSTM(input_size, H, engine="python")
     layer.checkpoint_every = 10
-    with pytest.raises(ValueError, match=r"checkpoint_every needs the compiled engine \(the CPU.s C\+\+ loop\); this run uses the .python."):
-        layer(torch.randn(3, 2, I))
+    with pytest.raises(ValueError, match=r"checkpoint_every needs the compiled engine \(the CPU.s C\+\+ loop\); "
+                                         r"this run uses the .python."):
+        layer(torch.randn(3, 2, input_size))

@@ -253,7 +253,10 @@ def test_torch_func_grad_and_vmap():
     layer = rnnkit.GRU(3, 4, dtype=F64)
     x = torch.randn(5, 2, 3, dtype=F64)
     params = dict(layer.named_parameters())
-    loss = lambda p, x: torch.func.functional_call(layer, p, (x,))[0].square().sum()
+
+    def loss(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, p, (x,))[0].square().sum()
+
     got = torch.func.grad(loss)(params, x)
     want = torch.autograd.grad(layer(x)[0].square().sum(), list(params.values()))
     for a, b in zip(got.values(), want):

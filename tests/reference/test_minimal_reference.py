@@ -13,17 +13,17 @@ import pytest
 from rnnkit.reference import minimal as ref
 
 REFERENCE = pathlib.Path(__file__).resolve().parents[2] / "src" / "rnnkit" / "reference"
-T, N, I, H = 5, 3, 4, 3
+T, N, input_size, H = 5, 3, 4, 3
 CELLS = ["mingru", "minlstm"]
 
 
 def problem(cell, seed=0, positive=False, bias=True):
     rng = np.random.default_rng(seed)
     G = ref.GATES[cell]
-    x = rng.normal(size=(T, N, I))
+    x = rng.normal(size=(T, N, input_size))
     h0 = rng.normal(size=(N, H))
     h0 = np.abs(h0) if positive else h0
-    weight = rng.normal(0, 1.0, (G * H, I))
+    weight = rng.normal(0, 1.0, (G * H, input_size))
     b = rng.normal(0, 1.0, G * H) if bias else None
     return x, h0, weight, b
 
@@ -77,7 +77,7 @@ def test_matches_torch(cell, positive):
     out, h_T, cache = ref.forward(cell, x, h0, weight, b, positive)
     grads = ref.backward(cache, d_out, d_hT)
 
-    layer = (MinGRU if cell == "mingru" else MinLSTM)(I, H, log_space=positive, dtype=torch.float64)
+    layer = (MinGRU if cell == "mingru" else MinLSTM)(input_size, H, log_space=positive, dtype=torch.float64)
     with torch.no_grad():
         layer.weight_ih_l0.copy_(torch.from_numpy(weight))
         layer.bias_ih_l0.copy_(torch.from_numpy(b))

@@ -9,16 +9,16 @@ import torch
 import rnnkit
 from rnnkit.reference import backward, check_gradients, forward
 
-T, N, I, H, P = 5, 3, 4, 6, 2
+T, N, input_size, H, P = 5, 3, 4, 6, 2
 
 
 def problem(seed=0, bias=True):
     rng = np.random.default_rng(seed)
-    params = {"weight_ih": rng.normal(0, 0.5, (4 * H, I)), "weight_hh": rng.normal(0, 0.5, (4 * H, P)),
+    params = {"weight_ih": rng.normal(0, 0.5, (4 * H, input_size)), "weight_hh": rng.normal(0, 0.5, (4 * H, P)),
               "weight_hr": rng.normal(0, 0.5, (P, H))}
     if bias:
         params["bias_ih"], params["bias_hh"] = rng.normal(0, 0.5, 4 * H), rng.normal(0, 0.5, 4 * H)
-    return rng.normal(size=(T, N, I)), (rng.normal(size=(N, P)), rng.normal(size=(N, H))), params
+    return rng.normal(size=(T, N, input_size)), (rng.normal(size=(N, P)), rng.normal(size=(N, H))), params
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
@@ -35,7 +35,7 @@ def test_wrong_shapes_and_cells_are_named():
     with pytest.raises(ValueError, match=r"weight_hr has shape \(3, 6\), expected \(2, 6\)"):
         forward("lstm", x, state0, {**params, "weight_hr": np.zeros((3, H))})
     with pytest.raises(ValueError, match="LSTM's only"):
-        forward("gru", x, state0[0], {"weight_ih": np.zeros((9, I)), "weight_hh": np.zeros((9, 3)),
+        forward("gru", x, state0[0], {"weight_ih": np.zeros((9, input_size)), "weight_hh": np.zeros((9, 3)),
                                       "weight_hr": np.zeros((3, 3))})
     with pytest.raises(ValueError, match=r"state0 h has shape \(3, 6\), expected \(3, 2\)"):
         forward("lstm", x, (np.zeros((N, H)), state0[1]), params)
@@ -45,7 +45,7 @@ def test_wrong_shapes_and_cells_are_named():
 def test_rnnkit_and_torch_equal_the_reference(engine):
     """rnnkit's engines (``torch`` is ``nn.LSTM(proj_size=P)`` itself) against the reference, float64."""
     x, (h0, c0), params = problem(seed=2)
-    layer = rnnkit.LSTM(I, H, proj_size=P, dtype=torch.float64, engine=engine)
+    layer = rnnkit.LSTM(input_size, H, proj_size=P, dtype=torch.float64, engine=engine)
     with torch.no_grad():
         for name, value in params.items():
             getattr(layer, f"{name}_l0").copy_(torch.from_numpy(value))

@@ -14,18 +14,18 @@ import pytest
 from rnnkit.reference import CELLS, GATES, backward, check_gradients, forward, numerical_gradient
 
 REFERENCE_DIR = pathlib.Path(__file__).resolve().parents[2] / "src" / "rnnkit" / "reference"
-T, N, I, H = 4, 3, 5, 4
+T, N, input_size, H = 4, 3, 5, 4
 
 
 def random_problem(cell: str, seed: int = 0, bias: bool = True, scale: float = 0.5):
     """x, state0 and params for ``cell`` at the tiny test sizes."""
     rng = np.random.default_rng(seed)
     G = GATES[cell]
-    params = {"weight_ih": rng.normal(0, scale, (G * H, I)), "weight_hh": rng.normal(0, scale, (G * H, H))}
+    params = {"weight_ih": rng.normal(0, scale, (G * H, input_size)), "weight_hh": rng.normal(0, scale, (G * H, H))}
     if bias:
         params["bias_ih"] = rng.normal(0, scale, G * H)
         params["bias_hh"] = rng.normal(0, scale, G * H)
-    x = rng.normal(size=(T, N, I))
+    x = rng.normal(size=(T, N, input_size))
     h0 = rng.normal(size=(N, H))
     state0 = (h0, rng.normal(size=(N, H))) if cell == "lstm" else h0
     return x, state0, params
@@ -172,7 +172,7 @@ def test_gru_one_step_golden(cell):
 
 def test_the_two_grus_differ_exactly_where_they_should():
     _, h0, params = random_problem("gru")
-    x = np.random.default_rng(11).normal(size=(3, N, I))
+    x = np.random.default_rng(11).normal(size=(3, N, input_size))
     params_no_bhn = {k: v.copy() for k, v in params.items()}
     params_no_bhn["bias_hh"][2 * H:] = 0.0
 
@@ -190,9 +190,9 @@ def test_the_two_grus_differ_exactly_where_they_should():
 def test_matches_torch_nn():
     """The conventions are torch.nn's: same outputs and gradients in float64 (the test may use torch)."""
     torch = pytest.importorskip("torch")
-    modules = {"rnn_tanh": lambda: torch.nn.RNN(I, H, nonlinearity="tanh"),
-               "rnn_relu": lambda: torch.nn.RNN(I, H, nonlinearity="relu"),
-               "lstm": lambda: torch.nn.LSTM(I, H), "gru_reset_after": lambda: torch.nn.GRU(I, H)}
+    modules = {"rnn_tanh": lambda: torch.nn.RNN(input_size, H, nonlinearity="tanh"),
+               "rnn_relu": lambda: torch.nn.RNN(input_size, H, nonlinearity="relu"),
+               "lstm": lambda: torch.nn.LSTM(input_size, H), "gru_reset_after": lambda: torch.nn.GRU(input_size, H)}
     for cell, make in modules.items():
         x, state0, params = random_problem(cell, seed=21)
         module = make().double()

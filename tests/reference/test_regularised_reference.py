@@ -15,15 +15,15 @@ from rnnkit.engine import fused, run_bptt, run_reference
 from rnnkit.reference.gradcheck import numerical_gradient, relative_error
 from rnnkit.reference.regularised import KERNELS, backward, forward
 
-T, N, I, H = 4, 3, 3, 4
+T, N, input_size, H = 4, 3, 3, 4
 
 
 def _problem(kernel: str, seed: int = 0, train: bool = True):
     rng = np.random.default_rng(seed)
     G = recurrence(kernel).gates
-    p = {"weight_ih": rng.normal(0, .5, (G * H, I)), "weight_hh": rng.normal(0, .5, (G * H, H)),
+    p = {"weight_ih": rng.normal(0, .5, (G * H, input_size)), "weight_hh": rng.normal(0, .5, (G * H, H)),
          "bias_ih": rng.normal(0, .1, G * H), "bias_hh": rng.normal(0, .1, G * H)}
-    x = rng.normal(size=(T, N, I))
+    x = rng.normal(size=(T, N, input_size))
     h0 = rng.normal(0, .5, (N, H))
     state = (h0, rng.normal(0, .5, (N, H))) if kernel == "lstm" else h0
     masks = {"h_mask": (rng.random((N, H)) > 0.3) / 0.7,
@@ -74,7 +74,9 @@ def test_engines_equal_the_reference(kernel, train):
     d_final = tuple(rng.normal(size=f.shape) for f in final) if lstm else rng.normal(size=final.shape)
     want = backward(cache, d_out, d_final)
 
-    t = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(a, dtype=torch.float64, requires_grad=True)
+
     reg = Regularisation(*(None if masks[k] is None else torch.tensor(masks[k])
                            for k in ("h_mask", "zoneout_h", "zoneout_c")))
     for runner in (run_bptt, run_reference, fused.run_fused, partial(fused.run_fused, checkpoint_every=3)):
@@ -125,7 +127,8 @@ def test_layer_norm_backward_equals_finite_differences(kernel):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_engines_with_layer_norm_equal_the_reference(kernel, runner):
     """The autograd twin, the Python BPTT loop and the compiled loop (plain and checkpointed) with layer norm,
-    recurrent dropout and zoneout together, against the NumPy reference with the same masks: outputs, final states and every gradient."""
+    recurrent dropout and zoneout together, against the NumPy reference with the same masks: outputs, final states
+    and every gradient."""
     x, state, p, masks = _problem(kernel, seed=8)
     ln = _layer_norms(kernel, seed=9)
     cell = recurrence(kernel)
@@ -135,7 +138,10 @@ def test_engines_with_layer_norm_equal_the_reference(kernel, runner):
     d_out = rng.normal(size=out.shape)
     d_final = tuple(rng.normal(size=f.shape) for f in final) if lstm else rng.normal(size=final.shape)
     want = backward(cache, d_out, d_final)
-    t = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(a, dtype=torch.float64, requires_grad=True)
+
     lnt = {k: (t(g), t(b)) for k, (g, b) in ln.items()}
     order = [lnt["ih"][0], lnt["ih"][1], lnt["hh"][0], lnt["hh"][1], *(lnt["c"] if lstm else (None, None))]
     reg = Regularisation(*(None if masks[k] is None else torch.tensor(masks[k])

@@ -109,7 +109,9 @@ def test_search_stops_as_soon_as_every_input_is_done():
 
 
 def test_trace_follows_the_hypotheses_through_reordering():
-    trace = lambda state: torch.tensor([float(prefix[-1]) if prefix else -1.0 for _, prefix, _ in state.rows])
+    def trace(state) -> torch.Tensor:
+        return torch.tensor([float(prefix[-1]) if prefix else -1.0 for _, prefix, _ in state.rows])
+
     for h in beam_search(make_step([TRAP]), start(), 1, EOS, EOS, max_len=10, beam_size=3, n_best=3,
                          trace=trace)[0]:
         # step t records the token read at step t: BOS (no prefix yet), then the hypothesis' own tokens

@@ -148,8 +148,11 @@ def test_teacher_forced_logits_equal_the_equations_by_hand():
     src, lengths = pad(SOURCES, 0)
     logits = model(src, lengths, TARGETS_IN)
     P = dict(model.named_parameters())
-    rnn = lambda x, h, pre: torch.tanh(P[f"{pre}.weight_ih_l0"] @ x + P[f"{pre}.bias_ih_l0"]
-                                       + P[f"{pre}.weight_hh_l0"] @ h + P[f"{pre}.bias_hh_l0"])
+
+    def rnn(x: torch.Tensor, h: torch.Tensor, pre: str) -> torch.Tensor:
+        return torch.tanh(P[f"{pre}.weight_ih_l0"] @ x + P[f"{pre}.bias_ih_l0"]
+                          + P[f"{pre}.weight_hh_l0"] @ h + P[f"{pre}.bias_hh_l0"])
+
     for n, sentence in enumerate(SOURCES):
         h, keys = torch.zeros(5), []
         for word in sentence:
@@ -176,12 +179,16 @@ def test_bad_configurations():
 
 
 def test_a_tiny_copy_task_is_learnt_to_100_percent():
-    """Copy sequences of 2-5 symbols (repeats included), fresh examples every epoch, the learning rate decayed; 60 unseen ones must all come
-    back exactly, with greedy and with beam search. Training stops as soon as they do (epoch 6 with this seed)."""
+    """Copy sequences of 2-5 symbols (repeats included), fresh examples every epoch, the learning rate decayed; 60
+    unseen ones must all come back exactly, with greedy and with beam search. Training stops as soon as they do
+    (epoch 6 with this seed)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = random.Random(0)
-    make = lambda: [rng.randrange(1, 10) for _ in range(rng.randrange(2, 6))]
+
+    def make() -> list[int]:
+        return [rng.randrange(1, 10) for _ in range(rng.randrange(2, 6))]
+
     test = [make() for _ in range(60)]
     model = Seq2Seq(Seq2SeqConfig(10, 10, tgt_eos_id=0, embed_size=32, hidden_size=64, attention="luong-general"))
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
@@ -190,7 +197,8 @@ def test_a_tiny_copy_task_is_learnt_to_100_percent():
         data = [(s + [0], s + [0]) for s in (make() for _ in range(1000))]
         for group in opt.param_groups:
             group["lr"] = 5e-3 * 0.7 ** (epoch - 1)
-        for batch in iterate(data, bucket_batches([(len(s), len(t)) for s, t in data], 32, shuffle=True, epoch=epoch), 0):
+        for batch in iterate(data, bucket_batches([(len(s), len(t)) for s, t in data], 32, shuffle=True,
+                                                  epoch=epoch), 0):
             loss = seq2seq_loss(model(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out)
             opt.zero_grad()
             loss.backward()

@@ -49,8 +49,10 @@ def svg_chart(series: list[tuple[str, list, list]], xlabel: str, ylabel: str, wi
     y0, y1 = y0 - pad, y1 + pad
     L, R, T, B = 60, 15, 15, 45
     W, H = width - L - R, height - T - B
-    sx = lambda x: L + (x - x0) / (x1 - x0) * W
-    sy = lambda y: T + (1 - (y - y0) / (y1 - y0)) * H
+    def sx(x):
+        return L + (x - x0) / (x1 - x0) * W
+    def sy(y):
+        return T + (1 - (y - y0) / (y1 - y0)) * H
     colours = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" '

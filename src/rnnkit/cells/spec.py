@@ -94,7 +94,8 @@ CELL_NAMES: tuple[str, ...] = SEQUENTIAL_NAMES + tuple(r.name for r in SCANNED)
 
 def recurrence(cell: str | Recurrence) -> Recurrence:
     """The description of a cell from its user-facing name (``lstm``, ``gru``, ``gru-torch``, ``rnn``,
-    ``rnn-relu``, ``mingru``, ``minlstm``) or its kernel name (``rnn_tanh``, ``gru_reset_after``, ...); a ``Recurrence`` passes through."""
+    ``rnn-relu``, ``mingru``, ``minlstm``) or its kernel name (``rnn_tanh``, ``gru_reset_after``, ...); a
+    ``Recurrence`` passes through."""
     if isinstance(cell, Recurrence):
         return cell
     for r in RECURRENCES + SCANNED:

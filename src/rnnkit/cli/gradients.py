@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("run", nargs="?", help="a language-model run folder (omit for fresh cells)")
     p.add_argument("--text", help="run: the text to measure on (its last token is the target)")
     p.add_argument("--text-file", help="run: read the text from this file instead")
-    p.add_argument("--max-tokens", type=positive_int, default=200, help="run: use at most this many tokens (the last ones)")
+    p.add_argument("--max-tokens", type=positive_int, default=200,
+                   help="run: use at most this many tokens (the last ones)")
     g = p.add_argument_group("fresh cells")
     g.add_argument("--cell", nargs="+", choices=SEQUENTIAL_NAMES, default=None,
                    help="cells to compare (default: rnn lstm gru; the minimal cells have no recurrent weight)")

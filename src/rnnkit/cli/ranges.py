@@ -79,7 +79,8 @@ class Range(Checked):
         what = "an integer" if self.kind is int else "a finite number" if self.low is None or self.high is None \
             else "a number"
         lo, hi = self.low, self.high
-        fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+        def fmt(v):
+            return f"{v:g}" if isinstance(v, float) else str(v)
         if lo is not None and hi is not None:
             words = f"{what} in {'(' if self.low_open else '['}{fmt(lo)}, {fmt(hi)}{')' if self.high_open else ']'}"
         elif lo is not None:

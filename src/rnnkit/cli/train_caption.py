@@ -35,7 +35,8 @@ int_list = IntList(1)        # --widths: comma-separated channel counts, each >=
 DATA = [
     Option("--images", None, "folder of the training images"),
     Option("--captions", None, "captions file of the training images (Flickr8k token file or COCO JSON)"),
-    Option("--format", None, "captions format; none: coco for a .json file, else flickr8k", choices=("flickr8k", "coco")),
+    Option("--format", None, "captions format; none: coco for a .json file, else flickr8k",
+           choices=("flickr8k", "coco")),
     Option("--train-list", None, "Flickr8k split list: train on these images only"),
     Option("--valid-captions", None, "captions file of the validation images"),
     Option("--valid-list", None, "split list of the validation images (in --valid-captions, else --captions)"),
@@ -157,11 +158,12 @@ def load_shapes(o: dict):
     Seeds: validation ``data_seed + 7919``; training ``data_seed``, or ``1e6 (data_seed + 1) + epoch`` for fresh
     scenes, so that no validation (or benchmark test) scene is ever trained on."""
     seed, size, n = o["data_seed"], o["image_size"], o["train_size"]
-    as_set = lambda s, tag: CaptionSet.from_raw(s.images, [[c] for c in s.captions],
-                                                [f"{tag}{i}" for i in range(len(s))])
+    def as_set(s, tag):
+        return CaptionSet.from_raw(s.images, [[c] for c in s.captions], [f"{tag}{i}" for i in range(len(s))])
     valid = as_set(make_shapes(o["valid_size"], seed + 7919, size), "valid")
     if o["fresh_scenes"]:
-        train = lambda epoch: as_set(make_shapes(n, 1_000_000 * (seed + 1) + epoch, size), f"train{epoch}-")
+        def train(epoch):
+            return as_set(make_shapes(n, 1_000_000 * (seed + 1) + epoch, size), f"train{epoch}-")
         what = f"{n} new training scenes every epoch"
     else:
         train = as_set(make_shapes(n, seed, size), "train")

@@ -46,7 +46,8 @@ DATA = [
     Option("--dataset", None, "a named data set instead of files: dates (synthetic) or multi30k (de->en); "
            "without --preset it brings the preset of the same name",
            choices=("dates", "multi30k")),
-    Option("--data-dir", None, "multi30k: folder with train.{de,en} and val.{de,en} (default: ../shared/data/multi30k)"),
+    Option("--data-dir", None,
+           "multi30k: folder with train.{de,en} and val.{de,en} (default: ../shared/data/multi30k)"),
     Option("--reverse-direction", False, "multi30k: translate en->de instead of de->en", flag_only=True),
     Option("--dates-train", 20000, "dates: training pairs", type=positive_int),
     Option("--dates-valid", 1000, "dates: validation pairs (2,000 further pairs are kept aside as the test set)",
@@ -156,7 +157,8 @@ def load_pairs(o: dict) -> tuple[list, list, str, dict]:
         s, t = ("en", "de") if o["reverse_direction"] else ("de", "en")
         train = read_parallel(d / f"train.{s}", d / f"train.{t}")
         valid = read_parallel(d / f"val.{s}", d / f"val.{t}")
-        return train, valid, f"Multi30k {s}->{t} from {d}", {"source": "multi30k", "dir": str(d), "direction": f"{s}-{t}"}
+        origin = {"source": "multi30k", "dir": str(d), "direction": f"{s}-{t}"}
+        return train, valid, f"Multi30k {s}->{t} from {d}", origin
     if o["src"] or o["tgt"]:
         if not (o["src"] and o["tgt"]):
             raise OptionError("--src and --tgt go together")

@@ -52,7 +52,8 @@ def plot_attention(t: Translation, path: str | Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * cols + 2), max(3.0, 0.4 * rows + 1.5)))
     im = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(cols))
-    shown = lambda symbols: [s if s.strip() else "\u2423" for s in symbols]     # a visible space: ␣
+    def shown(symbols):
+        return [s if s.strip() else "\u2423" for s in symbols]         # a visible space: ␣
     ax.set_xticklabels(shown(t.src_symbols[:cols]), rotation=60, ha="right")
     ax.set_yticks(range(rows))
     ax.set_yticklabels(shown(t.tgt_symbols[:rows]))

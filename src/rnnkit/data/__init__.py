@@ -12,17 +12,25 @@ from .text import decode_text, read_text
 from .special import EOS, PAD, UNK
 from .tokenizer_dict import tokenizer_from_dict
 from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer
+from .images import CaptionedImage, load_caption_set, load_image, load_images, read_captions
+from .shapes import ShapeScenes, make_shapes, write_shapes_folder
+from .dates import dates_splits, generate_dates
+from .parallel import ParallelBatch, SequenceTokenizer, encode_pairs, read_parallel, read_tsv
 
 __all__ = [
     "BPETokenizer",
     "BPTTStream",
     "CORPORA",
+    "CaptionedImage",
     "CharTokenizer",
     "DataError",
     "EOS",
     "LabelSet",
     "LabelledData",
     "PAD",
+    "ParallelBatch",
+    "SequenceTokenizer",
+    "ShapeScenes",
     "StdlibCorpus",
     "Table",
     "TextEncoder",
@@ -33,25 +41,24 @@ __all__ = [
     "bucket_batches",
     "build_stdlib_corpus",
     "corpus_names",
+    "dates_splits",
     "decode_text",
     "default_cache_dir",
+    "encode_pairs",
+    "generate_dates",
     "holdout_tail",
+    "load_caption_set",
+    "load_image",
+    "load_images",
     "load_named",
+    "make_shapes",
     "pad",
+    "read_captions",
     "read_labelled",
+    "read_parallel",
     "read_table",
     "read_text",
+    "read_tsv",
     "tokenizer_from_dict",
+    "write_shapes_folder",
 ]
-
-from .images import CaptionedImage, load_caption_set, load_image, load_images, read_captions
-from .shapes import ShapeScenes, make_shapes, write_shapes_folder
-
-__all__ += ["CaptionedImage", "ShapeScenes", "load_caption_set", "load_image", "load_images", "make_shapes",
-            "read_captions", "write_shapes_folder"]
-
-from .dates import dates_splits, generate_dates
-from .parallel import ParallelBatch, SequenceTokenizer, encode_pairs, read_parallel, read_tsv
-
-__all__ += ["ParallelBatch", "SequenceTokenizer", "dates_splits", "encode_pairs", "generate_dates", "read_parallel",
-            "read_tsv"]

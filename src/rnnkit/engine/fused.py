@@ -79,4 +79,5 @@ def make_stepper(cell: Recurrence, layer_weights: list[list[Tensor | None]], bat
     ``layer_weights`` holds each layer's ``[w_ih, w_hh, b_ih, b_hh]``; their packed copies are made here, so the
     stepper serves these weights as they are now (see :mod:`rnnkit.layers.stepping`).
     """
-    return extension().Stepper(cell.kernel, [[None if w is None else w.detach() for w in ws] for ws in layer_weights], batch)
+    weights = [[None if w is None else w.detach() for w in ws] for ws in layer_weights]
+    return extension().Stepper(cell.kernel, weights, batch)

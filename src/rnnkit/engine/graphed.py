@@ -96,7 +96,8 @@ class _Entry:
 
     def __init__(self, cell: Recurrence, args: tuple, training: bool, has_bias: bool) -> None:
         x = args[0]
-        self.inputs = [None if a is None else a.detach().clone() for a in args]   # x h0 c0 w_ih w_hh b_ih b_hh mask w_hr
+        # x h0 c0 w_ih w_hh b_ih b_hh mask w_hr
+        self.inputs = [None if a is None else a.detach().clone() for a in args]
         self.dY = self.dc = self.backward = None                                   # the backward's, when training
         self.grads: tuple = ()
         self.forward = (CudaGraph if x.is_cuda else EagerGraph)(x.device)

@@ -41,7 +41,8 @@ def normalise(v: Tensor, blocks: int) -> tuple[Tensor, Tensor]:
 
 
 def normalise_backward(dy: Tensor, xh: Tensor, rstd: Tensor, gain: Tensor, blocks: int) -> Tensor:
-    """``dv`` from ``dy``, the gradient of ``xh * gain + bias``: ``(e - mean(e) - xh mean(e xh)) / sigma``, e = dy gain."""
+    """``dv`` from ``dy``, the gradient of ``xh * gain + bias``: ``(e - mean(e) - xh mean(e xh)) / sigma``,
+    e = dy gain."""
     n = dy.shape[0]
     e = (dy * gain).reshape(n, blocks, -1)
     x = xh.reshape(n, blocks, -1)

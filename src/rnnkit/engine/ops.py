@@ -162,7 +162,8 @@ def _(backend, kernel, x, hs, cs, gates, aux, cell_out, w_ih, w_hh, b_ih, b_hh, 
       need_dx, window, h_mask=None, zoneout_h=None, zoneout_c=None, norm=None, rstd=None, ln_ih_weight=None,
       ln_ih_bias=None, ln_hh_weight=None, ln_hh_bias=None, ln_c_weight=None, ln_c_bias=None):
     none = x.new_empty(0)
-    like = lambda t: none if t is None else torch.empty_like(t)
+    def like(t):
+        return none if t is None else torch.empty_like(t)
     c0 = None if cs is None else cs.new_empty(cs.shape[1:])
     return [torch.empty_like(x) if need_dx else none, hs.new_empty(hs.shape[1:]), like(c0), like(w_ih),
             like(w_hh), like(b_ih), like(b_hh), like(w_hr), like(ln_ih_weight), like(ln_ih_bias),

@@ -108,7 +108,8 @@ class RecurrentLayer(TorchInterop, nn.Module):
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer and direction (0 forward, 1 reverse), and
         ``weight_hr`` fifth when the LSTM projects its state (``proj_size``)."""
         s = f"l{layer}{self._suffixes()[direction]}"
-        get = lambda name: getattr(self, f"{name}_{s}") if self.bias or name.startswith("weight") else None
+        def get(name):
+            return getattr(self, f"{name}_{s}") if self.bias or name.startswith("weight") else None
         weights = (get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
         return weights + (get("weight_hr"),) if self.proj_size else weights
 

@@ -76,8 +76,8 @@ class Options:
               zoneout=0.0, layer_norm=False) -> "Options":
         if isinstance(zoneout, (tuple, list)):
             if not has_cell_state or len(zoneout) != 2:
-                raise ValueError(f"zoneout must be a number in [0, 1]{', or a pair (p_h, p_c)' if has_cell_state else ''}"
-                                 f", got {zoneout!r}")
+                pair = ", or a pair (p_h, p_c)" if has_cell_state else ""
+                raise ValueError(f"zoneout must be a number in [0, 1]{pair}, got {zoneout!r}")
             zh, zc = (_probability("zoneout", z, top_open=False) for z in zoneout)
         else:
             zh = _probability("zoneout", zoneout, top_open=False)
@@ -99,7 +99,8 @@ class Options:
         parts = [f"{k}={getattr(self, k)}" for k in ("variational_dropout", "weight_drop", "recurrent_dropout")
                  if getattr(self, k)]
         if self.zoneout_h or self.zoneout_c:
-            parts.append(f"zoneout={self.zoneout_h if self.zoneout_h == self.zoneout_c else (self.zoneout_h, self.zoneout_c)}")
+            same = self.zoneout_h == self.zoneout_c
+            parts.append(f"zoneout={self.zoneout_h if same else (self.zoneout_h, self.zoneout_c)}")
         if self.layer_norm:
             parts.append("layer_norm=True")
         return ", ".join(parts)

@@ -211,7 +211,8 @@ class CaptionDecoderState:
 
     def reorder(self, indices: Tensor) -> "CaptionDecoderState":
         """Keep, reorder or repeat batch entries: entry ``i`` of the result is entry ``indices[i]`` of this."""
-        pick = lambda t, dim: None if t is None else t.index_select(dim, indices)
+        def pick(t, dim):
+            return None if t is None else t.index_select(dim, indices)
         return CaptionDecoderState(pick(self.h, 1), pick(self.c, 1), pick(self.keys, 0), pick(self.cache, 0),
                             pick(self.weights, 0))
 

@@ -112,8 +112,10 @@ class Seq2SeqDecoderState:
 
     def reorder(self, indices: Tensor) -> "Seq2SeqDecoderState":
         """The state of rows ``indices`` (B',), in that order: beam search's expansion and reordering."""
-        pick = lambda t: None if t is None else t.index_select(0, indices)
-        rows = lambda h: h.index_select(1, indices)                     # states are (layers, B, H)
+        def pick(t):
+            return None if t is None else t.index_select(0, indices)
+        def rows(h):
+            return h.index_select(1, indices)                           # states are (layers, B, H)
         hidden = tuple(map(rows, self.hidden)) if isinstance(self.hidden, tuple) else rows(self.hidden)
         return Seq2SeqDecoderState(hidden, pick(self.feed), pick(self.memory), pick(self.cache), pick(self.mask),
                                    pick(self.summary), pick(self.attention))
@@ -192,7 +194,8 @@ class Seq2Seq(nn.Module):
         memory = out.transpose(0, 1)                                       # (N, S, K)
         mask = torch.arange(src.shape[0], device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)
         H, L = c.dec_hidden, c.decoder_layers
-        per_layer = lambda t: t.view(N, L, H).transpose(0, 1).contiguous()   # (N, L*H) -> (L, N, H)
+        def per_layer(t):
+            return t.view(N, L, H).transpose(0, 1).contiguous()         # (N, L*H) -> (L, N, H)
         if c.bridge == "linear":
             h0 = per_layer(torch.tanh(self.bridge(summary)))
             hidden = self.cell.pack(h0, per_layer(self.bridge_c(summary)) if self.cell.has_cell_state else None)

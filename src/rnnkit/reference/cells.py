@@ -1,8 +1,9 @@
 """The cells the NumPy reference knows, by the engine's names: gate count, state names, forward and backward.
 
-Each ``forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh)`` (the LSTM's also ``weight_hr=``) takes the state as a tuple of arrays
-(``(h,)`` or ``(h, c)``) and returns ``(outputs, final, saved)``, ``final`` as the caller holds it (``h`` or
-``(h, c)``); each ``backward(saved, d_outputs, d_final)`` takes ``d_final`` as a tuple like the state.
+Each ``forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh)`` (the LSTM's also ``weight_hr=``) takes the
+state as a tuple of arrays (``(h,)`` or ``(h, c)``) and returns ``(outputs, final, saved)``, ``final`` as the
+caller holds it (``h`` or ``(h, c)``); each ``backward(saved, d_outputs, d_final)`` takes ``d_final`` as a tuple
+like the state.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Sentence classification for the shared trainer: length-bucketed batches, cross-entropy, accuracy and macro-F1.
 
-Also what using a trained classifier needs: :func:`load_run` (a run folder → model, text encoder, labels), :func:`predict` (texts → probabilities, attention weights), the metrics (:func:`confusion_matrix`,
-:func:`scores`) and :func:`plot_confusion`.
+Also what using a trained classifier needs: :func:`load_run` (a run folder → model, text encoder, labels),
+:func:`predict` (texts → probabilities, attention weights), the metrics (:func:`confusion_matrix`, :func:`scores`)
+and :func:`plot_confusion`.
 """
 from __future__ import annotations
 
