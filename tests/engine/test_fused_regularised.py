@@ -47,17 +47,20 @@ def run(runner, args, **kw):
     return outs + list(torch.autograd.grad(loss, [t for t in (x, h0, c0, *weights) if t is not None]))
 
 
-def as32(args):
+def converted(args, dtype: torch.dtype = torch.float32):
+    """``problem``'s arguments in ``dtype``: the inputs, weights and layer norm's parameters (if any) as fresh
+    leaves that require grad, the masks as they are but in ``dtype``."""
     x, h0, c0, weights, mask, reg = args
 
-    def f(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.detach().float().requires_grad_()
+    def leaf(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().to(dtype).requires_grad_()
 
-    def g(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.float()
+    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(dtype)
 
-    return (f(x), f(h0), f(c0), tuple(f(w) for w in weights), mask,
-            Regularisation(g(reg.h_mask), g(reg.zoneout_h), g(reg.zoneout_c)))
+    ln = None if reg.ln is None else tuple(leaf(t) for t in reg.ln)
+    return (leaf(x), leaf(h0), leaf(c0), tuple(leaf(w) for w in weights), mask,
+            Regularisation(cast(reg.h_mask), cast(reg.zoneout_h), cast(reg.zoneout_c), ln))
 
 
 @pytest.mark.parametrize("backend", [-1, 0, 1, 2, 3], ids=["auto", "aten", "mkl-packed", "onednn", "small"])
@@ -67,10 +70,10 @@ def test_float32_as_accurate_as_the_python_loop(mode, backend):
     truth = run(run_bptt, args, mode=mode)
     build.extension()._set_backend(backend)
     try:
-        fast = run(fused.run_fused, as32(args), mode=mode)
+        fast = run(fused.run_fused, converted(args), mode=mode)
     finally:
         build.extension()._set_backend(-1)
-    slow = run(run_bptt, as32(args), mode=mode)
+    slow = run(run_bptt, converted(args), mode=mode)
     for a, b, t in zip(fast, slow, truth):
         scale = t.abs().max().item()
         assert (a.double() - t).abs().max().item() <= 4 * (b.double() - t).abs().max().item() + 1e-6 * scale
@@ -107,22 +110,13 @@ def test_layer_norm_float32_as_accurate_as_the_autograd_loop(mode, backend):
         learned = [t for t in (x, h0, c0, *weights, *reg.ln) if t is not None]
         return outs + list(torch.autograd.grad(loss, learned))
 
-    def to32(a):
-        x, h0, c0, weights, mask, reg = as32(a[:5] + (Regularisation(a[5].h_mask, a[5].zoneout_h, a[5].zoneout_c),))
-
-        def f(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.detach().float().requires_grad_()
-
-        return x, h0, c0, weights, mask, Regularisation(reg.h_mask, reg.zoneout_h, reg.zoneout_c,
-                                                         tuple(f(t) for t in a[5].ln))
-
     truth = go(run_reference, args)
     build.extension()._set_backend(backend)
     try:
-        fast = go(fused.run_fused, to32(args))
+        fast = go(fused.run_fused, converted(args))
     finally:
         build.extension()._set_backend(-1)
-    slow = go(run_reference, to32(args))
+    slow = go(run_reference, converted(args))
     for a, b, t in zip(fast, slow, truth):
         scale = t.abs().max().item()
         assert (a.double() - t).abs().max().item() <= 4 * (b.double() - t).abs().max().item() + 1e-6 * scale
@@ -134,19 +128,7 @@ def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
     sequences in order (csrc/step_common.h, ln_input_backward; layer_norm_grads.h, fold_input_layer_norm): the
     thread count can't change a bit of them."""
     args = with_layer_norm(problem(mode, torch.float64, T=7, N=40, seed=3), seed=3)
-    x, h0, c0, weights, mask, reg = args
-
-    def f(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.detach().float().requires_grad_()
-
-    x, h0, c0 = f(x), f(h0), f(c0)
-    weights = tuple(f(w) for w in weights)
-    ln = tuple(f(t) for t in reg.ln)
-
-    def mask32(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.float()
-
-    reg = Regularisation(mask32(reg.h_mask), mask32(reg.zoneout_h), mask32(reg.zoneout_c), ln)
+    x, h0, c0, weights, mask, reg = converted(args)
     threads = torch.get_num_threads()
     grads = []
     try:
@@ -154,7 +136,7 @@ def test_layer_norm_gradients_have_the_same_bits_with_one_or_two_threads(mode):
             torch.set_num_threads(n)
             h_seq = fused.run_fused(recurrence(mode), x, h0, c0, weights, mask, reg=reg)[0]
             grads.append(torch.autograd.grad((h_seq * torch.linspace(-1, 1, h_seq.numel()).view_as(h_seq)).sum(),
-                                             [t for t in ln if t is not None][:4]))
+                                             [t for t in reg.ln if t is not None][:4]))
     finally:
         torch.set_num_threads(threads)
     for one, two in zip(*grads):
@@ -180,16 +162,7 @@ def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype
     steps_kept = {"none": 0, "one chunk": K, "all": T}[kept]
     monkeypatch.setattr(ops, "kept_input_steps", lambda *_: steps_kept)
     args = with_layer_norm(problem(mode, torch.float64, T=T, N=N, input_size=9, H=24, seed=5), seed=5)
-    x, h0, c0, weights, mask, reg = args
-
-    def f(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.detach().to(dtype).requires_grad_()
-
-    def m(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(dtype)
-
-    x, h0, c0, weights = f(x), f(h0), f(c0), tuple(f(w) for w in weights)
-    reg = Regularisation(m(reg.h_mask), m(reg.zoneout_h), m(reg.zoneout_c), tuple(f(t) for t in reg.ln))
+    x, h0, c0, weights, mask, reg = converted(args, dtype)
     learned = [t for t in (x, h0, c0, *weights, *reg.ln) if t is not None]
 
     def go(checkpoint_every):
