@@ -112,3 +112,28 @@ def test_a_failed_link_is_named_by_the_linkers_own_message():
     compile_error = RuntimeError("Error building extension 'rnnkit_fused_x': [1/2] c++ -c cells.cpp\nFAILED: cells.o\n"
                                  "cells.cpp:3:5: error: 'x' was not declared in this scope\n")
     assert build._short(compile_error) == "RuntimeError: cells.cpp:3:5: error: 'x' was not declared in this scope"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX (Windows has torch's lock only)")
+def test_a_live_builders_lock_is_waited_for_with_a_message_then_named(tmp_path, monkeypatch, capsys):
+    """Another process holding the build lock: waited for with a message, taken once it is released; held past
+    $RNNKIT_BUILD_WAIT, an error names the lock."""
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; h = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(2); "
+                               "fcntl.flock(h, fcntl.LOCK_UN); print('released', flush=True); time.sleep(30)",
+                               str(tmp_path / "rnnkit-build.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("RNNKIT_BUILD_WAIT", "0.2")
+        with pytest.raises(RuntimeError, match=f"held the build lock {tmp_path / 'rnnkit-build.lock'} for 0 s"):
+            with build._build_lock(str(tmp_path)):
+                pass
+        monkeypatch.setenv("RNNKIT_BUILD_WAIT", "30")
+        started = time.monotonic()
+        with build._build_lock(str(tmp_path)):
+            assert time.monotonic() - started > 1.0                   # the holder keeps it 2 s after 'held'
+            assert holder.stdout.readline().strip() == "released"     # taken once the holder let go
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "waiting for another process that is building the C++ engine" in capsys.readouterr().err

@@ -151,12 +151,12 @@ def test_no_bias_layer_matches_torch(kind):
 def test_layer_engines_agree(kind):
     """python, reference, auto (and fused where it can serve) give the same outputs and gradients."""
     torch.manual_seed(8)
-    if kind == "gru_lecture":
-        def make(engine: str) -> nn.Module:
+
+    def make(engine: str) -> nn.Module:
+        if kind == "gru_lecture":
             return rnnkit.GRU(input_size, H, num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
-    else:
-        def make(engine: str) -> nn.Module:
-            return KINDS[kind][0](num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
+        return KINDS[kind][0](num_layers=2, bidirectional=True, engine=engine, dtype=torch.float64)
+
     base = make("python")
     x = torch.randn(T, N, input_size, dtype=torch.float64)
     results = {}

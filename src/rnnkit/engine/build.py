@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -139,23 +140,18 @@ def _build_lock(build_dir: str):
         yield
         return
     path = os.path.join(build_dir, "rnnkit-build.lock")
-    limit = float(os.environ.get("RNNKIT_BUILD_WAIT", "600"))
     with open(path, "a+") as handle:
-        started, next_message = time.monotonic(), 0.0
-        while True:
+        def locked() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= next_message:
-                    next_message += 30
-                    print(f"rnnkit: waiting for another process that is building the C++ engine "
-                          f"(lock {path})", file=sys.stderr, flush=True)
-                if waited > limit:
-                    raise RuntimeError(f"another process has held the build lock {path} for {limit:.0f} s; "
-                                       f"if no rnnkit build is running, delete that folder") from None
-                time.sleep(0.5)
+                return False
+
+        _wait_until(locked, lambda: f"rnnkit: waiting for another process that is building the C++ engine "
+                                    f"(lock {path})",
+                    lambda limit: f"another process has held the build lock {path} for {limit:.0f} s; "
+                                  f"if no rnnkit build is running, delete that folder")
         try:
             yield
         finally:
@@ -191,17 +187,33 @@ def _orphaned_compilers(build_dir: str) -> list[int]:
 def _wait_for_orphans(build_dir: str, limit: float | None = None) -> None:
     """Wait, with a message, until no compiler of a killed build still writes into ``build_dir`` (they finish
     within the minute a build takes), so that the new build never links an object file half rewritten by one;
-    ``RuntimeError`` naming them after ``$RNNKIT_BUILD_WAIT`` seconds (default 600)."""
+    ``RuntimeError`` naming them after ``limit`` seconds (:func:`_wait_until`)."""
+    pids: list[int] = []
+
+    def gone() -> bool:
+        pids[:] = _orphaned_compilers(build_dir)
+        return not pids
+
+    _wait_until(gone, lambda: f"rnnkit: waiting for {len(pids)} compiler processes left by a killed build in "
+                              f"{build_dir} (pids {' '.join(map(str, pids))})",
+                lambda limit: f"processes {' '.join(map(str, pids))} have worked in {build_dir} for {limit:.0f} s; "
+                              f"they are left by a killed build: end them, then build again", limit)
+
+
+def _wait_until(done: Callable[[], bool], waiting: Callable[[], str], gave_up: Callable[[float], str],
+                limit: float | None = None) -> None:
+    """Poll ``done`` every half second until it is true, printing ``waiting()`` at once and every 30 s; after
+    ``limit`` seconds (default ``$RNNKIT_BUILD_WAIT``, else 600) ``RuntimeError(gave_up(limit))``. The build's two
+    waits share it: for the lock's live holder and for a killed build's compilers."""
     limit = float(os.environ.get("RNNKIT_BUILD_WAIT", "600")) if limit is None else limit
-    started, told = time.monotonic(), False
-    while pids := _orphaned_compilers(build_dir):
-        if not told:
-            print(f"rnnkit: waiting for {len(pids)} compiler processes left by a killed build in {build_dir} "
-                  f"(pids {' '.join(map(str, pids))})", file=sys.stderr, flush=True)
-            told = True
-        if time.monotonic() - started > limit:
-            raise RuntimeError(f"processes {' '.join(map(str, pids))} have worked in {build_dir} for "
-                               f"{limit:.0f} s; they are left by a killed build: end them, then build again")
+    started, next_message = time.monotonic(), 0.0
+    while not done():
+        waited = time.monotonic() - started
+        if waited >= next_message:
+            next_message += 30
+            print(waiting(), file=sys.stderr, flush=True)
+        if waited > limit:
+            raise RuntimeError(gave_up(limit))
         time.sleep(0.5)
 
 
