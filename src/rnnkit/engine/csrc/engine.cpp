@@ -67,7 +67,9 @@ int64_t chunk_steps(int64_t T, int64_t N) { return std::max<int64_t>(1, std::min
 // the window's first c.kept steps keep LN(x_t U) (fused.h): the forward makes them in a matmul of their own, so
 // that the backward's rebuild, which recomputes only the other steps, has the forward's matmul shape and bits.
 // Where a step's rows don't split over threads (few sequences), the rows are normalised here (and, in the
-// backward's rebuild, their gates remade: rebuild_row) in one pass split over threads; else in the steps.
+// backward's rebuild, their gates remade: rebuild_row) in one pass split over threads; else in the steps. (With
+// two threads or more the backward's rebuild of few sequences goes to the thread the rows leave idle instead, a
+// step ahead of them: side_rows.)
 template <typename S>
 void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t t0, int64_t W,
                       const at::Tensor& target) {
@@ -77,7 +79,7 @@ void input_projection(Ctx<S>& c, const Weights& w, const at::Tensor& x, int64_t 
   };
   if (k > 0 && !c.raw_gates) project(0, k);
   if (k < W) project(k, W - k);
-  if (!c.normed() || c.ln_in_step) return;
+  if (!c.normed() || c.ln_in_step || c.side) return;           // (c.side: the backward's steps rebuild the rows)
   S* v = Ctx<S>::ptr(target);
   at::parallel_for(0, W * N, std::max<int64_t>(1, 4096 / c.GH), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -246,9 +248,13 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   if (normed) c.ln_sums = fresh_zeros({N, 3 * GH}, opt);
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   c.raw_gates = rebuild;
+  const bool side = rebuild && at::get_num_threads() > 1 && !c.ln_in_step;   // a step's rows on one thread
+  int64_t side_W = 0;                                                  // the chunk's steps, for the side work
+  if (side) c.side = [&c, &side_W](int64_t t) { steps::side_rows(c, t, side_W); };
   if (rebuild) c.rebuild = rebuild_gates<S>(mode, c.zoned());
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
+    side_W = W, c.side_at = -1;
     c.norm_in = steps(nin, 0, W), c.rstd_in = steps(rin, 0, W);
     keep_input_norm(c, norm, rstd, T, t0, W, kept);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
@@ -280,7 +286,9 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);
     c.aux = steps(aux, 0, W);
+    if (side) steps::side_edges(c, W, true);
     for (int64_t t = W - 1; t >= 0; --t) step(c, t);
+    if (side) steps::side_edges(c, W, false);
     accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T, h_mask);
   }
   if (T == 0) {                                                      // no chunk ran

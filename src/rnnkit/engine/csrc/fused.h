@@ -60,7 +60,8 @@
 //   rebuilt gates and C_{t-1}: lstm_cell_state) with the forward's own expressions. So a step keeps about what
 //   the plain cell keeps (the gates' GH a row become LN(h W)'s GH). Memory for time: the forward also keeps
 //   LN(x_t U) for the sequence's first steps (engine.cpp's `kept`; ops.py says how many), whose x_t U the backward
-//   neither recomputes nor renormalises.
+//   neither recomputes nor renormalises. Where a step's rows run on one thread (few sequences), the backward gives
+//   the other the rows' rebuild a step ahead and the input LN's backward a step behind (step_common.h, side_rows).
 //   ln_buf (N, GH)      forward: the raw recurrent product before it is normalised
 //   dA     (W, N, GH)   backward: the gradient w.r.t. the raw recurrent product (what dW and dh_{t-1} take)
 //   dlnc   (W, N, H)    backward, LSTM: the gradient w.r.t. LN(C^_t)'s output (for its gain and bias), and
@@ -69,6 +70,8 @@
 //   ln_sums (N, 3 GH)   backward: per sequence, the chunk's sums of dG x_in, dG and dG x_rec (the input
 //                       LN's gain and bias, the recurrent LN's gain; ln_input_backward)
 #pragma once
+
+#include <functional>
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -205,6 +208,8 @@ struct Ctx {
   at::Tensor norm_in, rstd_in, norm_kept, rstd_kept, norm, rstd, dA, dlnc, c_hat, dX, ln_sums;
   at::Tensor ln_out[2];                 // ln_buf's views, the products' outputs: (N, GH) (Cho's GRU: (N, 2H)), (N, H)
   bool ln_in_step = false;              // layer norm: x_t U normalised in the row passes (else before the steps)
+  std::function<void(int64_t)> side;    // backward: the other thread's work while step t's rows run (for_rows)
+  mutable int64_t side_at = -1;         // ... the step it last ran for (once a step)
   bool raw_gates = false;               // backward: the window's gates hold the raw x_t U, rebuilt row by row
   int64_t kept = 0;                     // layer norm: the window's first steps whose LN(x_t U) is in norm_kept
   Row<S> rebuild = nullptr;             // ... by this (rebuild_row)
@@ -250,9 +255,21 @@ int64_t row_grain(const Ctx<S>& c) {
   return std::max<int64_t>(1, kGrainElements / (c.H * std::max<int64_t>(c.G, 2)));
 }
 
-// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work.
+// Runs f(n, valid) for every row n of step t; rows are split over threads once a step has enough work. Where
+// they aren't and the context has side work (c.side), the rows run on one thread and that work on the other, at
+// the step's first row pass.
 template <typename S, typename F>
 RNNKIT_INLINE void for_rows(const Ctx<S>& c, int64_t t, const F& f) {
+  if (c.side && c.side_at != t) {
+    c.side_at = t;
+    at::parallel_for(0, 2, 1, [&](int64_t task0, int64_t task1) {
+      for (int64_t task = task0; task < task1; ++task) {
+        if (task == 1) c.side(t);
+        else for (int64_t n = 0; n < c.N; ++n) f(n, c.valid(t, n));
+      }
+    });
+    return;
+  }
   at::parallel_for(0, c.N, row_grain(c), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) f(n, c.valid(t, n));
   });

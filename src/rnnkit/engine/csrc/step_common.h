@@ -169,9 +169,11 @@ RNNKIT_INLINE void rebuild_row(Ctx<S>& c, int64_t t, int64_t n, bool in_step = t
 // w.r.t. the raw x_t U into dX, and g's sums for the gains and biases of LN(x_t U) and (but for the PyTorch GRU,
 // whose recurrent LN takes another gradient) LN(h W)'s gain into sequence n's accumulators. Each step gives a
 // sequence's row to one thread and the steps come in order, so the sums have the same bits with any number of
-// threads. (Done here rather than in a pass over the chunk: that pass read dG and LN(h W) back from memory.)
+// threads. (Done here rather than in a pass over the chunk: that pass read dG and LN(h W) back from memory.) With
+// side work (c.side: a step's rows on one thread) the other thread does it a step later instead (side_rows).
 template <typename S>
-RNNKIT_INLINE void ln_input_backward(const Ctx<S>& c, int64_t t, int64_t n, const S* g) {
+RNNKIT_INLINE void ln_input_backward(const Ctx<S>& c, int64_t t, int64_t n, const S* g, bool side = false) {
+  if (side != bool(c.side)) return;
   const int64_t GH = c.GH;
   const S* x = c.norm_row(t, n, true);
   ln_row_backward(g, x, c.ln_ig, c.rstd_row(t, n, true), Ctx<S>::ptr(c.dX) + (t * c.N + n) * GH, c.G, c.H);
@@ -184,6 +186,30 @@ RNNKIT_INLINE void ln_input_backward(const Ctx<S>& c, int64_t t, int64_t n, cons
   S* grec = bias + GH;
 #pragma omp simd
   for (int64_t j = 0; j < GH; ++j) grec[j] += g[j] * xr[j];
+}
+
+// The backward's side work under layer norm where a step's rows run on one thread (few sequences), done by the
+// other thread while step t's rows run (for_rows): the rebuild of step t-1's rows (LN(x_t U) and the gates:
+// rebuild_row), which step t-1 reads, and the input LN's backward of step t+1 (ln_input_backward), which nothing
+// in the recurrence waits for. Every value is the one the steps would make, and each sequence's sums still come
+// in step order: the same bits. The window's steps run from W-1 down; side_edges does the two ends.
+template <typename S>
+void side_rows(Ctx<S>& c, int64_t t, int64_t W) {
+  const S* dG = Ctx<S>::ptr(c.dG);
+  for (int64_t n = 0; n < c.N; ++n) {
+    if (t + 1 < W) ln_input_backward(c, t + 1, n, dG + ((t + 1) * c.N + n) * c.GH, true);
+    if (t >= 1) rebuild_row(c, t - 1, n, false);
+  }
+}
+
+// ... before the window's first step (`before`: the rebuild of step W-1) and after its last (the input LN's
+// backward of step 0).
+template <typename S>
+void side_edges(Ctx<S>& c, int64_t W, bool before) {
+  for (int64_t n = 0; n < c.N; ++n) {
+    if (before) rebuild_row(c, W - 1, n, false);
+    else ln_input_backward(c, 0, n, Ctx<S>::ptr(c.dG) + n * c.GH, true);
+  }
 }
 
 // The recurrent product of step t under layer norm: into ln_buf, to be normalised by the rows (`part`: Cho's GRU's
