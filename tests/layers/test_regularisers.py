@@ -246,7 +246,7 @@ def test_layer_norm_training_saves_what_its_accounting_says(kind):
         saved[normed] = saved_bytes(lambda: layer(x)[0].backward(grad))
     kernel = {"lstm": "lstm", "gru": "gru", "gru-torch": "gru_reset_after"}[kind]
     G = 4 if kind == "lstm" else 3
-    kept = kept_input_steps(kernel, T, H, zoned=False, itemsize=8)
+    kept = kept_input_steps(kernel, T, H, zoneout_masks=0, itemsize=8)
     params = 4 * G * H + 2 * H * (kind == "lstm")
     assert kept == {"lstm": 14, "gru": 12, "gru-torch": 15}[kind]
     assert saved[True] - saved[False] == 2 * (T * N * G + kept * N * (G * H + G) + params) * 8      # two layers
@@ -254,8 +254,9 @@ def test_layer_norm_training_saves_what_its_accounting_says(kind):
 
 
 def test_layer_norm_with_zoneout_keeps_fewer_steps_to_stay_in_the_memory_bound():
-    """Zoneout's masks (a byte per unit and step, of h and C) come out of layer norm's room (ops.kept_input_steps),
-    so layer norm with the other regularisers keeps what layer norm alone keeps: under 1.3x the plain cell's bytes."""
+    """Zoneout's masks (a byte per unit and step, of h and C, each where it is on) come out of layer norm's room
+    (ops.kept_input_steps), so layer norm with the other regularisers keeps what layer norm alone keeps: under 1.3x
+    the plain cell's bytes."""
     from rnnkit.bench.regularised import RD_WD_ZO, saved_bytes
     from rnnkit.engine.ops import kept_input_steps
     torch.manual_seed(0)
@@ -263,12 +264,14 @@ def test_layer_norm_with_zoneout_keeps_fewer_steps_to_stay_in_the_memory_bound()
     x, grad = torch.randn(T, N, H), torch.randn(T, N, H)
     saved = {}
     for name, options in {"plain": {}, "layer norm": dict(layer_norm=True),
-                          "all four": dict(layer_norm=True, **RD_WD_ZO)}.items():
+                          "all four": dict(layer_norm=True, **RD_WD_ZO),
+                          "zoneout of C": dict(layer_norm=True, zoneout=(0.0, 0.2))}.items():
         layer = rnnkit.LSTM(H, H, 2, engine="compiled", **options).train()
         saved[name] = saved_bytes(lambda: layer(x)[0].backward(grad))
-    assert kept_input_steps("lstm", T, H, zoned=True) == 10 < kept_input_steps("lstm", T, H, zoned=False) == 14
+    assert kept_input_steps("lstm", T, H, zoneout_masks=2) == 10 < kept_input_steps("lstm", T, H, zoneout_masks=0) == 14
     assert 1.2 < saved["layer norm"] / saved["plain"] <= 1.3
     assert 1.2 < saved["all four"] / saved["plain"] <= 1.3
+    assert 1.2 < saved["zoneout of C"] / saved["plain"] <= 1.3
 
 
 def test_layer_norm_rnn_step_by_hand():
