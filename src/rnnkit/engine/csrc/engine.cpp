@@ -249,12 +249,10 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
   const Step<S> step = backward_step<S>(mode, c.zoned(), normed);
   c.raw_gates = rebuild;
   const bool side = rebuild && at::get_num_threads() > 1 && !c.ln_in_step;   // a step's rows on one thread
-  int64_t side_W = 0;                                                  // the chunk's steps, for the side work
-  if (side) c.side = [&c, &side_W](int64_t t) { steps::side_rows(c, t, side_W); };
   if (rebuild) c.rebuild = rebuild_gates<S>(mode, c.zoned());
   for (int64_t s = (T + K - 1) / K - 1; s >= 0; --s) {
     const int64_t t0 = s * K, W = std::min(K, T - t0);
-    side_W = W, c.side_at = -1;
+    if (side) c.side = [&c, W](int64_t t) { steps::side_rows(c, t, W); }, c.side_at = -1;
     c.norm_in = steps(nin, 0, W), c.rstd_in = steps(rin, 0, W);
     keep_input_norm(c, norm, rstd, T, t0, W, kept);
     if (recompute) {                                   // rerun the window's forward from its checkpoint
@@ -286,9 +284,9 @@ std::vector<at::Tensor> backward_impl(Mode mode, const at::Tensor& x, const at::
     c.dY = dY.narrow(0, t0, W);
     c.dG = dG.narrow(0, 0, W);
     c.aux = steps(aux, 0, W);
-    if (side) steps::side_edges(c, W, true);
+    if (side) steps::side_rows(c, W, W);                              // the window's two ends
     for (int64_t t = W - 1; t >= 0; --t) step(c, t);
-    if (side) steps::side_edges(c, W, false);
+    if (side) steps::side_rows(c, -1, W);
     accumulate(c, w, x, hs, t0, W, g, has_bias, t0 + W == T, h_mask);
   }
   if (T == 0) {                                                      // no chunk ran

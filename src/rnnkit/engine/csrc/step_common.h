@@ -192,23 +192,14 @@ RNNKIT_INLINE void ln_input_backward(const Ctx<S>& c, int64_t t, int64_t n, cons
 // other thread while step t's rows run (for_rows): the rebuild of step t-1's rows (LN(x_t U) and the gates:
 // rebuild_row), which step t-1 reads, and the input LN's backward of step t+1 (ln_input_backward), which nothing
 // in the recurrence waits for. Every value is the one the steps would make, and each sequence's sums still come
-// in step order: the same bits. The window's steps run from W-1 down; side_edges does the two ends.
+// in step order: the same bits. The window's steps run from W-1 down; t = W (before them: the rebuild of step W-1)
+// and t = -1 (after them: the input LN's backward of step 0) do the two ends.
 template <typename S>
 void side_rows(Ctx<S>& c, int64_t t, int64_t W) {
   const S* dG = Ctx<S>::ptr(c.dG);
   for (int64_t n = 0; n < c.N; ++n) {
     if (t + 1 < W) ln_input_backward(c, t + 1, n, dG + ((t + 1) * c.N + n) * c.GH, true);
     if (t >= 1) rebuild_row(c, t - 1, n, false);
-  }
-}
-
-// ... before the window's first step (`before`: the rebuild of step W-1) and after its last (the input LN's
-// backward of step 0).
-template <typename S>
-void side_edges(Ctx<S>& c, int64_t W, bool before) {
-  for (int64_t n = 0; n < c.N; ++n) {
-    if (before) rebuild_row(c, W - 1, n, false);
-    else ln_input_backward(c, 0, n, Ctx<S>::ptr(c.dG) + n * c.GH, true);
   }
 }
 
