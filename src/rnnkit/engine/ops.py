@@ -50,24 +50,27 @@ def _none_if_empty(t: Tensor | None) -> Tensor | None:
     return None if t is None or t.numel() == 0 and t.dim() == 1 else t
 
 
-LAYER_NORM_ROOM = 1 / 3   # of the plain cell's saved bytes, that layer norm may add to keep LN(x_t U) (below)
+LAYER_NORM_ROOM = 0.3   # of the plain cell's saved bytes, weights included, that layer norm may add (below)
 
 
-def kept_input_steps(kernel: str, T: int, H: int, zoneout_masks: int, itemsize: int = 4) -> int:
+def kept_input_steps(kernel: str, T: int, N: int, I: int, H: int, zoneout_masks: int, itemsize: int = 4) -> int:
     """How many leading steps the compiled loop under layer norm keeps LN(x_t U)'s normalised values (G*H a row)
     and 1/sigma (G) for, so that its backward neither recomputes x_t U (a matmul) nor renormalises it there
-    (``csrc/engine.cpp``, ``kept``): as many as fit in :data:`LAYER_NORM_ROOM` of what the plain cell saves a row,
-    less what layer norm saves beyond it and zoneout's masks (``zoneout_masks`` of them, of h and of the LSTM's C:
-    a byte per unit and step; ``itemsize`` is the values' bytes), so that layer norm with or without the other
-    regularisers keeps about 1.28x the plain cell's bytes at most (the issue's bound is 1.3x). The LSTM keeps ~50%
-    of its steps, the GRUs ~44% (Cho's) and ~55% (PyTorch's), the Elman RNN none (its LN(h W) already costs more
-    than the room). Memory for time: each kept step spares its share of the backward's recomputed matmul."""
+    (``csrc/engine.cpp``, ``kept``): as many as fit in :data:`LAYER_NORM_ROOM` of what the plain cell's step saves
+    for a layer of T steps, N sequences, I inputs and H units (its states and gates, and its weights U and W, which
+    the step saves too), less what layer norm saves beyond it and zoneout's masks (``zoneout_masks`` of them, of h
+    and of the LSTM's C: a byte per unit and step; ``itemsize`` is the values' bytes). So layer norm, with or
+    without the other regularisers, adds at most 0.3x the plain cell's bytes wherever it keeps a step (the issue's
+    bound is 1.3x): the LSTM keeps ~50-60% of its steps, the GRUs a little less (Cho's) or more (PyTorch's), the
+    Elman RNN none but where its weights outweigh its states (its LN(h W) costs more than the room). Memory for
+    time: each kept step spares its share of the backward's recomputed matmul."""
     cell = recurrence(kernel)
     GH, G = cell.gates * H, cell.gates
     gated = cell.gates > 1 or zoneout_masks > 0                      # the plain cell keeps its gates
     plain = H * (1 + cell.has_cell_state + KERNELS[kernel].bias_in_loop) + GH * gated   # hs, cs, aux, gates
+    weights = GH * (I + H) / (T * N)                                 # U and W, a row's share
     extra = GH + G - GH * gated                                      # norm and rstd instead of the gates
-    room = LAYER_NORM_ROOM * plain - extra - zoneout_masks * H / itemsize
+    room = LAYER_NORM_ROOM * (plain + weights) - extra - zoneout_masks * H / itemsize
     return max(0, min(T, int(T * room // (GH + G))))
 
 
@@ -85,7 +88,7 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     cell = recurrence(kernel)
     norm = rstd = None
     if backend == "compiled":
-        kept = 0 if ln_ih_weight is None else kept_input_steps(kernel, x.shape[0], w_hh.shape[0] // cell.gates,
+        kept = 0 if ln_ih_weight is None else kept_input_steps(kernel, *x.shape, w_hh.shape[0] // cell.gates,
                                                                  _zoneout_masks(zoneout_h, zoneout_c),
                                                                  x.element_size())
         hs, c_T, cs, gates, aux, cell_out, norm, rstd = extension().forward(
@@ -129,7 +132,7 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
     # (csrc/fused.h); the Python loops x U's, h W's and the LSTM's C^_t's, side by side
     rows, width, stats = T, 2 * GH + H * lstm, 2 * cell.gates + lstm
     if backend == "compiled":
-        kept = kept_input_steps(kernel, T, H, _zoneout_masks(zoneout_h, zoneout_c), x.element_size())
+        kept = kept_input_steps(kernel, *x.shape, H, _zoneout_masks(zoneout_h, zoneout_c), x.element_size())
         rows, width, stats = T + kept, GH, cell.gates
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
