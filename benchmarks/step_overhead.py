@@ -1,7 +1,7 @@
 """The fixed cost of a training step, outside the arithmetic: a 2-layer LSTM's forward and backward at a tiny
 shape (T, N, H) = (1, 1, 8), where nearly all of the time is Python, the dispatcher and the autograd engine,
-plain, with recurrent dropout + weight drop + zoneout and with layer norm, on the compiled engine; 2 threads, 200 interleaved
-rounds after 2 warm-ups (``common.medians``). At (35, 20, 200) this fixed cost is part of every step, so it
+plain, with recurrent dropout + weight drop + zoneout and with layer norm, on the compiled engine; 2 threads, 200
+interleaved rounds after 2 warm-ups (``common.medians``). At (35, 20, 200) this fixed cost is part of every step, so it
 counts in ``rnnkit bench --regularised``'s ratios (BENCHMARKS.md, "Where the time went"). Run it before and
 after a change to the layers' Python path:
 
