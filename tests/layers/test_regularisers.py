@@ -244,9 +244,8 @@ def test_layer_norm_training_saves_what_its_accounting_says(kind):
     for normed in (False, True):
         layer = make(kind, engine="compiled", size=(H, H), bidirectional=False, layer_norm=normed)
         saved[normed] = saved_bytes(lambda: layer(x)[0].backward(grad))
-    kernel = {"lstm": "lstm", "gru": "gru", "gru-torch": "gru_reset_after"}[kind]
     G = 4 if kind == "lstm" else 3
-    kept = kept_input_steps(kernel, T, N, H, H, zoneout_masks=0, itemsize=8)
+    kept = kept_input_steps(layer.cell.kernel, T, N, H, H, zoneout_masks=0, itemsize=8)
     params = 4 * G * H + 2 * H * (kind == "lstm")
     assert kept == {"lstm": 16, "gru": 14, "gru-torch": 17}[kind]
     assert saved[True] - saved[False] == 2 * (T * N * G + kept * N * (G * H + G) + params) * 8      # two layers
@@ -281,15 +280,15 @@ def test_layer_norm_keeps_input_steps_only_within_its_room(kind):
     shape the Elman RNN keeps none (its LN(h W) alone costs more than the room: ops.kept_input_steps)."""
     from rnnkit.bench.regularised import saved_bytes
     from rnnkit.engine.ops import kept_input_steps
-    kernel = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru", "gru-torch": "gru_reset_after"}[kind]
-    assert kept_input_steps(kernel, 5, 2, 64, 64, zoneout_masks=0) == 5
-    assert (kept_input_steps(kernel, 35, 20, 200, 200, zoneout_masks=0) == 0) == (kind == "rnn")
     torch.manual_seed(0)
     x, grad = torch.randn(5, 2, 64, dtype=D64), torch.randn(5, 2, 64, dtype=D64)
     saved = {}
     for normed in (False, True):
         layer = make(kind, engine="compiled", size=(64, 64), bidirectional=False, layer_norm=normed)
         saved[normed] = saved_bytes(lambda: layer(x)[0].backward(grad))
+    kernel = layer.cell.kernel
+    assert kept_input_steps(kernel, 5, 2, 64, 64, zoneout_masks=0) == 5
+    assert (kept_input_steps(kernel, 35, 20, 200, 200, zoneout_masks=0) == 0) == (kind == "rnn")
     assert 1.05 < saved[True] / saved[False] <= 1.3
 
 

@@ -74,8 +74,10 @@ def kept_input_steps(kernel: str, T: int, N: int, I: int, H: int, zoneout_masks:
     return max(0, min(T, int(T * room // (GH + G))))
 
 
-def _zoneout_masks(zoneout_h: Optional[Tensor], zoneout_c: Optional[Tensor]) -> int:
-    return (zoneout_h is not None) + (zoneout_c is not None)
+def _kept_steps(kernel: str, x: Tensor, H: int, zoneout_h: Optional[Tensor], zoneout_c: Optional[Tensor]) -> int:
+    """The forward's :func:`kept_input_steps` for input ``x`` (T, N, I): one place for the real and fake kernels."""
+    masks = (zoneout_h is not None) + (zoneout_c is not None)
+    return kept_input_steps(kernel, *x.shape, H, masks, x.element_size())
 
 
 def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
@@ -88,9 +90,8 @@ def _forward_impl(backend: str, kernel: str, x: Tensor, h0: Tensor, c0: Optional
     cell = recurrence(kernel)
     norm = rstd = None
     if backend == "compiled":
-        kept = 0 if ln_ih_weight is None else kept_input_steps(kernel, *x.shape, w_hh.shape[0] // cell.gates,
-                                                                 _zoneout_masks(zoneout_h, zoneout_c),
-                                                                 x.element_size())
+        kept = 0 if ln_ih_weight is None else _kept_steps(kernel, x, w_hh.shape[0] // cell.gates, zoneout_h,
+                                                            zoneout_c)
         hs, c_T, cs, gates, aux, cell_out, norm, rstd = extension().forward(
             kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, window, store, w_hr, h_mask, zoneout_h, zoneout_c,
             ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, kept)
@@ -132,8 +133,7 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
     # (csrc/fused.h); the Python loops x U's, h W's and the LSTM's C^_t's, side by side
     rows, width, stats = T, 2 * GH + H * lstm, 2 * cell.gates + lstm
     if backend == "compiled":
-        kept = kept_input_steps(kernel, *x.shape, H, _zoneout_masks(zoneout_h, zoneout_c), x.element_size())
-        rows, width, stats = T + kept, GH, cell.gates
+        rows, width, stats = T + _kept_steps(kernel, x, H, zoneout_h, zoneout_c), GH, cell.gates
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
             new(T, N, H) if w_hr is not None else none,
