@@ -13,7 +13,7 @@ def test_the_cuda_report_has_every_table(monkeypatch):
     monkeypatch.setattr(cuda, "CELLS", {"LSTM": timing.CELLS["LSTM"],
                                         "GRU (Cho, lecture)": timing.CELLS["GRU (Cho, lecture)"]})
     monkeypatch.setattr(cuda, "QUICK_SHAPES", [(3, 2, 4)])
-    monkeypatch.setattr(cuda, "_gpu", lambda: "a stand-in GPU")
+    monkeypatch.setattr(cuda, "gpu_description", lambda: "a stand-in GPU")
     monkeypatch.setattr(cuda, "generation_rows",
                         lambda device: generation.generation_rows(H=8, vocab=5, steps=2, device="cpu"))
     for name in ("synchronize", "reset_peak_memory_stats", "empty_cache"):

@@ -34,3 +34,26 @@ def test_the_report_has_every_configuration_and_the_masks_cost_memory(monkeypatc
     rows = [line for line in text.splitlines() if line.startswith("| ") and "configuration" not in line]
     assert [r.split("|")[1].strip() for r in rows] == list(regularised.CONFIGS)
     assert rows[0].split("|")[3].strip() == "1.00×"
+
+
+
+def test_the_gpu_report_times_every_option_set_beside_torch_nn(monkeypatch):
+    """``--device cuda``'s report, run on the CPU with the GPU stood in (the compiled loop in the CUDA-graph loop's
+    place), so that its code runs in every test run; on a GPU benchmarks/gpu_regularised.sh runs it."""
+    from rnnkit.bench import cuda
+    configs = {name: {**kw, "engine": "compiled"} if kw.get("engine") == "cuda-graph" else kw
+               for name, kw in regularised.CUDA_CONFIGS.items()}
+    real = regularised.measure
+    monkeypatch.setattr(regularised, "CUDA_CONFIGS", configs)
+    monkeypatch.setattr(regularised, "QUICK_SHAPES", [(6, 3, 8)])
+    monkeypatch.setattr(regularised, "measure", lambda *a: real(*a[:-1], device="cpu"))
+    monkeypatch.setattr(cuda, "gpu_description", lambda: "a stand-in GPU")
+    text = regularised.run(True, "rnnkit bench --regularised --device cuda", device="cuda")
+    assert "GPU: a stand-in GPU" in text and "`rnnkit bench --regularised --device cuda --quick`" in text
+    assert "ratios to cuDNN's plain LSTM" in text
+    rows = {r.split("|")[1].strip(): r.split("|") for r in text.splitlines()
+            if r.startswith("| ") and "configuration" not in r}
+    assert list(rows) == list(configs) and rows[regularised.CUDA_BASE][3].strip() == "1.00×"
+    layers = regularised.configured_layers(8, configs)
+    assert type(layers[regularised.CUDA_BASE]) is torch.nn.LSTM and layers[regularised.CUDA_BASE].num_layers == 2
+    assert all(float(r[2]) > 0 and r[3].strip().endswith("×") for r in rows.values())

@@ -1,5 +1,8 @@
 """The layers' regularisers and layer norm (rnnkit.layers.regularisers): gradients, engines against each other,
-mask statistics, p = 0 is the plain layer, evaluation is deterministic, the resolver's choices, step."""
+mask statistics, p = 0 is the plain layer, evaluation is deterministic, the resolver's choices, step.
+
+The tests that take ``device`` run again on a GPU where there is one, with the CUDA-graph loop in the compiled
+loop's place (``HAND_WRITTEN``)."""
 from __future__ import annotations
 
 import pytest
@@ -22,12 +25,16 @@ OPTIONS = {
     "all": dict(variational_dropout=0.2, weight_drop=0.3, recurrent_dropout=0.3, zoneout=0.25, layer_norm=True),
 }
 D64 = torch.float64
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                reason="needs a CUDA GPU"))]
+HAND_WRITTEN = {"cpu": ("compiled", "python"), "cuda": ("cuda-graph", "python")}   # each device's BPTT loops
 
 
-def make(kind, engine="autograd", size=(3, 4), layers=2, bidirectional=True, **options):
+def make(kind, engine="autograd", size=(3, 4), layers=2, bidirectional=True, device="cpu", **options):
     cls, kw = KINDS[kind]
     torch.manual_seed(0)
-    return cls(*size, num_layers=layers, bidirectional=bidirectional, engine=engine, dtype=D64, **kw, **options)
+    return cls(*size, num_layers=layers, bidirectional=bidirectional, engine=engine, dtype=D64, **kw,
+               **options).to(device)
 
 
 def run(layer, x, seed=7, **kw):
@@ -37,22 +44,22 @@ def run(layer, x, seed=7, **kw):
 
 # ------------------------------------------------------------------ gradients
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_gradcheck_every_option_and_all_together(kind, option):
-    engines = ["autograd", "compiled", "python"]
-    for engine in engines:
+def test_gradcheck_every_option_and_all_together(kind, option, device):
+    for engine in ("autograd", *HAND_WRITTEN[device]):
         shape = dict(layers=2, bidirectional=True) if option == "all" else \
             dict(layers=2 if option == "variational_dropout" else 1, bidirectional=False)
-        layer = make(kind, engine, size=(2, 2), **shape, **OPTIONS[option])
+        layer = make(kind, engine, size=(2, 2), device=device, **shape, **OPTIONS[option])
         if "layer_norm" in OPTIONS[option]:            # away from gain 1 / bias 0, so their gradients are general
             with torch.no_grad():
                 for name, p in layer.named_parameters():
                     if name.startswith("ln_"):
                         p.add_(torch.randn_like(p) * 0.3)
         names = [n for n, _ in layer.named_parameters()]
-        x = torch.randn(3, 2, 2, dtype=D64, requires_grad=True)
-        lengths = torch.tensor([3, 2])
+        x = torch.randn(3, 2, 2, dtype=D64, device=device, requires_grad=True)
+        lengths = torch.tensor([3, 2], device=device)
 
         def f(x, *params):
             torch.manual_seed(11)                      # the same masks at every evaluation
@@ -65,17 +72,18 @@ def test_gradcheck_every_option_and_all_together(kind, option):
 
 # ------------------------------------------------------------------ engines agree with the same masks
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layer_norm,bias", [(False, True), (True, True), (True, False)],
                          ids=["masks", "masks+layer_norm", "masks+layer_norm-no-bias"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind, layer_norm, bias):
+def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind, layer_norm, bias, device):
     """(Layer norm's one-pass backward also gives the cell's bias gradient: with and without biases.)"""
     options = {**OPTIONS["all"], "layer_norm": layer_norm, "bias": bias}
     results = []
-    for engine in ("autograd", "python", "compiled", "auto"):
-        layer = make(kind, engine, **options)
-        x = torch.randn(5, 3, 3, dtype=D64, generator=torch.Generator().manual_seed(1), requires_grad=True)
-        out, _ = run(layer, x, lengths=torch.tensor([5, 3, 1]))
+    for engine in ("autograd", *HAND_WRITTEN[device], "auto"):
+        layer = make(kind, engine, device=device, **options)
+        x = torch.randn(5, 3, 3, dtype=D64, generator=torch.Generator().manual_seed(1)).to(device).requires_grad_()
+        out, _ = run(layer, x, lengths=torch.tensor([5, 3, 1], device=device))
         out.square().sum().backward()
         results.append([out.detach(), x.grad] + [p.grad for p in layer.parameters()])
     for other in results[1:]:
@@ -85,27 +93,31 @@ def test_hand_written_engines_equal_autograd_twin_with_the_same_seed(kind, layer
 
 # ------------------------------------------------------------------ p = 0, evaluation
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_p_zero_is_the_plain_layer_exactly(kind):
-    plain = make(kind, "auto")
-    zero = make(kind, "auto", variational_dropout=0.0, weight_drop=0.0, recurrent_dropout=0.0, zoneout=0.0)
+def test_p_zero_is_the_plain_layer_exactly(kind, device):
+    plain = make(kind, "auto", device=device)
+    zero = make(kind, "auto", device=device, variational_dropout=0.0, weight_drop=0.0, recurrent_dropout=0.0,
+                zoneout=0.0)
     assert list(plain.state_dict()) == list(zero.state_dict())
     zero.load_state_dict(plain.state_dict())
-    x = torch.randn(4, 2, 3, dtype=D64)
+    x = torch.randn(4, 2, 3, dtype=D64, device=device)
     for training in (True, False):
         plain.train(training), zero.train(training)
         a, b = run(plain, x), run(zero, x)
         assert torch.equal(a[0], b[0])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_eval_is_deterministic_and_draws_nothing(kind):
-    layer = make(kind, "auto", **OPTIONS["all"]).eval()
-    x = torch.randn(4, 2, 3, dtype=D64)
-    state = torch.get_rng_state()
+def test_eval_is_deterministic_and_draws_nothing(kind, device):
+    layer = make(kind, "auto", device=device, **OPTIONS["all"]).eval()
+    x = torch.randn(4, 2, 3, dtype=D64, device=device)
+    rng_state = torch.cuda.get_rng_state if device == "cuda" else torch.get_rng_state
+    state = rng_state()
     a, b = layer(x)[0], layer(x)[0]
     assert torch.equal(a, b)
-    assert torch.equal(state, torch.get_rng_state())
+    assert torch.equal(state, rng_state())
     layer.train()
     assert not torch.equal(run(layer, x, seed=1)[0], run(layer, x, seed=2)[0])
 
@@ -127,28 +139,30 @@ def test_eval_zoneout_is_the_expectation():
 
 # ------------------------------------------------------------------ mask statistics
 
-def test_recurrent_dropout_mask_rate_values_and_fresh_per_batch():
-    layer = rnnkit.LSTM(3, 100, recurrent_dropout=0.3)
-    x = torch.zeros(2, 400, 3)
+@pytest.mark.parametrize("device", DEVICES)
+def test_recurrent_dropout_mask_rate_values_and_fresh_per_batch(device):
+    layer = rnnkit.LSTM(3, 100, recurrent_dropout=0.3, device=device)
+    x = torch.zeros(2, 400, 3, device=device)
     m1 = Draw(layer, x, 2).direction(0, 0, 400)[1].h_mask
     m2 = Draw(layer, x, 2).direction(0, 0, 400)[1].h_mask
-    assert m1.shape == (400, 100)                                     # one per sequence and unit: no time axis
-    assert torch.all((m1 == 0) | torch.isclose(m1, torch.tensor(1 / 0.7)))
+    assert m1.shape == (400, 100) and m1.device == x.device           # one per sequence and unit: no time axis
+    assert torch.all((m1 == 0) | torch.isclose(m1, torch.tensor(1 / 0.7, device=device)))
     assert abs((m1 == 0).float().mean().item() - 0.3) < 0.01
     assert not torch.equal(m1, m2)
 
 
-def test_recurrent_dropout_drops_the_same_units_at_every_step():
+@pytest.mark.parametrize("device", DEVICES)
+def test_recurrent_dropout_drops_the_same_units_at_every_step(device):
     # h_t = relu(c + (h_{t-1} * m) I): a dropped unit is exactly c at every step, a kept one grows
-    layer = rnnkit.RNN(1, 200, nonlinearity="relu", recurrent_dropout=0.4, bias=False, dtype=D64)
+    layer = rnnkit.RNN(1, 200, nonlinearity="relu", recurrent_dropout=0.4, bias=False, dtype=D64, device=device)
     with torch.no_grad():
         layer.weight_ih_l0.fill_(1.0)
         layer.weight_hh_l0.copy_(torch.eye(200))
-    out = run(layer, torch.ones(6, 8, 1, dtype=D64))[0]              # (T, N, H)
+    out = run(layer, torch.ones(6, 8, 1, dtype=D64, device=device))[0]      # (T, N, H)
     dropped = out[1:] == 1.0
     assert torch.equal(dropped, dropped[:1].expand_as(dropped))       # the same units at steps 2..T
     assert abs(dropped[0].double().mean().item() - 0.4) < 0.05
-    second = run(layer, torch.ones(6, 8, 1, dtype=D64), seed=8)[0][1:] == 1.0
+    second = run(layer, torch.ones(6, 8, 1, dtype=D64, device=device), seed=8)[0][1:] == 1.0
     assert not torch.equal(second, dropped)                           # the next batch: a fresh mask
 
 
@@ -192,9 +206,10 @@ def test_weight_drop_mask_gradient_and_names(monkeypatch):
     assert not torch.equal(seen[0] != 0, kept)                        # one mask per forward call
 
 
-def test_zoneout_keeps_units_at_its_rate():
-    layer = rnnkit.LSTM(3, 200, zoneout=(0.3, 0.6), dtype=D64)
-    x = torch.randn(6, 10, 3, dtype=D64)
+@pytest.mark.parametrize("device", DEVICES)
+def test_zoneout_keeps_units_at_its_rate(device):
+    layer = rnnkit.LSTM(3, 200, zoneout=(0.3, 0.6), dtype=D64, device=device)
+    x = torch.randn(6, 10, 3, dtype=D64, device=device)
     out = run(layer, x)[0]
     kept = (out[1:] == out[:-1]).double().mean().item()
     assert abs(kept - 0.3) < 0.03
@@ -329,10 +344,12 @@ def test_resolver_sends_options_where_they_run():
     assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout"}), projected=True) == "autograd"
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_step_in_eval_equals_forward(kind):
-    layer = make(kind, "auto", bidirectional=False, zoneout=0.2, layer_norm=True, recurrent_dropout=0.3).eval()
-    x = torch.randn(1, 2, 3, dtype=D64)
+def test_step_in_eval_equals_forward(kind, device):
+    layer = make(kind, "auto", bidirectional=False, device=device, zoneout=0.2, layer_norm=True,
+                 recurrent_dropout=0.3).eval()
+    x = torch.randn(1, 2, 3, dtype=D64, device=device)
     out, state = layer(x)
     s_out, s_state = layer.step(x[0])
     torch.testing.assert_close(s_out, out[0])

@@ -24,7 +24,8 @@ from .generation import generation_rows
 from .timing import CELLS, IMPLS, QUICK_SHAPES, SHAPES, Run, compare, implementations, ratio, timed
 
 
-def _gpu() -> str:
+def gpu_description() -> str:
+    """The GPU, torch, CUDA and cuDNN, and whether TF32 is on: the line every CUDA report names."""
     p = torch.cuda.get_device_properties(0)
     return (f"{p.name}, {p.total_memory / 2**30:.0f} GiB, {p.multi_processor_count} SMs; torch {torch.__version__}, "
             f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, float32 "
@@ -58,7 +59,7 @@ def run(quick: bool, command: str) -> str:
     shapes = QUICK_SHAPES if quick else SHAPES
     budget = 0.5 if quick else 2.0
     lines = [f"# rnnkit engine benchmark on CUDA, {datetime.date.today().isoformat()}{' (quick)' if quick else ''}",
-             "", f"GPU: {_gpu()}", "", f"Command: `{command}`", ""]
+             "", f"GPU: {gpu_description()}", "", f"Command: `{command}`", ""]
     train_rows, infer_rows, memory_rows = [], [], []
     for label, (cell, peer) in CELLS.items():
         for T, N, H in shapes:

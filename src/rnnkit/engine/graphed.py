@@ -6,7 +6,12 @@ whole forward (and the whole backward) once per shape and replays it as one laun
 GPU's pace. This is how rnnkit serves the cells cuDNN lacks (the lecture's GRU) on a GPU, and any cell when
 ``engine="cuda-graph"`` is asked for; the loops, and so the arithmetic, are exactly the Python engine's.
 
-Per (cell, shapes, dtype, device, mask, bias, training, inference mode) an entry holds static input buffers
+The regularisers run too (recurrent dropout, zoneout, layer norm: :mod:`.masked`'s loops): their masks and layer
+norm's gains and biases are static inputs like the weights, drawn outside the graph (:mod:`rnnkit.layers.regularisers`)
+and copied in per call, so every call gets its own masks and the graphs hold no random generator.
+
+Per (cell, shapes, dtype, device, mask, bias, regularisers, training, inference mode) an entry holds static input
+buffers
 and the captured graphs; past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers the least recently used go.
 A call copies its tensors into the buffers, replays, and clones what it returns and what its backward needs,
 so calls of the same shape (the layers of a stack, both directions, two forwards before one backward) never
@@ -26,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..cells.extras import as_weights
 from ..cells.spec import Recurrence
 from .bptt import backward_pass, forward_pass
 
@@ -91,31 +97,47 @@ def copy_into(static: list, values) -> None:
             dst.copy_(src)
 
 
+# The static inputs, in order: the engine contract's (x h0 c0 w_ih w_hh b_ih b_hh mask w_hr), then the
+# regularisers' (h_mask zh zc, and layer norm's six gains and biases), each None where it is off.
+N_PLAIN, N_MASKS, N_LN = 9, 3, 6
+
+
+def _layer_norm(inputs: list) -> tuple | None:
+    """Layer norm's six gains and biases among the static inputs, or ``None`` without layer norm."""
+    ln = inputs[N_PLAIN + N_MASKS:]
+    return None if ln[0] is None else tuple(ln)
+
+
 class _Entry:
     """Static buffers and captured graphs for one shape: ``inputs`` are copied in, the graphs read them."""
 
     def __init__(self, cell: Recurrence, args: tuple, training: bool, has_bias: bool) -> None:
         x = args[0]
-        # x h0 c0 w_ih w_hh b_ih b_hh mask w_hr
         self.inputs = [None if a is None else a.detach().clone() for a in args]
         self.dY = self.dc = self.backward = None                                   # the backward's, when training
         self.grads: tuple = ()
         self.forward = (CudaGraph if x.is_cuda else EagerGraph)(x.device)
+        masks = self.inputs[N_PLAIN:N_PLAIN + N_MASKS]
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            self.outputs = list(self.forward.capture(lambda: forward_pass(cell, *self.inputs)))
+            self.outputs = list(self.forward.capture(lambda: forward_pass(
+                cell, *self.inputs[:N_PLAIN], *masks, _layer_norm(self.inputs))))
             if training:
                 self.backward = self._capture_backward(cell, has_bias)
         buffers = [*self.inputs, *self.outputs, *self.grads, self.dY, self.dc]
         self.nbytes = sum(t.numel() * t.element_size() for t in buffers if t is not None)
 
     def _capture_backward(self, cell: Recurrence, has_bias: bool):
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr = self.inputs
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr = self.inputs[:N_PLAIN]
+        masks, ln = self.inputs[N_PLAIN:N_PLAIN + N_MASKS], _layer_norm(self.inputs)
         hs, cs, *saved = self.outputs
+        if ln is not None:                             # the forward's outputs end with layer norm's norm and rstd
+            ln = (*saved[-2:], *ln)
+            saved = saved[:-2]
         self.dY = x.new_zeros(hs.shape[0] - 1, *hs.shape[1:])
         self.dc = x.new_zeros(cs.shape[1:]) if cell.has_cell_state else None
         graph = type(self.forward)(x.device, pool=self.forward.pool)
         self.grads = graph.capture(lambda: backward_pass(
-            cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True, w_hr))
+            cell, x, hs, cs, tuple(saved), w_ih, w_hh, mask, self.dY, self.dc, has_bias, True, w_hr, *masks, ln))
         return graph
 
 
@@ -134,7 +156,7 @@ def _entry(cell: Recurrence, args: tuple, training: bool) -> _Entry:
 
 
 def _replay_forward(cell: Recurrence, args: tuple, training: bool) -> _Entry:
-    """The entry for ``args`` (x h0 c0 w_ih w_hh b_ih b_hh mask w_hr) with them copied in and its forward replayed."""
+    """The entry for ``args`` (the static inputs, :data:`N_PLAIN`) with them copied in and its forward replayed."""
     entry = _entry(cell, args, training)
     copy_into(entry.inputs, args)
     entry.forward.replay()
@@ -147,23 +169,25 @@ def clone_or_none(t: Tensor | None) -> Tensor | None:
 
 
 class GraphedBPTT(torch.autograd.Function):
-    """:mod:`rnnkit.engine.bptt`'s forward and backward passes, each replayed from a captured graph."""
+    """:mod:`rnnkit.engine.bptt`'s forward and backward passes, each replayed from a captured graph. ``extra``: the
+    regularisers' static inputs (h_mask zh zc and layer norm's six), the last six differentiable."""
 
     @staticmethod
-    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
-        entry = _replay_forward(cell, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr), training=True)
+    def forward(ctx, cell, mask, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, *extra):
+        entry = _replay_forward(cell, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, w_hr, *extra), training=True)
         hs, cs, *saved = (clone_or_none(t) for t in entry.outputs)
         ctx.entry = entry
-        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, w_hr, *saved)
+        ctx.save_for_backward(x, hs, cs, w_ih, w_hh, mask, w_hr, *extra, *saved)
         return (hs[1:], cs[-1].clone()) if cell.has_cell_state else hs[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dY, dc_T=None):
         entry = ctx.entry
-        x, hs, cs, w_ih, w_hh, mask, w_hr, *saved = ctx.saved_tensors
-        inputs = entry.inputs
-        copy_into([inputs[0], inputs[3], inputs[4], inputs[7], inputs[8]], (x, w_ih, w_hh, mask, w_hr))
+        x, hs, cs, w_ih, w_hh, mask, w_hr, *rest = ctx.saved_tensors
+        extra, saved = rest[:N_MASKS + N_LN], rest[N_MASKS + N_LN:]
+        inputs = entry.inputs                  # another call of this shape may have replaced any of them since
+        copy_into([inputs[0], *inputs[3:5], *inputs[7:]], (x, w_ih, w_hh, mask, w_hr, *extra))
         copy_into(entry.outputs, (hs, cs, *saved))
         if dY is None:
             entry.dY.zero_()
@@ -174,23 +198,29 @@ class GraphedBPTT(torch.autograd.Function):
         elif entry.dc is not None:
             entry.dc.copy_(dc_T)
         entry.backward.replay()
-        grads = (*entry.grads, None)[:8]                      # dw_hr eighth, with a projection
+        # dx dh0 dc0 dw_ih dw_hh db_ih db_hh, then dw_hr (a projection's), then layer norm's six, where they are
+        grads = (*entry.grads, *[None] * (8 + N_LN - len(entry.grads)))
+        grads = (*grads[:8], *[None] * N_MASKS, *grads[8:])
         return None, None, *(clone_or_none(g) if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
 
 
 def run_graphed(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weights: tuple,
-                mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run ``cell`` over ``x`` from captured graphs; same arguments and results as ``bptt.run_bptt`` (the LSTM's
-    projection ``weight_hr`` fifth in ``weights``)."""
+                mask: Tensor | None, reg=None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run ``cell`` over ``x`` from captured graphs; same arguments and results as ``ops.run_bptt`` (the LSTM's
+    projection ``weight_hr`` fifth in ``weights``; ``reg`` a :class:`rnnkit.cells.extras.Regularisation`)."""
     w_ih, w_hh, b_ih, b_hh, *rest = weights
     w_hr = rest[0] if rest else None
     c0 = c0 if cell.has_cell_state else None
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*args, w_hr)):
-        out = GraphedBPTT.apply(cell, mask, *args, w_hr)
+    extra = (None,) * (N_MASKS + N_LN)
+    if reg is not None and not reg.empty:                # (the loops take zoneout's bools as floats)
+        extra = (reg.h_mask, as_weights(reg.zoneout_h, x), as_weights(reg.zoneout_c, x),
+                 *(reg.ln if reg.ln is not None else (None,) * N_LN))
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*args, w_hr, *extra)):
+        out = GraphedBPTT.apply(cell, mask, *args, w_hr, *extra)
         h_seq, c_T = out if cell.has_cell_state else (out, None)
     else:
-        hs, cs = _replay_forward(cell, (*args, mask, w_hr), training=False).outputs[:2]
+        hs, cs = _replay_forward(cell, (*args, mask, w_hr, *extra), training=False).outputs[:2]
         h_seq = hs[1:].clone()
         c_T = None if cs is None else cs[-1].clone()
     return h_seq, h_seq[-1], c_T

@@ -4,7 +4,8 @@ Names say what runs:
 
 =============  =====================================================================================
 ``auto``       the fastest that can serve: ``compiled`` on the CPU, ``torch`` on a GPU where torch.nn
-               has the cell (``cuda-graph`` for the lecture's GRU), ``python`` where neither can serve
+               has the cell (``cuda-graph`` for the lecture's GRU and for recurrent dropout, zoneout and
+               layer norm, which cuDNN lacks), ``python`` where neither can serve
 ``compiled``   the C++ time loop with hand-written BPTT (:mod:`.fused`), CPU only
 ``cuda-graph`` the Python loop's kernels captured once in CUDA graphs and replayed (:mod:`.graphed`), GPU only
 ``python``     the time loop in Python with hand-written BPTT (:mod:`.bptt`), every device
@@ -77,14 +78,15 @@ def _under_functorch(engine: str) -> str:
 
 # What each backend runs of the layers' regularisers (rnnkit.layers.regularisers). weight_drop and
 # variational_dropout change only the tensors passed in, so every rnnkit loop has them; torch.nn's module
-# takes its own parameters and inputs, so it has none.
+# takes its own parameters and inputs, so it has none. The cuda-graph engine replays the Python loops.
 REGULARISERS = frozenset({"weight_drop", "variational_dropout", "recurrent_dropout", "zoneout", "layer_norm"})
 _INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
+_HAND_WRITTEN = ("python", "compiled", "cuda-graph")        # their loops have no masks with a projection
 SUPPORTS: dict[str, frozenset[str]] = {
     "autograd": REGULARISERS,
     "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
     "compiled": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
-    "cuda-graph": _INPUT_ONLY,
+    "cuda-graph": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
     "torch": frozenset(),
 }
 
@@ -93,7 +95,7 @@ def missing(backend: str, needs: frozenset[str], projected: bool = False) -> fro
     """The regularisers in ``needs`` that ``backend`` cannot run (the hand-written loops have no masks with a
     projection)."""
     have = SUPPORTS[backend]
-    if projected and backend in ("python", "compiled"):
+    if projected and backend in _HAND_WRITTEN:
         have = _INPUT_ONLY
     return frozenset(needs) - have
 
@@ -102,18 +104,20 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
                    needs: frozenset[str] = frozenset()) -> str:
     """The backend that runs ``cell`` over a whole sequence ``x``: one of :data:`ENGINES` but ``auto``.
     ``projected``: an LSTM with ``proj_size`` (a fifth weight, ``weight_hr``). ``needs``: the regularisers that
-    are active (:data:`REGULARISERS`); ``auto`` goes to the fastest backend that has them all (the Python loop,
-    else the autograd loop), an explicit engine that lacks one raises, naming it."""
+    are active (:data:`REGULARISERS`); ``auto`` goes to the fastest backend that has them all (on a GPU the
+    CUDA-graph loop, then the Python loop, else the autograd loop), an explicit engine that lacks one raises,
+    naming it."""
     chosen = _resolve_plain(engine, cell, x)
     lacking = missing(chosen, needs, projected)
     if not lacking:
         return chosen
-    fallback = "python" if not missing("python", needs, projected) else "autograd"
+    candidates = (("cuda-graph",) if x.is_cuda and _device_fast_path(x, cell)[1] is None else ()) + ("python",)
+    fallback = next((c for c in candidates if not missing(c, needs, projected)), "autograd")
     if engine == "auto":
         return fallback
     what = ", ".join(sorted(lacking))
     raise RuntimeError(f"engine={engine!r} cannot run here: the {chosen!r} engine has no {what} "
-                       f"kernel{' with proj_size' if projected and chosen in ('python', 'compiled') else ''}. "
+                       f"kernel{' with proj_size' if projected and chosen in _HAND_WRITTEN else ''}. "
                        f"Use engine='auto' (it picks {fallback}) or 'autograd'.")
 
 
