@@ -210,3 +210,28 @@ def test_a_gru_layer_trains_on_cuda_as_on_the_cpu(reset_after):
         (out.square().sum() + h_n.sum()).backward()
         results.append([out.cpu(), h_n.cpu()] + [p.grad.cpu() for p in layer.parameters()])
     assert_same(*results, tol=1e-10)
+
+
+def test_steps_are_bucketed_within_an_eighth():
+    assert [graphed.bucket(T) for T in (1, 5, 15, 16, 17, 35, 64, 65, 70, 200)] == \
+        [1, 5, 15, 16, 18, 36, 64, 72, 72, 208]
+    assert all(T <= graphed.bucket(T) <= T * 1.125 for T in range(1, 2000))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_lengths_between_buckets_share_the_buckets_entry(mode, device):
+    """17 steps run in the entry of 18, the last masked out; 18 steps with lengths (a mask too) replay it."""
+    x, h0, c0, weights = problem(mode, device, T=17)
+    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, None)
+    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, None), expected)
+    (key, _), = graphed._entries.items()
+    assert key[6] == (18, 3, 4)                                           # x's shape in the entry
+    x, h0, c0, weights = problem(mode, device, T=18, seed=5)
+    mask = lengths_mask(torch.tensor([18, 9, 17], device=device), 18)
+    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, mask)
+    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, mask), expected)
+    assert len(graphed._entries) == 1
+    with torch.no_grad():
+        assert_same(graphed.run_graphed(recurrence(mode), x[:17], h0, c0, weights, None),
+                    run_bptt(recurrence(mode), x[:17], h0, c0, weights, None))

@@ -88,6 +88,17 @@ def test_matches_the_python_engine_with_the_same_masks(mode, options, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_a_length_between_buckets_runs_padded_with_its_masks(mode, device):
+    """17 steps run in the entry of 18 (graphed.bucket): the zoneout masks get a masked-out step too."""
+    x, h0, c0, weights, reg, leaves = problem(mode, device, T=17, **OPTIONS["all"])
+    mask = lengths_mask(torch.tensor([17, 6, 16], device=device), 17)
+    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, reg, leaves, mask)
+    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, reg, leaves, mask), expected)
+    assert [k[6] for k in graphed._entries] == [(18, 3, 4)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 def test_two_calls_of_one_shape_with_their_own_masks_before_either_backward(mode, device):
     """A bidirectional layer's two directions share an entry: each backward must see its own call's masks and

@@ -16,7 +16,9 @@ and the captured graphs; past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffer
 A call copies its tensors into the buffers, replays, and clones what it returns and what its backward needs,
 so calls of the same shape (the layers of a stack, both directions, two forwards before one backward) never
 share results. A new shape costs one capture (a forward and backward run plus tens to a few hundred
-milliseconds); batches whose length changes every time capture each length once. Not thread-safe: one
+milliseconds). A call of T steps runs in the entry of :func:`bucket` (T) steps, its last steps masked out (their
+states held, as past a sequence's end): at most 12.5% more steps, so that windows whose length varies (AWD's
+variable BPTT, batches of sentences) share a few entries instead of capturing every length. Not thread-safe: one
 thread per process uses an entry at a time (DDP's one process per GPU is fine).
 
 Where there is no GPU (the tests), :class:`EagerGraph` stands in for ``torch.cuda.CUDAGraph``: replaying re-runs
@@ -88,6 +90,28 @@ def unavailable_reason(x: Tensor) -> str | None:
     if not x.is_floating_point():
         return f"the CUDA-graph engine needs a floating-point input, got {x.dtype}"
     return None
+
+
+BUCKETS_PER_OCTAVE = 8
+
+
+def bucket(T: int) -> int:
+    """The steps the entry for ``T`` steps is captured for: ``T`` rounded up to a multiple of an eighth of the
+    largest power of two not above it (70 -> 72, 35 -> 36, 200 -> 208; below 16 steps ``T`` itself)."""
+    step = max(1, (1 << (T.bit_length() - 1)) // BUCKETS_PER_OCTAVE)
+    return -(-T // step) * step
+
+
+def _padded(x: Tensor, mask: Tensor | None, extra: tuple, steps: int) -> tuple[Tensor, Tensor, tuple]:
+    """``x``, its mask and the zoneout masks with zero steps appended up to ``steps``, the new steps masked out."""
+    T, N = x.shape[:2]
+
+    def pad(t: Tensor) -> Tensor:
+        return torch.cat([t, t.new_zeros(steps - T, *t.shape[1:])])
+
+    valid = torch.ones(T, N, 1, dtype=torch.bool, device=x.device) if mask is None else mask
+    zh, zc = (None if z is None else pad(z) for z in extra[1:3])
+    return pad(x), pad(valid), (extra[0], zh, zc, *extra[3:])
 
 
 def copy_into(static: list, values) -> None:
@@ -216,11 +240,15 @@ def run_graphed(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weig
     if reg is not None and not reg.empty:                # (the loops take zoneout's bools as floats)
         extra = (reg.h_mask, as_weights(reg.zoneout_h, x), as_weights(reg.zoneout_c, x),
                  *(reg.ln if reg.ln is not None else (None,) * N_LN))
+    T = x.shape[0]
+    if bucket(T) != T:
+        x, mask, extra = _padded(x, mask, extra, bucket(T))
+        args = (x, *args[1:])
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*args, w_hr, *extra)):
         out = GraphedBPTT.apply(cell, mask, *args, w_hr, *extra)
-        h_seq, c_T = out if cell.has_cell_state else (out, None)
+        h_all, c_T = out if cell.has_cell_state else (out, None)
     else:
         hs, cs = _replay_forward(cell, (*args, mask, w_hr, *extra), training=False).outputs[:2]
-        h_seq = hs[1:].clone()
+        h_all = hs[1:].clone()
         c_T = None if cs is None else cs[-1].clone()
-    return h_seq, h_seq[-1], c_T
+    return h_all[:T], h_all[-1], c_T                     # past T the states are held: h_all[-1] is h_T
