@@ -39,7 +39,7 @@ def test_the_report_has_every_configuration_and_the_masks_cost_memory(monkeypatc
 
 def test_the_gpu_report_times_every_option_set_beside_torch_nn(monkeypatch):
     """``--device cuda``'s report, run on the CPU with the GPU stood in (the compiled loop in the CUDA-graph loop's
-    place), so that its code runs in every test run; on a GPU benchmarks/gpu_regularised.sh runs it."""
+    place), so that its code runs in every test run; on a GPU benchmarks/gpu.sh --regularised runs it."""
     from rnnkit.bench import cuda
     configs = {name: {**kw, "engine": "compiled"} if kw.get("engine") == "cuda-graph" else kw
                for name, kw in regularised.CUDA_CONFIGS.items()}
