@@ -184,3 +184,18 @@ def test_on_cuda_auto_runs_every_option_in_the_graphed_loops(kind):
     assert len(graphed._entries) == 2
     assert_same([t.cpu() for t in got], [t.cpu() for t in layer_results(kind, "python", "cuda")], tol=1e-10)
     assert_same([t.cpu() for t in got], [t.cpu() for t in layer_results(kind, "autograd", "cuda")], tol=1e-10)
+
+
+@needs_cuda
+@pytest.mark.parametrize("options", [{}, dict(zoneout=0.2, layer_norm=True)], ids=["plain", "regularised"])
+def test_on_cuda_a_compiled_layer_records_the_python_operator_instead_of_graphs(options):
+    """torch.compile can't trace a CUDA graph's capture: under it ``auto`` runs the Python engine's operator, whose
+    results eager's graphed loop equals (the lecture's GRU, which cuDNN lacks, and layer norm with zoneout)."""
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(4, 5, num_layers=2, **options).cuda().eval()
+    x = torch.randn(6, 3, 4, device="cuda")
+    eager = layer(x)[0]
+    assert len(graphed._entries) == 2                          # eager: the graphed loop, one entry per layer
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x)[0], eager, rtol=1e-5, atol=1e-6)

@@ -36,6 +36,7 @@ from torch.autograd.function import once_differentiable
 from ..cells.extras import as_weights
 from ..cells.spec import Recurrence
 from .bptt import backward_pass, forward_pass
+from .ops import untraced
 
 MAX_ENTRIES = 32
 MAX_BYTES = 2 << 30                 # the entries' buffers together (their graphs' pools come on top)
@@ -89,6 +90,9 @@ def unavailable_reason(x: Tensor) -> str | None:
         return f"the CUDA-graph engine needs a CUDA tensor, not {x.device.type}"
     if not x.is_floating_point():
         return f"the CUDA-graph engine needs a floating-point input, got {x.dtype}"
+    if not untraced((x,)):
+        return ("CUDA graphs can't be captured while torch.compile, torch.export, torch.jit.trace or torch.func "
+                "records the call")
     return None
 
 

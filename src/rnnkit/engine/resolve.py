@@ -52,13 +52,6 @@ def _device_fast_path(x: Tensor, cell: Recurrence) -> tuple[str, str | None]:
     return "compiled", fused.unavailable_reason(cell, x)
 
 
-def _graphs_can_serve(x: Tensor, cell: Recurrence) -> bool:
-    """Whether ``auto`` may replay CUDA graphs for ``x``: a GPU tensor, and nothing tracing the call (compile, export
-    and torch.func record the Python engine's operator instead)."""
-    from .ops import untraced
-    return x.is_cuda and _device_fast_path(x, cell)[1] is None and untraced((x,))
-
-
 def _require(name: str, reason: str | None) -> str:
     if reason is not None:
         raise RuntimeError(f"engine={name!r} cannot run here: {reason}. Use engine='auto' or 'python'.")
@@ -119,7 +112,7 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
     if not lacking:
         return chosen
     fallback = next((c for c in ("cuda-graph", "python") if not missing(c, needs, projected)
-                     and (c == "python" or _graphs_can_serve(x, cell))), "autograd")
+                     and (c == "python" or x.is_cuda and _device_fast_path(x, cell)[1] is None)), "autograd")
     if engine == "auto":
         return fallback
     what = ", ".join(sorted(lacking))
