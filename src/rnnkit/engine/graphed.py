@@ -11,8 +11,7 @@ norm's gains and biases are static inputs like the weights, drawn outside the gr
 and copied in per call, so every call gets its own masks and the graphs hold no random generator.
 
 Per (cell, shapes, dtype, device, mask, bias, regularisers, training, inference mode) an entry holds static input
-buffers
-and the captured graphs; past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers the least recently used go.
+buffers and the captured graphs; past ``MAX_ENTRIES`` entries or ``MAX_BYTES`` of buffers the least recently used go.
 A call copies its tensors into the buffers, replays, and clones what it returns and what its backward needs,
 so calls of the same shape (the layers of a stack, both directions, two forwards before one backward) never
 share results. A new shape costs one capture (a forward and backward run plus tens to a few hundred
