@@ -111,14 +111,21 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
     lacking = missing(chosen, needs, projected)
     if not lacking:
         return chosen
-    fallback = next((c for c in ("cuda-graph", "python") if not missing(c, needs, projected)
-                     and (c == "python" or x.is_cuda and _device_fast_path(x, cell)[1] is None)), "autograd")
+    fallback = _with_regularisers(cell, x, needs, projected)
     if engine == "auto":
         return fallback
     what = ", ".join(sorted(lacking))
     raise RuntimeError(f"engine={engine!r} cannot run here: the {chosen!r} engine has no {what} "
                        f"kernel{' with proj_size' if projected and chosen in _HAND_WRITTEN else ''}. "
                        f"Use engine='auto' (it picks {fallback}) or 'autograd'.")
+
+
+def _with_regularisers(cell: Recurrence, x: Tensor, needs: frozenset[str], projected: bool) -> str:
+    """``auto``'s backend where its first choice lacks one of ``needs``: on a GPU the CUDA-graph loop where it can
+    serve (not while a call is traced), else the Python loop, else the autograd loop."""
+    if x.is_cuda and _device_fast_path(x, cell)[1] is None and not missing("cuda-graph", needs, projected):
+        return "cuda-graph"
+    return "python" if not missing("python", needs, projected) else "autograd"
 
 
 def _resolve_plain(engine: str, cell: Recurrence, x: Tensor) -> str:
