@@ -4,7 +4,7 @@
 # --bf16 training from the command line (a language model and a captioner).
 #   benchmarks/gpu.sh [OUTDIR]                 (default benchmarks/results; the device tool passes $OUT)
 # With --regularised, issue 16's check instead (about 6 minutes): the regularisers' tests on the GPU (the
-# CUDA-graph loop against the Python loop and the autograd twin, gradcheck, mask statistics), then
+# CUDA-graph loop against the Python loop and the autograd twin, gradcheck, mask statistics, a tiny AWD run), then
 # `rnnkit bench --regularised --device cuda`: each option set's training step beside cuDNN's plain LSTM.
 #   benchmarks/gpu.sh --regularised [OUTDIR]
 # Runs from a checkout with the machine's own python3 and torch; nothing is installed.
@@ -19,8 +19,8 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 SECONDS=0
 if [ "$regularised" = 1 ]; then
     timeout 240 python3 -m pytest -p no:cacheprovider -q -rfE tests/engine/test_graphed_regularised.py \
-        tests/layers/test_regularisers.py tests/engine/test_graphed.py 2>&1 | tee "$out/gpu-regularised-tests.log" \
-        | tail -8
+        tests/layers/test_regularisers.py tests/engine/test_graphed.py tests/cli/test_cli_awd.py 2>&1 \
+        | tee "$out/gpu-regularised-tests.log" | tail -8
     echo "tests: ${SECONDS}s"
     timeout 300 python3 -m rnnkit.cli.main bench --regularised --device cuda \
         --out "$out/bench-regularised-cuda.md" 2>&1 | tail -70

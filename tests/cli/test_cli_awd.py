@@ -6,6 +6,7 @@ import json
 import random
 import re
 
+import pytest
 import torch
 
 from lm_cli_helpers import lm_test_env, run_cli  # noqa: F401 (lm_test_env: autouse)
@@ -46,7 +47,11 @@ def test_awd_cpu_preset_is_at_most_ten_million_parameters(tmp_path):
     assert _parameters(o) <= 10_000_000
 
 
-def test_tiny_awd_run_trains_averages_saves_samples_and_evaluates(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_tiny_awd_run_trains_averages_saves_samples_and_evaluates(tmp_path, capsys, monkeypatch, device):
+    """(On a GPU the layers' weight drop, recurrent dropout and zoneout run in the CUDA-graph loop, and the variable
+    BPTT windows in a few length buckets.)"""
     rng = random.Random(0)
     words = "the cat dog sat on a mat and ran far away".split()
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) for _ in range(160)]
@@ -59,7 +64,7 @@ def test_tiny_awd_run_trains_averages_saves_samples_and_evaluates(tmp_path, caps
                            "--last-hidden-size", "8", "--embed-size", "8",
                            "--bptt", "8", "--batch-size", "4", "--eval-batch-size", "2", "--max-steps", "24",
                            "--eval-every", "2", "--nonmono", "1", "--lr", "5", "--recurrent-dropout", "0.1",
-                           "--zoneout", "0.1", "--quiet", "--device", "cpu")
+                           "--zoneout", "0.1", "--quiet", "--device", device)
     assert code == 0, err
     assert re.search(r"word-level lstm LM, [\d,]+ parameters", err)
     config = json.loads((out / "config.json").read_text())
