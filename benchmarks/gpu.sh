@@ -18,7 +18,7 @@ nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 SECONDS=0
 if [ "$regularised" = 1 ]; then
-    timeout 240 python3 -m pytest -p no:cacheprovider -q -rfE tests/engine/test_graphed_regularised.py \
+    timeout 240 python3 -m pytest -p no:cacheprovider -rfE tests/engine/test_graphed_regularised.py \
         tests/layers/test_regularisers.py tests/engine/test_graphed.py tests/cli/test_cli_awd.py 2>&1 \
         | tee "$out/gpu-regularised-tests.log" | tail -8
     echo "tests: ${SECONDS}s"
