@@ -16,33 +16,23 @@ from rnnkit.engine import graphed, run_bptt, sequence
 from rnnkit.engine.resolve import resolve_engine
 from rnnkit.engine.sequence import lengths_mask
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-F64 = torch.float64
-GATES = {"lstm": 4, "gru": 3, "gru_reset_after": 3, "rnn_tanh": 1, "rnn_relu": 1}
+from graphed_helpers import (DEVICES, F64, GATES, assert_same, fresh_cache, leaves, needs_cuda,  # noqa: F401
+                             outputs_and_grads, problem)                                  # (fresh_cache: autouse)
+
 OPTIONS = {"masks": dict(h_mask=True, zoneout=True), "layer_norm": dict(ln=True),
            "all": dict(h_mask=True, zoneout=True, ln=True)}
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    graphed._entries.clear()
-    yield
-    graphed._entries.clear()
-
-
-def problem(mode, device, seed=0, T=5, N=3, I=4, H=3, h_mask=False, zoneout=False, ln=False):
-    """``(x, h0, c0, weights, reg, leaves)``: random float64 tensors on ``device`` and a Regularisation whose
-    layer-norm gains and biases are leaves too (away from 1 and 0, so that their gradients are general)."""
-    g = torch.Generator().manual_seed(seed)
+def regularised_problem(mode, device, seed=0, T=5, N=3, I=4, H=3, h_mask=False, zoneout=False, ln=False):
+    """``(x, h0, c0, weights, reg, leaves)``: :func:`problem`'s tensors and a Regularisation whose layer-norm gains
+    and biases are leaves too (away from 1 and 0, so that their gradients are general)."""
+    x, h0, c0, weights = problem(mode, device, T=T, N=N, input_size=I, H=H, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1000)
     G = GATES[mode]
 
     def rnd(*shape, scale=0.6, shift=0.0):
         return (torch.randn(*shape, generator=g, dtype=F64) * scale + shift).to(device).requires_grad_()
 
-    x, h0 = rnd(T, N, I), rnd(N, H)
-    c0 = rnd(N, H) if mode == "lstm" else None
-    weights = (rnd(G * H, I), rnd(G * H, H), rnd(G * H), rnd(G * H))
     ln_params = None
     if ln:
         ln_params = (rnd(G * H, scale=0.3, shift=1.0), rnd(G * H, scale=0.3), rnd(G * H, scale=0.3, shift=1.0),
@@ -57,33 +47,17 @@ def problem(mode, device, seed=0, T=5, N=3, I=4, H=3, h_mask=False, zoneout=Fals
         zoneout_h=bits(T, N, H, p=0.3) if zoneout else None,
         zoneout_c=bits(T, N, H, p=0.4) if zoneout and mode == "lstm" else None,
         ln=ln_params)
-    leaves = [t for t in (x, h0, c0, *weights, *(ln_params or ())) if t is not None]
-    return x, h0, c0, weights, reg, leaves
-
-
-def outputs_and_grads(runner, mode, x, h0, c0, weights, reg, leaves, mask=None, seed=1):
-    out, h_n, c_n = runner(recurrence(mode), x, h0, c0, weights, mask, reg=reg)
-    g = torch.Generator().manual_seed(seed)
-    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)).sum() + h_n.square().sum()
-    if c_n is not None:
-        loss = loss + c_n.sin().sum()
-    return [out, h_n, *([] if c_n is None else [c_n]), *torch.autograd.grad(loss, leaves)]
-
-
-def assert_same(a, b, tol=1e-12):
-    assert len(a) == len(b)
-    for u, v in zip(a, b):
-        torch.testing.assert_close(u, v, rtol=tol, atol=tol)
+    return x, h0, c0, weights, reg, leaves(x, h0, c0, weights) + [t for t in ln_params or () if t is not None]
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("mode", list(GATES))
 def test_matches_the_python_engine_with_the_same_masks(mode, options, device):
-    x, h0, c0, weights, reg, leaves = problem(mode, device, **OPTIONS[options])
+    x, h0, c0, weights, reg, leaves = regularised_problem(mode, device, **OPTIONS[options])
     mask = lengths_mask(torch.tensor([5, 2, 4], device=device), 5)
-    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, reg, leaves, mask)
-    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, reg, leaves, mask), expected)
+    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, mask, reg=reg, wrt=leaves)
+    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, mask, reg=reg, wrt=leaves), expected)
     assert len(graphed._entries) == 1
 
 
@@ -91,10 +65,10 @@ def test_matches_the_python_engine_with_the_same_masks(mode, options, device):
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
 def test_a_length_between_buckets_runs_padded_with_its_masks(mode, device):
     """17 steps run in the entry of 18 (graphed.bucket): the zoneout masks get a masked-out step too."""
-    x, h0, c0, weights, reg, leaves = problem(mode, device, T=17, **OPTIONS["all"])
+    x, h0, c0, weights, reg, leaves = regularised_problem(mode, device, T=17, **OPTIONS["all"])
     mask = lengths_mask(torch.tensor([17, 6, 16], device=device), 17)
-    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, reg, leaves, mask)
-    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, reg, leaves, mask), expected)
+    expected = outputs_and_grads(run_bptt, mode, x, h0, c0, weights, mask, reg=reg, wrt=leaves)
+    assert_same(outputs_and_grads(graphed.run_graphed, mode, x, h0, c0, weights, mask, reg=reg, wrt=leaves), expected)
     assert [k[6] for k in graphed._entries] == [(18, 3, 4)]
 
 
@@ -103,8 +77,8 @@ def test_a_length_between_buckets_runs_padded_with_its_masks(mode, device):
 def test_two_calls_of_one_shape_with_their_own_masks_before_either_backward(mode, device):
     """A bidirectional layer's two directions share an entry: each backward must see its own call's masks and
     gains, not the ones the other call copied in last."""
-    first = problem(mode, device, seed=3, **OPTIONS["all"])
-    second = problem(mode, device, seed=4, **OPTIONS["all"])
+    first = regularised_problem(mode, device, seed=3, **OPTIONS["all"])
+    second = regularised_problem(mode, device, seed=4, **OPTIONS["all"])
 
     def both(runner):
         outs = [runner(recurrence(mode), x, h0, c0, w, None, reg=reg)[0] for x, h0, c0, w, reg, _ in (first, second)]
@@ -117,9 +91,9 @@ def test_two_calls_of_one_shape_with_their_own_masks_before_either_backward(mode
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_evaluation_takes_zoneout_as_its_expectation_and_a_plain_call_its_own_entry(device):
-    x, h0, c0, weights, _, _ = problem("lstm", device, ln=True)
+    x, h0, c0, weights, _, _ = regularised_problem("lstm", device, ln=True)
     reg = Regularisation(zoneout_h=x.new_full((5, 3, 3), 0.3), zoneout_c=x.new_full((5, 3, 3), 0.2),
-                         ln=problem("lstm", device, ln=True)[4].ln)
+                         ln=regularised_problem("lstm", device, ln=True)[4].ln)
     with torch.no_grad():
         got = graphed.run_graphed(recurrence("lstm"), x, h0, c0, weights, None, reg=reg)
         expected = run_bptt(recurrence("lstm"), x, h0, c0, weights, None, reg=reg)
@@ -131,7 +105,7 @@ def test_evaluation_takes_zoneout_as_its_expectation_and_a_plain_call_its_own_en
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_gradcheck_with_every_option_through_a_reused_entry(device):
-    x, h0, c0, weights, reg, leaves = problem("lstm", device, T=3, N=2, I=2, H=2, **OPTIONS["all"])
+    x, h0, c0, weights, reg, leaves = regularised_problem("lstm", device, T=3, N=2, I=2, H=2, **OPTIONS["all"])
 
     def f(*args):
         xx, hh, cc, *rest = args

@@ -243,9 +243,9 @@ def run_graphed(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weig
     if reg is not None and not reg.empty:                # (the loops take zoneout's bools as floats)
         extra = (reg.h_mask, as_weights(reg.zoneout_h, x), as_weights(reg.zoneout_c, x),
                  *(reg.ln if reg.ln is not None else (None,) * N_LN))
-    T = x.shape[0]
-    if bucket(T) != T:
-        x, mask, extra = _padded(x, mask, extra, bucket(T))
+    T, steps = x.shape[0], bucket(x.shape[0])
+    if steps != T:
+        x, mask, extra = _padded(x, mask, extra, steps)
         args = (x, *args[1:])
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*args, w_hr, *extra)):
         out = GraphedBPTT.apply(cell, mask, *args, w_hr, *extra)
