@@ -175,11 +175,20 @@ def test_variational_dropout_shares_its_mask_over_time(monkeypatch):
         return real(cell, x, *a, **k)
 
     monkeypatch.setattr(recurrent_module, "run_direction", spy)
-    layer = rnnkit.GRU(3, 300, num_layers=2, variational_dropout=0.5, dropout=0.3)
+    with pytest.warns(UserWarning, match=r"replaces dropout between layers: dropout=0.3 is not used"):
+        layer = rnnkit.GRU(3, 300, num_layers=2, variational_dropout=0.5, dropout=0.3)
     layer(torch.randn(5, 20, 3))
     zeros = seen[1] == 0                                              # the second layer's input (T, N, 300)
     assert torch.equal(zeros, zeros[:1].expand_as(zeros))
     assert abs(zeros[0].float().mean().item() - 0.5) < 0.05
+
+
+def test_variational_dropout_on_one_layer_warns_as_torch_dropout_does():
+    with pytest.warns(UserWarning, match=r"expects num_layers greater than 1.*it does nothing here"):
+        layer = rnnkit.LSTM(3, 4, variational_dropout=0.5).train()
+    x = torch.randn(5, 2, 3)
+    torch.manual_seed(0)
+    assert torch.equal(layer(x)[0], layer.eval()(x)[0])               # nothing to mask: training = evaluation
 
 
 def test_weight_drop_mask_gradient_and_names(monkeypatch):

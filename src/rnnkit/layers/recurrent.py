@@ -56,6 +56,14 @@ class RecurrentLayer(TorchInterop, nn.Module):
             warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and "
                           f"num_layers={num_layers}", UserWarning, stacklevel=3)
+        if self.options.variational_dropout > 0 and num_layers == 1:
+            warnings.warn(f"variational_dropout masks the input of every layer after the first, so it expects "
+                          f"num_layers greater than 1, but got variational_dropout="
+                          f"{self.options.variational_dropout} and num_layers=1: it does nothing here",
+                          UserWarning, stacklevel=3)
+        if self.options.variational_dropout > 0 and dropout > 0:
+            warnings.warn(f"variational_dropout replaces dropout between layers: dropout={dropout} is not used",
+                          UserWarning, stacklevel=3)
         if engine == "torch" and cell.torch_class is None:
             raise ValueError(f"engine='torch' runs torch.nn's kernels, and torch.nn has no {cell.description}; "
                              f"use another engine")

@@ -66,9 +66,10 @@ class LanguageModel(nn.Module):
             self.rnn = AWDStack(c.recurrence, sizes, c.layer_dropout, engine=c.engine, **c.regularisers())
         else:
             extra = c.regularisers()
-            if c.layer_dropout and c.num_layers > 1:
-                extra["variational_dropout"] = c.layer_dropout
-            self.rnn = make_recurrent(c.recurrence, c.embed_size, c.hidden_size, c.num_layers, c.dropout,
+            between = c.dropout                                          # between layers: torch's dropout,
+            if c.layer_dropout and c.num_layers > 1:                     # or locked dropout in its place
+                extra["variational_dropout"], between = c.layer_dropout, 0.0
+            self.rnn = make_recurrent(c.recurrence, c.embed_size, c.hidden_size, c.num_layers, between,
                                       engine=c.engine, **extra)
         self.decoder = nn.Linear(c.output_size, c.vocab_size)
         initialize(self, c)
