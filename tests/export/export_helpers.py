@@ -24,11 +24,12 @@ PAIRS = [("ein hund läuft .", "a dog runs ."), ("zwei katzen schlafen .", "two 
 CAPTIONS = ["a red square on a blue disc", "two green dots", "a blue square"]
 
 
-def lm_run(path, cell: str = "lstm", level: str = "word", layers: int = 2, seed: int = 0):
+def lm_run(path, cell: str = "lstm", level: str = "word", layers: int = 2, seed: int = 0, **options):
+    """``options``: more LMConfig fields (``layer_norm=True``, ``zoneout=0.1``, ...)."""
     torch.manual_seed(seed)
     tok = WordTokenizer.build(LM_TEXT) if level == "word" else CharTokenizer.build(LM_TEXT)
     model = LanguageModel(LMConfig(vocab_size=tok.vocab_size, cell=cell, embed_size=8, hidden_size=12,
-                                   num_layers=layers))
+                                   num_layers=layers, **options))
     _sharpen(model)
     save_run(path, model, {"task": "lm", "level": level, "model": model.config.to_dict(),
                            "tokenizer": tok.to_dict(), "data": {}})

@@ -1,13 +1,14 @@
 """ONNX round trip of rnnkit's operator for every cell: ONNX's own RNN/LSTM/GRU (gate orders, the lecture's GRU as
 ``linear_before_reset=0``, lengths as ``sequence_lens``, the reverse direction) equal rnnkit's outputs; an LSTM with
-a projection refuses ONNX in one line and exports as pt2."""
+a projection, layer norm or zoneout refuses ONNX in one line and exports as pt2; weight drop and the dropouts,
+off in evaluation, export to ONNX."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from rnnkit.cells.spec import RECURRENCES
-from rnnkit.export import ProjectionNotSupported, export_program, run_file
+from rnnkit.export import OnnxNotSupported, ProjectionNotSupported, export_program, run_file
 from rnnkit.export.programs import Port, Program, ProgramModule
 from rnnkit.layers import make_layer
 
@@ -46,8 +47,19 @@ def _program(layers, cells) -> Program:
 
 @needs_onnx
 def test_every_cell_round_trips_through_onnx(tmp_path):
+    _round_trip(tmp_path)
+
+
+@needs_onnx
+def test_the_regularisers_that_evaluation_turns_off_export_to_onnx(tmp_path):
+    _round_trip(tmp_path, num_layers=2, weight_drop=0.5, recurrent_dropout=0.3, variational_dropout=0.2)
+
+
+def _round_trip(tmp_path, num_layers=1, **options):
+    """Every cell's layer (both directions) exported to ONNX equals the layer on two new batches."""
     torch.manual_seed(0)
-    layers = [make_layer(cell, 4, 5, bidirectional=True, engine="python").eval() for cell in RECURRENCES]
+    layers = [make_layer(cell, 4, 5, num_layers=num_layers, bidirectional=True, engine="python", **options).eval()
+              for cell in RECURRENCES]
     program = _program(layers, RECURRENCES)
     export_program(program, "onnx", tmp_path / "layers.onnx", {"N": 3, "T": 7})
     for layer in layers:
@@ -94,6 +106,26 @@ def test_an_lstm_with_projection_exports_as_pt2(tmp_path):
     got = run_file("pt2", tmp_path / "p.pt2", program, inputs)
     for g_, e in zip(got, (y, h, c)):
         assert_close(g_, e.detach())
+
+
+@needs_onnx
+@pytest.mark.parametrize("options, named", [(dict(layer_norm=True), "layer norm"), (dict(zoneout=0.1), "zoneout"),
+                                            (dict(layer_norm=True, zoneout=0.1), "layer norm or zoneout")])
+def test_layer_norm_and_zoneout_refuse_onnx_in_one_line_and_export_as_pt2(tmp_path, options, named):
+    torch.manual_seed(0)
+    layers = [make_layer(cell, 4, 5, bidirectional=True, engine="python", **options).eval() for cell in RECURRENCES]
+    program = _program(layers, RECURRENCES)
+    with pytest.raises(OnnxNotSupported, match=rf"no {named}, which change.*--format pt2") as info:
+        export_program(program, "onnx", tmp_path / "r.onnx", {"N": 3, "T": 7})
+    assert "\n" not in str(info.value) and not (tmp_path / "r.onnx").exists()
+    export_program(program, "pt2", tmp_path / "r.pt2", {"N": 3, "T": 7})
+    inputs = program.make_inputs({"N": 2, "T": 5}, torch.Generator().manual_seed(3))
+    got = dict(zip(program.module.output_names, run_file("pt2", tmp_path / "r.pt2", program, inputs)))
+    with torch.no_grad():
+        for cell, layer in zip(RECURRENCES, layers):
+            y, state = layer(inputs[0], lengths=inputs[1])
+            assert_close(got[f"{cell.kernel}_y"], y, cell.name)
+            assert_close(got[f"{cell.kernel}_h"], cell.unpack(state)[0], cell.name)
 
 
 @needs_onnx

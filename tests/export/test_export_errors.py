@@ -6,6 +6,8 @@ import pytest
 
 from rnnkit.cli.main import main, make_parser
 
+from export_helpers import lm_run
+
 
 def _one_line_error(capsys, *words: str) -> str:
     captured = capsys.readouterr()
@@ -45,6 +47,15 @@ def test_a_folder_that_is_not_a_run(tmp_path, capsys, what):
                 "not-a-run": "not an rnnkit run configuration"}[what]
     _one_line_error(capsys, expected)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options, named", [(dict(layer_norm=True), "layer norm"), (dict(zoneout=0.1), "zoneout")])
+def test_a_model_with_layer_norm_or_zoneout_refuses_onnx_and_exports_as_pt2(tmp_path, capsys, options, named):
+    run = lm_run(tmp_path / "run", **options)
+    assert main(["export", str(run), "--out", str(tmp_path / "out" / "m.onnx")]) == 2
+    _one_line_error(capsys, f"no {named}, which change", "--format pt2")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert main(["export", str(run), "--out", str(tmp_path / "out" / "m.pt2")]) == 0
 
 
 def test_an_unwritable_out(runs, tmp_path, capsys):

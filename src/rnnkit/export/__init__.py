@@ -9,10 +9,11 @@ its encoder and its decoder step; batch and sequence lengths stay dynamic. They 
 
 ONNX needs the ``export`` extra: ``pip install 'rnnkit[export]'`` (onnx, onnxscript, onnxruntime).
 """
-from .errors import ExportError, ProjectionNotSupported
+from .errors import ExportError, OnnxNotSupported, ProjectionNotSupported
 from .formats import FORMATS, export_program, onnx_unsupported, run_file
 from .programs import Bundle, Loop, Port, Program
 from .run import TOLERANCE, ExportResult, bundle_of, export_run
 
-__all__ = ["FORMATS", "ExportError", "ProjectionNotSupported", "ExportResult", "export_run", "export_program",
-           "bundle_of", "run_file", "onnx_unsupported", "Bundle", "Program", "Port", "Loop", "TOLERANCE"]
+__all__ = ["FORMATS", "ExportError", "OnnxNotSupported", "ProjectionNotSupported", "ExportResult", "export_run",
+           "export_program", "bundle_of", "run_file", "onnx_unsupported", "Bundle", "Program", "Port", "Loop",
+           "TOLERANCE"]

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from ..layers import RecurrentLayer
-from .errors import INSTALL_HINT, PROJECTION_MESSAGE, ExportError, ProjectionNotSupported
+from .errors import (INSTALL_HINT, PROJECTION_MESSAGE, REGULARISER_MESSAGE, ExportError, OnnxNotSupported,
+                     ProjectionNotSupported)
 from .programs import Program
 
 FORMATS = ("onnx", "pt2")
@@ -45,10 +46,15 @@ def quiet() -> Iterator[None]:
 
 
 def onnx_unsupported(module: torch.nn.Module) -> str | None:
-    """Why ``module`` can't become ONNX, or None: ONNX's LSTM has no projection (``proj_size``)."""
-    if any(isinstance(m, RecurrentLayer) and m.proj_size for m in module.modules()):
+    """Why ``module`` can't become ONNX, or None: ONNX's LSTM has no projection (``proj_size``), and its recurrent
+    operators have no layer norm or zoneout (weight drop and the dropouts are off in evaluation: those export)."""
+    layers = [m for m in module.modules() if isinstance(m, RecurrentLayer)]
+    if any(m.proj_size for m in layers):
         return PROJECTION_MESSAGE
-    return None
+    options = [name for name, on in (("layer norm", any(m.options.layer_norm for m in layers)),
+                                     ("zoneout", any(m.options.zoneout_h or m.options.zoneout_c for m in layers)))
+               if on]
+    return REGULARISER_MESSAGE.format(options=" or ".join(options)) if options else None
 
 
 def _require_onnx() -> None:
@@ -88,7 +94,7 @@ def export_program(program: Program, fmt: str, path: str | os.PathLike, sizes: d
         _require_onnx()
         reason = onnx_unsupported(program.module)
         if reason:
-            raise ProjectionNotSupported(reason)
+            raise (ProjectionNotSupported if reason == PROJECTION_MESSAGE else OnnxNotSupported)(reason)
         from .onnx_ops import translation_table
         try:
             with quiet(), torch.no_grad():
