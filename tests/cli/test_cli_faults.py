@@ -263,6 +263,18 @@ def test_sigterm_and_sigint_save_and_print_the_resume_command(tmp_path, corpus_d
     assert _check_intact(out) == step + 2
 
 
+def test_a_signal_before_the_first_validation_says_no_model_is_saved_yet(tmp_path, corpus_dir, children):
+    out = tmp_path / "run"
+    child = _spawn(children, tmp_path, _lm(corpus_dir, out, "--max-steps", "100000", "--log-every", "1",
+                                           "--eval-every", "100000"))
+    child.wait_for("training", lambda: _metric_lines(out) >= 3)
+    child.signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 128 + signal.SIGINT
+    assert f"; no validation yet, so no model saved yet in {out}" in child.stderr
+    assert "nan" not in child.stderr and not (out / "model.safetensors").exists()
+    assert "training state saved at step " in child.stderr
+
+
 def test_a_second_signal_ends_the_process_at_once(tmp_path, corpus_dir, children, capsys):
     """The first SIGTERM arrives during a save (paused there): it is noted and the save goes on; the second ends
     the process at once. The state saved before is intact and resumes."""
