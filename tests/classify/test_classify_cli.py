@@ -191,3 +191,23 @@ def test_texts_may_follow_options(files, tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse(["predict", "runs/x", "--no-such-option"])
     assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+def test_train_with_every_regulariser_and_reload(files, tmp_path):
+    """The layer's regularisers from the command line (the compiled loop where it builds, else the Python loop):
+    saved in the run's config, layer norm's gains among the weights, and evaluation deterministic after reload."""
+    out = tmp_path / "reg"
+    code = main(["train", "classify", "--train", str(files["train"]), "--valid", str(files["valid"]), "--out",
+                 str(out), *TINY, "--engine", "auto", "--epochs", "6", "--lr", "0.02", "--weight-drop", "0.2",
+                 "--recurrent-dropout", "0.1", "--zoneout", "0.1", "--layer-norm"])
+    assert code == 0
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert (model["weight_drop"], model["recurrent_dropout"], model["zoneout"], model["layer_norm"]) == \
+        (0.2, 0.1, 0.1, True)
+    clf = load_classifier(out)
+    names = {name for name, _ in clf.model.named_parameters()}
+    assert any("ln_hh_weight_l0" in n for n in names) and any("ln_c_weight_l0" in n for n in names)
+    data = read_labelled(files["train"])
+    probs, _ = clf.predict(data.texts)
+    torch.testing.assert_close(load_classifier(out).predict(data.texts)[0], probs, rtol=0, atol=0)
+    assert [clf.labels.names[int(i)] for i in probs.argmax(1)] == data.labels

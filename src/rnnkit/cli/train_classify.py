@@ -66,9 +66,11 @@ CLASSIFIER += [
     Option("--weight-drop", 0.0, "DropConnect on the recurrent weights weight_hh, one mask per batch (AWD's wdrop)",
            type=dropout_rate),
     Option("--recurrent-dropout", 0.0, "dropout of h_{t-1} before the recurrent product, one mask per sentence "
-           "(Gal & Ghahramani; runs the slower Python loop)", type=dropout_rate),
-    Option("--zoneout", 0.0, "zoneout: each unit keeps its previous value with this probability (Krueger et al.; "
-           "runs the slower Python loop)", type=probability),
+           "(Gal & Ghahramani)", type=dropout_rate),
+    Option("--zoneout", 0.0, "zoneout: each unit keeps its previous value with this probability (Krueger et al.)",
+           type=probability),
+    Option("--layer-norm", False, "layer-normalised cells (Ba et al.: LN of x_t U, h_{t-1} W and the LSTM's C_t)",
+           flag_only=True),
 ]
 ENSEMBLE = [
     Option("--ensemble", 1, "train this many classifiers one after another (seeds --seed, --seed+1, ...; each an "
@@ -202,7 +204,8 @@ def _model(encoder: TextEncoder, labels: LabelSet, o: dict) -> tuple[ClassifierC
                                  attention_size=o["attention_size"], pad_id=encoder.pad_id,
                                  init_range=o["init_range"], forget_bias=o["forget_bias"], engine=o["engine"],
                                  word_dropout=o["word_dropout"], weight_drop=o["weight_drop"],
-                                 recurrent_dropout=o["recurrent_dropout"], zoneout=o["zoneout"])
+                                 recurrent_dropout=o["recurrent_dropout"], zoneout=o["zoneout"],
+                                 layer_norm=bool(o["layer_norm"]))
     unsupported = sorted(missing(o["engine"], frozenset(model_cfg.regularisers()))) if o["engine"] == "torch" else []
     if unsupported:
         raise ValueError(f"--engine torch (torch.nn's kernel; the sst2 preset's) has no "

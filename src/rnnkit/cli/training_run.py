@@ -116,8 +116,8 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
         reason = trainer.fit()
         if main:
             try:
-                tail = outcome(trainer) if trainer.last_metrics else \
-                    f"; no validation yet, so no model saved yet in {args.out}"
+                unvalidated = getattr(trainer, "last_metrics", None) == {}    # (an ensemble reports its own)
+                tail = f"; no validation yet, so no model saved yet in {args.out}" if unvalidated else outcome(trainer)
             except CheckpointError:
                 tail = f"; no model saved yet in {args.out}"
             print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps{tail}", file=sys.stderr)

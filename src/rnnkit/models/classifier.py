@@ -53,12 +53,12 @@ class ClassifierConfig(ModelConfig):
     forget_bias: float | None = None
     engine: str = "auto"
     # regularisers (all off by default): whole words dropped (rows of the embedding matrix, AWD's dropoute), and
-    # the recurrent layer's own (rnnkit.layers.regularisers); weight_drop keeps the compiled loop, the other two
-    # need the Python loop (slower)
+    # the recurrent layer's own (rnnkit.layers.regularisers, all in the compiled loop)
     word_dropout: float = 0.0
     weight_drop: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: float = 0.0
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -71,7 +71,8 @@ class ClassifierConfig(ModelConfig):
 
     def regularisers(self) -> dict:
         """The recurrent layer's keyword-only regularisers (only those that are on)."""
-        on = dict(weight_drop=self.weight_drop, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout)
+        on = dict(weight_drop=self.weight_drop, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+                  layer_norm=self.layer_norm)
         return {k: v for k, v in on.items() if v}
 
     @property
