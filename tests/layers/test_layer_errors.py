@@ -60,7 +60,8 @@ def test_input_not_a_tensor(name):
 @pytest.mark.parametrize("shape", [(0, 2, 3), (4, 0, 3), (0, 3)], ids=["T0", "N0", "unbatched_T0"])
 def test_empty_sequences(name, shape):
     x = torch.zeros(shape)
-    with pytest.raises(ValueError, match=rf"{name} got an empty input of shape .*: sequences need at least one step"):
+    with pytest.raises(ValueError, match=rf"{name} got an empty input of shape .*: it needs at least one sequence "
+                                         r"of at least one step"):
         LAYERS[name]()(x)
 
 

@@ -40,7 +40,8 @@ def check_input(name: str, x, input_size: int, like: Tensor, shape: tuple[int, .
         raise InputError(f"{name} expects input_size={input_size} features, got {x.shape[2]} "
                          f"(input shape {shape})")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise InputError(f"{name} got an empty input of shape {shape}: sequences need at least one step")
+        raise InputError(f"{name} got an empty input of shape {shape}: it needs at least one sequence of at least one "
+                         f"step")
     if x.dtype != like.dtype:
         raise InputTypeError(f"{name}: input dtype {x.dtype} does not match the parameters' dtype {like.dtype}; "
                         f"convert one with .to({like.dtype}) or module.to({x.dtype})")
