@@ -80,3 +80,9 @@ def test_tiny_awd_run_trains_averages_saves_samples_and_evaluates(tmp_path, caps
     assert code == 0 and text.startswith("the cat")
     code, line, _ = run_cli(capsys, "eval", out, "--data", tmp_path / "valid.txt")
     assert code == 0 and "perplexity" in line
+
+
+def test_the_gpu_preset_on_a_cpu_points_to_the_cpu_one():
+    assert "--preset awd-cpu" in train_lm.preset_hint("awd-lstm", "cpu")
+    assert train_lm.preset_hint("awd-lstm", "cuda") is None and train_lm.preset_hint("awd-cpu", "cpu") is None
+    assert train_lm.preset_hint(None, "cpu") is None

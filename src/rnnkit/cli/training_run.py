@@ -120,7 +120,8 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
                 tail = f"; no validation yet, so no model saved yet in {args.out}" if unvalidated else outcome(trainer)
             except CheckpointError:
                 tail = f"; no model saved yet in {args.out}"
-            print(f"rnnkit: stopped ({reason}) after {trainer.step:,} steps{tail}", file=sys.stderr)
+            steps = f"{trainer.step:,} step{'' if trainer.step == 1 else 's'}"
+            print(f"rnnkit: stopped ({reason}) after {steps}{tail}", file=sys.stderr)
             if args.resume and trainer.step == start and reason in ("max_steps", "time budget", "early stopping"):
                 print(f"rnnkit: the run had already stopped there ({reason}); nothing was trained (raise "
                       f"--max-steps, --minutes or --patience to train further)", file=sys.stderr)
