@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+import torch
 
 from lm_cli_helpers import TINY, lm_test_env, run_cli  # noqa: F401 (lm_test_env: autouse)
 
@@ -77,6 +79,31 @@ def test_resume_state_that_is_not_a_torch_file(char_run, capsys):
     (char_run / "resume.pt").write_bytes(b"\x00garbage" * 20)
     err = _error(capsys, "train", "lm", "--out", char_run, "--resume", "--max-steps", "8")
     assert str(char_run / "resume.pt") in err and "corrupt or not an rnnkit resume file" in err
+
+
+class _RunsCode:
+    """A pickle that would create ``marker`` if loading ran it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_state_with_code_in_it_is_refused_unrun(char_run, capsys, tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"model": {}, "step": 1, "extra": _RunsCode(marker)}, char_run / "resume.pt")
+    err = _error(capsys, "train", "lm", "--out", char_run, "--resume", "--max-steps", "8")
+    assert "something other than tensors and plain values, which is never loaded" in err
+    assert not marker.exists()
+
+
+def test_a_truncated_resume_state(char_run, capsys):
+    whole = (char_run / "resume.pt").read_bytes()
+    (char_run / "resume.pt").write_bytes(whole[:len(whole) // 2])
+    err = _error(capsys, "train", "lm", "--out", char_run, "--resume", "--max-steps", "8")
+    assert "corrupt or not an rnnkit resume file (unreadable: " in err
 
 
 @pytest.mark.parametrize("command", ["sample", "eval"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import uuid
 from pathlib import Path
 
@@ -227,9 +228,13 @@ def load_resume(run_dir: str | Path) -> dict:
         raise CheckpointError(f"{path}: missing; nothing to resume in {run_dir}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:   # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: corrupt or not an rnnkit resume file (it holds something other than "
-                              f"tensors and plain values); start the run again without --resume") from None
+    except Exception as e:              # torch raises many types for truncated or foreign files
+        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):   # refused, never run
+            raise CheckpointError(f"{path}: not an rnnkit resume file (it holds something other than tensors and "
+                                  f"plain values, which is never loaded); start the run again without --resume") \
+                from None
+        raise CheckpointError(f"{path}: corrupt or not an rnnkit resume file (unreadable: {_first_line(e)}); "
+                              f"start the run again without --resume") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "step" not in state:
         raise CheckpointError(f"{path}: not an rnnkit resume file (no model state and step); start the run again "
                               f"without --resume")
