@@ -86,3 +86,16 @@ def test_the_gpu_preset_on_a_cpu_points_to_the_cpu_one():
     assert "--preset awd-cpu" in train_lm.preset_hint("awd-lstm", "cpu")
     assert train_lm.preset_hint("awd-lstm", "cuda") is None and train_lm.preset_hint("awd-cpu", "cpu") is None
     assert train_lm.preset_hint(None, "cpu") is None
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--layer-norm", "--engine", "torch"], "--engine torch (torch.nn's kernel) has no --layer-norm: add --engine"),
+    (["--weight-drop", "0.2", "--zoneout", "0.1", "--engine", "torch"], "has no --weight-drop, --zoneout"),
+    (["--cell", "mingru", "--zoneout", "0.1"], "mingru does not take zoneout")])
+def test_options_the_model_cannot_take_together_are_one_line_before_training(tmp_path, capsys, options, words):
+    text = tmp_path / "t.txt"
+    text.write_text("some text to learn from, " * 40, encoding="utf-8")
+    code, _, err = run_cli(capsys, "train", "lm", "--train", text, "--out", tmp_path / "r", "--max-steps", "2",
+                           *options)
+    assert code == 2 and words in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "resume.pt").exists()

@@ -20,7 +20,6 @@ from typing import Callable
 
 from ..data import DataError, LabelledData, LabelSet, TextEncoder, read_labelled
 from ..models.classifier import POOLINGS, Classifier, ClassifierConfig
-from ..engine.resolve import missing
 from ..models.ensemble import EnsembleClassifier
 from ..tasks.checkpoint_average import CheckpointAveragingTrainer
 from ..tasks.classification import (ClassificationTask, confusion_matrix, format_confusion, load_run,
@@ -31,7 +30,7 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, optional, positive_int, probability
-from .training_run import count_parameters, train_and_report, training_device
+from .training_run import check_torch_engine, count_parameters, train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -206,10 +205,7 @@ def _model(encoder: TextEncoder, labels: LabelSet, o: dict) -> tuple[ClassifierC
                                  word_dropout=o["word_dropout"], weight_drop=o["weight_drop"],
                                  recurrent_dropout=o["recurrent_dropout"], zoneout=o["zoneout"],
                                  layer_norm=bool(o["layer_norm"]))
-    unsupported = sorted(missing(o["engine"], frozenset(model_cfg.regularisers()))) if o["engine"] == "torch" else []
-    if unsupported:
-        raise ValueError(f"--engine torch (torch.nn's kernel; the sst2 preset's) has no "
-                          f"{', '.join('--' + r.replace('_', '-') for r in unsupported)}: add --engine auto")
+    check_torch_engine(o["engine"], model_cfg.regularisers(), preset="sst2")
     if o["ensemble"] > 1:
         return model_cfg, EnsembleClassifier.build(model_cfg, o["ensemble"])
     return model_cfg, Classifier(model_cfg)

@@ -15,7 +15,7 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, probability
-from .training_run import count_parameters, train_and_report, training_device
+from .training_run import check_torch_engine, count_parameters, train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -172,8 +172,12 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     tokenizer = build_tokenizer(level, train_text, valid_text, o)
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)
     valid_ids = torch.tensor(tokenizer.encode(valid_text, source=source), dtype=torch.long)
-    model_cfg = model_config(o, tokenizer.vocab_size)
-    model = LanguageModel(model_cfg)
+    try:
+        model_cfg = model_config(o, tokenizer.vocab_size)
+        check_torch_engine(o["engine"], model_cfg.regularisers())
+        model = LanguageModel(model_cfg)
+    except ValueError as e:                       # options the model can't take together
+        raise OptionError(str(e)) from None
     device = training_device(train_cfg)
     task = LanguageModelTask(tokenizer, level, train_ids, valid_ids, batch_size=o["batch_size"], bptt=o["bptt"],
                              eval_batch_size=o["eval_batch_size"], sum_over_time=bool(o["sum_over_time"]),

@@ -22,12 +22,27 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from ..engine.resolve import missing
 from ..training import CheckpointError, TrainConfig, Trainer, TrainingError
 from ..training import distributed as dist
 from ..training.atomic import write_json
 from ..training.run_folder import RunFolder
 from ..training.trainer import resolve_device
 from .options import describe_preset
+
+
+def check_torch_engine(engine: str, regularisers: dict, preset: str | None = None) -> None:
+    """``--engine torch`` runs torch.nn's kernel, which has none of the layer's regularisers: refuse before
+    training (a ValueError, which the commands report as an option error), naming the options asked for.
+    ``regularisers``: option name -> value, unset ones falsy; ``preset``: a preset that uses this engine, named
+    in the message as where it may have come from."""
+    if engine != "torch":
+        return
+    unsupported = sorted(missing("torch", frozenset(k for k, v in regularisers.items() if v)))
+    if unsupported:
+        whose = f"; the {preset} preset's" if preset else ""
+        raise ValueError(f"--engine torch (torch.nn's kernel{whose}) has no "
+                         f"{', '.join('--' + r.replace('_', '-') for r in unsupported)}: add --engine auto")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -111,13 +111,13 @@ def resolve_engine(engine: str, cell: Recurrence, x: Tensor, *, projected: bool 
     lacking = missing(chosen, needs, projected)
     if not lacking:
         return chosen
-    fallback = _with_regularisers(cell, x, needs, projected)
     if engine == "auto":
-        return fallback
+        return _with_regularisers(cell, x, needs, projected)
+    auto = resolve_engine("auto", cell, x, projected=projected, needs=needs)
     what = ", ".join(sorted(lacking))
     raise RuntimeError(f"engine={engine!r} cannot run here: the {chosen!r} engine has no {what} "
                        f"kernel{' with proj_size' if projected and chosen in _HAND_WRITTEN else ''}. "
-                       f"Use engine='auto' (it picks {fallback}) or 'autograd'.")
+                       f"Use engine='auto' (here it picks {auto!r}) or 'autograd'.")
 
 
 def _with_regularisers(cell: Recurrence, x: Tensor, needs: frozenset[str], projected: bool) -> str:
