@@ -76,19 +76,15 @@ def _under_functorch(engine: str) -> str:
                        f"hand-written BPTT reads raw tensors; use engine='auto' or 'autograd' there")
 
 
-# What each backend runs of the layers' regularisers (rnnkit.layers.regularisers). weight_drop and
-# variational_dropout change only the tensors passed in, so every rnnkit loop has them; torch.nn's module
-# takes its own parameters and inputs, so it has none. The cuda-graph engine replays the Python loops.
+# What each backend runs of the layers' regularisers (rnnkit.layers.regularisers): every rnnkit loop has them all
+# (the cuda-graph engine replays the Python loops); torch.nn's module takes its own parameters and inputs, so it
+# has none. With a projection the hand-written loops keep only weight_drop and variational_dropout, which change
+# only the tensors passed in (missing).
 REGULARISERS = frozenset({"weight_drop", "variational_dropout", "recurrent_dropout", "zoneout", "layer_norm"})
 _INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
 _HAND_WRITTEN = ("python", "compiled", "cuda-graph")        # their loops have no masks with a projection
-SUPPORTS: dict[str, frozenset[str]] = {
-    "autograd": REGULARISERS,
-    "python": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
-    "compiled": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
-    "cuda-graph": _INPUT_ONLY | {"recurrent_dropout", "zoneout", "layer_norm"},
-    "torch": frozenset(),
-}
+SUPPORTS: dict[str, frozenset[str]] = {**dict.fromkeys(("autograd", *_HAND_WRITTEN), REGULARISERS),
+                                       "torch": frozenset()}
 
 
 def missing(backend: str, needs: frozenset[str], projected: bool = False) -> frozenset[str]:

@@ -21,8 +21,7 @@ import torch
 from torch import Tensor
 
 from ..layers import RecurrentLayer
-from .errors import (INSTALL_HINT, PROJECTION_MESSAGE, REGULARISER_MESSAGE, ExportError, OnnxNotSupported,
-                     ProjectionNotSupported)
+from .errors import INSTALL_HINT, REGULARISER_MESSAGE, ExportError, OnnxNotSupported, ProjectionNotSupported
 from .programs import Program
 
 FORMATS = ("onnx", "pt2")
@@ -48,13 +47,18 @@ def quiet() -> Iterator[None]:
 def onnx_unsupported(module: torch.nn.Module) -> str | None:
     """Why ``module`` can't become ONNX, or None: ONNX's LSTM has no projection (``proj_size``), and its recurrent
     operators have no layer norm or zoneout (weight drop and the dropouts are off in evaluation: those export)."""
+    refusal = _onnx_refusal(module)
+    return None if refusal is None else str(refusal)
+
+
+def _onnx_refusal(module: torch.nn.Module) -> OnnxNotSupported | None:
     layers = [m for m in module.modules() if isinstance(m, RecurrentLayer)]
     if any(m.proj_size for m in layers):
-        return PROJECTION_MESSAGE
+        return ProjectionNotSupported()
     options = [name for name, on in (("layer norm", any(m.options.layer_norm for m in layers)),
                                      ("zoneout", any(m.options.zoneout_h or m.options.zoneout_c for m in layers)))
                if on]
-    return REGULARISER_MESSAGE.format(options=" or ".join(options)) if options else None
+    return OnnxNotSupported(REGULARISER_MESSAGE.format(options=" or ".join(options))) if options else None
 
 
 def _require_onnx() -> None:
@@ -92,9 +96,9 @@ def export_program(program: Program, fmt: str, path: str | os.PathLike, sizes: d
     path = Path(path)
     if fmt == "onnx":
         _require_onnx()
-        reason = onnx_unsupported(program.module)
-        if reason:
-            raise (ProjectionNotSupported if reason == PROJECTION_MESSAGE else OnnxNotSupported)(reason)
+        refusal = _onnx_refusal(program.module)
+        if refusal is not None:
+            raise refusal
         from .onnx_ops import translation_table
         try:
             with quiet(), torch.no_grad():
