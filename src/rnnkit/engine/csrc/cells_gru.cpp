@@ -20,7 +20,6 @@ RNNKIT_INLINE void gru_candidate(S* a, const S* b, int64_t H, int64_t j) {
 
 template <typename S, bool kZone, bool kLN>
 void gru_forward(Ctx<S>& c, int64_t t) {
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const int64_t N = c.N, H = c.H, GH = c.GH;
   at::Tensor a_t = c.gates.select(0, t);
   const at::Tensor h_in = recurrent_input(c, t);                   // h_{t-1} [* m]
@@ -61,14 +60,13 @@ void gru_forward(Ctx<S>& c, int64_t t) {
       const S nn = a[2 * H + j], z = a[H + j];
       hq[j] = nn + z * (hp[j] - nn);                                // h_t = (1 - z) h~_t + z h_{t-1}
     }
-    if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
+    if constexpr (kZone) zone(hq, hp, c.zone_row(c.zh, t, n), H);
     if (!valid) hold(hq, hp, H);
   });
 }
 
 template <typename S, bool kZone, bool kLN>
 void gru_backward(Ctx<S>& c, int64_t t) {
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* dy = c.dy_at(t);
   const int64_t N = c.N, H = c.H, GH = c.GH;
   const S* gates = Ctx<S>::ptr(c.gates);
@@ -91,7 +89,7 @@ void gru_backward(Ctx<S>& c, int64_t t) {
       if constexpr (kLN) c.zero_dA_row(t, n);
       return pass_back(g, GH, d_h, y, H, q, H);
     }
-    const S* zo = c.zone_row(zh, n);
+    const S* zo = c.zone_row(c.zh, t, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S dn;
@@ -163,7 +161,6 @@ RNNKIT_INLINE S gru_reset_after_gates(S* a, const S* b, const S* w, const S* b_h
 
 template <typename S, bool kZone, bool kLN>
 void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
   c.fw[0].run(c.scratch, recurrent_input(c, t), false);         // h_{t-1} [* m] W, all three blocks
   const int64_t N = c.N, H = c.H, GH = c.GH;
   S* gates = Ctx<S>::ptr(c.gates);
@@ -188,14 +185,13 @@ void gru_reset_after_forward(Ctx<S>& c, int64_t t) {
       const S nn = a[2 * H + j], z = a[H + j];
       hq[j] = nn + z * (hp[j] - nn);
     }
-    if constexpr (kZone) zone(hq, hp, c.zone_row(zh, n), H);
+    if constexpr (kZone) zone(hq, hp, c.zone_row(c.zh, t, n), H);
     if (!valid) hold(hq, hp, H);
   });
 }
 
 template <typename S, bool kZone, bool kLN>
 void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* dy = c.dy_at(t);
   const int64_t N = c.N, H = c.H, GH = c.GH;
   const S* gates = Ctx<S>::ptr(c.gates);
@@ -221,7 +217,7 @@ void gru_reset_after_backward(Ctx<S>& c, int64_t t) {
       if constexpr (kLN) c.zero_dA_row(t, n), ln_input_backward(c, t, n, g);
       return;
     }
-    const S* zo = c.zone_row(zh, n);
+    const S* zo = c.zone_row(c.zh, t, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S dn;

@@ -16,7 +16,6 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
   else c.fw[0].run(c.hs.select(0, t + 1), recurrent_input(c, t), true);  // x_t U + (h_{t-1} [* m]) W
   S* hs = Ctx<S>::ptr(c.hs);
   S* act = Ctx<S>::ptr(c.gates);                                  // zoneout: f(a_t) before it
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
   const S* b = c.bias;
   const int64_t N = c.N, H = c.H;
   for_rows(c, t, [&](int64_t n, bool valid) {
@@ -32,7 +31,7 @@ void rnn_forward(Ctx<S>& c, int64_t t) {
     }
     if constexpr (kZone) {
       if (act) std::memcpy(act + (t * N + n) * H, a, H * sizeof(S));
-      zone(a, hp, c.zone_row(zh, n), H);                            // h_t = z h_{t-1} + (1 - z) f(a_t)
+      zone(a, hp, c.zone_row(c.zh, t, n), H);                      // h_t = z h_{t-1} + (1 - z) f(a_t)
     }
     if (!valid) hold(a, hp, H);
   });
@@ -43,7 +42,6 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
   const S* dy = c.dy_at(t);
   const S* hs = Ctx<S>::ptr(c.hs);
   const S* act = Ctx<S>::ptr(c.gates);
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
   S* dG = Ctx<S>::ptr(c.dG);
   S* dh = Ctx<S>::ptr(c.dh);
   const int64_t N = c.N, H = c.H;
@@ -58,7 +56,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
       if constexpr (kLN) c.zero_dA_row(t, n), ln_input_backward(c, t, n, g);
       return;
     }
-    const S* z = c.zone_row(zh, n);
+    const S* z = c.zone_row(c.zh, t, n);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S d;
@@ -111,8 +109,6 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
   S* cs = Ctx<S>::ptr(c.cs);
   const int64_t N = c.N, H = c.H, P = c.P, NH = N * H;
   S* out = c.projected ? Ctx<S>::ptr(c.cell_out) + t * NH : hs + (t + 1) * N * P;  // rows of H (P == H unprojected)
-  const S* zh = kZone ? c.zh.at(t) : nullptr;
-  const S* zc = kZone ? c.zc.at(t) : nullptr;
   for_rows(c, t, [&](int64_t n, bool valid) {
     S* a = gates + (t * N + n) * 4 * H;
     const S* cp = cs + (t * N + n) * H;
@@ -139,8 +135,8 @@ void lstm_forward(Ctx<S>& c, int64_t t) {
       for (int64_t j = 0; j < H; ++j) hq[j] = a[3 * H + j] * Math<S>::tanh(ch[j] * gc[j] + bc[j]);
     }
     if constexpr (kZone) {
-      zone(cq, cp, c.zone_row(zc, n), H);                           // C_t = z C_{t-1} + (1 - z) C^_t
-      zone(hq, hp, c.zone_row(zh, n), H);                           // h_t = z h_{t-1} + (1 - z) h^_t
+      zone(cq, cp, c.zone_row(c.zc, t, n), H);                     // C_t = z C_{t-1} + (1 - z) C^_t
+      zone(hq, hp, c.zone_row(c.zh, t, n), H);                     // h_t = z h_{t-1} + (1 - z) h^_t
     }
     if (!valid) {
       hold(cq, cp, H);
@@ -217,8 +213,6 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
   const int64_t N = c.N, H = c.H, NH = N * H;
   if (c.projected) lstm_projection_backward(c, t, dy);
   const S* dm = Ctx<S>::ptr(c.scratch_h);
-  const S* zh_t = kZone ? c.zh.at(t) : nullptr;
-  const S* zc_t = kZone ? c.zc.at(t) : nullptr;
   for_rows(c, t, [&](int64_t n, bool valid) {
     if constexpr (kLN) rebuild_row(c, t, n);
     const S* a = gates + (t * N + n) * 4 * H;
@@ -244,8 +238,8 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
         pass_back(g, 4 * H, d_h, y, H);
         return ln_input_backward(c, t, n, g);
       }
-      const S* zh = kZone ? c.zone_row(zh_t, n) : nullptr;
-      const S* zc = kZone ? c.zone_row(zc_t, n) : nullptr;
+      const S* zh = kZone ? c.zone_row(c.zh, t, n) : nullptr;
+      const S* zc = kZone ? c.zone_row(c.zc, t, n) : nullptr;
       S* dn = Ctx<S>::ptr(c.scratch) + n * c.GH;                   // dh^_t, then dC^_t through LN (2 x H)
       S* dct = dn + H;
 #pragma omp simd
@@ -270,8 +264,8 @@ void lstm_backward(Ctx<S>& c, int64_t t) {
     }
     if (!valid) return pass_back(g, 4 * H, d_h, y, H);
     if constexpr (kZone) {
-      const S* zh = c.zone_row(zh_t, n);
-      const S* zc = c.zone_row(zc_t, n);
+      const S* zh = c.zone_row(c.zh, t, n);
+      const S* zc = c.zone_row(c.zc, t, n);
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const S dn = unzone(d_h, y, zh, j);                         // dh^_t; d_h keeps dh_t z_h

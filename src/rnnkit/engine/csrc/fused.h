@@ -21,8 +21,8 @@
 //                       every step; multiplies h_{t-1} before the recurrent product only; nullptr = none
 //   zh, zc (W, N, H)    zoneout (Krueger et al. 2016) of h and of the LSTM's C: h_t = z h_{t-1} + (1 - z) h^_t
 //                       (bool in training, true = keep, a byte per unit where floats would take four; p in
-//                       evaluation, x's dtype); absent: a row of `zero` stands in. A kZone step first makes step
-//                       t's rows floats (ZoneMask::at)
+//                       evaluation, x's dtype); absent: a row of `zero` stands in. A kZone step's row pass
+//                       makes each row's bytes floats as it runs it (ZoneMask::row)
 //   hd     (N, H)       forward: h_{t-1} * h_mask, the recurrent product's input; backward: a product's result
 //                       before it is multiplied by h_mask
 //   cell_out (W, N, H)  projected LSTM only: o_t * tanh(C_t) before the projection R (the backward's dR needs it)
@@ -139,19 +139,21 @@ template <> struct Math<double> {
 };
 
 // ----------------------------------------------------------------------------------------------- context
-// A zoneout mask over the whole sequence (T, N, H): floats (evaluation's p), or bools (training) made floats one
-// step at a time.
+// A zoneout mask over the whole sequence (T, N, H): floats (evaluation's p), or bools (training) made floats a row
+// at a time, inside the step's row pass (so on the thread that runs the row, beside its other work).
 template <typename S>
 struct ZoneMask {
   const S* values = nullptr;
   const bool* keep = nullptr;
+  int64_t H = 0;
   int64_t step = 0;                     // N * H: one step's elements
   int64_t window = 0;                   // the window's first element
-  at::Tensor rows;                      // a bool mask's current step as S
+  at::Tensor rows;                      // (N, H): a bool mask's rows as S, row n written by the thread that runs n
 
   void set(const at::Tensor& m) {
     if (!m.defined()) return;
-    step = m.size(1) * m.size(2);
+    H = m.size(2);
+    step = m.size(1) * H;
     if (m.scalar_type() == at::kBool) {
       keep = m.data_ptr<bool>();
       rows = at::empty({step}, at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value));
@@ -160,17 +162,17 @@ struct ZoneMask {
     }
   }
   bool defined() const { return values != nullptr || keep != nullptr; }
-  // Window step t's (N, H) rows as S, or nullptr when there is no mask.
-  const S* at(int64_t t) {
-    const int64_t offset = window + t * step;
+  // Row n of window step t as S, or nullptr when there is no mask. Only one step's rows run at a time, and each
+  // row on one thread, so row n's slot of `rows` is free.
+  const S* row(int64_t t, int64_t n) const {
+    const int64_t offset = window + t * step + n * H;
     if (values) return values + offset;
     if (!keep) return nullptr;
-    // read as bytes (a bool is 0 or 1): `k[i] ? 1 : 0` on bools stays a scalar, branching loop in gcc (measured:
-    // 0.9 ms of a (35, 20, 200) training step on the master thread while the other waited)
+    // read as bytes (a bool is 0 or 1): `k[i] ? 1 : 0` on bools stays a scalar, branching loop in gcc
     const uint8_t* k = reinterpret_cast<const uint8_t*>(keep) + offset;
-    S* out = rows.data_ptr<S>();
+    S* out = static_cast<S*>(rows.data_ptr()) + n * H;
 #pragma omp simd
-    for (int64_t i = 0; i < step; ++i) out[i] = S(k[i]);
+    for (int64_t j = 0; j < H; ++j) out[j] = S(k[j]);
     return out;
   }
 };
@@ -215,8 +217,11 @@ struct Ctx {
   Row<S> rebuild = nullptr;             // ... by this (rebuild_row)
 
   bool valid(int64_t t, int64_t n) const { return mask == nullptr || mask[t * N + n]; }
-  // Zoneout's row n of the step whose rows ZoneMask::at gave (`rows`), or zeros when that mask is absent.
-  const S* zone_row(const S* rows, int64_t n) const { return rows ? rows + n * H : zero.data_ptr<S>(); }
+  // Zoneout's row n of window step t (z: zh or zc), or zeros when that mask is absent.
+  const S* zone_row(const ZoneMask<S>& z, int64_t t, int64_t n) const {
+    const S* r = z.row(t, n);
+    return r ? r : ptr(zero);
+  }
   // The window's slice of the masks that change with the step: the lengths mask and zoneout, from step t0.
   void at_step(const bool* lengths, int64_t t0) {
     mask = lengths ? lengths + t0 * N : nullptr;
