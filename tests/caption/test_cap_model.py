@@ -188,3 +188,57 @@ def test_cap_recalibrated_batch_norm_matches_batch_statistics():
         torch.testing.assert_close(model.encoder(images), batch_stats, rtol=0, atol=0.02)
     assert model.encoder.body[1].momentum == 0.1
     assert not _model(norm="group").recalibrate_norm([images])
+
+
+def _stand_in_resnet():
+    """A TorchvisionResNet without torchvision: load_pretrained's mapping of torchvision's names (conv1, bn1,
+    layer1..4) onto the body's indices, on small stand-in modules."""
+    from rnnkit.models.captioner import TorchvisionResNet
+    enc = TorchvisionResNet.__new__(TorchvisionResNet)
+    torch.nn.Module.__init__(enc)
+    enc.name = "resnet18"
+    enc.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                   torch.nn.MaxPool2d(2), *(torch.nn.Conv2d(4, 4, 1) for _ in range(4)))
+    return enc
+
+
+def _torchvision_names(enc):
+    """enc's weights under torchvision's names, plus an fc layer that load_pretrained ignores."""
+    names = ["conv1", "bn1", None, None, "layer1", "layer2", "layer3", "layer4"]
+    state = {f"{names[int(k.split('.')[1])]}.{k.split('.', 2)[2]}": v.clone() for k, v in enc.state_dict().items()}
+    return {**state, "fc.weight": torch.randn(10, 4)}
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_cap_encoder_weights_load_by_torchvision_names(tmp_path, suffix):
+    from safetensors.torch import save_file
+    source, target = _stand_in_resnet(), _stand_in_resnet()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_()
+    path = tmp_path / f"resnet18{suffix}"
+    state = _torchvision_names(source)
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, path)
+    target.load_pretrained(path)
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_cap_encoder_weights_errors_name_the_file(tmp_path):
+    from rnnkit.data.errors import DataError
+    enc = _stand_in_resnet()
+    state = _torchvision_names(enc)
+    path = tmp_path / "w.pth"
+    torch.save({**state, "layer2.weight": torch.zeros(8, 4, 1, 1)}, path)
+    with pytest.raises(DataError, match=r"w\.pth: not torchvision resnet18 weights \(tensors of another shape: "
+                                        r"body\.5\.weight \(8, 4, 1, 1\), expected \(4, 4, 1, 1\)\)"):
+        enc.load_pretrained(path)
+    torch.save({k: v for k, v in state.items() if not k.startswith("layer4")}, path)
+    with pytest.raises(DataError, match=r"w\.pth: not torchvision resnet18 weights \(missing \['body\.7\.bias'"):
+        enc.load_pretrained(path)
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(DataError, match=r"w\.pth: not torchvision resnet18 weights \(no name-to-tensor mapping\)"):
+        enc.load_pretrained(path)
+    path.write_bytes(b"truncated")
+    with pytest.raises(DataError, match=r"w\.pth: corrupt or not torchvision resnet18 weights \(unreadable: "):
+        enc.load_pretrained(path)

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.errors import DataError
+from ..data.tensor_files import read_tensors
 from ..layers import SCORES, make_attention
 from .config import ModelConfig, initialize
 from .recurrent import make_recurrent
@@ -147,6 +149,7 @@ class TorchvisionResNet(nn.Module):
         self.body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
                                   net.layer4)
         self.out_channels = net.fc.in_features
+        self.name = name
 
     def forward(self, images: Tensor) -> Tensor:
         """(N, 3, S, S) images → (N, C, S/32, S/32) features."""
@@ -154,24 +157,25 @@ class TorchvisionResNet(nn.Module):
 
     def load_pretrained(self, path: str | Path) -> None:
         """Load torchvision's ImageNet weights from a local ``.pth`` or ``.safetensors`` file (fc.* ignored)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such encoder weights file")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        what = f"torchvision {self.name} weights"
+        state = read_tensors(path, what)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise DataError(f"not {what} (no name-to-tensor mapping)", path)
         names = ["conv1", "bn1", None, None, "layer1", "layer2", "layer3", "layer4"]
         mapped = {}
         for key, value in state.items():
             head, _, rest = key.partition(".")
             if head in names:
                 mapped[f"body.{names.index(head)}.{rest}"] = value
+        own = self.state_dict()
+        wrong = [f"{k} {tuple(v.shape)}, expected {tuple(own[k].shape)}" for k, v in mapped.items()
+                 if k in own and v.shape != own[k].shape]
+        if wrong:
+            more = f" and {len(wrong) - 2} more" if len(wrong) > 2 else ""
+            raise DataError(f"not {what} (tensors of another shape: {'; '.join(wrong[:2])}{more})", path)
         missing, _ = self.load_state_dict(mapped, strict=False)
         if missing:
-            raise ValueError(f"{path}: not torchvision ResNet weights for this architecture (missing "
-                             f"{sorted(missing)[:3]})")
+            raise DataError(f"not {what} (missing {sorted(missing)[:3]})", path)
 
 
 def make_encoder(config: CaptionConfig) -> nn.Module:

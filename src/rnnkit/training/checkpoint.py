@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import uuid
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..data.errors import DataError
+from ..data.tensor_files import first_line, read_tensors
 from .atomic import atomic_path, pause_point, write_json
 
 MODEL_FILE = "model.safetensors"
@@ -192,7 +193,7 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
     try:
         saved = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot be read as this model's weights ({first_line(e)})") from None
     upgrade = getattr(model, "upgrade_state_dict", None)      # a model whose parameter names changed
     if upgrade is not None:
         saved = upgrade(saved)
@@ -209,7 +210,7 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: cannot be read as this model's weights ({_first_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot be read as this model's weights ({first_line(e)})") from None
 
 
 def save_resume(run_dir: str | Path, state: dict) -> None:
@@ -227,20 +228,10 @@ def load_resume(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; nothing to resume in {run_dir}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:              # torch raises many types for truncated or foreign files
-        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):   # refused, never run
-            raise CheckpointError(f"{path}: not an rnnkit resume file (it holds something other than tensors and "
-                                  f"plain values, which is never loaded); start the run again without --resume") \
-                from None
-        raise CheckpointError(f"{path}: corrupt or not an rnnkit resume file (unreadable: {_first_line(e)}); "
-                              f"start the run again without --resume") from None
+        state = read_tensors(path, "an rnnkit resume file")
+    except DataError as e:
+        raise CheckpointError(f"{e}; start the run again without --resume") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "step" not in state:
         raise CheckpointError(f"{path}: not an rnnkit resume file (no model state and step); start the run again "
                               f"without --resume")
     return state
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
