@@ -429,7 +429,7 @@ def test_old_engine_names_still_run_and_warn_once(old, new, monkeypatch):
     from rnnkit.engine import resolve
     monkeypatch.setattr(resolve, "_warned", set())
     x, h0, c0, weights = make_problem("gru", seed=5)
-    with pytest.warns(FutureWarning, match=f"engine='{old}' is an old name; use '{new}"):
+    with pytest.warns(FutureWarning, match=f"engine='{old}' is an old name; use '{new}'"):
         a = run_direction("gru", x, h0, c0, weights, engine=old)
     b = run_direction("gru", x, h0, c0, weights, engine=new)
     for u, v in zip(a, b):

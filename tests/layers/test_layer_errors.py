@@ -57,12 +57,59 @@ def test_input_not_a_tensor(name):
 
 
 @each_layer
-@pytest.mark.parametrize("shape", [(0, 2, 3), (4, 0, 3), (0, 3)], ids=["T0", "N0", "unbatched_T0"])
-def test_empty_sequences(name, shape):
-    x = torch.zeros(shape)
-    with pytest.raises(ValueError, match=rf"{name} got an empty input of shape .*: it needs at least one sequence "
-                                         r"of at least one step"):
-        LAYERS[name]()(x)
+@pytest.mark.parametrize("shape", [(0, 2, 3), (0, 3)], ids=["T0", "unbatched_T0"])
+def test_sequences_of_no_steps(name, shape):
+    with pytest.raises(ValueError, match=rf"{name} got an input of no steps, shape {re.escape(str(shape))}: it needs "
+                                         r"at least one step"):
+        LAYERS[name]()(torch.zeros(shape))
+
+
+@each_layer
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("engine", ["auto", "compiled", "python", "autograd"])
+def test_an_empty_batch_gives_empty_outputs_as_torch_nn(name, batch_first, engine):
+    """N = 0 (a filtered batch that came out empty): torch.nn returns empty outputs and states; so do we, with
+    lengths too, and ``step`` agrees."""
+    ours = LAYERS[name](num_layers=2, bidirectional=True, batch_first=batch_first, engine=engine, zoneout=0.1)
+    theirs = getattr(torch.nn, name)(input_size, H, 2, batch_first=batch_first, bidirectional=True)
+    x = torch.zeros((0, 5, input_size) if batch_first else (5, 0, input_size))
+    for lengths in (None, torch.zeros(0, dtype=torch.long)):
+        out, state = ours(x, lengths=lengths)
+        want_out, want_state = theirs(x)
+        assert out.shape == want_out.shape
+        for s, w in zip(state if name == "LSTM" else [state], want_state if name == "LSTM" else [want_state]):
+            assert s.shape == w.shape == (4, 0, H)
+    one_way = LAYERS[name](num_layers=2)
+    h, _ = one_way.step(torch.zeros(0, input_size))
+    assert h.shape == (0, H)
+
+
+@each_layer
+def test_step_checks_its_input_as_forward_does(name):
+    layer = LAYERS[name]()
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            with pytest.raises(TypeError, match=rf"{name}.step: input dtype torch.float64 does not match the "
+                                                r"parameters' dtype torch.float32"):
+                layer.step(torch.zeros(2, input_size, dtype=torch.float64))
+            with pytest.raises(TypeError, match=rf"{name}.step: input dtype torch.int64 is not floating point"):
+                layer.step(torch.zeros(2, input_size, dtype=torch.long))
+            with pytest.raises(TypeError, match=rf"{name}.step expects a Tensor x \(N, 3\), got list"):
+                layer.step([[0.0] * input_size])
+
+
+@pytest.mark.parametrize("cls", [rnnkit.RNN, rnnkit.GRU])
+@pytest.mark.parametrize("value", [0, 2])
+def test_proj_size_on_rnn_and_gru_is_refused_as_torch_does(cls, value):
+    with pytest.raises(ValueError, match=r"proj_size argument is only supported for LSTM, not RNN or GRU"):
+        cls(input_size, H, proj_size=value)
+
+
+@each_layer
+def test_integer_input(name):
+    with pytest.raises(TypeError, match=rf"{name}: input dtype torch.int64 is not floating point; convert it with "
+                                        r"\.to\(torch.float32\) \(token ids go through an nn.Embedding first\)"):
+        LAYERS[name]()(torch.zeros(5, 2, input_size, dtype=torch.long))
 
 
 @each_layer
@@ -251,6 +298,9 @@ def test_dropout_outside_unit_interval(name, dropout):
 @each_layer
 def test_dropout_in_range_is_accepted(name):
     assert LAYERS[name](dropout=0).dropout == 0.0
+    np = pytest.importorskip("numpy")
+    layer = LAYERS[name](num_layers=2, dropout=np.float32(0.25), weight_drop=np.float32(0.5), zoneout=np.float64(0.1))
+    assert (layer.dropout, layer.options.weight_drop, layer.options.zoneout_h) == (0.25, 0.5, 0.1)
     assert LAYERS[name](num_layers=2, dropout=0.999).dropout == 0.999
 
 
@@ -276,7 +326,8 @@ def test_unknown_engine(name):
 
 
 def test_torch_engine_refuses_the_lecture_gru():
-    with pytest.raises(ValueError, match=r"engine='torch'.*torch.nn has no the lecture's GRU.*reset_after=True"):
+    with pytest.raises(ValueError, match=r"engine='torch' runs torch.nn's kernels, which don't compute the "
+                                         r"lecture's GRU.*reset_after=True"):
         rnnkit.GRU(input_size, H, engine="torch")
     assert rnnkit.GRU(input_size, H, engine="torch", reset_after=True).engine == "torch"
 

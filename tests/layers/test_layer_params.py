@@ -139,6 +139,17 @@ def test_to_torch_is_a_copy():
     assert ours.weight_ih_l0.abs().max() > 0
 
 
+def test_to_torch_says_which_training_regularisers_it_drops():
+    """Weight drop and the dropouts are off in evaluation, so the copy computes the layer's evaluation; it trains
+    without them, which to_torch() says rather than leaving silently."""
+    ours = rnnkit.LSTM(input_size, H, 2, weight_drop=0.5, recurrent_dropout=0.3, variational_dropout=0.2).eval()
+    with pytest.warns(UserWarning, match=r"torch.nn's layers have no recurrent_dropout, variational_dropout, "
+                                         r"weight_drop; the copy computes this layer's evaluation exactly"):
+        theirs = ours.to_torch()
+    x = torch.randn(5, 2, input_size)
+    assert torch.allclose(ours(x)[0], theirs(x)[0], atol=1e-6)
+
+
 def test_lecture_gru_to_torch_raises():
     with pytest.raises(ValueError, match=r"reset_after=False.*Use reset_after=True"):
         rnnkit.GRU(input_size, H).to_torch()

@@ -11,6 +11,7 @@ import pickle
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
@@ -153,6 +154,36 @@ def _torch_save_load(model):
     torch.save(model, buffer)
     buffer.seek(0)
     return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.parametrize("theirs_cls,ours_cls,extra", PAIRS, ids=["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("change", ["weight_norm", "prune"])
+def test_parametrized_or_pruned_weights_on_every_engine_as_torch(theirs_cls, ours_cls, extra, change):
+    """torch.nn.utils' weight norm and pruning replace weight_hh by a computed tensor: torch.nn runs it, and so
+    does every rnnkit engine, torch.nn's kernels (engine="torch") included: outputs and gradients as torch.nn's."""
+    def changed(module):
+        if change == "weight_norm":
+            torch.nn.utils.parametrizations.weight_norm(module, "weight_hh_l0")
+        else:
+            torch.manual_seed(3)
+            prune.l1_unstructured(module, "weight_hh_l0", 0.5)
+        return module
+    torch.manual_seed(0)
+    theirs = theirs_cls(3, 4, 2, dtype=F64)
+    x = torch.randn(5, 2, 3, dtype=F64)
+    reference = changed(copy.deepcopy(theirs))
+    want = reference(x)[0]
+    want.sum().backward()
+    want_grads = {n: p.grad for n, p in reference.named_parameters()}
+    for engine in ("torch", "autograd", "python", "compiled"):
+        ours = changed(_copy(theirs, ours_cls, engine=engine, **extra))
+        out = ours(x)[0]
+        assert torch.allclose(out, want, atol=1e-12), engine
+        out.sum().backward()
+        grads = {n: p.grad for n, p in ours.named_parameters()}
+        assert grads.keys() == want_grads.keys()
+        for n, g in grads.items():
+            assert torch.allclose(g, want_grads[n], atol=1e-10), (engine, n)
 
 
 def test_copies_carry_no_caches():

@@ -5,8 +5,8 @@
 """
 from .ops import run_bptt
 from .reference import run_reference
-from .resolve import ENGINE_CHOICES, ENGINES, check_engine, resolve_engine, resolve_step_engine
+from .resolve import ENGINE_CHOICES, ENGINES, check_engine, check_torch_kernel, resolve_engine, resolve_step_engine
 from .sequence import lengths_mask, reverse_padded, run_direction
 
 __all__ = ["run_bptt", "run_reference", "run_direction", "resolve_engine", "resolve_step_engine",
-           "check_engine", "lengths_mask", "reverse_padded", "ENGINES", "ENGINE_CHOICES"]
+           "check_engine", "check_torch_kernel", "lengths_mask", "reverse_padded", "ENGINES", "ENGINE_CHOICES"]

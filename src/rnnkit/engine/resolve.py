@@ -28,7 +28,7 @@ from torch import Tensor
 from ..cells.spec import Recurrence
 
 ENGINES = ("auto", "compiled", "cuda-graph", "python", "autograd", "torch")
-_ALIASES = {"fused": "compiled on the CPU, 'cuda-graph' on a GPU", "reference": "autograd"}
+_ALIASES = {"fused": "'compiled' on the CPU, 'cuda-graph' on a GPU", "reference": "'autograd'"}
 ENGINE_CHOICES = ENGINES + tuple(_ALIASES)      # what layers and the CLI accept
 _warned: set[str] = set()
 
@@ -39,7 +39,7 @@ def check_engine(engine: str) -> str:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine in _ALIASES and engine not in _warned:
         _warned.add(engine)
-        warnings.warn(f"rnnkit: engine={engine!r} is an old name; use '{_ALIASES[engine]}'",
+        warnings.warn(f"rnnkit: engine={engine!r} is an old name; use {_ALIASES[engine]}",
                       FutureWarning, stacklevel=3)
     return engine
 
@@ -124,6 +124,13 @@ def _with_regularisers(cell: Recurrence, x: Tensor, needs: frozenset[str], proje
     return "python" if not missing("python", needs, projected) else "autograd"
 
 
+def check_torch_kernel(cell: Recurrence) -> None:
+    """``ValueError`` where torch.nn's kernels (``engine="torch"``) don't compute ``cell``."""
+    if cell.torch_class is None:
+        raise ValueError(f"engine='torch' runs torch.nn's kernels, which don't compute {cell.description}; "
+                         f"use another engine")
+
+
 def _resolve_plain(engine: str, cell: Recurrence, x: Tensor) -> str:
     check_engine(engine)
     if torch._C._are_functorch_transforms_active():
@@ -131,9 +138,7 @@ def _resolve_plain(engine: str, cell: Recurrence, x: Tensor) -> str:
     if engine in ("python", "autograd", "reference"):
         return "autograd" if engine == "reference" else engine
     if engine == "torch":
-        if cell.torch_class is None:
-            raise ValueError(f"engine='torch' runs torch.nn's kernels, and torch.nn has no {cell.description}; "
-                             f"use another engine")
+        check_torch_kernel(cell)
         return "torch"
     if engine == "auto" and x.is_cuda and cell.torch_class is not None:
         return "torch"

@@ -23,8 +23,14 @@ def check_positive_int(name: str, value) -> None:
 
 
 def check_dropout(value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
         raise ValueError(f"dropout must be a number in [0, 1], got {value!r}")
+
+
+def check_no_projection(kwargs: dict) -> None:
+    """torch.nn's refusal of ``proj_size`` for RNN and GRU (which have no projected state), word for word."""
+    if "proj_size" in kwargs:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
 
 
 def check_input(name: str, x, input_size: int, like: Tensor, shape: tuple[int, ...] | None = None) -> None:
@@ -39,9 +45,12 @@ def check_input(name: str, x, input_size: int, like: Tensor, shape: tuple[int, .
     if x.shape[2] != input_size:
         raise InputError(f"{name} expects input_size={input_size} features, got {x.shape[2]} "
                          f"(input shape {shape})")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise InputError(f"{name} got an empty input of shape {shape}: it needs at least one sequence of at least one "
-                         f"step")
+    if x.shape[0] == 0:
+        raise InputError(f"{name} got an input of no steps, shape {shape}: it needs at least one step (an empty "
+                         f"batch of sequences is fine)")
+    if not x.dtype.is_floating_point:
+        raise InputTypeError(f"{name}: input dtype {x.dtype} is not floating point; convert it with "
+                             f".to({like.dtype}) (token ids go through an nn.Embedding first)")
     if x.dtype != like.dtype:
         raise InputTypeError(f"{name}: input dtype {x.dtype} does not match the parameters' dtype {like.dtype}; "
                         f"convert one with .to({like.dtype}) or module.to({x.dtype})")
@@ -77,7 +86,7 @@ def check_lengths(name: str, lengths: Tensor | Sequence[int], batch: int, steps:
         raise InputError(f"{name}: lengths must be 1-D (one per sequence), got shape {tuple(lengths.shape)}")
     if values.numel() != batch:
         raise InputError(f"{name}: got {values.numel()} lengths for a batch of {batch} sequences")
-    if torch.compiler.is_compiling():            # torch.compile / torch.export: the values are symbolic
+    if torch.compiler.is_compiling() or batch == 0:   # symbolic values (torch.compile / export), or none
         return values.to(device=device, dtype=torch.long)
     lo, hi = int(values.min()), int(values.max())
     if lo < 1 or hi > steps:

@@ -22,8 +22,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells.lstm import set_forget_bias
 from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
-from ..engine import check_engine, resolve_engine, run_direction
-from .checks import InputError, check_dropout, check_input, check_lengths, check_positive_int, check_state
+from ..engine import check_engine, check_torch_kernel, resolve_engine, run_direction
+from .checks import (InputError, check_dropout, check_input, check_lengths, check_no_projection, check_positive_int,
+                     check_state)
 from .regularisers import NAMES as REGULARISER_NAMES, Draw, Options, add_layer_norm, is_layer_norm, reset_layer_norm
 from .stepping import autocast_enabled, autocast_off, step_stack
 from .torch_interop import TorchInterop
@@ -64,9 +65,8 @@ class RecurrentLayer(TorchInterop, nn.Module):
         if self.options.variational_dropout > 0 and dropout > 0:
             warnings.warn(f"variational_dropout replaces dropout between layers: dropout={dropout} is not used",
                           UserWarning, stacklevel=3)
-        if engine == "torch" and cell.torch_class is None:
-            raise ValueError(f"engine='torch' runs torch.nn's kernels, and torch.nn has no {cell.description}; "
-                             f"use another engine")
+        if engine == "torch":
+            check_torch_kernel(cell)
         self.cell = cell
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
@@ -155,7 +155,9 @@ class RecurrentLayer(TorchInterop, nn.Module):
         h0, c0 = self._initial_state(hx, x, unbatched)
         backend = resolve_engine(self.engine, self.cell, x, projected=bool(self.proj_size),
                                  needs=self.options.active(self.training))
-        if backend == "torch":
+        if N == 0:                                   # an empty batch: empty outputs, the states as given (torch.nn)
+            output, state = x.new_zeros(T, 0, self.num_directions * self.output_size), self.cell.pack(h0, c0)
+        elif backend == "torch":
             if self.checkpoint_every is not None:
                 raise ValueError(f"{name}: checkpoint_every needs rnnkit's compiled engine; torch.nn's kernels "
                                  f"run this input (engine={self.engine!r} on {x.device.type})")
@@ -264,6 +266,10 @@ class RecurrentLayer(TorchInterop, nn.Module):
         if self.options.layer_norm or self.options.zoneout_h or self.options.zoneout_c:
             raise ValueError("torch.nn's layers have no layer norm or zoneout, which change this layer's numbers "
                              "in evaluation too; to_torch() would compute something else")
+        dropped = sorted(self.options.active(True) - self.options.active(False))
+        if dropped:
+            warnings.warn(f"to_torch(): torch.nn's layers have no {', '.join(dropped)}; the copy computes this "
+                          f"layer's evaluation exactly, but trains without them", UserWarning, stacklevel=2)
         return super().to_torch()
 
 
@@ -278,6 +284,7 @@ class RNN(RecurrentLayer):
         cell = next((r for r in self.recurrences if r.layer_kwargs["nonlinearity"] == nonlinearity), None)
         if cell is None:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        check_no_projection(regularisers)
         self.nonlinearity = nonlinearity
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, engine=engine, **regularisers)
@@ -334,6 +341,7 @@ class GRU(RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, *, reset_after: bool = False, engine: str = "auto", **regularisers) -> None:
+        check_no_projection(regularisers)
         self.reset_after = bool(reset_after)
         super().__init__(GRU_TORCH if reset_after else GRU_CELL, input_size, hidden_size, num_layers, bias,
                          batch_first, dropout, bidirectional, 0, device, dtype, engine=engine, **regularisers)

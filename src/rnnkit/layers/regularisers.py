@@ -40,6 +40,7 @@ no dropout of any kind, zoneout's expectation, layer norm as in training.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +54,7 @@ NAMES = ("variational_dropout", "weight_drop", "recurrent_dropout", "zoneout", "
 
 
 def _probability(name: str, value, top_open: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
         (0 <= value < 1 if top_open else 0 <= value <= 1)
     if not ok:
         raise ValueError(f"{name} must be a number in [0, 1{')' if top_open else ']'}, got {value!r}")
@@ -76,7 +77,7 @@ class Options:
               zoneout=0.0, layer_norm=False) -> "Options":
         if isinstance(zoneout, (tuple, list)):
             if not has_cell_state or len(zoneout) != 2:
-                pair = ", or a pair (p_h, p_c)" if has_cell_state else ""
+                pair = ", or a pair (p_h, p_c)" if has_cell_state else " (a pair (p_h, p_c) is for the LSTM's h and C)"
                 raise ValueError(f"zoneout must be a number in [0, 1]{pair}, got {zoneout!r}")
             zh, zc = (_probability("zoneout", z, top_open=False) for z in zoneout)
         else:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..engine import resolve_step_engine
-from .checks import InputError
+from .checks import InputError, InputTypeError, check_input
 from .regularisers import Draw, Options
 from ..engine.graphed import CudaGraph, EagerGraph, clone_or_none, copy_into
 
@@ -53,9 +53,12 @@ def step_stack(layer, x: Tensor, hx: State | None = None) -> tuple[Tensor, State
     if layer.bidirectional:
         raise ValueError(f"{name}.step: a bidirectional layer can't run one step at a time (its reverse "
                          f"direction reads the sequence from the end)")
+    if not isinstance(x, Tensor):
+        raise InputTypeError(f"{name}.step expects a Tensor x (N, {layer.input_size}), got {type(x).__name__}")
     if x.dim() != 2 or x.shape[1] != layer.input_size:
         raise InputError(f"{name}.step: x must be (N, {layer.input_size}), got shape {tuple(x.shape)}")
     x, hx = layer.under_autocast(x, hx)
+    check_input(f"{name}.step", x.unsqueeze(0), layer.input_size, layer.weight_ih_l0, tuple(x.shape))  # dtype, device
     h0, c0 = layer._initial_state(hx, x.unsqueeze(0), unbatched=False)
     backend = resolve_step_engine(layer.engine, layer.cell, x, _replayable(layer, x, h0, c0),
                                   needs=layer.options.active(layer.training))

@@ -8,6 +8,7 @@ module's ``__dict__`` under names starting with ``_cache_``; they are rebuilt on
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 CACHE_PREFIX = "_cache_"
@@ -20,19 +21,16 @@ class TorchInterop:
 
     @property
     def _flat_weights_names(self) -> list[str]:
-        """Parameter names in torch.nn's order: per layer, per direction, ``w_ih, w_hh, b_ih, b_hh[, w_hr]``."""
-        names = []
-        for layer in range(self.num_layers):
-            for suffix in self._suffixes():
-                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
-                    name = f"{kind}_l{layer}{suffix}"
-                    if name in self._parameters:
-                        names.append(name)
-        return names
+        """Weight names in torch.nn's order: per layer, per direction, ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``."""
+        kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ()) + \
+            (("weight_hr",) if self.proj_size else ())
+        return [f"{kind}_l{layer}{suffix}" for layer in range(self.num_layers) for suffix in self._suffixes()
+                for kind in kinds]
 
     @property
     def _flat_weights(self) -> list[Tensor]:
-        return [self._parameters[n] for n in self._flat_weights_names]
+        """The weights as the engines read them (``getattr``: a parametrized or pruned weight's current value)."""
+        return [getattr(self, n) for n in self._flat_weights_names]
 
     @property
     def _all_weights(self) -> list[list[str]]:
@@ -43,7 +41,7 @@ class TorchInterop:
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         """As ``torch.nn``: one list of parameters per layer and direction."""
-        return [[self._parameters[n] for n in group] for group in self._all_weights]
+        return [[getattr(self, n) for n in group] for group in self._all_weights]
 
     def flatten_parameters(self) -> None:
         """A no-op kept for code written for ``torch.nn`` (cuDNN's one-buffer weight layout): rnnkit's engines read
@@ -78,17 +76,21 @@ class TorchInterop:
         twin = self._torch_twin()
         twin.train(self.training)
         hx = (h0, c0) if c0 is not None else h0
+        # weights that aren't plain parameters (torch.nn.utils.parametrize, prune) go in as their current values
+        derived = {n: getattr(self, n) for n in self._flat_weights_names if n not in self._parameters}
+        def run(*args):
+            return functional_call(twin, derived, args) if derived else twin(*args)
         if lengths is None:
-            return twin(x, hx)
+            return run(x, hx)
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        out, state = twin(packed, hx)
+        out, state = run(packed, hx)
         return pad_packed_sequence(out, total_length=x.shape[0])[0], state
 
     def _torch_twin(self) -> nn.Module:
         """A ``torch.nn`` module whose parameters are this layer's own Parameter objects (kept off the module
         tree so it never appears in ``state_dict``); rebuilt when parameters were replaced or moved."""
         twin = self.__dict__.get(CACHE_PREFIX + "twin")
-        names = list(self._parameters)
+        names = [n for n in self._flat_weights_names if n in self._parameters]
         if twin is None or any(getattr(twin, n) is not self._parameters[n] for n in names):
             twin = self.cell.torch_class(**{**self._torch_kwargs(), "batch_first": False}, device="meta")
             for n in names:
@@ -108,8 +110,8 @@ class TorchInterop:
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` module with these weights (a copy)."""
         if self.cell.torch_class is None:
-            raise ValueError(f"{type(self).__name__}: torch.nn has no {self.cell.description}, so there is no "
-                             f"torch.nn module with these weights")
+            raise ValueError(f"{type(self).__name__}: torch.nn's layers don't compute {self.cell.description}, so "
+                             f"there is no torch.nn module with these weights")
         p = self.weight_ih_l0
         module = self.cell.torch_class(**self._torch_kwargs(), device=p.device, dtype=p.dtype)
         module.load_state_dict(self.state_dict(), strict=True)
