@@ -191,3 +191,41 @@ def test_every_option_shows_its_default_in_help(path):
         checked += 1
     assert checked >= (60 if path[0] == "train" else 8)
     assert "(default: bahdanau)" in " ".join(parser.format_help().split()) or path[0] == "translate"
+
+
+def _shorter_source_vocabulary(config: dict) -> None:
+    inner = config["src_tokenizer"]["inner"]
+    key = next(k for k in ("vocab", "symbols", "chars") if k in inner)
+    inner[key] = inner[key][:5]
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda c: c.update(decoding=None), r'"decoding" must hold a length penalty alpha >= 0, got null'),
+    (lambda c: c["decoding"].update(alpha="x"), r'"decoding" must hold a length penalty alpha >= 0'),
+    (lambda c: c["model"].update(tgt_eos_id=999), r"the model's tgt_eos_id 999 is not the target tokenizer's end"),
+    (lambda c: c["model"].update(dropout=5), r"dropout must be in \[0, 1\), got 5"),
+    (lambda c: c["model"].update(hidden_size="16"), r"hidden_size must be int, got '16'"),
+    (lambda c: c["model"].update(src_vocab_size=10 ** 12), r"the source tokenizer has [\d,]+ symbols but the model "
+                                                           r"1,000,000,000,000"),
+    (_shorter_source_vocabulary, r"the source tokenizer has 5 symbols but the model"),
+], ids=["no-decoding", "alpha-str", "eos", "dropout", "size-str", "huge-vocab", "short-vocab"])
+@pytest.mark.parametrize("command", ["translate", "eval"])
+def test_a_damaged_config_is_one_line_naming_it(dates_run, tmp_path, capsys, damage, message, command):
+    """Edits to config.json that the model would only trip over later (a traceback, a 64 TB allocation, a
+    vocabulary that silently disagrees with the weights) are refused when the run loads."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(dates_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config.pop("save_id", None)                                  # so the edited file is the one read
+    damage(config)
+    (run / "config.json").write_text(json.dumps(config))
+    src, tgt = tmp_path / "s.txt", tmp_path / "t.txt"
+    src.write_text("march 3 2015\n")
+    tgt.write_text("03/03/15\n")
+    args = ["translate", str(run), "march 3 2015"] if command == "translate" else \
+        ["eval", str(run), "--src", str(src), "--tgt", str(tgt)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(run / "config.json") in err
+    assert __import__("re").search(message, err), err

@@ -267,3 +267,22 @@ def test_runs_saved_with_one_cell_per_decoder_layer_load_unchanged(tmp_path):
     for name, t in model.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[name], t, rtol=0, atol=0)
         torch.testing.assert_close(loaded.state_dict()[name], t, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_ids_no_target_holds_are_never_decoded(beam):
+    """A BPE target vocabulary holds <pad>, which no target contains: an undertrained decoder that prefers it
+    (here its output bias) still never writes it, greedy or beam; the word level has none to ban."""
+    from rnnkit.data.parallel import SequenceTokenizer
+    lines = ["the cat sees a dog", "a big house runs", "the dog eats"] * 10
+    tok = SequenceTokenizer.build(lines, level="bpe", bpe_vocab_size=40)
+    pad_id = tok.inner.vocab.index("<pad>")
+    assert tok.never_emitted == [pad_id]
+    assert SequenceTokenizer.build(lines, level="word").never_emitted == []
+    torch.manual_seed(0)
+    model = tiny(tgt_vocab_size=tok.vocab_size, tgt_eos_id=tok.eos_id)
+    with torch.no_grad():
+        model.output.bias[pad_id] = 100.0
+    assert all(t == pad_id for t in decode_encoded(model, SOURCES, beam=beam, max_len=4)[0][0].tokens)
+    for hyps in decode_encoded(model, SOURCES, beam=beam, max_len=4, never=tok.never_emitted):
+        assert pad_id not in hyps[0].tokens and hyps[0].tokens

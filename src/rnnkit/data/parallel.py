@@ -28,7 +28,7 @@ from .errors import DataError, Source
 from .text import read_text
 from .bpe import BPETokenizer
 from .buckets import pad
-from .special import EOS
+from .special import EOS, PAD
 from .tokenizers import CharTokenizer, WordTokenizer
 
 __all__ = ["SequenceTokenizer", "ParallelBatch", "read_parallel", "read_tsv", "encode_pairs", "filter_by_length",
@@ -147,6 +147,12 @@ class SequenceTokenizer:
         if self.level == "char":
             return self.inner.decode(ids)
         return detokenize(self.inner.decode(ids).split())          # pieces -> words -> text
+
+    @property
+    def never_emitted(self) -> list[int]:
+        """Ids no target holds, so a decoder must never choose them: the BPE vocabulary's ``<pad>`` (targets are
+        padded with :data:`PAD_TARGET`, not with it); an undertrained model would otherwise print it."""
+        return [self.inner.vocab.index(PAD)] if PAD in self.inner.vocab else []
 
     def symbols(self, ids: Iterable[int]) -> list[str]:
         """The vocabulary entry of every id (no detokenization), e.g. for plot labels."""

@@ -26,6 +26,17 @@ def first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+def _why_unreadable(e: BaseException) -> str:
+    """Why torch or safetensors couldn't read a file, in a line. torch's weights-only refusal opens with advice to
+    load the file with ``weights_only=False`` (which would run whatever code it holds); only its reason is kept."""
+    text = str(e)
+    if "Weights only load failed" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines() if "WeightsUnpickler error:" \
+            in text else []
+        return f"not a torch tensor file: {reason[0]}" if reason else "not a torch tensor file"
+    return first_line(e)
+
+
 def read_tensors(path: str | Path, what: str) -> Any:
     """The content of ``path`` (a dict of tensors for safetensors; tensors and plain values for a torch file).
     ``what`` names the kind of file expected, for the message (``"an rnnkit resume file"``)."""
@@ -42,4 +53,4 @@ def read_tensors(path: str | Path, what: str) -> Any:
         if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):   # refused, never run
             raise DataError(f"not {what} (it holds something other than tensors and plain values, which is never "
                             f"loaded)", path) from None
-        raise DataError(f"corrupt or not {what} (unreadable: {first_line(e)})", path) from None
+        raise DataError(f"corrupt or not {what} (unreadable: {_why_unreadable(e)})", path) from None

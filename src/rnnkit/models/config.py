@@ -10,6 +10,8 @@ Step 2 always follows step 1, so ``--init-range`` can never erase ``--forget-bia
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, fields
 from typing import Any, Iterable, TypeVar
 
@@ -33,6 +35,8 @@ class ModelConfig:
     forget_bias: float | None
 
     def __post_init__(self) -> None:
+        for f in fields(self):                     # a damaged config.json: wrong types, sizes, rates
+            _check_field(f.name, str(f.type), getattr(self, f.name))
         if self.cell not in CELL_NAMES:
             raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELL_NAMES}")
 
@@ -48,6 +52,28 @@ class ModelConfig:
     def from_dict(cls: type[C], d: dict) -> C:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_TYPES = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
+          "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str)}
+
+
+def _check_field(name: str, annotation: str, value: Any) -> None:
+    """``value`` fits the field's annotation (where it is made of int, float, bool, str and None); sizes and
+    layer counts are positive, dropout rates in [0, 1)."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    checks = [_TYPES[k] for k in kinds if k in _TYPES]
+    if len(checks) == len([k for k in kinds if k != "None"]) and not any(ok(value) for ok in checks):
+        raise ValueError(f"{name} must be {' or '.join(kinds)}, got {value!r}")
+    if not _TYPES["float"](value):
+        return
+    if name.endswith(("_size", "layers")) and value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}")
+    if "dropout" in name and not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 @torch.no_grad()

@@ -17,6 +17,14 @@ from ..training.checkpoint import CheckpointError, load_weights, read_config
 Build = Callable[[dict, Path], tuple[nn.Module, tuple[Any, ...]]]
 
 
+def check_vocabulary(where: Path, what: str, tokenizer_size: int, model_size: int) -> None:
+    """The tokenizer saved with a run and the model's vocabulary size agree (else the file was edited or damaged;
+    checked before the model is built, so a damaged size never allocates)."""
+    if tokenizer_size != model_size:
+        raise CheckpointError(f"{where}: the {what} tokenizer has {tokenizer_size:,} symbols but the model "
+                              f"{model_size:,}; the file is damaged")
+
+
 def load_task_run(run_dir: str | Path, task: str, what: str, build: Build, device: torch.device | str = "cpu",
                   wrong_task: Callable[[Any], str] | None = None) -> tuple[nn.Module, tuple[Any, ...], dict]:
     """``(model in eval mode on device, parts, config)`` of a ``task`` run.

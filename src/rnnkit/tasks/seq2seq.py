@@ -9,6 +9,8 @@ synthetic tasks).
 """
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -25,7 +27,8 @@ from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqDecoderState, seq2se
 from ..training import distributed as dist
 from ..training.modes import evaluating
 from ..training.trainer import perplexity
-from .runs import load_task_run
+from ..training.checkpoint import CheckpointError
+from .runs import check_vocabulary, load_task_run
 
 METRICS = ("bleu", "chrf", "exact", "loss")
 
@@ -56,10 +59,13 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def log_prob_step(model: Seq2Seq):
-    """The model as a beam-search step function: ``(tokens (B,), state) -> (log_probs (B, V), state)``."""
+def log_prob_step(model: Seq2Seq, never: Sequence[int] = ()):
+    """The model as a beam-search step function: ``(tokens (B,), state) -> (log_probs (B, V), state)``; the ids
+    in ``never`` get probability 0 (:attr:`SequenceTokenizer.never_emitted`)."""
     def step(tokens: Tensor, state: Seq2SeqDecoderState):
         logits, state = model.step(tokens, state)
+        if never:
+            logits = logits.float().index_fill(-1, torch.tensor(list(never), device=logits.device), -math.inf)
         return F.log_softmax(logits.float(), dim=-1), state
     return step
 
@@ -67,12 +73,13 @@ def log_prob_step(model: Seq2Seq):
 @torch.no_grad()
 def decode_encoded(model: Seq2Seq, sources: Sequence[Sequence[int]], beam: int = 1, alpha: float = 0.0,
                    max_len: int | None = None, batch_size: int = 128, with_attention: bool = False,
-                   n_best: int = 1) -> list[list[Hypothesis]]:
-    """Decode id sequences (each ending in the source EOS) in length-sorted batches; results in input order."""
+                   n_best: int = 1, never: Sequence[int] = ()) -> list[list[Hypothesis]]:
+    """Decode id sequences (each ending in the source EOS) in length-sorted batches; results in input order;
+    the target ids in ``never`` are never chosen."""
     device = model_device(model)
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    step = log_prob_step(model)
+    step = log_prob_step(model, never)
     trace = (lambda s: s.attention) if with_attention and model.attention is not None else None
     eos = model.config.tgt_eos_id
     with evaluating(model):
@@ -96,7 +103,8 @@ def translate(model: Seq2Seq, src_tok: SequenceTokenizer, tgt_tok: SequenceToken
               ) -> list[list[Translation]]:
     """Translate raw sentences; ``n_best`` translations each, best first."""
     encoded = [src_tok.encode(s, source=source) for s in sentences]
-    hyps = decode_encoded(model, encoded, beam, alpha, max_len, batch_size, with_attention, n_best)
+    hyps = decode_encoded(model, encoded, beam, alpha, max_len, batch_size, with_attention, n_best,
+                          tgt_tok.never_emitted)
     out = []
     for ids, hs in zip(encoded, hyps):
         read = ids
@@ -199,7 +207,7 @@ class Seq2SeqTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         loss = teacher_forced_loss(model, self.valid, self.tgt_tok.eos_id, self.eval_batch_size)
         hyps = decode_encoded(model, [s for s, _ in self.valid], self.eval_beam, self.eval_alpha,
-                              batch_size=self.eval_batch_size)
+                              batch_size=self.eval_batch_size, never=self.tgt_tok.never_emitted)
         texts = [self.tgt_tok.decode(h[0].tokens) for h in hyps]
         scores = corpus_scores(texts, [t for _, t in self.valid_pairs], lowercase=self.tgt_tok.lowercase)
         return {"loss": loss, "ppl": perplexity(loss), **scores}
@@ -226,9 +234,16 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu"
              ) -> tuple[Seq2Seq, SequenceTokenizer, SequenceTokenizer, dict]:
     """``(model in eval mode, source tokenizer, target tokenizer, config)`` of a ``seq2seq`` run."""
     def build(config: dict, where: Path):
-        return Seq2Seq(Seq2SeqConfig.from_dict(config["model"])), (
-            SequenceTokenizer.from_dict(config["src_tokenizer"], source=where),
-            SequenceTokenizer.from_dict(config["tgt_tokenizer"], source=where))
+        model_config = Seq2SeqConfig.from_dict(config["model"])
+        src_tok = SequenceTokenizer.from_dict(config["src_tokenizer"], source=where)
+        tgt_tok = SequenceTokenizer.from_dict(config["tgt_tokenizer"], source=where)
+        check_vocabulary(where, "source", src_tok.vocab_size, model_config.src_vocab_size)
+        check_vocabulary(where, "target", tgt_tok.vocab_size, model_config.tgt_vocab_size)
+        if model_config.tgt_eos_id != tgt_tok.eos_id:
+            raise CheckpointError(f"{where}: the model's tgt_eos_id {model_config.tgt_eos_id} is not the target "
+                                  f"tokenizer's end of sentence ({tgt_tok.eos_id}); the file is damaged")
+        decoding_alpha(config, where)
+        return Seq2Seq(model_config), (src_tok, tgt_tok)
     model, (src_tok, tgt_tok), config = load_task_run(run_dir, "seq2seq", "seq2seq", build, device)
     return model, src_tok, tgt_tok, config
 
@@ -236,12 +251,22 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu"
 load_seq2seq = load_run
 
 
+def decoding_alpha(config: dict, where: str | Path = "config.json") -> float:
+    """The run's length penalty (``config["decoding"]["alpha"]``, 0 when absent), checked."""
+    decoding = config.get("decoding", {})
+    alpha = decoding.get("alpha", 0.0) if isinstance(decoding, dict) else None
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha < 0:
+        raise CheckpointError(f"{where}: \"decoding\" must hold a length penalty alpha >= 0, got "
+                              f"{json.dumps(decoding)}; the file is damaged")
+    return float(alpha)
+
+
 def evaluate_run(run_dir: str | Path, src: str | Path, tgt: str | Path, beam: int = 1) -> str:
     """``rnnkit eval`` of a ``seq2seq`` run on the line-aligned files ``src`` and ``tgt``: BLEU, chrF and exact
     match of its translations (beam ``beam``, the run's length penalty), as one line."""
     pairs = read_parallel(src, tgt)
     model, src_tok, tgt_tok, config = load_run(run_dir)
-    alpha = config.get("decoding", {}).get("alpha", 0.0)
+    alpha = decoding_alpha(config)
     with torch.no_grad():
         results = translate(model, src_tok, tgt_tok, [s for s, _ in pairs], beam=beam, alpha=alpha, source=str(src))
     scores = corpus_scores([r[0].text for r in results], [t for _, t in pairs], lowercase=tgt_tok.lowercase)
