@@ -211,3 +211,27 @@ def test_train_with_every_regulariser_and_reload(files, tmp_path):
     probs, _ = clf.predict(data.texts)
     torch.testing.assert_close(load_classifier(out).predict(data.texts)[0], probs, rtol=0, atol=0)
     assert [clf.labels.names[int(i)] for i in probs.argmax(1)] == data.labels
+
+
+@pytest.mark.parametrize("typed,saved", [(["--patience", "0"], None), (["--patience", "none"], None),
+                                         (["--patience", "2"], 2), ([], 3)], ids=["zero", "none", "two", "default"])
+def test_a_typed_none_wins_over_the_commands_default_and_the_preset(files, tmp_path, typed, saved):
+    """--patience 0 / none means no early stopping: typed, it must win over train classify's default of 3 (it
+    parsed to None, which read as "not typed")."""
+    out = tmp_path / "run"
+    assert main(["train", "classify", "--train", str(files["train"]), "--valid", str(files["valid"]), "--out",
+                 str(out), "--quiet", "--threads", "1", "--max-steps", "1", "--embed-size", "8", "--hidden-size", "8",
+                 *typed]) == 0
+    assert json.loads((out / "options.json").read_text())["patience"] == saved
+
+
+def test_labelled_files_need_a_table_extension(files, tmp_path, capsys):
+    txt = tmp_path / "train.txt"
+    txt.write_text(files["train"].read_text())
+    assert main(["train", "classify", "--train", str(txt), "--valid", str(files["valid"]), "--out",
+                 str(tmp_path / "run"), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rnnkit: error: {txt}: labelled examples come as TSV, CSV or JSONL, told apart by the extension "
+                   f"(.tsv, .csv, .jsonl) or by --format; '.txt' is none of them (rename the file, or give rnnkit "
+                   f"train classify --format tsv)")
+    assert not (tmp_path / "run").exists()

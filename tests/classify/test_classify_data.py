@@ -52,9 +52,21 @@ def test_csv_and_jsonl_with_named_columns_and_string_or_int_labels(tmp_path):
 
 def test_plain_lines_are_unlabelled_texts(tmp_path):
     path = write(tmp_path, "a.txt", "first text\n\nsecond text\n")
-    data = read_labelled(path, labelled=True)
+    data = read_labelled(path, labelled=False)
     assert data.texts == ["first text", "second text"] and data.labels is None and data.lines == [1, 3]
     assert read_table(path).format == "lines"
+
+
+@pytest.mark.parametrize("name", ["a.txt", "a.data", "a"])
+def test_labelled_examples_need_a_table_format(tmp_path, name):
+    """A TSV under another extension is read as plain lines, which hold no labels: training and evaluation say
+    so in one line (it was a TypeError in training and "no labels" in evaluation)."""
+    path = write(tmp_path, name, "sentence\tlabel\ngood\t1\nbad\t0\n")
+    with pytest.raises(DataError, match=r"labelled examples come as TSV, CSV or JSONL, told apart by the extension "
+                                        r".* is none of them \(rename the file, or give rnnkit train classify "
+                                        r"--format tsv\)"):
+        read_labelled(path)
+    assert read_labelled(path, fmt="tsv").labels == ["1", "0"]
 
 
 @pytest.mark.parametrize("name, text, kw, message", [

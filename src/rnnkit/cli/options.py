@@ -40,6 +40,20 @@ class Option:
         return self.flag.lstrip("-").replace("-", "_")
 
 
+class _Typed(argparse.Action):
+    """Stores the value and notes the option as typed: a typed "none" (or 0 where 0 means none) parses to None,
+    which must still win over a preset's or a saved run's value (:func:`typed`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, "_typed", getattr(namespace, "_typed", set()) | {self.dest})
+
+
+def typed(args: argparse.Namespace, dest: str) -> bool:
+    """Whether the option ``dest`` was given on the command line (its value may be None: "none")."""
+    return getattr(args, dest, None) is not None or dest in getattr(args, "_typed", set())
+
+
 def add_options(parser: argparse.ArgumentParser, title: str, options: list[Option]) -> None:
     group = parser.add_argument_group(title)
     for o in options:
@@ -47,7 +61,7 @@ def add_options(parser: argparse.ArgumentParser, title: str, options: list[Optio
         if o.flag_only:
             group.add_argument(o.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            group.add_argument(o.flag, type=o.type, choices=o.choices, default=None, help=text,
+            group.add_argument(o.flag, action=_Typed, type=o.type, choices=o.choices, default=None, help=text,
                                metavar=None if o.choices else o.dest.upper())
 
 
@@ -55,9 +69,8 @@ def resolve(args: argparse.Namespace, options: list[Option], *layers: dict) -> d
     """Each option's value: typed on the command line, else from the last layer that has it, else its default."""
     values = {}
     for o in options:
-        typed = getattr(args, o.dest, None)
-        if typed is not None:
-            values[o.dest] = typed
+        if typed(args, o.dest):
+            values[o.dest] = getattr(args, o.dest)
             continue
         values[o.dest] = o.default
         for layer in layers:

@@ -28,7 +28,7 @@ from ..training import distributed as dist
 from ..training.atomic import write_json
 from ..training.run_folder import RunFolder
 from ..training.trainer import resolve_device
-from .options import describe_preset
+from .options import describe_preset, typed
 
 
 def check_torch_engine(engine: str, regularisers: dict, preset: str | None = None) -> None:
@@ -102,7 +102,7 @@ def _typed_changes(args: argparse.Namespace, o: dict) -> str:
     except (OSError, ValueError):
         return ""
     changed = [f"--{k.replace('_', '-')} {o[k]} (the run has {saved[k]})" for k in sorted(saved)
-               if k in o and getattr(args, k, None) is not None and saved[k] != o[k]]
+               if k in o and typed(args, k) and saved[k] != o[k]]
     return f"; typed with --resume: {', '.join(changed)}" if changed else ""
 
 

@@ -173,8 +173,12 @@ def read_labelled(path: str | PathLike[str], text_column: str = "sentence", labe
     """
     table = read_table(path, fmt)
     src = table.source
+    if table.format == "lines" and labelled:                  # an extension that names no table format
+        raise DataError(f"labelled examples come as TSV, CSV or JSONL, told apart by the extension (.tsv, .csv, "
+                        f".jsonl) or by --format; {Path(path).suffix or 'no extension'!r} is none of them "
+                        f"(rename the file, or give rnnkit train classify --format tsv)", src)
     if table.format == "lines":
-        text_column, labelled = "text", False
+        text_column = "text"
     if not table.rows:
         raise DataError("no examples (only a header or blank lines)", src)
     if text_column not in table.columns:
