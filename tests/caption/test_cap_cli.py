@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from rnnkit.cli import caption as caption_cli
@@ -115,3 +116,39 @@ def test_cap_cli_help_shows_every_default(module, name, options, capsys):
                if a.option_strings and a.option_strings[0] != "-h" and not a.required
                and "(default:" not in (a.help or "")]
     assert missing == []
+
+
+def test_cap_cli_batch_size_one_evaluates(tmp_path):
+    """--batch-size 1 is in range: the batch-norm recalibration before each evaluation draws batches of two
+    (it drew none and raised at the first evaluation, after the steps were trained)."""
+    out = tmp_path / "bs1"
+    assert main(["train", "caption", "--out", str(out), *TINY, "--max-steps", "2", "--eval-every", "2",
+                 "--batch-size", "1"]) == 0
+    assert (out / "model.safetensors").is_file()
+
+
+def test_cap_cli_plots_of_images_that_share_a_name_are_all_kept(attention_run, folder, tmp_path, capsys):
+    image = sorted(folder.glob("*.png"))[0]
+    other = tmp_path / "elsewhere" / image.name
+    other.parent.mkdir()
+    other.write_bytes(image.read_bytes())
+    plots = tmp_path / "plots"
+    assert main(["caption", str(attention_run), str(image), str(other), "--attention-plot", str(plots)]) == 0
+    assert sorted(p.name for p in plots.iterdir()) == [f"001_{image.stem}.png", f"002_{image.stem}.png"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cap_cli_cuda_without_a_gpu_is_one_line(attention_run, folder, capsys):
+    image = str(sorted(folder.glob("*.png"))[0])
+    assert main(["caption", str(attention_run), image, "--device", "cuda"]) == 2
+    assert capsys.readouterr().err.strip() == ("rnnkit: error: --device cuda was asked for, but this PyTorch sees "
+                                               "no CUDA device")
+
+
+def test_cap_cli_eval_names_missing_images_without_suggesting_an_option_it_lacks(attention_run, folder, tmp_path,
+                                                                                capsys):
+    captions = tmp_path / "captions.txt"
+    captions.write_text((folder / "captions.txt").read_text() + "nothere.png#0\ta red square\n")
+    assert main(["eval", str(attention_run), "--images", str(folder), "--captions", str(captions)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"1 image(s) named in {captions} are not in {folder}: nothere.png") and "--skip-bad" not in err

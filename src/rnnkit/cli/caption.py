@@ -15,6 +15,7 @@ from ..data.images import load_image
 from ..decoding.beam import Hypothesis
 from ..tasks.captioning import generate, load_captioner, words
 from ..training.plots import save_figure
+from ..training.trainer import resolve_device
 from .errors import OptionError
 from .options import Option, add_options
 from .ranges import non_negative_float, optional, out_path, positive_int
@@ -71,7 +72,7 @@ def plot_attention(image: torch.Tensor, hypothesis: Hypothesis, tokenizer, path:
 def run(args: argparse.Namespace) -> int:
     o = {opt.dest: (getattr(args, opt.dest) if getattr(args, opt.dest) is not None else opt.default)
          for opt in OPTIONS}
-    model, tokenizer, config = load_captioner(args.run, o["device"])
+    model, tokenizer, config = load_captioner(args.run, resolve_device(o["device"]))
     if o["attention_plot"] and not model.has_attention:
         raise OptionError(f"{args.run} was trained without attention (--attention none): nothing to plot",
                           "--attention-plot")
@@ -82,8 +83,11 @@ def run(args: argparse.Namespace) -> int:
     images = torch.stack([load_image(path, size) for path in args.images])
     hyps = generate(model, images, tokenizer, beam=o["beam"], alpha=o["alpha"], max_len=o["max_length"],
                     device=o["device"], trace=bool(o["attention_plot"]))
-    for path, image, hyp in zip(args.images, images, hyps):
+    stems = [Path(path).stem for path in args.images]
+    unique = len(set(stems)) == len(stems)             # else a.png and a.jpg (or two folders' a) would share a plot
+    for i, (path, image, hyp) in enumerate(zip(args.images, images, hyps)):
         print(f"{path}\t{words(tokenizer, hyp)}", flush=True)
         if o["attention_plot"]:
-            plot_attention(image, hyp, tokenizer, Path(o["attention_plot"]) / f"{Path(path).stem}.png")
+            name = f"{stems[i]}.png" if unique else f"{i + 1:03d}_{stems[i]}.png"
+            plot_attention(image, hyp, tokenizer, Path(o["attention_plot"]) / name)
     return 0

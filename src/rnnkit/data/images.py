@@ -147,13 +147,14 @@ def _listing(names: Sequence[str]) -> str:
 
 
 def load_caption_set(images_dir: str | Path, captions_file: str | Path, format: str | None = None,
-                     image_list: str | Path | Sequence[str] | None = None, skip_bad: bool = False,
+                     image_list: str | Path | Sequence[str] | None = None, skip_bad: bool | None = False,
                      skipped: list[str] | None = None) -> list[CaptionedImage]:
     """The images of ``captions_file`` (restricted to ``image_list`` when given) that are in ``images_dir``.
 
     Errors (each names the file and the images): a folder that doesn't exist; a captions file none of whose
     images is in the folder (the wrong folder or file); some images missing (unless ``skip_bad``, which drops
-    them and appends ``"name: reason"`` to ``skipped``); a listed image without captions.
+    them and appends ``"name: reason"`` to ``skipped``; None: the caller has no --skip-bad to suggest); a listed
+    image without captions.
     Images are not opened here; :func:`load_images` reports unreadable ones.
     """
     images_dir = Path(images_dir)
@@ -180,7 +181,8 @@ def load_caption_set(images_dir: str | Path, captions_file: str | Path, format: 
     if missing:
         if not skip_bad:
             raise DataError(f"{len(missing)} image(s) named in {captions_file} are not in {images_dir}: "
-                            f"{_listing(missing)} (--skip-bad drops them)", images_dir / missing[0])
+                            f"{_listing(missing)}" + ("" if skip_bad is None else " (--skip-bad drops them)"),
+                            images_dir / missing[0])
         if skipped is not None:
             skipped.extend(f"{n}: not in {images_dir}" for n in missing)
     missing_set = set(missing)

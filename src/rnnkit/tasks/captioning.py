@@ -207,8 +207,9 @@ class CaptionTask:
     def _recalibration_batches(self) -> Iterator[Tensor]:
         g = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(self.train), generator=g)
+        size = max(self.batch_size, 2)                      # batch statistics need two images (--batch-size 1)
         for b in range(self.recalibrate_batches):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * size:(b + 1) * size]
             if len(idx) < 2:
                 return
             yield normalize(self.train.images[idx].to(self.device))
@@ -276,7 +277,7 @@ def evaluate_run(run_dir: str | Path, images: str | Path, captions: str | Path, 
     """``rnnkit eval`` of a ``caption`` run on the images in ``images`` with the captions file ``captions``
     (``flickr8k`` or ``coco``; None: guessed): BLEU-1..4, exact match and loss, as one line."""
     model, tokenizer, config = load_run(run_dir)
-    items = load_caption_set(images, captions, format)
+    items = load_caption_set(images, captions, format, skip_bad=None)        # (eval has no --skip-bad)
     pixels, items = load_images(items, model.config.image_size)
     data = CaptionSet.from_raw(pixels, [i.captions for i in items], [i.name for i in items])
     m = evaluate_captions(model, data, tokenizer, beam=beam)
