@@ -249,3 +249,21 @@ def test_a_resume_state_that_does_not_fit_lists_the_differences(tmp_path):
     message = str(err.value)
     assert "Error(s) in loading state_dict" not in message
     assert "shape mismatch" in message and "rnn.weight_hh_l0 saved (32, 8) vs model (48, 12)" in message
+
+
+def test_weights_holding_nan_are_refused_naming_the_tensor(tmp_path):
+    """Training never saves non-finite weights, so a NaN in model.safetensors is a damaged (or edited) file: loading
+    refuses it rather than a model that predicts nan."""
+    from safetensors.torch import load_file, save_file
+    from rnnkit.training.checkpoint import CheckpointError, load_weights
+    model = torch.nn.Linear(2, 2)
+    save_run(tmp_path, model, {"task": "x"})
+    path = tmp_path / "model.safetensors"
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    weights = load_file(str(path))
+    weights["bias"][1] = float("nan")
+    save_file(weights, str(path), metadata=metadata)
+    with pytest.raises(CheckpointError, match=r"model.safetensors: the weights hold NaN or infinite values \(bias\); "
+                                              r"the file is damaged"):
+        load_weights(tmp_path, torch.nn.Linear(2, 2))

@@ -194,6 +194,9 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
         saved = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot be read as this model's weights ({first_line(e)})") from None
+    bad = first_non_finite(saved)
+    if bad is not None:                                       # training never saves these: a damaged file
+        raise CheckpointError(f"{path}: the weights hold NaN or infinite values ({bad}); the file is damaged")
     upgrade = getattr(model, "upgrade_state_dict", None)      # a model whose parameter names changed
     if upgrade is not None:
         saved = upgrade(saved)
