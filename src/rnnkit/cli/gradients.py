@@ -31,8 +31,8 @@ from ..data import read_text
 from ..engine.resolve import ENGINES
 from .errors import OptionError
 from .options import ENGINE_HELP
-from .ranges import (finite_float, integer, non_negative_float, optional, out_path, positive_float, positive_int,
-                     seed_int)
+from .ranges import (figure_path, finite_float, integer, non_negative_float, optional, out_path, positive_float,
+                     positive_int, seed_int)
 
 
 def add_parser(sub) -> None:
@@ -69,7 +69,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (weights, inputs, data)")
     p.add_argument("--threads", type=optional(positive_int, "torch's choice", zero=True), default=None,
                    help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--out", type=out_path, default="gradients.png", help="plot to write (PNG)")
+    p.add_argument("--out", type=figure_path, default="gradients.png", help="plot to write (PNG, or the format "
+                   "its suffix names)")
     p.add_argument("--json", type=out_path, default=None, help="also write the numbers to this JSON file")
     p.set_defaults(run_command=run)
 

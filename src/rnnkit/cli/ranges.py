@@ -5,6 +5,10 @@ Each checker is an argparse ``type=``: it parses the text and refuses a value ou
 
     rnnkit train lm: error: --clip must be a finite number >= 0 (0 turns clipping off), got -1
 
+An integer is never above :data:`INT_MAX` (2**31 - 1), the largest that every consumer (torch's sizes and thread
+counts, the C++ loop's ints) takes: a range without an upper bound has that one, named in the refusal of a larger
+value (``--beam must be an integer in [1, 2147483647], got 99999999999``) but not in ``--help``.
+
 ``check(value)`` applies the same range to a value that is already parsed (a preset's, or one read back from a
 run's ``options.json``: :func:`rnnkit.cli.options.validate_options`), and ``text`` is the range in words, which
 ``--help`` shows after each option (:func:`document_ranges`). A new numeric option takes one of these as its
@@ -19,10 +23,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Checked", "Range", "PathText", "IntList", "YesNo", "Parser", "document_ranges", "integer", "number",
-           "optional", "positive_int", "non_negative_int", "positive_float", "non_negative_float", "finite_float",
-           "probability", "dropout_rate", "open_probability", "unit_interval_open", "seed_int", "out_path",
-           "yes_no"]
+__all__ = ["Checked", "Range", "PathText", "FigurePath", "IntList", "YesNo", "Parser", "document_ranges", "integer",
+           "number", "optional", "INT_MAX", "positive_int", "non_negative_int", "positive_float", "non_negative_float",
+           "finite_float", "probability", "dropout_rate", "open_probability", "unit_interval_open", "seed_int",
+           "out_path", "figure_path", "yes_no"]
+
+INT_MAX = 2**31 - 1        # the largest integer an option takes: torch and the C++ loop overflow past it
 
 
 def _shown(value: Any, typed: bool) -> str:
@@ -76,9 +82,18 @@ class Range(Checked):
 
     @property
     def text(self) -> str:                   # type: ignore[override]
-        what = "an integer" if self.kind is int else "a finite number" if self.low is None or self.high is None \
+        return self._words(self.high)
+
+    @property
+    def _top(self) -> float | None:
+        """The upper bound checked: ``high``, or :data:`INT_MAX` for an integer without one."""
+        return INT_MAX if self.high is None and self.kind is int else self.high
+
+    def _words(self, hi: float | None) -> str:
+        """The range in words, with ``hi`` as its upper bound."""
+        what = "an integer" if self.kind is int else "a finite number" if self.low is None or hi is None \
             else "a number"
-        lo, hi = self.low, self.high
+        lo = self.low
         def fmt(v):
             return f"{v:g}" if isinstance(v, float) else str(v)
         if lo is not None and hi is not None:
@@ -106,7 +121,7 @@ class Range(Checked):
         if self.zero_is_none and value == 0:
             return None
         if not self._fits(value):
-            raise self.refuse(text, typed=True)
+            raise self._out_of_range(value, text, typed=True)
         return value
 
     def check(self, value: Any) -> Any:
@@ -123,17 +138,25 @@ class Range(Checked):
         if self.zero_is_none and value == 0:
             return None
         if not self._fits(value):
-            raise self.refuse(value)
+            raise self._out_of_range(value, value)
         return value
 
     def _fits(self, value: float) -> bool:
-        if math.isnan(value) or math.isinf(value):
-            return False
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):   # (an int may be too big
+            return False                                                               # for a float)
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
-        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+        top = self._top
+        if top is not None and (value > top or (self.high_open and value == self.high)):
             return False
         return True
+
+    def _out_of_range(self, value: float, shown: Any, typed: bool = False) -> argparse.ArgumentTypeError:
+        """The refusal of ``value``, a number outside the range; one above the integers' cap is told the range
+        with the cap (``--help`` leaves it out)."""
+        if self.high is None and self.kind is int and value > INT_MAX:
+            return argparse.ArgumentTypeError(f"must be {self._words(INT_MAX)}, got {_shown(shown, typed)}")
+        return self.refuse(shown, typed)
 
     def with_note(self, note: str) -> "Range":
         return replace(self, note=note)
@@ -187,6 +210,37 @@ class PathText(Checked):
 out_path = PathText()
 
 
+def figure_formats() -> list[str]:
+    """The file formats matplotlib writes, by their suffixes: the common ones first (png, pdf, svg, jpg, eps),
+    then the others alphabetically."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    common = ("png", "pdf", "svg", "jpg", "eps")
+    return sorted(FigureCanvasBase.get_supported_filetypes(),
+                  key=lambda f: (common.index(f) if f in common else len(common), f))
+
+
+@dataclass(frozen=True)
+class FigurePath(PathText):
+    """A plot to write: a file name whose suffix is a format matplotlib writes, or none (a PNG; what
+    :func:`rnnkit.training.plots.save_figure` does). Checked as it is parsed, so that a name matplotlib would
+    refuse after the work is refused before it; matplotlib is imported only then, not for ``--help``."""
+
+    text: str = "a file name ending in .png, .pdf, .svg or another image format matplotlib writes (none: PNG)"
+
+    def __call__(self, text: str) -> Any:
+        path = super().__call__(text)
+        suffix = Path(text).suffix.lstrip(".").lower()
+        formats = figure_formats() if suffix else []
+        if suffix and suffix not in formats:
+            shown = ", ".join(f".{f}" for f in formats[:5]) + (", ..." if len(formats) > 5 else "")
+            raise argparse.ArgumentTypeError(f"must be a file name ending in an image format matplotlib writes "
+                                             f"({shown}), got {_shown(text, True)}")
+        return path
+
+
+figure_path = FigurePath()
+
+
 @dataclass(frozen=True)
 class IntList(Checked):
     """Comma-separated integers, each at least ``low``: ``32,64,128``."""
@@ -204,13 +258,22 @@ class IntList(Checked):
             raise self.refuse(text, typed=True) from None
         if not values or min(values) < self.low:
             raise self.refuse(text, typed=True)
+        if max(values) > INT_MAX:
+            raise self._too_big(text, typed=True)
         return values
 
     def check(self, value: Any) -> list[int]:
         if (not isinstance(value, (list, tuple)) or not value
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < self.low for v in value)):
             raise self.refuse(value)
+        if max(value) > INT_MAX:
+            raise self._too_big(value)
         return list(value)
+
+    def _too_big(self, value: Any, typed: bool = False) -> argparse.ArgumentTypeError:
+        """The refusal of a list with an integer above :data:`INT_MAX`, naming the cap."""
+        return argparse.ArgumentTypeError(f"must be comma-separated integers, each in [{self.low}, {INT_MAX}], "
+                                          f"got {_shown(value, typed)}")
 
 
 @dataclass(frozen=True)

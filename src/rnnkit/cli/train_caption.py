@@ -26,7 +26,7 @@ from .errors import OptionError
 from .options import ENGINE_HELP, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import (IntList, dropout_rate, finite_float, integer, optional, positive_float, positive_int,
                      seed_int)
-from .training_run import count_parameters, train_and_report, training_device
+from .training_run import check_engine_device, count_parameters, train_and_report, training_device
 
 
 int_list = IntList(1)        # --widths: comma-separated channel counts, each >= 1
@@ -179,6 +179,7 @@ def load_data(o: dict) -> tuple[CaptionSet, CaptionSet, str]:
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
+    check_engine_device(o)
     with torch_threads(o["threads"]):
         return train_run(args, o)
 

@@ -30,7 +30,7 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, optional, positive_int, probability
-from .training_run import check_torch_engine, count_parameters, train_and_report, training_device
+from .training_run import check_engine_device, check_torch_engine, count_parameters, train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -135,6 +135,7 @@ def load_data(o: dict) -> tuple[LabelledData, LabelledData, str]:
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
+    check_engine_device(o)
     with torch_threads(o["threads"]):
         return train_run(args, o)
 

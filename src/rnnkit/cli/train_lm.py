@@ -15,7 +15,7 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, probability
-from .training_run import check_torch_engine, count_parameters, train_and_report, training_device
+from .training_run import check_engine_device, check_torch_engine, count_parameters, train_and_report, training_device
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -151,6 +151,7 @@ def resolved_options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
+    check_engine_device(o)
     with torch_threads(o["threads"]):
         return train_run(args, o)
 

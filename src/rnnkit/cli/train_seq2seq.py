@@ -29,7 +29,7 @@ from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import (dropout_rate, integer, non_negative_float, open_probability, optional, positive_int,
                      probability, yes_no)
-from .training_run import count_parameters, train_and_report, training_device
+from .training_run import check_engine_device, count_parameters, train_and_report, training_device
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
 
@@ -142,12 +142,31 @@ def _multi30k_dir(o: dict) -> Path:
                     "--dataset multi30k")
 
 
+_VALID_FILES = ("valid", "valid_src", "valid_tgt")
+
+
+def check_validation_options(o: dict) -> None:
+    """Validation files that would be ignored, refused before any data is read: both kinds (--valid and
+    --valid-src/--valid-tgt), or any with a named data set, which brings its own validation set."""
+    given = [f"--{k.replace('_', '-')}" for k in _VALID_FILES if o[k]]
+    if not given:
+        return
+    if o["dataset"]:
+        own = ("makes its own validation set (--dates-valid pairs)" if o["dataset"] == "dates" else
+               "reads its validation set from --data-dir (val.de, val.en)")
+        raise OptionError(f"--dataset {o['dataset']} {own}; {' and '.join(given)} "
+                          f"{'is' if len(given) == 1 else 'are'} not used with it")
+    if o["valid"] and (o["valid_src"] or o["valid_tgt"]):
+        raise OptionError("give --valid or --valid-src/--valid-tgt, not both")
+
+
 def load_pairs(o: dict) -> tuple[list, list, str, dict]:
     """(train pairs, valid pairs, description, data record for config.json)."""
     given = [k for k in ("dataset", "src", "train") if o[k]]
     if len(given) > 1:
         raise OptionError(f"give one of --dataset, --src/--tgt or --train, not "
                           f"{' and '.join('--' + g for g in given)}")
+    check_validation_options(o)
     if o["dataset"] == "dates":
         train, valid, _ = dates_splits(o["dates_train"], o["dates_valid"], 2000, seed=o["seed"])
         return train, valid, f"synthetic dates ({len(train):,} train, seed {o['seed']})", \
@@ -218,6 +237,7 @@ def model_config(o: dict, src_tok: SequenceTokenizer, tgt_tok: SequenceTokenizer
 
 def run(args: argparse.Namespace) -> int:
     o = resolved_options(args)
+    check_engine_device(o)
     with torch_threads(o["threads"]):
         return train_run(args, o)
 

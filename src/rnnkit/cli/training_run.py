@@ -3,7 +3,8 @@ resume, then write the options, announce the run, train, say how training stoppe
 
 The order is what keeps a run folder safe (see :mod:`rnnkit.training.run_folder`): the folder is locked and
 checked before anything else (:func:`run_training`: a second command into the same ``--out`` is refused at
-once, naming the holder; so is a folder with files in it, without ``--resume`` or ``--force``); the data, the
+once, naming the holder; so is a folder with files in it, without ``--resume`` or ``--force``, and on ``--resume``
+another task's run); the options are checked against the device (:func:`check_engine_device`); the data, the
 model and, on ``--resume``, the saved state are then loaded and checked; only then does the command write
 (``options.json``, the replaced run's files deleted, leftovers of a killed save cleared) and train.
 """
@@ -26,8 +27,10 @@ from ..engine.resolve import missing
 from ..training import CheckpointError, TrainConfig, Trainer, TrainingError
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from ..training.run_folder import RunFolder
+from ..training.checkpoint import CONFIG_FILE
+from ..training.run_folder import OPTIONS_FILE, RunFolder, RunFolderError
 from ..training.trainer import resolve_device
+from .errors import OptionError
 from .options import describe_preset, typed
 
 
@@ -43,6 +46,47 @@ def check_torch_engine(engine: str, regularisers: dict, preset: str | None = Non
         whose = f"; the {preset} preset's" if preset else ""
         raise ValueError(f"--engine torch (torch.nn's kernel{whose}) has no "
                          f"{', '.join('--' + r.replace('_', '-') for r in unsupported)}: add --engine auto")
+
+
+def check_engine_device(o: dict) -> None:
+    """An engine the run's device can't run, refused before any work (every train command calls this on its
+    resolved options; the engine would fail at the first step, after options.json is written): ``cuda-graph``
+    replays CUDA graphs, a GPU's; ``compiled`` is the CPU's C++ loop. The device is the one
+    :func:`~rnnkit.training.trainer.resolve_device` picks: ``auto`` is the GPU where CUDA is available."""
+    engine, device = o.get("engine"), o.get("device", "auto")
+    if engine not in ("cuda-graph", "compiled"):
+        return
+    on_gpu = device != "cpu" and torch.cuda.is_available()
+    if engine == "cuda-graph" and not on_gpu:
+        why = "the run is on the CPU (--device cpu)" if device == "cpu" else "this machine has none"
+        raise OptionError(f"--engine cuda-graph replays CUDA graphs and needs a GPU (--device cuda); {why}: use "
+                          f"--engine compiled or auto")
+    if engine == "compiled" and on_gpu:
+        raise OptionError(f"--engine compiled is the CPU's C++ loop and the run is on the GPU (--device {device}): "
+                          f"use --engine cuda-graph, torch or auto, or --device cpu")
+
+
+def saved_task(run: Path) -> str | None:
+    """The task of the run in ``run`` as its files name it: ``options.json``'s ``task`` (which
+    :func:`train_and_report` writes), else ``config.json``'s (once a model is saved); None where neither does."""
+    for name in (OPTIONS_FILE, CONFIG_FILE):
+        try:
+            saved = json.loads((run / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and isinstance(saved.get("task"), str) and saved["task"]:
+            return saved["task"]
+    return None
+
+
+def check_resumed_task(args: argparse.Namespace) -> None:
+    """``--resume`` continues a run with the command that trained it: another task's run is refused, naming that
+    command (its options would otherwise be read as this command's, and fail on one they lack)."""
+    task, command = saved_task(Path(args.out)), getattr(args, "task", None)
+    if task and command and task != command:
+        out = shlex.quote(str(args.out))
+        raise RunFolderError(f"{args.out} was trained with rnnkit train {task}, not {command}; continue it with "
+                             f"rnnkit train {task} --out {out} --resume")
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -90,15 +134,18 @@ def owned_run_folder(args: argparse.Namespace) -> Iterator[RunFolder | None]:
 
 
 def run_training(args: argparse.Namespace) -> int:
-    """``rnnkit train TASK``: the task's command, with its run folder owned from the start."""
+    """``rnnkit train TASK``: the task's command, with its run folder owned from the start (and on ``--resume``
+    checked to hold a run of this task)."""
     with owned_run_folder(args):
+        if args.resume:
+            check_resumed_task(args)
         return args.run_command(args)
 
 
 def _typed_changes(args: argparse.Namespace, o: dict) -> str:
     """The options typed with --resume that differ from the run's saved ones, for a resume that doesn't fit."""
     try:
-        saved = json.loads((Path(args.out) / "options.json").read_text(encoding="utf-8"))
+        saved = json.loads((Path(args.out) / OPTIONS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
     changed = [f"--{k.replace('_', '-')} {o[k]} (the run has {saved[k]})" for k in sorted(saved)
@@ -126,7 +173,7 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
             if note:
                 print(f"rnnkit: {note}", file=sys.stderr)
             folder.commit(resume=args.resume, force=bool(getattr(args, "force", False)))
-            write_json(Path(args.out) / "options.json", o)
+            write_json(Path(args.out) / OPTIONS_FILE, {**o, "task": command})    # the task: for --resume
         start = trainer.step
         reason = trainer.fit()
         if main:

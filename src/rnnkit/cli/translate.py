@@ -1,9 +1,9 @@
 """``rnnkit translate RUN "text" ...``: translate sentences with a trained seq2seq run, one output line each.
 
-Sentences come from the command line or from ``--file`` (one per line). ``--beam 1`` is greedy search;
-``--attention-plot out.png`` draws the attention weights of the first sentence as a heatmap, the source
-tokens (as the encoder read them: reversed for a run trained with --reverse-source) on the x axis and the
-output tokens on the y axis.
+Sentences come from the command line or from ``--file`` (one per line, lines ending at ``\\n`` only, as in the
+training files). ``--beam 1`` is greedy search; ``--attention-plot out.png`` (or .pdf, .svg, ...) draws the
+attention weights of the first sentence as a heatmap, the source tokens (as the encoder read them: reversed for
+a run trained with --reverse-source) on the x axis and the output tokens on the y axis.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 from ..data import DataError, read_text
-from ..tasks.seq2seq import Translation, load_seq2seq, translate
+from ..data.parallel import text_lines
+from ..tasks.seq2seq import Translation, decoding_alpha, load_seq2seq, translate
 from ..training.plots import save_figure
 from .errors import OptionError
-from .ranges import non_negative_float, optional, out_path, positive_int
+from .ranges import figure_path, non_negative_float, optional, positive_int
 
 
 def add_parser(sub) -> None:
@@ -32,8 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--n-best", type=positive_int, default=1,
                    help="print this many translations per sentence (<= beam)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences decoded together")
-    p.add_argument("--attention-plot", type=out_path, default=None, metavar="PNG",
-                   help="write the first sentence's attention weights as a heatmap to this PNG file")
+    p.add_argument("--attention-plot", type=figure_path, default=None, metavar="FILE",
+                   help="write the first sentence's attention weights as a heatmap to this image file (a PNG "
+                        "unless its suffix names another format)")
     p.add_argument("--scores", action="store_true", help="print each translation's score before it")
     p.set_defaults(run_command=run, more_texts="text")
 
@@ -71,7 +73,7 @@ def _sentences(args: argparse.Namespace) -> list[str]:
     if args.file and args.text:
         raise OptionError("give sentences on the command line or --file, not both")
     if args.file:
-        lines = [line.strip() for line in read_text(args.file).splitlines()]
+        lines = [line.strip() for line in text_lines(read_text(args.file))]     # as training and eval read them
         empty = [i + 1 for i, line in enumerate(lines) if not line]
         if empty:
             raise DataError(f"{len(empty)} empty line(s), e.g. line {empty[0]}; one sentence per line", args.file)
@@ -97,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.attention_plot)                   # before translating: one line, at once
     sentences = _sentences(args)
     model, src_tok, tgt_tok, config = load_seq2seq(args.run)
-    alpha = args.length_penalty if args.length_penalty is not None else config.get("decoding", {}).get("alpha", 0.0)
+    if args.attention_plot and config["model"].get("attention") == "none":      # before translating: nothing to plot
+        raise OptionError(f"{args.run} was trained without attention (--attention none): nothing to plot",
+                          "--attention-plot")
+    alpha = args.length_penalty if args.length_penalty is not None else decoding_alpha(config)
     results = translate(model, src_tok, tgt_tok, sentences, beam=args.beam, alpha=alpha, max_len=args.max_len,
                         batch_size=args.batch_size, with_attention=bool(args.attention_plot),
                         source=args.file or "command line", n_best=args.n_best)

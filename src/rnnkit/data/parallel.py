@@ -32,7 +32,7 @@ from .special import EOS, PAD
 from .tokenizers import CharTokenizer, WordTokenizer
 
 __all__ = ["SequenceTokenizer", "ParallelBatch", "read_parallel", "read_tsv", "encode_pairs", "filter_by_length",
-           "collate", "pretokenize", "detokenize", "LEVELS"]
+           "collate", "pretokenize", "detokenize", "text_lines", "LEVELS"]
 
 LEVELS = ("word", "char", "bpe")
 _SHOWN = 5                     # line numbers listed in an error message
@@ -189,7 +189,9 @@ class SequenceTokenizer:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def _lines(text: str) -> list[str]:
+def text_lines(text: str) -> list[str]:
+    """The lines of a sentence file: split at ``\n`` only (not at form feeds, U+0085 or U+2028, where
+    ``str.splitlines`` also breaks), a final newline ending the last line, a CR before the newline dropped."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -206,7 +208,7 @@ def _check_empty(pairs: Sequence[tuple[str, str]], source: Source, first_line: i
 
 def read_parallel(src: str | PathLike[str], tgt: str | PathLike[str]) -> list[tuple[str, str]]:
     """Pairs from two line-aligned UTF-8 files; different line counts or an empty side are a DataError."""
-    src_lines, tgt_lines = _lines(read_text(src)), _lines(read_text(tgt))
+    src_lines, tgt_lines = text_lines(read_text(src)), text_lines(read_text(tgt))
     if len(src_lines) != len(tgt_lines):
         raise DataError(f"the files are not aligned: {src} has {len(src_lines):,} lines but {tgt} has "
                         f"{len(tgt_lines):,}; line i of one must translate line i of the other",
@@ -218,7 +220,7 @@ def read_parallel(src: str | PathLike[str], tgt: str | PathLike[str]) -> list[tu
 
 def read_tsv(path: str | PathLike[str]) -> list[tuple[str, str]]:
     """Pairs from ``source<TAB>target`` lines; a line without exactly one tab or with an empty side is an error."""
-    lines = _lines(read_text(path))
+    lines = text_lines(read_text(path))
     bad = [i + 1 for i, line in enumerate(lines) if line.count("\t") != 1]
     if bad:
         shown = ", ".join(str(n) for n in bad[:_SHOWN]) + (" ..." if len(bad) > _SHOWN else "")
