@@ -201,3 +201,19 @@ def test_resuming_with_the_right_command_still_trains(s2s_run, tmp_path, capsys)
     code, _, err = run_cli(capsys, "train", "seq2seq", "--out", run, "--resume", "--max-steps", "3")
     assert code == 0, err
     assert json.loads((run / "options.json").read_text())["task"] == "seq2seq"
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_an_unseen_character_names_its_file_and_pair(parallel, tmp_path, capsys, side):
+    """At the char level a symbol the training text lacks is an error (there is no <unk>): it names the side's
+    file and the pair (it said only "validation data")."""
+    vs, vt = tmp_path / "v.de", tmp_path / "v.en"
+    vs.write_text("ein hund läuft .\nein Zebra .\n" if side == "source" else "ein hund läuft .\nein hund .\n")
+    vt.write_text("a dog runs .\na Zebra .\n" if side == "target" else "a dog runs .\na dog .\n")
+    code = main(["train", "seq2seq", "--src", str(parallel / "s.txt"), "--tgt", str(parallel / "t.txt"),
+                 "--valid-src", str(vs), "--valid-tgt", str(vt), "--level", "char", "--out", str(tmp_path / "r"),
+                 *SMALL])
+    assert code == 2
+    named = vs if side == "source" else vt
+    assert capsys.readouterr().err.strip().startswith(f"rnnkit: error: {named}: pair 2: ")
+    assert not (tmp_path / "r").exists()

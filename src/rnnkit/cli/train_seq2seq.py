@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 
 from ..data import DataError
@@ -160,6 +161,18 @@ def check_validation_options(o: dict) -> None:
         raise OptionError("give --valid or --valid-src/--valid-tgt, not both")
 
 
+def pair_sources(o: dict) -> tuple[Any, Any]:
+    """What names the training and the validation pairs in a message: their files (one per side), else what made
+    them (a named data set; pairs held out from the training files)."""
+    if o["dataset"]:
+        return f"{o['dataset']} training data", f"{o['dataset']} validation data"
+    train = (o["src"], o["tgt"]) if o["src"] else o["train"]
+    if o["valid_src"]:
+        return train, (o["valid_src"], o["valid_tgt"])
+    held_out = f"{o['src']} / {o['tgt']}" if o["src"] else o["train"]
+    return train, o["valid"] or f"validation pairs held out from {held_out}"
+
+
 def load_pairs(o: dict) -> tuple[list, list, str, dict]:
     """(train pairs, valid pairs, description, data record for config.json)."""
     given = [k for k in ("dataset", "src", "train") if o[k]]
@@ -247,10 +260,11 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     seed_everything(train_cfg.seed)
     train_pairs, valid_pairs, description, data = load_pairs(o)
     src_tok, tgt_tok = build_tokenizers(o, train_pairs)
-    train = encode_pairs(train_pairs, src_tok, tgt_tok, source="training data")
+    train_source, valid_source = pair_sources(o)
+    train = encode_pairs(train_pairs, src_tok, tgt_tok, source=train_source)
     keep, dropped = filter_by_length(train, o["max_src_len"], o["max_tgt_len"])
     train = [train[i] for i in keep]
-    valid = encode_pairs(valid_pairs, src_tok, tgt_tok, source="validation data")
+    valid = encode_pairs(valid_pairs, src_tok, tgt_tok, source=valid_source)
     cfg = model_config(o, src_tok, tgt_tok)
     model = Seq2Seq(cfg)
     device = training_device(train_cfg)

@@ -231,9 +231,17 @@ def read_tsv(path: str | PathLike[str]) -> list[tuple[str, str]]:
 
 
 def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok: SequenceTokenizer, tgt_tok: SequenceTokenizer,
-                 source: Source = None) -> list[tuple[list[int], list[int]]]:
-    """Both sides as ids (each ending in its EOS)."""
-    return [(src_tok.encode(s, source), tgt_tok.encode(t, source)) for s, t in pairs]
+                 source: Source | tuple[Source, Source] = None) -> list[tuple[list[int], list[int]]]:
+    """Both sides as ids (each ending in its EOS). ``source`` names where the pairs come from, one name or one
+    per side; a symbol a side's vocabulary lacks (char level) is an error naming that side's file and the pair."""
+    src_source, tgt_source = source if isinstance(source, tuple) else (source, source)
+    encoded = []
+    for i, (s, t) in enumerate(pairs, 1):
+        try:
+            encoded.append((src_tok.encode(s, src_source), tgt_tok.encode(t, tgt_source)))
+        except DataError as e:
+            raise DataError(f"pair {i:,}: {e.problem}", e.source) from None
+    return encoded
 
 
 def filter_by_length(encoded: Sequence[tuple[list[int], list[int]]], max_src_len: int | None = None,
