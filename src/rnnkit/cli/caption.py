@@ -72,7 +72,8 @@ def plot_attention(image: torch.Tensor, hypothesis: Hypothesis, tokenizer, path:
 def run(args: argparse.Namespace) -> int:
     o = {opt.dest: (getattr(args, opt.dest) if getattr(args, opt.dest) is not None else opt.default)
          for opt in OPTIONS}
-    model, tokenizer, config = load_captioner(args.run, resolve_device(o["device"]))
+    device = resolve_device(o["device"])
+    model, tokenizer, config = load_captioner(args.run, device)
     if o["attention_plot"] and not model.has_attention:
         raise OptionError(f"{args.run} was trained without attention (--attention none): nothing to plot",
                           "--attention-plot")
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     size = model.config.image_size
     images = torch.stack([load_image(path, size) for path in args.images])
     hyps = generate(model, images, tokenizer, beam=o["beam"], alpha=o["alpha"], max_len=o["max_length"],
-                    device=o["device"], trace=bool(o["attention_plot"]))
+                    device=device, trace=bool(o["attention_plot"]))
     stems = [Path(path).stem for path in args.images]
     unique = len(set(stems)) == len(stems)             # else a.png and a.jpg (or two folders' a) would share a plot
     for i, (path, image, hyp) in enumerate(zip(args.images, images, hyps)):

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.attention_plot)                   # before translating: one line, at once
     sentences = _sentences(args)
     model, src_tok, tgt_tok, config = load_seq2seq(args.run)
-    if args.attention_plot and config["model"].get("attention") == "none":      # before translating: nothing to plot
+    if args.attention_plot and model.attention is None:                 # before translating: nothing to plot
         raise OptionError(f"{args.run} was trained without attention (--attention none): nothing to plot",
                           "--attention-plot")
     alpha = args.length_penalty if args.length_penalty is not None else decoding_alpha(config)

@@ -62,11 +62,13 @@ def model_device(model: nn.Module) -> torch.device:
 def log_prob_step(model: Seq2Seq, never: Sequence[int] = ()):
     """The model as a beam-search step function: ``(tokens (B,), state) -> (log_probs (B, V), state)``; the ids
     in ``never`` get probability 0 (:attr:`SequenceTokenizer.never_emitted`)."""
+    banned = torch.tensor(list(never), dtype=torch.long, device=model_device(model)) if never else None
     def step(tokens: Tensor, state: Seq2SeqDecoderState):
         logits, state = model.step(tokens, state)
-        if never:
-            logits = logits.float().index_fill(-1, torch.tensor(list(never), device=logits.device), -math.inf)
-        return F.log_softmax(logits.float(), dim=-1), state
+        logits = logits.float()
+        if banned is not None:
+            logits = logits.index_fill(-1, banned, -math.inf)
+        return F.log_softmax(logits, dim=-1), state
     return step
 
 

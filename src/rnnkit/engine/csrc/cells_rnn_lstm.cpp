@@ -56,7 +56,7 @@ void rnn_backward(Ctx<S>& c, int64_t t) {
       if constexpr (kLN) c.zero_dA_row(t, n), ln_input_backward(c, t, n, g);
       return;
     }
-    const S* z = c.zone_row(c.zh, t, n);
+    const S* z = kZone ? c.zone_row(c.zh, t, n) : nullptr;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       S d;
