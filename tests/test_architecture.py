@@ -51,7 +51,10 @@ def module_name(path: Path) -> str:
 
 
 def package(module: str) -> str:
-    """``rnnkit.engine.fused`` -> ``engine``; the root package ``rnnkit`` -> ``rnnkit``."""
+    """``rnnkit.engine.fused`` -> ``engine``; the root package ``rnnkit`` -> ``rnnkit``; ``rnnkit.__main__``
+    (``python -m rnnkit``) -> ``cli``."""
+    if module == "rnnkit.__main__":
+        return "cli"
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 

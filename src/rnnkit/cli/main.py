@@ -51,8 +51,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
     try:
+        args = parse(argv)
         if args.command == "train":               # owns its run folder from the start (lock, overwrite checks)
             from .training_run import run_training
             return run_training(args)
