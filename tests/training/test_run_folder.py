@@ -267,3 +267,23 @@ def test_weights_holding_nan_are_refused_naming_the_tensor(tmp_path):
     with pytest.raises(CheckpointError, match=r"model.safetensors: the weights hold NaN or infinite values \(bias\); "
                                               r"the file is damaged"):
         load_weights(tmp_path, torch.nn.Linear(2, 2))
+
+
+def test_a_configuration_read_from_the_weights_is_named_as_theirs(tmp_path):
+    """config.json missing (a kill before its first rename): the configuration comes from model.safetensors'
+    metadata, so a message about it names model.safetensors, not a config.json that isn't there."""
+    from safetensors.torch import load_file, save_file
+    from rnnkit.training.checkpoint import CONFIG_KEY, CheckpointError, locate_config
+    _trainer(tmp_path, max_steps=2).fit()
+    (tmp_path / "config.json").unlink()
+    config, where = locate_config(tmp_path, task="lm")
+    assert where == tmp_path / "model.safetensors" and config["task"] == "lm"
+    path = tmp_path / "model.safetensors"
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    config["model"]["hidden_size"] = "eight"                     # a damaged configuration inside the weights
+    save_file(load_file(str(path)), str(path), metadata={**metadata, CONFIG_KEY: json.dumps(config)})
+    with pytest.raises(CheckpointError) as err:
+        load_lm(tmp_path)
+    assert str(err.value).startswith(f"{path}: ") and "hidden_size" in str(err.value)
+    assert "config.json" not in str(err.value)

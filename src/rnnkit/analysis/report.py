@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..data import DataError
 from ..training.atomic import write_text
-from ..training.checkpoint import read_config
+from ..training.checkpoint import locate_config
 from ..training.plots import read_metrics
 from .activations import lm_activations
 from .report_data import (FORMAT, AttentionMap, ReportData, ReportOptions, dequantise, payload, quantise,
@@ -64,10 +64,10 @@ def build_report(run_dir: str | Path, text: str, out: str | Path, options: Repor
     """Read the run, collect its data for ``text`` and write the HTML file ``out``."""
     options = options or ReportOptions()
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config, where = locate_config(run_dir)
     if config.get("task") != "lm":
         raise DataError(f"no report for task {config.get('task')!r} yet: rnnkit report reads language-model runs "
-                        f"(task 'lm')", "config.json")
+                        f"(task 'lm')", where)
     data = collect_lm(run_dir, text, options)
     write_text(out, render_html(data, options))
     umask = os.umask(0)

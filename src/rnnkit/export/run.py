@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..training.atomic import write_text
-from ..training.checkpoint import CheckpointError, read_config
+from ..training.checkpoint import CheckpointError, locate_config, read_config
 from .formats import FORMATS, ExportError, compare, export_program
 from .programs import CHECK_SIZES, EXPORT_SIZES, Bundle
 from .sidecar import describe_tokenizer, sidecar
@@ -48,7 +48,8 @@ class ExportResult:
 def bundle_of(run_dir: str | Path) -> Bundle:
     """The exportable programs of the run in ``run_dir``, whatever its task."""
     from .programs import caption_bundle, classifier_bundle, lm_bundle, seq2seq_bundle
-    task = read_config(run_dir).get("task")
+    config, where = locate_config(run_dir)
+    task = config.get("task")
     if task == "lm":
         from ..tasks.language_modeling import load_run
         model, tokenizer, config = load_run(run_dir)
@@ -62,7 +63,7 @@ def bundle_of(run_dir: str | Path) -> Bundle:
     if task == "caption":
         from ..tasks.captioning import load_run
         return caption_bundle(*load_run(run_dir))
-    raise CheckpointError(f"{Path(run_dir) / 'config.json'}: a run of task {task!r}, which rnnkit export does "
+    raise CheckpointError(f"{where}: a run of task {task!r}, which rnnkit export does "
                           f"not know (it exports {', '.join(TASKS)})")
 
 

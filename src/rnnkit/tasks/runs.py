@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..training.checkpoint import CheckpointError, load_weights, read_config
+from ..training.checkpoint import CheckpointError, load_weights, locate_config
 
 Build = Callable[[dict, Path], tuple[nn.Module, tuple[Any, ...]]]
 
@@ -32,12 +32,11 @@ def load_task_run(run_dir: str | Path, task: str, what: str, build: Build, devic
     ``build(config, config_path)`` returns the model and its parts; a ``KeyError``, ``TypeError`` or
     ``ValueError`` there means the configuration is incomplete or invalid (``what`` names the kind of model in
     the message), a :class:`CheckpointError` passes through. ``wrong_task(found)`` gives the message for
-    another task's run (default: :func:`read_config`'s).
+    another task's run (default: :func:`~rnnkit.training.checkpoint.read_config`'s).
     """
-    config = read_config(run_dir, task=None if wrong_task else task)
+    config, where = locate_config(run_dir, task=None if wrong_task else task)   # where: the file that holds it
     if wrong_task is not None and config.get("task") != task:
         raise CheckpointError(wrong_task(config.get("task")))
-    where = Path(run_dir) / "config.json"
     if not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{where}: \"model\" must be the {what} settings (a JSON object), got "
                               f"{json.dumps(config.get('model'))}; the file is damaged")

@@ -111,7 +111,13 @@ def _config_from_weights(meta: dict[str, str]) -> dict | None:
 def read_config(run_dir: str | Path, task: str | None = None) -> dict:
     """The run's configuration; ``task`` (e.g. ``"lm"``) must match the run's own. When ``config.json`` is missing
     or belongs to another save than the weights (a save was interrupted), the configuration saved with the
-    weights is used."""
+    weights is used (:func:`locate_config` says which)."""
+    return locate_config(run_dir, task)[0]
+
+
+def locate_config(run_dir: str | Path, task: str | None = None) -> tuple[dict, Path]:
+    """:func:`read_config`'s configuration and the file it came from: ``config.json``, or ``model.safetensors``
+    whose metadata holds it (so that messages about it name the file that holds it)."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if not run_dir.is_dir():
@@ -122,7 +128,7 @@ def read_config(run_dir: str | Path, task: str | None = None) -> dict:
     if not path.is_file():
         if from_weights is None:
             raise CheckpointError(f"{path}: missing; {run_dir} is not a finished rnnkit run (train one first)")
-        config = from_weights
+        config, path = from_weights, run_dir / MODEL_FILE
     else:
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
@@ -134,12 +140,12 @@ def read_config(run_dir: str | Path, task: str | None = None) -> dict:
             if from_weights is None:
                 raise CheckpointError(f"{path}: belongs to another save than {run_dir / MODEL_FILE} (save "
                                       f"{saved_id[:8]} vs {weights_id[:8]}); the run folder is inconsistent")
-            config = from_weights
+            config, path = from_weights, run_dir / MODEL_FILE
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an rnnkit run configuration (expected format {FORMAT!r})")
     if task is not None and config.get("task") != task:
         raise CheckpointError(f"{run_dir}: this is a {config.get('task')!r} run, but a {task!r} run is needed")
-    return config
+    return config, path
 
 
 def repair_config(run_dir: str | Path) -> bool:
@@ -209,7 +215,7 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
     expected = model.state_dict()
     problem = describe_mismatch({**state, **{n: v for n, v in saved.items() if n not in known}}, expected)
     if problem:
-        raise CheckpointError(f"{path}: the weights do not fit the model config.json describes ({problem})")
+        raise CheckpointError(f"{path}: the weights do not fit the model the run's configuration describes ({problem})")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
