@@ -275,6 +275,18 @@ def test_a_signal_before_the_first_validation_says_no_model_is_saved_yet(tmp_pat
     assert "training state saved at step " in child.stderr
 
 
+def test_an_ensemble_interrupted_in_its_first_member_says_where_that_member_saved(tmp_path, tsv, children):
+    out = tmp_path / "run"
+    child = _spawn(children, tmp_path, _classify(tsv, out, "--ensemble", "2", "--max-steps", "100000",
+                                                 "--epochs", "100000", "--log-every", "1", "--eval-every", "2"))
+    child.wait_for("the first member's save", lambda: (out / "members/0/model.safetensors").is_file())
+    child.signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 128 + signal.SIGINT
+    assert (f"; no model saved yet in {out} (the ensemble's first member is unfinished; its best model so far is "
+            f"in {out / 'members' / '0'})") in child.stderr
+    assert not (out / "model.safetensors").exists() and "Traceback" not in child.stderr
+
+
 def test_a_second_signal_ends_the_process_at_once(tmp_path, corpus_dir, children, capsys):
     """The first SIGTERM arrives during a save (paused there): it is noted and the save goes on; the second ends
     the process at once. The state saved before is intact and resumes."""

@@ -181,7 +181,7 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
                 unvalidated = getattr(trainer, "last_metrics", None) == {}    # (an ensemble reports its own)
                 tail = f"; no validation yet, so no model saved yet in {args.out}" if unvalidated else outcome(trainer)
             except CheckpointError:
-                tail = f"; no model saved yet in {args.out}"
+                tail = f"; no model saved yet in {args.out}{getattr(trainer, 'unfinished_note', '')}"
             steps = f"{trainer.step:,} step{'' if trainer.step == 1 else 's'}"
             print(f"rnnkit: stopped ({reason}) after {steps}{tail}", file=sys.stderr)
             if args.resume and trainer.step == start and reason in ("max_steps", "time budget", "early stopping"):

@@ -25,7 +25,7 @@ from ..models.classifier import Classifier
 from ..models.ensemble import EnsembleClassifier
 from ..training import distributed as dist
 from ..training.atomic import append_jsonl, write_json
-from ..training.checkpoint import RESUME_FILE, load_weights, save_run
+from ..training.checkpoint import MODEL_FILE, RESUME_FILE, load_weights, save_run
 from ..training.config import TrainConfig
 from ..training.rng import seed_everything
 from ..training.signals import StopSignals
@@ -75,6 +75,15 @@ class EnsembleTrainer:
 
     def member_dir(self, i: int) -> Path:
         return self.run_dir / MEMBERS_DIR / str(i)
+
+    @property
+    def unfinished_note(self) -> str:
+        """While no member has finished (the run folder has no model yet): where the member under way keeps its
+        best model so far, if it saved one; else empty."""
+        if self.done or self.current is None or not (self.current.run_dir / MODEL_FILE).is_file():
+            return ""
+        return (f" (the ensemble's first member is unfinished; its best model so far is in "
+                f"{self.current.run_dir})")
 
     def resume(self) -> None:
         """Continue where the run stopped: finished members are kept, the interrupted one resumes."""
