@@ -87,6 +87,38 @@ def test_predict_on_a_text_file_one_line_each(run, tmp_path, capsys):
     assert out[1].endswith("\ttruly bad")
 
 
+def test_predict_writes_the_format_out_names(run, files, tmp_path, capsys):
+    """--out's extension picks the output's format (a TSV read, CSV or JSONL written); without one, the input's."""
+    import csv
+    src = write_tsv(tmp_path / "new.tsv", [("so good", "x"), ("so bad", "y")], header="sentence\tid")
+    assert main(["predict", str(run), "--file", str(src)]) == 0
+    as_tsv = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert main(["predict", str(run), "--file", str(src), "--out", str(tmp_path / "p.csv")]) == 0
+    assert list(csv.reader((tmp_path / "p.csv").open(newline=""))) == as_tsv
+    assert main(["predict", str(run), "--file", str(src), "--out", str(tmp_path / "p.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [(r["sentence"], r["id"], r["prediction"]) for r in rows] == [(t[0], t[1], t[2]) for t in as_tsv[1:]]
+    assert [f"{r['p_pos']:.4f}" for r in rows] == [t[4] for t in as_tsv[1:]]
+    assert main(["predict", str(run), "--file", str(src), "--out", str(tmp_path / "p.txt")]) == 0
+    assert [line.split("\t") for line in (tmp_path / "p.txt").read_text().splitlines()] == as_tsv
+    texts = tmp_path / "texts.txt"                     # a plain text file becomes a table with a text column
+    texts.write_text("so good\ntruly bad\n")
+    assert main(["predict", str(run), "--file", str(texts), "--out", str(tmp_path / "t.tsv")]) == 0
+    lines = (tmp_path / "t.tsv").read_text().splitlines()
+    assert lines[0] == "text\tprediction\tp_neg\tp_pos" and lines[2].startswith("truly bad\tneg\t")
+
+
+def test_predict_refuses_a_tsv_out_that_cannot_hold_a_field(run, tmp_path, capsys):
+    src = tmp_path / "new.csv"
+    src.write_text('sentence,id\n"so good\nreally",1\n')
+    dest = tmp_path / "p.tsv"
+    assert main(["predict", str(run), "--file", str(src), "--out", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"rnnkit: error: {dest}: row 1 ({src}, line 2) holds a tab or a line break, which a TSV "
+                           f"file can't hold; write .csv or .jsonl instead")
+    assert not dest.exists()
+
+
 def test_eval_numbers_equal_a_hand_count(run, files, tmp_path, capsys):
     rows = [("good film", "pos"), ("bad film", "neg"), ("so good", "neg"), ("truly bad", "neg"), ("good", "pos")]
     path = write_tsv(tmp_path / "test.tsv", rows)

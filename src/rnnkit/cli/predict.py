@@ -4,7 +4,8 @@
   rnnkit predict RUN "a gripping film" --explain      also each token with its attention weight (attention pooling)
   rnnkit predict RUN --file reviews.txt               one prediction per line of a plain text file
   rnnkit predict RUN --file data.tsv --out pred.tsv   the table with columns prediction, p_<label>... added
-                                                      (TSV, CSV or JSONL, by extension or --format)
+                                                      (TSV, CSV or JSONL, by extension or --format; the
+                                                      output's format is --out's extension's, else the input's)
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import sys
 import torch
 
 from ..data import DataError, read_labelled
-from ..data.labelled import LabelledData
+from ..data.labelled import LabelledData, detect_format
 from ..tasks.classification import LoadedClassifier, load_classifier
 from ..training.atomic import check_writable, write_text
 from .errors import OptionError
@@ -82,7 +83,8 @@ def predict_file(clf: LoadedClassifier, args: argparse.Namespace) -> int:
     data = read_labelled(args.file, text_column=column, label_column=None, fmt=args.format, labelled=False)
     probs, weights = clf.predict(data.texts, args.batch_size, attention=args.explain, source=data.source,
                                  lines=data.lines)
-    text = format_predictions(clf, data, probs, weights)
+    fmt = output_format(args.out, data)
+    text = format_predictions(clf, data, probs, weights, fmt, where=args.out or "standard output")
     if args.out:
         write_text(args.out, text)
         print(f"rnnkit: {len(data):,} predictions written to {args.out}", file=sys.stderr)
@@ -91,43 +93,62 @@ def predict_file(clf: LoadedClassifier, args: argparse.Namespace) -> int:
     return 0
 
 
-def format_predictions(clf: LoadedClassifier, data: LabelledData, probs: torch.Tensor, weights=None) -> str:
-    """The file's rows with ``prediction`` and ``p_<label>`` added (a plain text file: one line per text)."""
+def output_format(out: str | None, data: LabelledData) -> str:
+    """The format ``--out``'s extension names (.tsv, .csv, .jsonl), else the input's (``lines``: a plain text
+    file's one line per text)."""
+    by_name = detect_format(out) if out else "lines"
+    if by_name != "lines":
+        return by_name
+    return data.table.format if data.table is not None else "lines"
+
+
+def format_predictions(clf: LoadedClassifier, data: LabelledData, probs: torch.Tensor, weights=None,
+                       fmt: str | None = None, where: str = "standard output") -> str:
+    """The file's rows with ``prediction`` and ``p_<label>`` added, written as ``fmt`` (default: the input's
+    format; a plain text file in ``lines``: one line per text). ``where`` names the output in messages."""
     names = clf.labels.names
     predicted = [names[int(i)] for i in probs.argmax(1)]
     table = data.table
-    extra = ["prediction", *(f"p_{n}" for n in names)]
-    if weights is not None:
-        extra.append("attention")
-
-    def values(i: int) -> list[str]:
-        v = [predicted[i], *(f"{float(p):.4f}" for p in probs[i])]
-        if weights is not None:
-            pieces = clf.encoder.pieces(data.texts[i])
-            v.append(" ".join(f"{s}:{w:.3f}" for s, w in zip(pieces, weights[i].tolist())))
-        return v
-
-    if table is None or table.format == "lines":
+    fmt = fmt or (table.format if table is not None else "lines")
+    if fmt == "lines":
         return "".join(f"{predicted[i]}\t{_probs_text(probs[i], names)}\t{data.texts[i]}\n" for i in range(len(data)))
-    clash = [c for c in extra if c in table.columns]
+    columns = table.columns if table is not None else ["text"]
+    rows = table.rows if table is not None else [{"text": t} for t in data.texts]
+    added = []
+    for i in range(len(data)):
+        row = {"prediction": predicted[i], **{f"p_{n}": round(float(p), 6) for n, p in zip(names, probs[i])}}
+        if weights is not None:
+            row["attention"] = [[s, round(w, 6)] for s, w in zip(clf.encoder.pieces(data.texts[i]),
+                                                                 weights[i].tolist())]
+        added.append(row)
+    clash = [c for c in added[0] if c in columns] if added else []
     if clash:
         raise DataError(f"the file already has column(s) {clash}; rename them to add predictions", data.source)
-    if table.format == "jsonl":
-        out = []
-        for i, row in enumerate(table.rows):
-            added = {"prediction": predicted[i], **{f"p_{n}": round(float(p), 6) for n, p in zip(names, probs[i])}}
-            if weights is not None:
-                added["attention"] = [[s, round(w, 6)] for s, w in
-                                      zip(clf.encoder.pieces(data.texts[i]), weights[i].tolist())]
-            out.append(json.dumps({**row, **added}, ensure_ascii=False) + "\n")
-        return "".join(out)
-    if table.format == "tsv":      # fields read without quoting hold no tab or newline: written back as they were
-        lines = ["\t".join([*table.columns, *extra])]
-        lines += ["\t".join([*(row[c] for c in table.columns), *values(i)]) for i, row in enumerate(table.rows)]
-        return "\n".join(lines) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps({**row, **extra}, ensure_ascii=False) + "\n" for row, extra in zip(rows, added))
+    header = [*columns, *(added[0] if added else ())]
+    table_rows = [[_field(row.get(c)) for c in columns] + _added_fields(extra) for row, extra in zip(rows, added)]
+    if fmt == "tsv":               # TSV has no quoting: a field holding a tab or a line break can't be written
+        for i, fields in enumerate(table_rows):
+            if any("\t" in f or "\n" in f or "\r" in f for f in fields):
+                raise DataError(f"row {i + 1} ({data.source}, line {data.lines[i]}) holds a tab or a line break, "
+                                f"which a TSV file can't hold; write .csv or .jsonl instead", where)
+        return "".join("\t".join(fields) + "\n" for fields in [header, *table_rows])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*table.columns, *extra])
-    for i, row in enumerate(table.rows):
-        writer.writerow([*(row[c] for c in table.columns), *values(i)])
+    writer.writerows([header, *table_rows])
     return buf.getvalue()
+
+
+def _field(value) -> str:
+    """A JSONL value in a TSV/CSV cell: text as it is, anything else as JSON, a missing key empty."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _added_fields(extra: dict) -> list[str]:
+    fields = [extra["prediction"], *(f"{p:.4f}" for k, p in extra.items() if k.startswith("p_"))]
+    if "attention" in extra:
+        fields.append(" ".join(f"{s}:{w:.3f}" for s, w in extra["attention"]))
+    return fields

@@ -96,9 +96,10 @@ def read_table(path: str | PathLike[str], fmt: str = "auto") -> Table:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
     header: list[str] | None = None
     rows, lines = [], []
+    end = 0
     try:
         for fields in reader:
-            line = reader.line_num
+            line, end = end + 1, reader.line_num          # the line a row starts on (a quoted field may span lines)
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             if header is None:
