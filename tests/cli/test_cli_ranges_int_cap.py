@@ -25,8 +25,11 @@ HUGE = "999999999999999999999"
      f"rnnkit translate: error: --max-len must be an integer in [1, 2147483647], or none for 2 x source tokens + "
      f"10, got {HUGE}"),
     (["train", "seq2seq", "--out", "OUT", "--threads", HUGE],
-     f"rnnkit train seq2seq: error: --threads must be an integer in [1, 2147483647], or 0 or none for PyTorch's "
+     f"rnnkit train seq2seq: error: --threads must be an integer in [1, 1024], or 0 or none for PyTorch's "
      f"choice, got {HUGE}"),
+    (["train", "lm", "--out", "OUT", "--threads", "2147483647"],      # OpenMP aborted the process on such counts
+     "rnnkit train lm: error: --threads must be an integer in [1, 1024], or 0 or none for PyTorch's choice, got "
+     "2147483647"),
     (["train", "seq2seq", "--out", "OUT", "--eval-beam", HUGE],
      f"rnnkit train seq2seq: error: --eval-beam must be an integer in [1, 2147483647], got {HUGE}"),
     (["train", "seq2seq", "--out", "OUT", "--hidden-size", HUGE],
@@ -68,9 +71,9 @@ def test_every_integer_option_is_capped(command, flag, checker, tmp_path, capsys
 
 def test_the_cap_covers_the_commands_of_the_issue():
     covered = {(c.values[0], c.values[1]) for c in _capped_cases()}
-    assert {("translate", "--beam"), ("translate", "--max-len"), ("train seq2seq", "--threads"),
-            ("train seq2seq", "--eval-beam"), ("train seq2seq", "--hidden-size"), ("train lm", "--threads"),
-            ("train classify", "--hidden-size"), ("train caption", "--hidden-size")} <= covered
+    assert {("translate", "--beam"), ("translate", "--max-len"), ("train seq2seq", "--eval-beam"),
+            ("train seq2seq", "--hidden-size"), ("train classify", "--hidden-size"),
+            ("train caption", "--hidden-size")} <= covered          # (--threads has its own bound, 1024)
 
 
 def test_a_saved_or_preset_value_over_the_cap_is_refused():

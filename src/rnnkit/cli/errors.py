@@ -1,9 +1,10 @@
 """The one exception type for a command line that can't be used (the data layer has its own, ``DataError``)."""
 from __future__ import annotations
 
+import re
 from os import PathLike
 
-__all__ = ["OptionError"]
+__all__ = ["OptionError", "out_of_memory"]
 
 
 class OptionError(ValueError):
@@ -16,3 +17,26 @@ class OptionError(ValueError):
     def __init__(self, problem: str, where: str | PathLike[str] = "command line") -> None:
         self.problem, self.where = problem, str(where)
         super().__init__(f"{self.where}: {problem}")
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """The one-line message for an allocation that failed (torch's CPU allocator, CUDA's, Python's
+    :class:`MemoryError`), or None for another error. Sizes typed too large (``--hidden-size 100000``) end here."""
+    text = str(e)
+    if not (isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    size = ""
+    if m := re.search(r"allocate (\d+) bytes", text):                      # torch's CPU allocator
+        size = f" (it tried to allocate {_bytes(int(m.group(1)))} at once)"
+    elif m := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text):  # CUDA's
+        size = f" (it tried to allocate {m.group(1)} at once)"
+    return (f"out of memory{size}: the sizes given need more memory than is free; make the model or the batch "
+            f"smaller (e.g. --hidden-size, --embed-size, --layers, --batch-size, --beam)")
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"

@@ -29,7 +29,7 @@ from ..cells.spec import CELL_NAMES
 from ..engine.resolve import ENGINES
 from .options import ENGINE_HELP
 from .ranges import (finite_float, integer, non_negative_float, non_negative_int, optional, out_path,
-                     positive_float, positive_int, seed_int)
+                     positive_float, positive_int, seed_int, thread_count)
 
 
 def add_parser(sub) -> None:
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
                    help="also evaluate every N steps (0: only at the end)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (weights and data)")
-    p.add_argument("--threads", type=optional(positive_int, "torch's choice", zero=True), default=None,
+    p.add_argument("--threads", type=optional(thread_count, "torch's choice", zero=True), default=None,
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", type=out_path, default=None, help="folder for results.json, results.md and the plot")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

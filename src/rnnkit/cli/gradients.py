@@ -32,7 +32,7 @@ from ..engine.resolve import ENGINES
 from .errors import OptionError
 from .options import ENGINE_HELP
 from .ranges import (figure_path, finite_float, integer, non_negative_float, optional, out_path, positive_float,
-                     positive_int, seed_int)
+                     positive_int, seed_int, thread_count)
 
 
 def add_parser(sub) -> None:
@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-jacobian", action="store_true", help="skip ‖∂y_T/∂x_t‖ (faster)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=f"fresh cells' {ENGINE_HELP}")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (weights, inputs, data)")
-    p.add_argument("--threads", type=optional(positive_int, "torch's choice", zero=True), default=None,
+    p.add_argument("--threads", type=optional(thread_count, "torch's choice", zero=True), default=None,
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", type=figure_path, default="gradients.png", help="plot to write (PNG, or the format "
                    "its suffix names)")

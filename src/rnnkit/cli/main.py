@@ -7,7 +7,7 @@ import sys
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
 from ..training.atomic import WriteError
-from .errors import OptionError
+from .errors import OptionError, out_of_memory
 from .ranges import Parser, document_ranges
 from . import bench, build, demo, evaluate, predict, sample, train_classify, train_lm
 from . import train_seq2seq, translate
@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.run_command(args)
     except EXPECTED_ERRORS as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as e:      # torch.OutOfMemoryError is a RuntimeError
+        message = out_of_memory(e)
+        if message is None:
+            raise
+        print(f"rnnkit: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)

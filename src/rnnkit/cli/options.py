@@ -20,7 +20,7 @@ from ..cells.spec import CELL_NAMES
 from ..engine.resolve import ENGINES
 from .errors import OptionError
 from .ranges import (Checked, dropout_rate, finite_float, non_negative_float, non_negative_int, number, optional,
-                     out_path, positive_float, positive_int, seed_int)
+                     out_path, positive_float, positive_int, seed_int, thread_count)
 
 ENGINE_HELP = ("recurrence engine: auto (the fastest that serves), compiled (the C++ loop, CPU), cuda-graph (GPU), "
                "python (Python loop, hand-written BPTT), autograd (plain autograd), torch (torch.nn's kernel)")
@@ -159,7 +159,7 @@ TRAINER = [
     Option("--device", "auto", "device", choices=("auto", "cpu", "cuda")),
     Option("--bf16", False, "bf16 autocast on CUDA", flag_only=True),
     Option("--threads", None, "CPU threads for PyTorch; none: PyTorch's choice (1 is often fastest for small "
-           "models on a busy machine)", type=optional(positive_int, "PyTorch's choice", zero=True)),
+           "models on a busy machine)", type=optional(thread_count, "PyTorch's choice", zero=True)),
     Option("--log-every", 50, "steps between training-loss records in metrics.jsonl", type=positive_int),
 ]
 

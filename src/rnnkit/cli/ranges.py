@@ -26,7 +26,7 @@ from typing import Any
 __all__ = ["Checked", "Range", "PathText", "FigurePath", "IntList", "YesNo", "Parser", "document_ranges", "integer",
            "number", "optional", "INT_MAX", "positive_int", "non_negative_int", "positive_float", "non_negative_float",
            "finite_float", "probability", "dropout_rate", "open_probability", "unit_interval_open", "seed_int",
-           "out_path", "figure_path", "yes_no"]
+           "thread_count", "out_path", "figure_path", "yes_no"]
 
 INT_MAX = 2**31 - 1        # the largest integer an option takes: torch and the C++ loop overflow past it
 
@@ -187,6 +187,7 @@ dropout_rate = number(0, 1, high_open=True)            # [0, 1): a rate of 1 dro
 open_probability = number(0, 1, low_open=True, high_open=True)    # (0, 1)
 unit_interval_open = number(0, 1, low_open=True)       # (0, 1]: top-p
 seed_int = integer(0, 2**32 - 1)                       # NumPy's seeds
+thread_count = integer(1, 1024)                        # more threads than this abort inside OpenMP
 
 
 @dataclass(frozen=True)
