@@ -55,6 +55,29 @@ def test_classifier_over_padded_batches(runs, exported, fmt):
         _compare(got, {"logits": expected})
 
 
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_minimal_cells_export_over_padded_batches(tmp_path, cell, capsys):
+    """The parallel-scan layers export as pt2 with the scan as one operator (``rnnkit::linear_scan``: the length
+    stays dynamic); ONNX, which has no such operator, refuses in one line."""
+    from rnnkit.cli.main import main
+    run = classifier_run(tmp_path / "run", cell=cell)
+    fmt = "pt2"
+    assert main(["export", str(run), "--format", fmt, "--out", str(tmp_path / f"clf.{fmt}")]) == 0
+    clf = classification.load_run(run)
+    g = torch.Generator().manual_seed(7)
+    tokens = torch.randint(0, clf.model.config.vocab_size, (4, 9), generator=g)
+    lengths = torch.tensor([9, 2, 5, 1])
+    tokens[torch.arange(9).unsqueeze(0) >= lengths.unsqueeze(1)] = clf.encoder.pad_id
+    got = run_program(tmp_path / f"clf.{fmt}.json", "classifier", {"tokens": tokens, "lengths": lengths})
+    with torch.no_grad():
+        _compare(got, {"logits": clf.model(tokens, lengths)})
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "clf.onnx")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "rnnkit: error: ONNX has no operator for the parallel scan of MinGRU/MinLSTM over a sequence of any length: "
+        "this program can't be exported to ONNX (export it with --format pt2)")
+    assert not (tmp_path / "clf.onnx").exists()
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_ensemble_classifier_exports_its_mean(tmp_path, fmt):
     """`--ensemble K` runs export as one program whose logits are the log of the members' mean probabilities."""

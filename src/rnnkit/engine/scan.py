@@ -36,21 +36,29 @@ Implementations (``scan=``), the same numbers:
 ``"log"``       Heinsen's log-space scan of the paper (needs the positive activation, ``log_space=True``):
                 ``h_t = e^{a*_t} h_0 + exp(a*_t + logcumsumexp_{s<=t}(log b_s - a*_s))``, ``a* = cumsum(log a)``,
                 all torch operators under autograd: the straightforward implementation users report as slow.
-``"auto"``      ``"compiled"`` where it can serve (CPU, float32/float64, the extension built), else ``"torch"``.
+``"autograd"``  the recurrence step by step in plain torch operators, which autograd differentiates (twice, too)
+                and ``torch.compile``, ``jit.trace`` and ``torch.func`` record: the slowest, for tracing and
+                higher-order gradients. Under ``torch.export`` it is one operator, ``rnnkit::linear_scan``, so
+                that the number of steps stays dynamic in the exported program.
+``"auto"``      ``"compiled"`` where it can serve (CPU, float32/float64, the extension built), else ``"torch"``;
+                ``"autograd"`` where a call is traced or transformed (the C++ pass is one call they can't see
+                into). The hand-written backwards (``"compiled"``, ``"torch"``) refuse a second backward, naming
+                the scans that have one.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..cells.minimal import GATES, coefficients, log_coefficients
+from .ops import untraced
 
-SCANS = ("auto", "compiled", "torch", "log")
+SCANS = ("auto", "compiled", "torch", "log", "autograd")
 _CELL_ID = {"mingru": 0, "minlstm": 1}
 _DTYPES = (torch.float32, torch.float64)
 
@@ -81,7 +89,15 @@ def resolve_scan(scan: str, x: Tensor) -> str:
     explicit ``compiled`` that can't serve raises, saying why."""
     if scan not in SCANS:
         raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
-    if scan in ("torch", "log"):
+    if scan in ("log", "autograd"):
+        return scan
+    if not untraced((x,)):                         # compile, export, jit.trace, torch.func, fake tensors
+        if scan == "compiled":
+            raise RuntimeError("scan='compiled' can't run under torch.compile, torch.export, jit.trace or "
+                               "torch.func (the C++ pass is one call they can't see into); use scan='auto' or "
+                               "'autograd'")
+        return "autograd"
+    if scan == "torch":
         return scan
     reason = compiled_unavailable_reason(x)
     if reason is None:
@@ -140,6 +156,49 @@ def scan_torch(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False, out: Ten
     return h
 
 
+def scan_autograd(a: Tensor, b: Tensor, h0: Tensor, reverse: bool = False) -> Tensor:
+    """``h_t = a_t * h_{t-1} + b_t`` one step at a time in plain operators (``scan="autograd"``)."""
+    T = a.shape[0]
+    h, out = h0, [h0] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        h = a[t] * h + b[t]
+        out[t] = h
+    return torch.stack(out)
+
+
+@torch.library.custom_op("rnnkit::linear_scan", mutates_args=())
+def linear_scan_op(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+    """The scan as one operator, for ``torch.export``: the number of steps stays dynamic in the exported program
+    (a loop over them would fix it), which runs :func:`scan_torch` where it is loaded (rnnkit imported)."""
+    return scan_torch(a.contiguous(), b.contiguous(), h0, reverse)
+
+
+@linear_scan_op.register_fake
+def _(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+    return b.new_empty(b.shape)
+
+
+def _linear_scan_op_setup(ctx, inputs, output) -> None:
+    a, _, h0, ctx.reverse = inputs
+    ctx.save_for_backward(a, output, h0)
+
+
+def _linear_scan_op_backward(ctx, dh: Tensor):
+    a, h, h0 = ctx.saved_tensors
+    da, db, dh0 = _scan_torch_backward(a.contiguous(), h, h0, dh.contiguous(), None, ctx.reverse)
+    return da, db, dh0, None
+
+
+linear_scan_op.register_autograd(_linear_scan_op_backward, setup_context=_linear_scan_op_setup)
+
+
+def _traced_scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+    """``scan="autograd"``: plain operators step by step, or under ``torch.export`` the one operator."""
+    if torch.compiler.is_exporting():
+        return linear_scan_op(a, b, h0, reverse)
+    return scan_autograd(a, b, h0, reverse)
+
+
 def _scan_torch_backward(a: Tensor, h: Tensor, h0: Tensor, dh: Tensor, dh_last: Tensor | None,
                          reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
     """The reverse scan in torch operators: ``g_t = dh_t + a_{t+1} g_{t+1}``, then ``da``, ``db``, ``dh0``."""
@@ -166,6 +225,42 @@ def _scan_torch_backward(a: Tensor, h: Tensor, h0: Tensor, dh: Tensor, dh_last: 
 
 # --------------------------------------------------------------------------- autograd Functions
 
+SECOND_ORDER = ("rnnkit: a second backward (create_graph=True, then differentiating the gradients) through the "
+                "minimal layers' hand-written scan backward (scan 'compiled' or 'torch') is not supported; "
+                "scan='autograd' (or 'log' with log_space=True) supports higher-order gradients")
+
+
+class _NoSecondOrder(torch.autograd.Function):
+    """The identity on a hand-written backward's gradients under ``create_graph=True``; differentiating them
+    raises :data:`SECOND_ORDER`."""
+
+    @staticmethod
+    def forward(ctx, *grads: Tensor):
+        return tuple(g.view_as(g) for g in grads)
+
+    @staticmethod
+    def backward(ctx, *_):
+        raise RuntimeError(SECOND_ORDER)
+
+
+def first_order_only(backward):
+    """``once_differentiable`` with rnnkit's message: the gradients are computed without a graph, and under
+    ``create_graph=True`` a second backward through them raises, naming the scans that have one."""
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with torch.no_grad():
+            grads = backward(ctx, *grad_outputs)
+        if not torch.is_grad_enabled():
+            return grads
+        index = [i for i, g in enumerate(grads) if isinstance(g, Tensor)]
+        wrapped = _NoSecondOrder.apply(*(grads[i].detach().requires_grad_() for i in index))
+        out = list(grads)
+        for i, g in zip(index, wrapped):
+            out[i] = g
+        return tuple(out)
+    return wrapper
+
+
 class LinearScan(torch.autograd.Function):
     """``h = scan(a, b, h0)`` with the reverse scan as its backward (contract: the module docstring)."""
 
@@ -180,7 +275,7 @@ class LinearScan(torch.autograd.Function):
         return h
 
     @staticmethod
-    @once_differentiable
+    @first_order_only
     def backward(ctx, dh: Tensor):
         a, h, h0 = ctx.saved_tensors
         if ctx.compiled:
@@ -193,15 +288,18 @@ class LinearScan(torch.autograd.Function):
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, reverse: bool = False,
                 scan: str = "auto") -> Tensor:
     """``h_t = a_t * h_{t-1} + b_t`` over (T, N, H) from ``h0`` (N, H) (zeros if ``None``); returns ``h``
-    (T, N, H). ``scan`` is ``"auto"``, ``"compiled"`` or ``"torch"``. Differentiable in ``a``, ``b``, ``h0``."""
+    (T, N, H). ``scan`` is ``"auto"``, ``"compiled"``, ``"torch"`` or ``"autograd"``. Differentiable in ``a``,
+    ``b``, ``h0``."""
     if a.dim() != 3 or a.shape != b.shape:
         raise ValueError(f"a and b must be (T, N, H) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if h0 is None:
         h0 = a.new_zeros(a.shape[1:])
     which = resolve_scan(scan, a)
     if which == "log":
-        raise ValueError("linear_scan runs 'compiled' or 'torch'; the log-space scan needs log a, log b "
-                         "(run_minimal with scan='log')")
+        raise ValueError("linear_scan runs 'compiled', 'torch' or 'autograd'; the log-space scan needs log a, "
+                         "log b (run_minimal with scan='log')")
+    if which == "autograd":
+        return _traced_scan(a, b, h0, reverse)
     return LinearScan.apply(which == "compiled", reverse, a, b, h0)
 
 
@@ -224,7 +322,7 @@ class MinimalScan(torch.autograd.Function):
         return out, h_last
 
     @staticmethod
-    @once_differentiable
+    @first_order_only
     def backward(ctx, dY: Tensor | None, dh_last: Tensor | None):
         x, weight, G, bias, h0, out, mask = ctx.saved_tensors
         cell, reverse, positive = ctx.args
@@ -293,7 +391,7 @@ def run_minimal(kind: str, x: Tensor, h0: Tensor, weight: Tensor, bias: Tensor |
         valid = lengths_mask(lengths, T).unsqueeze(2)
         a = a.masked_fill(~valid, 1.0)                         # past the end: a = 1, b = 0 holds the state
         b = b.masked_fill(~valid, 0.0)
-    h = LinearScan.apply(False, reverse, a, b, h0)
+    h = _traced_scan(a, b, h0, reverse) if which == "autograd" else LinearScan.apply(False, reverse, a, b, h0)
     h_n = h[0] if reverse else h[-1]
     if lengths is not None:
         h = h * valid

@@ -20,8 +20,9 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from ..layers import RecurrentLayer
-from .errors import INSTALL_HINT, REGULARISER_MESSAGE, ExportError, OnnxNotSupported, ProjectionNotSupported
+from ..layers import MinimalLayer, RecurrentLayer
+from .errors import (INSTALL_HINT, MINIMAL_MESSAGE, REGULARISER_MESSAGE, ExportError, OnnxNotSupported,
+                     ProjectionNotSupported)
 from .programs import Program
 
 FORMATS = ("onnx", "pt2")
@@ -51,7 +52,10 @@ def onnx_unsupported(module: torch.nn.Module) -> str | None:
     return None if refusal is None else str(refusal)
 
 
-def _onnx_refusal(module: torch.nn.Module) -> OnnxNotSupported | None:
+def _onnx_refusal(module: torch.nn.Module, whole_sequences: bool = False) -> OnnxNotSupported | None:
+    """``whole_sequences``: the program runs its layers over a sequence of dynamic length (not one step)."""
+    if whole_sequences and any(isinstance(m, MinimalLayer) for m in module.modules()):
+        return OnnxNotSupported(MINIMAL_MESSAGE)
     layers = [m for m in module.modules() if isinstance(m, RecurrentLayer)]
     if any(m.proj_size for m in layers):
         return ProjectionNotSupported()
@@ -95,10 +99,11 @@ def export_program(program: Program, fmt: str, path: str | os.PathLike, sizes: d
     dynamic = program.dynamic_shapes()
     path = Path(path)
     if fmt == "onnx":
-        _require_onnx()
-        refusal = _onnx_refusal(program.module)
-        if refusal is not None:
+        sequences = any(d in ("T", "S") for port in program.inputs for d in port.shape)
+        refusal = _onnx_refusal(program.module, whole_sequences=sequences)
+        if refusal is not None:                    # (what the model lacks first: installing onnx wouldn't help)
             raise refusal
+        _require_onnx()
         from .onnx_ops import translation_table
         try:
             with quiet(), torch.no_grad():

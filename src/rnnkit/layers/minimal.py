@@ -29,12 +29,14 @@ Parameters as ``torch.nn`` names them: ``weight_ih_l{k}`` (G*H, in) and ``bias_i
 ``h_{t-1}`` by a matrix. Initialisation as PyTorch's recurrent layers: uniform in ``±1/sqrt(H)``.
 
 ``scan=`` picks the implementation, the same numbers: ``"auto"`` (the compiled C++ pass on the CPU, else torch
-operators), ``"compiled"``, ``"torch"`` (a chunked scan in torch operators, also on a GPU) or ``"log"`` (the
-log-space scan in torch operators; needs ``log_space=True``).
+operators; plain operators where the call is traced: compile, export, jit.trace, torch.func), ``"compiled"``,
+``"torch"`` (a chunked scan in torch operators, also on a GPU), ``"log"`` (the log-space scan in torch operators;
+needs ``log_space=True``) or ``"autograd"`` (step by step in plain operators: higher-order gradients).
 """
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -45,7 +47,8 @@ from torch.nn.utils.rnn import PackedSequence
 from ..cells.minimal import GATES, minimal_step
 from ..cells.spec import MIN_GRU, MIN_LSTM
 from ..engine.scan import SCANS, resolve_scan, run_minimal
-from .checks import check_dropout, check_input, check_lengths, check_positive_int, check_state
+from .checks import (InputError, InputTypeError, check_dropout, check_input, check_lengths, check_positive_int,
+                     check_state)
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -62,12 +65,18 @@ class MinimalLayer(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 log_space: bool = False, scan: str = "auto", device=None, dtype=None) -> None:
+                 log_space: bool = False, scan: str = "auto", device=None, dtype=None, **unknown) -> None:
         super().__init__()
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument {sorted(unknown)[0]!r}")
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
         check_dropout(dropout)
+        if dropout > 0 and num_layers == 1:            # as torch.nn's (and rnnkit's) recurrent layers warn
+            warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", UserWarning, stacklevel=3)
         if scan not in SCANS:
             raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
         if scan == "log" and not log_space:
@@ -128,8 +137,10 @@ class MinimalLayer(nn.Module):
                 dtype = self.weight_ih_l0.dtype
                 return self.forward(input.to(dtype), hx if hx is None else hx.to(dtype), lengths)
         if isinstance(input, PackedSequence):
-            raise TypeError(f"{name} takes a padded tensor and lengths=, not a PackedSequence "
-                            f"(torch.nn.utils.rnn.pad_packed_sequence gives both)")
+            raise InputTypeError(f"{name} takes a padded tensor and lengths=, not a PackedSequence "
+                                 f"(torch.nn.utils.rnn.pad_packed_sequence gives both)")
+        if not isinstance(input, Tensor):
+            raise InputTypeError(f"{name} expects a Tensor input, got {type(input).__name__}")
         x, unbatched = input, False
         if isinstance(x, Tensor) and x.dim() == 2:
             x, unbatched = x.unsqueeze(1), True
@@ -140,9 +151,11 @@ class MinimalLayer(nn.Module):
         T, N = x.shape[0], x.shape[1]
         if lengths is not None:
             lengths = check_lengths(name, lengths, N, T, x.device)
-            if int(lengths.min()) == T:
+            if N > 0 and not torch.compiler.is_compiling() and int(lengths.min()) == T:
                 lengths = None                                   # nothing is padded
         h0 = self._initial_state(hx, x, unbatched)
+        if N == 0:                                               # an empty batch: empty outputs, as torch.nn
+            return self._empty(x, h0, unbatched)
         h_n = []
         layer_input = x.contiguous()
         for layer in range(self.num_layers):
@@ -161,6 +174,13 @@ class MinimalLayer(nn.Module):
         if unbatched:
             return output.squeeze(1), state.squeeze(1)
         return (output.transpose(0, 1) if self.batch_first else output), state
+
+    def _empty(self, x: Tensor, h0: Tensor, unbatched: bool) -> tuple[Tensor, Tensor]:
+        """The outputs of a batch of no sequences: (T, 0, D*H) and ``h0`` (layers*D, 0, H)."""
+        output = x.new_zeros(x.shape[0], 0, self.num_directions * self.hidden_size)
+        if unbatched:
+            return output.squeeze(1), h0.squeeze(1)
+        return (output.transpose(0, 1) if self.batch_first else output), h0
 
     def _initial_state(self, hx: Tensor | None, x: Tensor, unbatched: bool) -> Tensor:
         """``h0`` (layers*D, N, H); zeros when ``hx`` is None."""
@@ -189,10 +209,15 @@ class MinimalLayer(nn.Module):
         if self.bidirectional:
             raise ValueError(f"{name}.step: a bidirectional layer can't run one step at a time (its reverse "
                              f"direction reads the sequence from the end)")
-        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.input_size:
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{name}.step: x must be (N, {self.input_size}), got {got}")
-        check_input(name, x.unsqueeze(0), self.input_size, self.weight_ih_l0)
+        if not isinstance(x, Tensor):
+            raise InputTypeError(f"{name}.step expects a Tensor x (N, {self.input_size}), got {type(x).__name__}")
+        if x.dim() != 2 or x.shape[1] != self.input_size:
+            raise InputError(f"{name}.step: x must be (N, {self.input_size}), got shape {tuple(x.shape)}")
+        if _autocast_on(x.device.type):                # as forward: the parameters' dtype, autocast off
+            with torch.autocast(x.device.type, enabled=False):
+                dtype = self.weight_ih_l0.dtype
+                return self.step(x.to(dtype), hx if hx is None else hx.to(dtype))
+        check_input(f"{name}.step", x.unsqueeze(0), self.input_size, self.weight_ih_l0, tuple(x.shape))
         h0 = self._initial_state(hx, x.unsqueeze(0), unbatched=False)
         states, inp = [], x
         for layer in range(self.num_layers):
