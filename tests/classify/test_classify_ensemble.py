@@ -235,8 +235,8 @@ def test_out_of_range_options_are_refused(files, tmp_path, capsys, flag, value):
 
 def test_torch_kernel_with_a_layer_regulariser_is_a_clear_error(files, tmp_path, capsys):
     code = main(["train", "classify", "--train", str(files["train"]), "--valid", str(files["valid"]),
-                 "--out", str(tmp_path / "x"), "--preset", "tiny", "--engine", "torch", "--weight-drop", "0.3",
+                 "--out", str(tmp_path / "x"), "--preset", "tiny", "--engine", "torch", "--zoneout", "0.3",
                  "--quiet"])
     assert code == 2
-    assert "--engine torch (torch.nn's kernel; the sst2 preset's) has no --weight-drop" in capsys.readouterr().err
+    assert "--engine torch (torch.nn's kernel; the sst2 preset's) has no --zoneout" in capsys.readouterr().err
     assert not (tmp_path / "x" / "model.safetensors").exists()

@@ -342,9 +342,9 @@ def test_resolver_sends_options_where_they_run():
         rnnkit.LSTM(3, 4, proj_size=2, layer_norm=True, engine="compiled")(x)
     with pytest.raises(RuntimeError, match="no recurrent_dropout kernel with proj_size"):
         rnnkit.LSTM(3, 4, proj_size=2, recurrent_dropout=0.2, engine="compiled")(x)
-    with pytest.raises(RuntimeError, match="no weight_drop"):
-        rnnkit.LSTM(3, 4, weight_drop=0.2, engine="torch")(x)
-    assert rnnkit.LSTM(3, 4, weight_drop=0.2, engine="torch").eval()(x)[0].shape == (3, 2, 4)   # off in eval
+    with pytest.raises(RuntimeError, match="no variational_dropout"):
+        rnnkit.LSTM(3, 4, num_layers=2, variational_dropout=0.2, engine="torch")(x)
+    assert rnnkit.LSTM(3, 4, num_layers=2, variational_dropout=0.2, engine="torch").eval()(x)[0].shape == (3, 2, 4)
     from rnnkit.engine import resolve_engine
     from rnnkit.cells.spec import LSTM
     assert resolve_engine("auto", LSTM, x, needs=frozenset({"zoneout", "recurrent_dropout"})) == "compiled"

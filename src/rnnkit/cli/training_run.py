@@ -35,8 +35,8 @@ from .options import describe_preset, typed
 
 
 def check_torch_engine(engine: str, regularisers: dict, preset: str | None = None) -> None:
-    """``--engine torch`` runs torch.nn's kernel, which has none of the layer's regularisers: refuse before
-    training (a ValueError, which the commands report as an option error), naming the options asked for.
+    """``--engine torch`` runs torch.nn's kernel, which has none of the layer's regularisers but weight drop: refuse
+    the others before training (a ValueError, which the commands report as an option error), naming them.
     ``regularisers``: option name -> value, unset ones falsy; ``preset``: a preset that uses this engine, named
     in the message as where it may have come from."""
     if engine != "torch":

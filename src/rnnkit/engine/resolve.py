@@ -77,14 +77,15 @@ def _under_functorch(engine: str) -> str:
 
 
 # What each backend runs of the layers' regularisers (rnnkit.layers.regularisers): every rnnkit loop has them all
-# (the cuda-graph engine replays the Python loops); torch.nn's module takes its own parameters and inputs, so it
-# has none. With a projection the hand-written loops keep only weight_drop and variational_dropout, which change
-# only the tensors passed in (missing).
+# (the cuda-graph engine replays the Python loops); torch.nn's kernel takes the parameters it is given, so it runs
+# weight drop (the dropped weight_hh), but no mask inside its loop or between its layers. With a projection the
+# hand-written loops keep only weight_drop and variational_dropout, which change only the tensors passed in
+# (missing).
 REGULARISERS = frozenset({"weight_drop", "variational_dropout", "recurrent_dropout", "zoneout", "layer_norm"})
 _INPUT_ONLY = frozenset({"weight_drop", "variational_dropout"})
 _HAND_WRITTEN = ("python", "compiled", "cuda-graph")        # their loops have no masks with a projection
 SUPPORTS: dict[str, frozenset[str]] = {**dict.fromkeys(("autograd", *_HAND_WRITTEN), REGULARISERS),
-                                       "torch": frozenset()}
+                                       "torch": frozenset({"weight_drop"})}   # the dropped weight_hh passed in
 
 
 def missing(backend: str, needs: frozenset[str], projected: bool = False) -> frozenset[str]:

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..engine.weight_drop import drop_weight
+
 CACHE_PREFIX = "_cache_"
 
 
@@ -72,12 +74,17 @@ class TorchInterop:
 
     def _run_torch(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
         """The whole stack in one call to torch.nn's kernel (cuDNN on a GPU, oneDNN for the LSTM on a CPU),
-        sharing this layer's parameters (no copy)."""
+        sharing this layer's parameters (no copy); with ``weight_drop`` in training, the dropped ``weight_hh``."""
         twin = self._torch_twin()
         twin.train(self.training)
         hx = (h0, c0) if c0 is not None else h0
         # weights that aren't plain parameters (torch.nn.utils.parametrize, prune) go in as their current values
         derived = {n: getattr(self, n) for n in self._flat_weights_names if n not in self._parameters}
+        if self.training and self.options.weight_drop > 0:      # DropConnect: dropped weight_hh go in as tensors,
+            for k in range(self.num_layers):                      # drawn in the other engines' order
+                for d in range(self.num_directions):
+                    name = f"weight_hh_l{k}{('', '_reverse')[d]}"
+                    derived[name] = drop_weight(getattr(self, name), self.options.weight_drop)
         def run(*args):
             return functional_call(twin, derived, args) if derived else twin(*args)
         if lengths is None:
