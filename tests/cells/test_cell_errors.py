@@ -65,3 +65,21 @@ def test_non_positive_sizes(cls, args, what, value):
 def test_unknown_nonlinearity():
     with pytest.raises(ValueError, match=r"nonlinearity must be one of \('tanh', 'relu'\), got 'sigmoid'"):
         RNNCell(3, 4, nonlinearity="sigmoid")
+
+
+@pytest.mark.parametrize("name,factory", ALL_CELLS, ids=[c[0] for c in ALL_CELLS])
+def test_dtypes_are_named(name, factory):
+    """QA: these reached torch's matmul ("mat1 and mat2 must have the same dtype")."""
+    cell = factory()
+    with pytest.raises(TypeError, match=rf"{name}: input dtype torch.float64 does not match the parameters' dtype "
+                                        rf"torch.float32; convert one with"):
+        cell(torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match=rf"{name}: input dtype torch.int64 is not floating point"):
+        cell(torch.zeros(2, 3, dtype=torch.long))
+    state = torch.zeros(2, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=rf"{name}: state h dtype torch.float64 does not match the input's dtype "
+                                        rf"torch.float32"):
+        cell(torch.zeros(2, 3), (state, state) if name == "LSTMCell" else state)
+    with torch.autocast("cpu", dtype=torch.bfloat16):                 # autocast casts the operands itself
+        out = cell(torch.zeros(2, 3, dtype=torch.bfloat16))
+    assert (out[0] if isinstance(out, tuple) else out).shape == (2, 4)

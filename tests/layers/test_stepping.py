@@ -196,3 +196,14 @@ def test_checkpoint_every_needs_the_compiled_engine():
     with pytest.raises(ValueError, match=r"checkpoint_every needs the compiled engine \(the CPU.s C\+\+ loop\); "
                                          r"this run uses the .python."):
         layer(torch.randn(3, 2, input_size))
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "3", True])
+def test_checkpoint_every_must_be_a_positive_integer(value):
+    """QA: 2.5 reached the C++ binding ("incompatible function arguments"), "3" a raw comparison error, and True
+    was taken as 1."""
+    layer = rnnkit.LSTM(input_size, H)
+    layer.checkpoint_every = value
+    with pytest.raises(ValueError, match=rf"checkpoint_every must be a positive integer number of steps \(or None\), "
+                                         rf"got {value!r}"):
+        layer(torch.randn(3, 2, input_size))

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rnnkit.layers import make_attention
+from rnnkit.layers import SCORES, make_attention
 
 
 @pytest.mark.parametrize("kind", ["bahdanau", "luong-dot", "luong-general"])
@@ -80,3 +80,25 @@ def test_luong_dot_and_general_against_hand_computation():
     torch.testing.assert_close(weights[0], torch.tensor(a), atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(context[0], torch.tensor([a[0] * 1 + a[1] * 0, a[1] * 2, a[0] - a[1]]),
                                atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", SCORES)
+def test_wrong_input_is_named_and_an_empty_row_is_zero(kind):
+    """QA of the Python API: a mask of 0/1 integers or floats, or a query of the wrong size, gave raw torch
+    errors; a row with no real position gave NaN weights."""
+    torch.manual_seed(0)
+    att = make_attention(kind, 4, 4)
+    q, k = torch.randn(2, 4, requires_grad=True), torch.randn(2, 5, 4)
+    for bad in (torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5)):
+        with pytest.raises(TypeError, match="attention mask must be a bool tensor, True at real positions"):
+            att(q, k, bad)
+    if kind != "luong-dot":
+        with pytest.raises(ValueError, match=r"built for queries of 4 and keys of 4 features; got query \(2, 5\)"):
+            att(torch.randn(2, 5), k)
+    mask = torch.tensor([[True, True, False, False, False], [False] * 5])
+    context, weights = att(q, k, mask)
+    assert torch.equal(weights[1], torch.zeros(5)) and torch.equal(context[1], torch.zeros(4))
+    full, full_w = att(q[:1], k[:1], mask[:1])
+    torch.testing.assert_close(weights[0], full_w[0])
+    context.sum().backward()
+    assert torch.isfinite(q.grad).all() and torch.equal(q.grad[1], torch.zeros(4))

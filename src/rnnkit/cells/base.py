@@ -57,15 +57,33 @@ class CellBase(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"{type(self).__name__} expects input of shape (batch, {self.input_size}), "
                              f"got {tuple(x.shape)}")
+        like = self.weight_ih
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} is not floating point; convert it with "
+                            f".to({like.dtype}) (token ids go through an nn.Embedding first)")
+        if x.dtype != like.dtype and not _autocast(x):
+            raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} does not match the parameters' dtype "
+                            f"{like.dtype}; convert one with .to({like.dtype}) or cell.to({x.dtype})")
 
     def _check_state(self, h: Tensor, x: Tensor, name: str = "h") -> None:
         expected = (x.shape[0], self.hidden_size)
         if not isinstance(h, Tensor) or tuple(h.shape) != expected:
             got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
             raise ValueError(f"{type(self).__name__}: state {name} must have shape {expected}, got {got}")
+        if h.dtype != x.dtype and not _autocast(x):
+            raise TypeError(f"{type(self).__name__}: state {name} dtype {h.dtype} does not match the input's "
+                            f"dtype {x.dtype}")
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def _autocast(x: Tensor) -> bool:
+    """Autocast is on for ``x``'s device: it casts the matmuls' operands itself, so dtypes may differ."""
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except (TypeError, RuntimeError):
+        return False
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

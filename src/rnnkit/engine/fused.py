@@ -65,8 +65,6 @@ def run_fused(cell: Recurrence, x: Tensor, h0: Tensor, c0: Tensor | None, weight
     tracing = torch.jit.is_tracing()               # one graph for jit.trace, whatever the grad mode of its checks
     learned = (x, h0, c0, *weights, *(() if reg is None or reg.ln is None else reg.ln))
     if tracing or torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in learned):
-        if checkpoint_every is not None and checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}")
         return run_op("compiled", cell, x, h0, c0, weights, mask, checkpoint_every or 0, checkpoint_every is None,
                       reg=reg)
     window = max(1, _INFERENCE_ROWS // max(1, x.shape[1]))

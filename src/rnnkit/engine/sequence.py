@@ -1,6 +1,7 @@
 """One direction of one layer over a padded batch: masks from lengths, reversal, the chosen backend."""
 from __future__ import annotations
 
+import numbers
 from functools import partial
 
 import torch
@@ -38,13 +39,17 @@ def needs_of(reg) -> frozenset[str]:
 
 def _runner(name: str, checkpoint_every: int | None):
     """The loop that runs backend ``name`` (resolved, see :mod:`.resolve`) over one direction."""
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, numbers.Integral)
+                                         or isinstance(checkpoint_every, bool) or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be a positive integer number of steps (or None), got "
+                         f"{checkpoint_every!r}")
     if checkpoint_every is not None and name != "compiled":
         where = "on CUDA the cuda-graph engine replays captured graphs, which keep every step" \
             if name == "cuda-graph" else f"this run uses the {name!r} engine"
         raise ValueError(f"checkpoint_every needs the compiled engine (the CPU's C++ loop); {where}")
     if name == "compiled":
         from .fused import run_fused
-        return partial(run_fused, checkpoint_every=checkpoint_every)
+        return partial(run_fused, checkpoint_every=None if checkpoint_every is None else int(checkpoint_every))
     if name == "cuda-graph":
         from .graphed import run_graphed
         return run_graphed

@@ -10,7 +10,8 @@ sum, the context::
     c   = sum_s a_s k_s
 
 Shapes (batch first): ``query`` (N, Q), ``keys`` (N, S, K), ``mask`` (N, S) bool, ``True`` at real positions.
-Returns ``(context (N, K), weights (N, S))``.
+Returns ``(context (N, K), weights (N, S))``. A row whose mask has no real position gets zero weights and a zero
+context (softmax over no position is undefined; ``torch.nn.MultiheadAttention`` gives NaN there).
 """
 from __future__ import annotations
 
@@ -33,17 +34,29 @@ class Attention(nn.Module):
     def score(self, query: Tensor, cache: Tensor) -> Tensor:          # (N, Q), precomputed keys -> (N, S)
         raise NotImplementedError
 
+    sizes: tuple[int, int] | None = None          # (Q, K) the learned projections take; None: any
+
     def forward(self, query: Tensor, keys: Tensor, mask: Tensor | None = None,
                 cache: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        name = type(self).__name__
         if keys.dim() != 3 or query.dim() != 2 or query.shape[0] != keys.shape[0]:
-            raise ValueError(f"{type(self).__name__} expects query (N, Q) and keys (N, S, K); got "
+            raise ValueError(f"{name} expects query (N, Q) and keys (N, S, K); got "
                              f"{tuple(query.shape)} and {tuple(keys.shape)}")
+        if self.sizes is not None and (query.shape[1], keys.shape[2]) != self.sizes:
+            raise ValueError(f"{name} was built for queries of {self.sizes[0]} and keys of {self.sizes[1]} "
+                             f"features; got query {tuple(query.shape)} and keys {tuple(keys.shape)}")
         scores = self.score(query, self.precompute(keys) if cache is None else cache)
         if mask is not None:
+            if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+                got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+                raise TypeError(f"attention mask must be a bool tensor, True at real positions; got {got} "
+                                f"(e.g. mask = lengths_mask != 0, or mask.bool())")
             if mask.shape != scores.shape:
                 raise ValueError(f"attention mask must have shape {tuple(scores.shape)}, got {tuple(mask.shape)}")
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)
+        if mask is not None:                      # a row with no real position: zero weights, not NaN
+            weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
         context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
         return context, weights
 
@@ -54,6 +67,7 @@ class AdditiveAttention(Attention):
     def __init__(self, query_size: int, key_size: int, attention_size: int | None = None) -> None:
         super().__init__()
         attention_size = attention_size or query_size
+        self.sizes = (query_size, key_size)
         self.query_proj = nn.Linear(query_size, attention_size, bias=False)
         self.key_proj = nn.Linear(key_size, attention_size)
         self.v = nn.Linear(attention_size, 1, bias=False)
@@ -80,6 +94,7 @@ class GeneralAttention(DotAttention):
 
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
+        self.sizes = (query_size, key_size)
         self.weight = nn.Linear(key_size, query_size, bias=False)
 
     def precompute(self, keys: Tensor) -> Tensor:
