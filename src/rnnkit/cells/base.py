@@ -61,7 +61,7 @@ class CellBase(nn.Module):
         if not x.dtype.is_floating_point:
             raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} is not floating point; convert it with "
                             f".to({like.dtype}) (token ids go through an nn.Embedding first)")
-        if x.dtype != like.dtype and not _autocast(x):
+        if x.dtype != like.dtype and not autocast_enabled(x.device.type):
             raise TypeError(f"{type(self).__name__}: input dtype {x.dtype} does not match the parameters' dtype "
                             f"{like.dtype}; convert one with .to({like.dtype}) or cell.to({x.dtype})")
 
@@ -70,7 +70,7 @@ class CellBase(nn.Module):
         if not isinstance(h, Tensor) or tuple(h.shape) != expected:
             got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
             raise ValueError(f"{type(self).__name__}: state {name} must have shape {expected}, got {got}")
-        if h.dtype != x.dtype and not _autocast(x):
+        if h.dtype != x.dtype and not autocast_enabled(x.device.type):
             raise TypeError(f"{type(self).__name__}: state {name} dtype {h.dtype} does not match the input's "
                             f"dtype {x.dtype}")
 
@@ -78,10 +78,11 @@ class CellBase(nn.Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
-def _autocast(x: Tensor) -> bool:
-    """Autocast is on for ``x``'s device: it casts the matmuls' operands itself, so dtypes may differ."""
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for this device type (False for types autocast doesn't know, such as meta); where
+    it is, it casts the matmuls' operands itself, so dtypes may differ."""
     try:
-        return torch.is_autocast_enabled(x.device.type)
+        return torch.is_autocast_enabled(device_type)
     except (TypeError, RuntimeError):
         return False
 

@@ -44,18 +44,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from ..cells.base import autocast_enabled
 from ..cells.minimal import GATES, minimal_step
 from ..cells.spec import MIN_GRU, MIN_LSTM
 from ..engine.scan import SCANS, resolve_scan, run_minimal
 from .checks import (InputError, InputTypeError, check_dropout, check_input, check_lengths, check_positive_int,
                      check_state)
-
-
-def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except (TypeError, RuntimeError):
-        return False
 
 
 class MinimalLayer(nn.Module):
@@ -132,7 +126,7 @@ class MinimalLayer(nn.Module):
         state after reading the sequence back to its first step).
         """
         name = type(self).__name__
-        if isinstance(input, Tensor) and _autocast_on(input.device.type):
+        if isinstance(input, Tensor) and autocast_enabled(input.device.type):
             with torch.autocast(input.device.type, enabled=False):     # the scan runs in the parameters' dtype
                 dtype = self.weight_ih_l0.dtype
                 return self.forward(input.to(dtype), hx if hx is None else hx.to(dtype), lengths)
@@ -213,7 +207,7 @@ class MinimalLayer(nn.Module):
             raise InputTypeError(f"{name}.step expects a Tensor x (N, {self.input_size}), got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.input_size:
             raise InputError(f"{name}.step: x must be (N, {self.input_size}), got shape {tuple(x.shape)}")
-        if _autocast_on(x.device.type):                # as forward: the parameters' dtype, autocast off
+        if autocast_enabled(x.device.type):                # as forward: the parameters' dtype, autocast off
             with torch.autocast(x.device.type, enabled=False):
                 dtype = self.weight_ih_l0.dtype
                 return self.step(x.to(dtype), hx if hx is None else hx.to(dtype))

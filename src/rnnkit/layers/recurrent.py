@@ -20,13 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ..cells.base import autocast_enabled
 from ..cells.lstm import set_forget_bias
 from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
 from ..engine import check_engine, check_torch_kernel, resolve_engine, run_direction
 from .checks import (InputError, check_dropout, check_input, check_lengths, check_no_projection, check_positive_int,
                      check_state)
 from .regularisers import NAMES as REGULARISER_NAMES, Draw, Options, add_layer_norm, is_layer_norm, reset_layer_norm
-from .stepping import autocast_enabled, autocast_off, step_stack
+from .stepping import autocast_off, step_stack
 from .torch_interop import TorchInterop
 
 State = Tensor | tuple[Tensor, Tensor]

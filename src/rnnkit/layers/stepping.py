@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..cells.base import autocast_enabled
 from ..engine import resolve_step_engine
 from .checks import InputError, InputTypeError, check_input
 from .regularisers import Draw, Options
@@ -30,16 +31,6 @@ from ..engine.graphed import CudaGraph, EagerGraph, clone_or_none, copy_into
 
 State = Tensor | tuple[Tensor, Tensor]
 MAX_GRAPHS = 8        # captured steps kept per layer (one per batch size: beam search's batch narrows)
-
-
-def autocast_enabled(device_type: str) -> bool:
-    """Whether autocast is on for this device type (False for types autocast doesn't know, such as meta)."""
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:                                    # torch < 2.4: no device argument
-        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
-    except RuntimeError:
-        return False
 
 
 def autocast_off(device_type: str):
