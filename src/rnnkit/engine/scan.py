@@ -253,6 +253,8 @@ def first_order_only(backward):
         if not torch.is_grad_enabled():
             return grads
         index = [i for i, g in enumerate(grads) if isinstance(g, Tensor)]
+        if not index:
+            return grads
         wrapped = _NoSecondOrder.apply(*(grads[i].detach().requires_grad_() for i in index))
         out = list(grads)
         for i, g in zip(index, wrapped):
