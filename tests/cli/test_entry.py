@@ -1,15 +1,13 @@
-"""The console script's start: Ctrl-C while PyTorch loads is one line, and the package imports lazily."""
+"""The console script's start: Ctrl-C while PyTorch loads is one line; ``import rnnkit`` registers the operators
+that .pt2 files need."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import pytest
-
-import rnnkit
-
 INTERRUPT_TORCH_IMPORT = """
 import builtins, sys
+sys.argv[0] = "/somewhere/bin/rnnkit"                   # as the console script
 real_import = builtins.__import__
 def interrupted(name, *args, **kwargs):
     if name.split(".")[0] == "torch":              # Ctrl-C arrives while PyTorch loads
@@ -32,21 +30,16 @@ def test_ctrl_c_while_torch_loads_is_one_line_and_exit_130():
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-def test_importing_the_package_does_not_import_torch():
-    done = _python("import sys, rnnkit; print('torch' in sys.modules, rnnkit.__version__)")
+def test_a_program_importing_rnnkit_gets_its_interrupt_back():
+    done = _python(INTERRUPT_TORCH_IMPORT.replace('sys.argv[0] = "/somewhere/bin/rnnkit"', "pass"))
+    assert done.returncode == -2 and done.stderr.rstrip().endswith("KeyboardInterrupt")   # as Python ends on it
+
+
+def test_importing_rnnkit_registers_the_operators_pt2_files_name():
+    done = _python("import torch, rnnkit; print(torch.ops.rnnkit.recurrence.default, "
+                   "torch.ops.rnnkit.linear_scan.default)")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", rnnkit.__version__]
-
-
-def test_public_names_and_subpackages_load_on_first_use():
-    from rnnkit.layers import LSTM
-    from rnnkit import engine
-    assert rnnkit.LSTM is LSTM and rnnkit.engine is engine
-    assert set(rnnkit.__all__) <= set(dir(rnnkit))
-    for name in rnnkit.__all__:
-        assert getattr(rnnkit, name) is not None
-    with pytest.raises(AttributeError, match="module 'rnnkit' has no attribute 'LSTMcell'"):
-        rnnkit.LSTMcell
+    assert done.stdout.split() == ["rnnkit.recurrence.default", "rnnkit.linear_scan.default"]
 
 
 def test_python_dash_m_runs_the_command():
