@@ -8,7 +8,7 @@ import torch
 from rnnkit.data.images import normalize
 from rnnkit.tasks import captioning, classification, language_modeling, seq2seq
 
-from export_helpers import assert_close, classifier_run, needs_onnx, run_program, sidecar
+from export_helpers import assert_close, classifier_run, lm_run, needs_onnx, run_program, sidecar
 
 FORMATS = [pytest.param("onnx", marks=needs_onnx), "pt2"]
 
@@ -53,6 +53,22 @@ def test_classifier_over_padded_batches(runs, exported, fmt):
         with torch.no_grad():
             expected = clf.model(tokens, lengths)
         _compare(got, {"logits": expected})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_minimal_cell_language_model_step_exports_to_both_formats(tmp_path, fmt):
+    """A step program runs no scan over a dynamic length: plain operators, which ONNX exports too."""
+    from rnnkit.cli.main import main
+    run = lm_run(tmp_path / "run", cell="mingru")
+    assert main(["export", str(run), "--format", fmt, "--out", str(tmp_path / f"lm.{fmt}")]) == 0
+    model, tok, _ = language_modeling.load_run(run)
+    L, H = model.config.num_layers, model.config.hidden_size
+    g = torch.Generator().manual_seed(8)
+    token, h = torch.randint(0, tok.vocab_size, (3,), generator=g), torch.randn(L, 3, H, generator=g)
+    with torch.no_grad():
+        logits, h_out = model.step(token, h)
+    got = run_program(tmp_path / f"lm.{fmt}.json", "step", {"token": token, "h": h})
+    _compare(got, {"logits": logits, "h_out": h_out})
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])

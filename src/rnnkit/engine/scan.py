@@ -38,8 +38,8 @@ Implementations (``scan=``), the same numbers:
                 all torch operators under autograd: the straightforward implementation users report as slow.
 ``"autograd"``  the recurrence step by step in plain torch operators, which autograd differentiates (twice, too)
                 and ``torch.compile``, ``jit.trace`` and ``torch.func`` record: the slowest, for tracing and
-                higher-order gradients. Under ``torch.export`` it is one operator, ``rnnkit::linear_scan``, so
-                that the number of steps stays dynamic in the exported program.
+                higher-order gradients. Under ``torch.export`` with a dynamic number of steps it is one operator,
+                ``rnnkit::linear_scan``, so that the number stays dynamic in the exported program.
 ``"auto"``      ``"compiled"`` where it can serve (CPU, float32/float64, the extension built), else ``"torch"``;
                 ``"autograd"`` where a call is traced or transformed (the C++ pass is one call they can't see
                 into). The hand-written backwards (``"compiled"``, ``"torch"``) refuse a second backward, naming
@@ -193,8 +193,9 @@ linear_scan_op.register_autograd(_linear_scan_op_backward, setup_context=_linear
 
 
 def _traced_scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-    """``scan="autograd"``: plain operators step by step, or under ``torch.export`` the one operator."""
-    if torch.compiler.is_exporting():
+    """``scan="autograd"``: plain operators step by step, or under ``torch.export`` with a dynamic number of steps
+    the one operator (a fixed number, a step program's one, stays plain operators: ONNX exports those)."""
+    if torch.compiler.is_exporting() and isinstance(a.shape[0], torch.SymInt):
         return linear_scan_op(a, b, h0, reverse)
     return scan_autograd(a, b, h0, reverse)
 
