@@ -287,3 +287,18 @@ def test_a_configuration_read_from_the_weights_is_named_as_theirs(tmp_path):
         load_lm(tmp_path)
     assert str(err.value).startswith(f"{path}: ") and "hidden_size" in str(err.value)
     assert "config.json" not in str(err.value)
+
+
+def test_resume_refuses_another_tasks_weights_copied_into_the_run(tmp_path):
+    """QA: a classifier's model.safetensors copied into a language-model run was adopted on --resume (its loss
+    became the best to beat, its weights the kept model). Refused, and the folder is unchanged."""
+    run = tmp_path / "run"
+    _trainer(run, max_steps=2).fit()
+    other = tmp_path / "other"
+    save_run(other, torch.nn.Linear(2, 2), {"task": "classify", "metrics": {"loss": 0.1}})
+    (run / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(TrainingError, match=rf"{run / 'model.safetensors'}: holds a 'classify' model, not this "
+                                            rf"'lm' run's; put the run's own file back, or start a new run"):
+        _trainer(run, max_steps=4).resume()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

@@ -155,8 +155,15 @@ class Trainer:
             return
         try:
             config = read_config(self.run_dir)
+        except CheckpointError:
+            return
+        mine = self.task.run_config().get("task")
+        if config.get("task") != mine:                       # a file copied in by hand: never adopt its score
+            raise TrainingError(f"{self.run_dir / MODEL_FILE}: holds a {config.get('task')!r} model, not this "
+                                f"{mine!r} run's; put the run's own file back, or start a new run")
+        try:
             value = float(config["metrics"][self.task.metric])
-        except (CheckpointError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             return
         if math.isfinite(value):
             self.best, self.best_step, self.best_save_id = value, config.get("step"), meta.get(SAVE_ID_KEY)
