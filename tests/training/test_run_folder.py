@@ -302,3 +302,20 @@ def test_resume_refuses_another_tasks_weights_copied_into_the_run(tmp_path):
                                             rf"'lm' run's; put the run's own file back, or start a new run"):
         _trainer(run, max_steps=4).resume()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("change", [1, -1])
+def test_a_tokenizer_that_disagrees_with_the_model_is_named_before_anything_runs(tmp_path, change):
+    """QA: a symbol added to or removed from config.json's vocabulary gave an IndexError traceback in sample and
+    eval, or text and then an error naming no file."""
+    from rnnkit.training.checkpoint import CheckpointError
+    _trainer(tmp_path, max_steps=2).fit()
+    path = tmp_path / "config.json"
+    config = json.loads(path.read_text())
+    vocab = config["tokenizer"]["vocab"]
+    size = len(vocab)
+    config["tokenizer"]["vocab"] = vocab + ["€"] if change > 0 else vocab[:-1]
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=rf"{path}: the text tokenizer has {size + change:,} symbols but the "
+                                              rf"model {size:,}; the file is damaged"):
+        load_lm(tmp_path)

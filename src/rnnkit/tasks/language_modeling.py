@@ -16,7 +16,7 @@ from ..models.language_model import LanguageModel, LMConfig, detach_state, lm_lo
 from ..training import distributed as dist
 from ..training.modes import evaluating
 from ..training.trainer import perplexity
-from .runs import load_task_run
+from .runs import check_vocabulary, load_task_run
 
 LN2 = math.log(2)
 
@@ -130,8 +130,10 @@ def evaluate_stream(model: LanguageModel, stream: BPTTStream, device: torch.devi
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[LanguageModel, Tokenizer, dict]:
     """``(model in eval mode, tokenizer, config)`` of an ``lm`` run."""
     def build(config: dict, where: Path):
-        return LanguageModel(LMConfig.from_dict(config["model"])), (tokenizer_from_dict(config["tokenizer"],
-                                                                                         source=where),)
+        model_config = LMConfig.from_dict(config["model"])
+        tokenizer = tokenizer_from_dict(config["tokenizer"], source=where)
+        check_vocabulary(where, "text", tokenizer.vocab_size, model_config.vocab_size)
+        return LanguageModel(model_config), (tokenizer,)
     model, (tokenizer,), config = load_task_run(run_dir, "lm", "language-model", build, device)
     return model, tokenizer, config
 
