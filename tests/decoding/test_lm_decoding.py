@@ -90,6 +90,22 @@ def test_temperature_zero_is_argmax_and_negative_is_refused():
         sample_next(logits, -1.0)
 
 
+@pytest.mark.parametrize("temperature", [1e-39, 1e-45, 1e-300])
+def test_a_tiny_temperature_is_greedy_not_a_crash(temperature):
+    """QA: float32 logits divided by 1e-39 overflowed to inf, and the softmax gave NaN (multinomial raised)."""
+    logits = torch.randn(10, 30) * 5
+    logits[:, 7] = float("-inf")                                        # a banned token stays banned
+    for top_k, top_p in ((None, None), (5, 0.9)):
+        assert torch.equal(sample_next(logits, temperature, top_k, top_p), logits.argmax(-1))
+
+
+def test_the_temperature_scales_the_probabilities_as_before():
+    g = torch.Generator().manual_seed(2)
+    draws = sample_next(LOGITS.expand(20000, 6) + 100.0, 2.0, generator=g)      # a shift changes nothing
+    freq = torch.bincount(draws, minlength=6).float() / 20000
+    assert torch.allclose(freq, (LOGITS / 2).softmax(-1), atol=0.015)
+
+
 TEXT = "to be or not to be\nthat is the question\n"
 
 

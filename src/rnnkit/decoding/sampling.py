@@ -22,10 +22,13 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
 
 def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-    """The next token for each row of ``logits`` (N, V); temperature 0 is greedy (argmax)."""
+    """The next token for each row of ``logits`` (N, V); temperature 0 is greedy (argmax), and so is one too small
+    for float32 (below 1.2e-38, where every other token's probability is 0 anyway)."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0:
+    if temperature < torch.finfo(torch.float32).tiny:
         return logits.argmax(-1)
-    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)
+    logits = logits.float()
+    scaled = (logits - logits.amax(-1, keepdim=True)) / temperature     # <= 0: a tiny temperature gives -inf, not
+    probs = filter_logits(scaled, top_k, top_p).softmax(-1)              # inf - inf (the same softmax otherwise)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
