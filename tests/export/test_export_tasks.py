@@ -178,3 +178,16 @@ def test_the_files_beside_the_program(exported):
     assert "pretokenize" in src and "encode" in src
     assert meta["special_tokens"]["start"] == meta["loop"]["start_token"]
     assert "import rnnkit" in meta["usage"]
+
+
+def test_exported_files_honour_the_umask(runs, tmp_path):
+    """QA: the programs were written 0600 (mkstemp), the JSON beside them 0644."""
+    import os
+    from rnnkit.cli.main import main
+    before = os.umask(0o022)
+    try:
+        assert main(["export", str(runs["lm"]), "--format", "pt2", "--out", str(tmp_path / "lm.pt2")]) == 0
+    finally:
+        os.umask(before)
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path.name

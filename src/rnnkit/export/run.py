@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..training.atomic import write_text
+from ..training.atomic import file_mode, write_text
 from ..training.checkpoint import CheckpointError, locate_config, read_config
 from .formats import FORMATS, ExportError, compare, export_program
 from .programs import CHECK_SIZES, EXPORT_SIZES, Bundle
@@ -136,6 +136,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str | None = None, che
         if check:
             _check(bundle, result, temporary)
         for name, tmp in temporary.items():
+            os.chmod(tmp, file_mode())           # as open() would make it (mkstemp and the exporters: 0600)
             os.replace(tmp, files[name])
     finally:
         for tmp in temporary.values():
