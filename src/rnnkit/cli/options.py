@@ -201,6 +201,9 @@ def preset_name(args: argparse.Namespace, presets: dict[str, dict]) -> str | Non
     return args.preset or (dataset if dataset in presets else None)
 
 
+DATA_FILES = ("train", "src", "tgt", "images", "captions")      # the options that give a command its own data
+
+
 def resolved_options(args: argparse.Namespace, options: list[Option], presets: dict[str, dict]) -> dict:
     """Typed options > the run's saved ``options.json`` (on ``--resume``) > the preset > defaults."""
     import json
@@ -224,6 +227,9 @@ def resolved_options(args: argparse.Namespace, options: list[Option], presets: d
         raise OptionError(f"preset must be a preset's name, got {preset!r}", options_file)
     layer = validate_options(presets.get(preset, {}), options, f"preset {preset}")
     values = resolve(args, options, layer, saved)
+    if layer.get("dataset") and values.get("dataset") == layer["dataset"] and not typed(args, "dataset") \
+            and "dataset" not in saved and any(typed(args, k) for k in DATA_FILES):
+        values["dataset"] = None          # your own files replace the preset's data set (typed options win)
     values["preset"] = args.preset or saved.get("preset") or implied
     return values
 
