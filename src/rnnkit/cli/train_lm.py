@@ -121,6 +121,9 @@ def load_corpus(o: dict) -> tuple[str, str, str, str, str]:
     """(train text, valid text, level, description, where they came from) from files or a named corpus."""
     if o["dataset"] and o["train"]:
         raise OptionError("give either --dataset or --train, not both")
+    if o["dataset"] and o["valid"]:
+        raise OptionError(f"--dataset {o['dataset']} brings its own validation text; --valid is not used with it "
+                          f"(give --train and --valid for your own files)")
     if o["dataset"] == "stdlib":
         corpus = build_stdlib_corpus()
         return corpus.train, corpus.valid, o["level"] or "char", corpus.description, "stdlib"

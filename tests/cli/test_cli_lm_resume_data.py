@@ -1,0 +1,36 @@
+"""`rnnkit train lm` and its data across --resume (QA): other training files whose vocabulary has the same size
+were taken silently (every symbol remapped); --valid with a named corpus was ignored."""
+from __future__ import annotations
+
+import torch
+
+from lm_cli_helpers import TINY, lm_test_env, run_cli  # noqa: F401 (lm_test_env: autouse)
+
+
+def test_resuming_on_files_of_another_vocabulary_is_refused(tmp_path, capsys):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("abcd efgh\nhgfe dcba\n" * 20)
+    b.write_text("ABCD EFGH\nHGFE DCBA\n" * 20)                    # as many symbols, other ones
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "lm", "--train", a, "--out", out, *TINY, "--max-steps", "3")
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    code, _, err = run_cli(capsys, "train", "lm", "--out", out, "--resume", "--train", b, "--max-steps", "6")
+    assert code == 2 and "Traceback" not in err
+    assert "the training data gives another vocabulary than the run was trained with (symbol " in err
+    assert "resume with the run's own training files (its options.json names them)" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    code, _, err = run_cli(capsys, "train", "lm", "--out", out, "--resume", "--max-steps", "6")
+    assert code == 0, err
+    assert torch.load(out / "resume.pt", weights_only=True)["step"] == 6
+
+
+def test_valid_with_a_named_corpus_is_refused(tmp_path, capsys):
+    valid = tmp_path / "v.txt"
+    valid.write_text("hello\n")
+    code, _, err = run_cli(capsys, "train", "lm", "--dataset", "stdlib", "--valid", valid, "--out", tmp_path / "r",
+                           *TINY)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == ("rnnkit: error: command line: --dataset stdlib brings its own validation "
+                                            "text; --valid is not used with it (give --train and --valid for your "
+                                            "own files)")
