@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .steppers import layer_stepper
+
 FEATURES = ("inside \"...\"", "inside '...'", "line position", "inside brackets", "bracket depth")
 OPEN, CLOSE = "([{", ")]}"
 
@@ -68,28 +70,23 @@ def lm_activations(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: i
     was_training = model.training
     model.eval()
     try:
-        rnn = model.rnn
-        cell = rnn.cell
-        L, H = rnn.num_layers, rnn.hidden_size
+        stepper = layer_stepper(model.rnn)                 # any stack: plain, AWD's levels, minimal cells
         weight = next(model.parameters())
         x = torch.tensor(ids, dtype=torch.long, device=weight.device)
         emb = model.embedding(x.unsqueeze(1))                                  # (T, 1, E)
-        zero = emb.new_zeros(L * rnn.num_directions, 1, H)
-        state = cell.pack(zero, zero.clone())
-        hs, cs = [], []
+        state = stepper.init(1, emb)
+        states = []
         for t in range(len(ids)):
-            _, state = rnn(emb[t:t + 1], state)
-            h, c = cell.unpack(state)
-            hs.append(h[:, 0].clone())
-            if c is not None:
-                cs.append(c[:, 0].clone())
-        h_all = torch.stack(hs)                                                # (T, L, H)
+            state = stepper.step(emb[t], state)
+            states.append(state)
+        L = len(stepper.hidden(state))
         layers: dict[str, np.ndarray] = {}
         for k in range(L):
-            layers[f"layer {k + 1} h"] = h_all[:, k].float().cpu().numpy()
-            if cs:
-                layers[f"layer {k + 1} tanh(c)"] = torch.tanh(torch.stack(cs)[:, k]).float().cpu().numpy()
-        logits = model.decoder(h_all[:, -1])                                   # (T, V)
+            layers[f"layer {k + 1} h"] = torch.stack([s[k][0] for s in states]).float().cpu().numpy()
+            if stepper.cell_state:
+                c = torch.stack([s[L + k][0] for s in states])
+                layers[f"layer {k + 1} tanh(c)"] = torch.tanh(c).float().cpu().numpy()
+        logits = model.decoder(torch.stack([s[L - 1][0] for s in states]))    # (T, V)
         k = min(top_k, logits.shape[1])
         probs, top = torch.softmax(logits.float(), dim=1).topk(k, dim=1)
     finally:

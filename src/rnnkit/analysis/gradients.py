@@ -34,34 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cells import LSTMCell
-
-State = Tensor | tuple[Tensor, ...]
-Step = Callable[[Tensor, State], State]
-
-
-@dataclass
-class Stepper:
-    """How to drive a network one step at a time.
-
-    ``step(x_t (N, I), state) -> state``; ``init(N, like) -> state`` (zeros); ``hidden(state) -> {name: (N, H)}``
-    splits a state (or a gradient shaped like one) into named layers; ``run(x (T, N, I), state) -> state`` runs
-    a whole sequence at once (optional: a faster path for measurements that need no intermediate state).
-    """
-
-    step: Step
-    init: Callable[[int, Tensor], State]
-    hidden: Callable[[State], dict]
-    run: Callable[[Tensor, State], State] | None = None
-
-    def run_all(self, x: Tensor) -> State:
-        state = self.init(x.shape[1], x)
-        if self.run is not None:
-            return self.run(x, state)
-        for t in range(x.shape[0]):
-            state = self.step(x[t], state)
-        return state
-
+from .steppers import State, Stepper, cell_stepper, layer_stepper
 
 # --------------------------------------------------------------------------------------------- result
 
@@ -122,82 +95,6 @@ class LinearRNNCell(nn.Module):
         if h is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         return F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
-
-
-def _has_cell_state(module: nn.Module) -> bool:
-    """Whether a cell's state is ``(h, c)``: rnnkit's and torch.nn's LSTM cells."""
-    return isinstance(module, (nn.LSTMCell, LSTMCell))
-
-
-def cell_stepper(cell: nn.Module) -> Stepper:
-    """A :class:`Stepper` for a one-step cell (``cell(x_t, state) -> state``): rnnkit's or ``torch.nn``'s
-    ``RNNCell``/``LSTMCell``/``GRUCell``, or :class:`LinearRNNCell`. The state is ``h`` or ``(h, c)``."""
-    lstm = _has_cell_state(cell)
-
-    def init(batch: int, like: Tensor) -> State:
-        zero = like.new_zeros(batch, cell.hidden_size)
-        return (zero, zero.clone()) if lstm else zero
-
-    def step(x: Tensor, state: State) -> State:
-        out = cell(x, state)
-        return tuple(out) if lstm else out
-
-    def hidden(state: State) -> dict[str, Tensor]:
-        return {"layer 1": state[0] if lstm else state}
-
-    return Stepper(step, init, hidden)
-
-
-def layer_stepper(layer: nn.Module, engine: str | None = None) -> Stepper:
-    """A :class:`Stepper` for a stacked, unidirectional recurrent layer (rnnkit's ``RNN``/``LSTM``/``GRU``;
-    ``torch.nn``'s are converted with ``from_torch``), in evaluation mode (no dropout between layers).
-
-    Each step runs every layer for one time step through the layer's own engine, and feeds layer ``k``'s new
-    state ``h^k_t`` itself (not a copy) to layer ``k+1``, so that the gradient autograd keeps for ``h^k_t`` is
-    the total derivative: through the recurrence and up the stack. The state is the tuple
-    ``(h^1, ..., h^L)``, for an LSTM ``(h^1, ..., h^L, c^1, ..., c^L)``, each (N, H). (A cell state ``c_t`` also
-    reaches ``h_t`` inside the step, so its measured gradient would miss that path: only ``h`` is reported.)
-    ``engine`` overrides the layer's own (``torch.nn`` layers run on ``auto`` unless told).
-    """
-    from ..engine import run_direction
-    from ..layers import GRU, LSTM, RNN
-
-    for torch_cls, ours in ((nn.LSTM, LSTM), (nn.GRU, GRU), (nn.RNN, RNN)):
-        if isinstance(layer, torch_cls):
-            layer = ours.from_torch(layer, engine=engine or "auto")
-    if not hasattr(layer, "layer_weights"):
-        raise TypeError(f"expected an rnnkit or torch.nn recurrent layer, got {type(layer).__name__}")
-    if layer.bidirectional:
-        raise ValueError("gradient flow through time needs a unidirectional layer")
-    lstm = layer.cell.has_cell_state
-    n, H = layer.num_layers, layer.hidden_size
-    engine = engine or (layer.engine if layer.engine != "torch" else "auto")
-
-    def init(batch: int, like: Tensor) -> State:
-        return tuple(like.new_zeros(batch, H) for _ in range(2 * n if lstm else n))
-
-    def step(x: Tensor, state: State) -> State:
-        hs, cs = list(state[:n]), list(state[n:]) if lstm else [None] * n
-        inp = x
-        for k in range(n):
-            _, h, c = run_direction(layer.cell, inp.unsqueeze(0), hs[k], cs[k], layer.layer_weights(k, 0),
-                                    engine=engine)
-            hs[k], cs[k] = h, c
-            inp = h
-        return tuple(hs) + (tuple(cs) if lstm else ())
-
-    def hidden(state: State) -> dict[str, Tensor]:
-        return {f"layer {k + 1}": state[k] for k in range(n)}
-
-    def run(x: Tensor, state: State) -> State:
-        hs, cs = list(state[:n]), list(state[n:]) if lstm else [None] * n
-        inp = x
-        for k in range(n):                         # the whole sequence per layer, as the layer runs in eval mode
-            inp, hs[k], cs[k] = run_direction(layer.cell, inp, hs[k], cs[k], layer.layer_weights(k, 0),
-                                              engine=engine)
-        return tuple(hs) + (tuple(cs) if lstm else ())
-
-    return Stepper(step, init, hidden, run)
 
 
 # --------------------------------------------------------------------------------------------- measurement
@@ -295,10 +192,8 @@ def lm_gradient_flow(model: nn.Module, ids: Tensor, *, jacobian: bool = True, ma
         target = ids[-1:]
         stepper = layer_stepper(model.rnn)
 
-        top = f"layer {model.rnn.num_layers}"
-
         def readout(state: State) -> Tensor:
-            return model.decoder(stepper.hidden(state)[top])
+            return model.decoder(list(stepper.hidden(state).values())[-1])       # the top layer's h
 
         def loss(logits: Tensor) -> Tensor:
             return F.cross_entropy(logits, target.expand(logits.shape[0]), reduction="none")

@@ -251,14 +251,11 @@ def first_order_only(backward):
     def wrapper(ctx, *grad_outputs):
         with torch.no_grad():
             grads = backward(ctx, *grad_outputs)
-        if not torch.is_grad_enabled():
-            return grads
         index = [i for i, g in enumerate(grads) if isinstance(g, Tensor)]
-        if not index:
+        if not torch.is_grad_enabled() or not index:
             return grads
-        wrapped = _NoSecondOrder.apply(*(grads[i].detach().requires_grad_() for i in index))
         out = list(grads)
-        for i, g in zip(index, wrapped):
+        for i, g in zip(index, _NoSecondOrder.apply(*(grads[i].detach().requires_grad_() for i in index))):
             out[i] = g
         return tuple(out)
     return wrapper
