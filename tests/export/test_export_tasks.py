@@ -56,6 +56,34 @@ def test_classifier_over_padded_batches(runs, exported, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_an_awd_language_model_exports_one_state_per_level(tmp_path, fmt, cell):
+    """AWD-LSTM keeps one layer per level, of its own size (QA: every --awd run failed to export)."""
+    from rnnkit.cli.main import main
+    run = lm_run(tmp_path / "run", cell=cell, layers=3, awd=True, last_hidden_size=5)
+    assert main(["export", str(run), "--format", fmt, "--out", str(tmp_path / f"lm.{fmt}")]) == 0
+    meta = sidecar(tmp_path / f"lm.{fmt}.json")
+    names = ["h1", "h2", "h3"] + (["c1", "c2", "c3"] if cell == "lstm" else [])
+    assert sorted(meta["loop"]["state"]) == sorted(names) and meta["model"]["level_sizes"] == [12, 12, 5]
+    model, tok, _ = language_modeling.load_run(run)
+    g = torch.Generator().manual_seed(9)
+    token = torch.randint(0, tok.vocab_size, (3,), generator=g)
+    states = tuple(tuple(torch.randn(1, 3, H, generator=g) for _ in range(2 if cell == "lstm" else 1))
+                   for H in (12, 12, 5))
+    with torch.no_grad():
+        logits, new = model.step(token, tuple(s if cell == "lstm" else s[0] for s in states))
+    inputs = {"token": token, **{f"h{k + 1}": s[0] for k, s in enumerate(states)}}
+    expected = {"logits": logits}
+    for k, level in enumerate(new):
+        h, c = level if cell == "lstm" else (level, None)
+        expected[f"h{k + 1}_out"] = h
+        if cell == "lstm":
+            inputs[f"c{k + 1}"] = states[k][1]
+            expected[f"c{k + 1}_out"] = c
+    _compare(run_program(tmp_path / f"lm.{fmt}.json", "step", inputs), expected)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_a_minimal_cell_language_model_step_exports_to_both_formats(tmp_path, fmt):
     """A step program runs no scan over a dynamic length: plain operators, which ONNX exports too."""
     from rnnkit.cli.main import main

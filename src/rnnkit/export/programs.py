@@ -137,16 +137,17 @@ def portable(model: nn.Module) -> nn.Module:
     return model
 
 
-def _state_ports(cell, layers: int, hidden: int, whose: str = "") -> list[Port]:
-    """``h`` (and the LSTM's ``c``): (layers, N, hidden)."""
-    ports = [Port("h", torch.float32, (layers, "N", hidden), f"{whose}hidden state of every layer")]
+def _state_ports(cell, layers: int, hidden: int, whose: str = "", level: str = "") -> list[Port]:
+    """``h`` (and the LSTM's ``c``): (layers, N, hidden); ``level``: AWD-LSTM's level, a suffix (``h2``)."""
+    which = f"of level {level}" if level else "of every layer"
+    ports = [Port(f"h{level}", torch.float32, (layers, "N", hidden), f"{whose}hidden state {which}")]
     if cell.has_cell_state:
-        ports.append(Port("c", torch.float32, (layers, "N", hidden), f"{whose}LSTM cell of every layer"))
+        ports.append(Port(f"c{level}", torch.float32, (layers, "N", hidden), f"{whose}LSTM cell {which}"))
     return ports
 
 
-def _state_loop(cell) -> dict[str, str]:
-    return {name: name + "_out" for name in (("h", "c") if cell.has_cell_state else ("h",))}
+def _state_loop(ports: list[Port]) -> dict[str, str]:
+    return {p.name: p.name + "_out" for p in ports}
 
 
 def _tokens(g: torch.Generator, high: int, *shape: int, low: int = 0) -> Tensor:
@@ -166,12 +167,25 @@ def _state_values(g: torch.Generator, ports: list[Port], n: int) -> list[Tensor]
 
 # ---------------------------------------------------------------------------------------------- lm
 
+def _lm_levels(model) -> list[tuple[str, int, int]]:
+    """``(port suffix, layers, hidden size)`` of each state a language model carries: one for a stack, one per
+    level for AWD-LSTM (``"1"``, ``"2"``, ...: its levels may differ in size)."""
+    c = model.config
+    if c.awd:
+        return [(str(k + 1), 1, layer.hidden_size) for k, layer in enumerate(model.rnn.layers)]
+    return [("", c.num_layers, c.hidden_size)]
+
+
 class LMStep(ProgramModule):
     def run(self, x):
         cell = self.model.config.recurrence
-        logits, state = self.model(x["token"].unsqueeze(0), cell.pack(x["h"], x.get("c")))
-        h, c = cell.unpack(state)
-        return {"logits": logits[0], "h_out": h, "c_out": c}
+        levels = [s for s, _, _ in _lm_levels(self.model)]
+        states = [cell.pack(x[f"h{s}"], x.get(f"c{s}")) for s in levels]
+        logits, state = self.model(x["token"].unsqueeze(0), tuple(states) if self.model.config.awd else states[0])
+        out = {"logits": logits[0]}
+        for s, level_state in zip(levels, state if self.model.config.awd else [state]):
+            out[f"h{s}_out"], out[f"c{s}_out"] = cell.unpack(level_state)
+        return out
 
 
 def lm_bundle(model, tokenizer, config: dict) -> Bundle:
@@ -179,7 +193,7 @@ def lm_bundle(model, tokenizer, config: dict) -> Bundle:
     c = model.config
     cell = c.recurrence
     V = c.vocab_size
-    state = _state_ports(cell, c.num_layers, c.hidden_size)
+    state = [p for level, layers, hidden in _lm_levels(model) for p in _state_ports(cell, layers, hidden, level=level)]
     inputs = [Port("token", torch.int64, ("N",), "the previous token of each row")] + state
     outputs = [Port("logits", torch.float32, ("N", V), "scores of the next token (softmax: probabilities)")]
     outputs += [Port(p.name + "_out", p.dtype, p.shape, f"{p.name} after this step") for p in state]
@@ -190,7 +204,7 @@ def lm_bundle(model, tokenizer, config: dict) -> Bundle:
     start = next((tokenizer.vocab.index(s) for s in ("\n", "<eos>") if s in tokenizer.vocab), 0)
     program = Program("step", LMStep(model, inputs, outputs), inputs, outputs, make_inputs,
                       "one generation step")
-    loop = Loop("step", _state_loop(cell), {p.name: "zeros" for p in state}, start_token=start, end_token=None,
+    loop = Loop("step", _state_loop(state), {p.name: "zeros" for p in state}, start_token=start, end_token=None,
                 max_length=None)
     special = {"start": start}
     if "<eos>" in tokenizer.vocab:
@@ -198,6 +212,8 @@ def lm_bundle(model, tokenizer, config: dict) -> Bundle:
     if "<unk>" in tokenizer.vocab:
         special["unk"] = tokenizer.vocab.index("<unk>")
     info = {"level": config.get("level"), "vocab_size": V, "layers": c.num_layers, "hidden_size": c.hidden_size}
+    if c.awd:
+        info["level_sizes"] = [hidden for _, _, hidden in _lm_levels(model)]
     return Bundle("lm", model, [program], loop, info, {"tokenizer": tokenizer}, special)
 
 
@@ -364,7 +380,7 @@ def caption_bundle(model, tokenizer, config: dict) -> Bundle:
                 Program("decoder", CaptionDecoder(model, dec_inputs, dec_outputs), dec_inputs, dec_outputs,
                         make_decoder_inputs, "one decoding step")]
     eos = tokenizer.vocab.index("<eos>")
-    loop = Loop("decoder", _state_loop(cell), {p.name: f"encoder.{p.name}" for p in state + grid}, first="encoder",
+    loop = Loop("decoder", _state_loop(state), {p.name: f"encoder.{p.name}" for p in state + grid}, first="encoder",
                 start_token=eos, end_token=eos, max_length=c.max_length)
     info = {"image_size": P, "image_format": "uint8 RGB (N, 3, size, size), resized bilinearly; the encoder "
                                             "normalises with ImageNet's mean and std itself",
