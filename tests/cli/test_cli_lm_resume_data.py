@@ -34,3 +34,19 @@ def test_valid_with_a_named_corpus_is_refused(tmp_path, capsys):
     assert err.strip().splitlines()[-1] == ("rnnkit: error: command line: --dataset stdlib brings its own validation "
                                             "text; --valid is not used with it (give --train and --valid for your "
                                             "own files)")
+
+
+def test_messages_name_the_option_to_change(tmp_path, capsys):
+    """QA: a too-large --eval-batch-size was reported as batch_size; tied weights with a smaller AWD last level
+    named hidden_size, where --last-hidden-size is the one to change."""
+    corpus = tmp_path / "t.txt"
+    corpus.write_text("hello world, the cat sat\n" * 30)
+    code, _, err = run_cli(capsys, "train", "lm", "--train", corpus, "--out", tmp_path / "a", *TINY,
+                           "--eval-batch-size", "100000")
+    assert code == 2 and "corpus too short: eval_batch_size 100000 x world_size 1" in err
+    assert "use a smaller eval_batch_size or more text" in err
+    code, _, err = run_cli(capsys, "train", "lm", "--train", corpus, "--out", tmp_path / "b", *TINY, "--awd",
+                           "--tie-weights", "--embed-size", "16", "--hidden-size", "16", "--last-hidden-size", "8")
+    assert code == 2
+    assert "tie_weights needs embed_size == last_hidden_size (the decoder reads the last layer's output), got 16 " \
+           "and 8" in err

@@ -44,8 +44,10 @@ def batchify(
     rank: int = 0,
     world_size: int = 1,
     source: Source = None,
+    size_name: str = "batch_size",
 ) -> torch.Tensor:
-    """Cut a 1-D id stream into columns; return this rank's ``(rows, batch_size)`` block."""
+    """Cut a 1-D id stream into columns; return this rank's ``(rows, batch_size)`` block. ``size_name`` names
+    the batch size in messages (``eval_batch_size`` for a validation stream)."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.dim() != 1:
         raise DataError(f"batchify expects a 1-D token stream, got shape {tuple(ids.shape)}", source)
@@ -59,9 +61,9 @@ def batchify(
     rows = ids.numel() // columns
     if rows < MIN_ROWS:
         raise DataError(
-            f"corpus too short: batch_size {batch_size} x world_size {world_size} = {columns} "
+            f"corpus too short: {size_name} {batch_size} x world_size {world_size} = {columns} "
             f"columns need at least {MIN_ROWS * columns:,} tokens ({MIN_ROWS} per column), "
-            f"but there are only {ids.numel():,}; use a smaller batch size or more text",
+            f"but there are only {ids.numel():,}; use a smaller {size_name} or more text",
             source,
         )
     data = ids[: rows * columns].view(columns, rows).t()

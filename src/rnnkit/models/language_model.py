@@ -40,8 +40,9 @@ class LMConfig(ModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.tie_weights and self.embed_size != self.output_size:
-            raise ValueError(f"tie_weights needs embed_size == hidden_size, got {self.embed_size} and "
-                             f"{self.output_size}")
+            size = "last_hidden_size" if self.awd and self.last_hidden_size else "hidden_size"
+            raise ValueError(f"tie_weights needs embed_size == {size} (the decoder reads the last layer's output), "
+                             f"got {self.embed_size} and {self.output_size}")
 
     @property
     def output_size(self) -> int:

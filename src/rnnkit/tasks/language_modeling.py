@@ -46,8 +46,8 @@ class LanguageModelTask:
         columns = batchify(train_ids, batch_size, dist.rank(), dist.world_size(), source=train_source)
         self.train = VariableBPTTStream(columns, bptt, seed=seed, source=train_source) if variable_bptt \
             else BPTTStream(columns, bptt, source=train_source)
-        self.valid = BPTTStream(batchify(valid_ids, eval_batch_size, source=valid_source), bptt,
-                                source=valid_source)
+        valid = batchify(valid_ids, eval_batch_size, source=valid_source, size_name="eval_batch_size")
+        self.valid = BPTTStream(valid, bptt, source=valid_source)
         self.data, self.model_config = data or {}, model_config or {}
         self.hidden = None
 
