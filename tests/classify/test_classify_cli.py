@@ -267,3 +267,20 @@ def test_labelled_files_need_a_table_extension(files, tmp_path, capsys):
                    f"(.tsv, .csv, .jsonl) or by --format; '.txt' is none of them (rename the file; rnnkit train "
                    f"classify also takes --format tsv|csv|jsonl)")
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_keeps_the_runs_vocabulary_and_labels(files, tmp_path, capsys):
+    """--resume encodes the data with the run's own vocabulary, as its weights are kept (a BPE vocabulary learnt
+    again from the same text may number its pieces otherwise; other files would remap every word); a label the
+    run doesn't know is refused naming it."""
+    out = tmp_path / "run"
+    assert main(["train", "classify", "--train", str(files["train"]), "--valid", str(files["valid"]),
+                 "--out", str(out), *TINY, "--max-steps", "2"]) == 0
+    encoder = json.loads((out / "config.json").read_text())["encoder"]
+    other = write_tsv(tmp_path / "other.tsv", [("a fine movie", "pos"), ("an awful movie", "neg")] * 4)
+    assert main(["train", "classify", "--out", str(out), "--resume", "--train", str(other), "--max-steps", "4"]) == 0
+    assert json.loads((out / "config.json").read_text())["encoder"] == encoder
+    odd = write_tsv(tmp_path / "odd.tsv", [("a fine movie", "pos"), ("so so", "meh")] * 4)
+    capsys.readouterr()
+    assert main(["train", "classify", "--out", str(out), "--resume", "--train", str(odd), "--max-steps", "6"]) == 2
+    assert "unknown label 'meh'; the model knows 'neg', 'pos'" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """`rnnkit train lm` and its data across --resume (QA): other training files whose vocabulary has the same size
-were taken silently (every symbol remapped); --valid with a named corpus was ignored."""
+were taken silently (every symbol remapped); --valid with a named corpus was ignored. Now --resume keeps the run's
+vocabulary, as its weights, and encodes the data with it."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,7 @@ import torch
 from lm_cli_helpers import TINY, lm_test_env, run_cli  # noqa: F401 (lm_test_env: autouse)
 
 
-def test_resuming_on_files_of_another_vocabulary_is_refused(tmp_path, capsys):
+def test_resuming_on_files_with_other_symbols_is_refused_naming_them(tmp_path, capsys):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("abcd efgh\nhgfe dcba\n" * 20)
     b.write_text("ABCD EFGH\nHGFE DCBA\n" * 20)                    # as many symbols, other ones
@@ -17,8 +18,8 @@ def test_resuming_on_files_of_another_vocabulary_is_refused(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     code, _, err = run_cli(capsys, "train", "lm", "--out", out, "--resume", "--train", b, "--max-steps", "6")
     assert code == 2 and "Traceback" not in err
-    assert "the training data gives another vocabulary than the run was trained with (symbol " in err
-    assert "resume with the run's own training files (its options.json names them)" in err
+    assert err.strip().splitlines()[-1] == (f"rnnkit: error: {b}: 8 char(s) not in the 10-symbol vocabulary: 'A', "
+                                            f"'B', 'C', 'D', 'E', 'F', 'G', 'H'")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     code, _, err = run_cli(capsys, "train", "lm", "--out", out, "--resume", "--max-steps", "6")
     assert code == 0, err

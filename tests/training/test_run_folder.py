@@ -319,3 +319,15 @@ def test_a_tokenizer_that_disagrees_with_the_model_is_named_before_anything_runs
     with pytest.raises(CheckpointError, match=rf"{path}: the text tokenizer has {size + change:,} symbols but the "
                                               rf"model {size:,}; the file is damaged"):
         load_lm(tmp_path)
+
+
+def test_the_trainer_refuses_a_resume_whose_vocabulary_differs(tmp_path):
+    """The commands keep the run's vocabulary on --resume; the trainer's own check is the safety net for any caller
+    that doesn't: the resume state records the vocabulary and a different one is named, not remapped."""
+    _trainer(tmp_path, max_steps=2).fit()
+    task = char_task(HELLO.upper() * 21, "HELLO WORLD\nHELLO\n", batch_size=4, bptt=8, eval_batch_size=1)
+    other = Trainer(tiny_model(task, hidden=8, embed=4), task, TrainConfig(max_steps=4, device="cpu"), tmp_path,
+                    quiet=True)
+    with pytest.raises(TrainingError, match=r"resume.pt: the training data gives another vocabulary than the run "
+                                            r"was trained with \(tokenizer: symbol 2 is 'D' now, 'd' then\)"):
+        other.resume()

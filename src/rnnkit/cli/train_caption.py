@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from ..cells.spec import CELL_NAMES
-from ..data import DataError
+from ..data import DataError, tokenizer_from_dict
 from ..engine.resolve import ENGINES
 from ..data.images import load_caption_set, load_images
 from ..data.shapes import make_shapes
@@ -26,7 +26,8 @@ from .errors import OptionError
 from .options import ENGINE_HELP, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import (IntList, dropout_rate, finite_float, integer, optional, positive_float, positive_int,
                      seed_int)
-from .training_run import check_engine_device, count_parameters, train_and_report, training_device
+from ..training.vocabulary import resumed
+from .training_run import check_engine_device, count_parameters, run_vocabulary, train_and_report, training_device
 
 
 int_list = IntList(1)        # --widths: comma-separated channel counts, each >= 1
@@ -196,7 +197,8 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     seed_everything(train_cfg.seed)
     train, valid, description = load_data(o)
     first = train(1) if callable(train) else train
-    tokenizer = build_caption_tokenizer(first.captions, o["min_freq"], o["max_vocab"])
+    tokenizer = resumed(run_vocabulary(args), "tokenizer", lambda: build_caption_tokenizer(
+        first.captions, o["min_freq"], o["max_vocab"]), tokenizer_from_dict)     # --resume: the run's own vocabulary
     longest = max(len(c.split()) for caps in first.captions for c in caps)
     try:
         model_cfg = CaptionConfig(

@@ -30,7 +30,9 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, optional, positive_int, probability
-from .training_run import check_engine_device, check_torch_engine, count_parameters, train_and_report, training_device
+from ..training.vocabulary import resumed
+from .training_run import (check_engine_device, check_torch_engine, count_parameters, run_vocabulary,
+                           train_and_report, training_device)
 
 DATA = [
     Option("--train", None, "training file: TSV/CSV with a header, or JSONL (by extension)"),
@@ -147,10 +149,12 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
         raise OptionError(str(e)) from None
     seed_everything(train_cfg.seed)
     train, valid, valid_desc = load_data(o)
-    labels = LabelSet.from_labels(train.labels, train.source)
+    saved = run_vocabulary(args)                     # --resume: the run's own labels and vocabulary
+    labels = resumed(saved, "labels", lambda: LabelSet.from_labels(train.labels, train.source), LabelSet)
     train_y, valid_y = labels.encode(train), labels.encode(valid)
-    encoder = TextEncoder.build(train.texts, o["tokenizer"], lowercase=bool(o["lowercase"]), min_freq=o["min_freq"],
-                                max_vocab=o["max_vocab"], vocab_size=o["bpe_vocab_size"])
+    encoder = resumed(saved, "encoder", lambda: TextEncoder.build(
+        train.texts, o["tokenizer"], lowercase=bool(o["lowercase"]), min_freq=o["min_freq"], max_vocab=o["max_vocab"],
+        vocab_size=o["bpe_vocab_size"]), TextEncoder.from_dict)
     train_ids = encoder.encode_all(train.texts, train.source, train.lines)
     valid_ids = encoder.encode_all(valid.texts, valid.source, valid.lines)
     try:

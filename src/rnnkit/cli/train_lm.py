@@ -6,7 +6,8 @@ from functools import partial
 
 import torch
 
-from ..data import CharTokenizer, WordTokenizer, build_stdlib_corpus, holdout_tail, load_named, read_text
+from ..data import (CharTokenizer, WordTokenizer, build_stdlib_corpus, holdout_tail, load_named, read_text,
+                    tokenizer_from_dict)
 from ..models.language_model import LanguageModel, LMConfig
 from ..tasks.language_modeling import LanguageModelTask
 from ..training import TrainConfig, Trainer, seed_everything
@@ -15,7 +16,9 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, probability
-from .training_run import check_engine_device, check_torch_engine, count_parameters, train_and_report, training_device
+from ..training.vocabulary import resumed
+from .training_run import (check_engine_device, check_torch_engine, count_parameters, run_vocabulary,
+                           train_and_report, training_device)
 
 DATA = [
     Option("--train", None, "training text file (UTF-8)"),
@@ -173,7 +176,8 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     seed_everything(train_cfg.seed)
     train_text, valid_text, level, description, source = load_corpus(o)
-    tokenizer = build_tokenizer(level, train_text, valid_text, o)
+    tokenizer = resumed(run_vocabulary(args), "tokenizer", lambda: build_tokenizer(level, train_text, valid_text, o),
+                        tokenizer_from_dict)                     # --resume: the run's own vocabulary
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)
     valid_ids = torch.tensor(tokenizer.encode(valid_text, source=source), dtype=torch.long)
     try:

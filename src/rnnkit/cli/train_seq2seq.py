@@ -30,7 +30,7 @@ from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import (dropout_rate, integer, non_negative_float, open_probability, optional, positive_int,
                      probability, yes_no)
-from .training_run import check_engine_device, count_parameters, train_and_report, training_device
+from .training_run import check_engine_device, count_parameters, run_vocabulary, train_and_report, training_device
 
 MULTI30K_DIRS = ("../shared/data/multi30k", "shared/data/multi30k")
 
@@ -259,7 +259,11 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     seed_everything(train_cfg.seed)
     train_pairs, valid_pairs, description, data = load_pairs(o)
-    src_tok, tgt_tok = build_tokenizers(o, train_pairs)
+    saved = run_vocabulary(args)                     # --resume: the run's own vocabularies
+    if "src_tokenizer" in saved and "tgt_tokenizer" in saved:
+        src_tok, tgt_tok = (SequenceTokenizer.from_dict(saved[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
+    else:
+        src_tok, tgt_tok = build_tokenizers(o, train_pairs)
     train_source, valid_source = pair_sources(o)
     train = encode_pairs(train_pairs, src_tok, tgt_tok, source=train_source)
     keep, dropped = filter_by_length(train, o["max_src_len"], o["max_tgt_len"])

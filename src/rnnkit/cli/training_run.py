@@ -27,7 +27,7 @@ from ..engine.resolve import missing
 from ..training import CheckpointError, TrainConfig, Trainer, TrainingError
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from ..training.checkpoint import CONFIG_FILE
+from ..training.checkpoint import CONFIG_FILE, load_resume
 from ..training.run_folder import OPTIONS_FILE, RunFolder, RunFolderError
 from ..training.trainer import resolve_device
 from .errors import OptionError
@@ -46,6 +46,17 @@ def check_torch_engine(engine: str, regularisers: dict, preset: str | None = Non
         whose = f"; the {preset} preset's" if preset else ""
         raise ValueError(f"--engine torch (torch.nn's kernel{whose}) has no "
                          f"{', '.join('--' + r.replace('_', '-') for r in unsupported)}: add --engine auto")
+
+
+def run_vocabulary(args: argparse.Namespace) -> dict:
+    """On ``--resume``, the vocabulary the run was trained with (its resume state's record; empty for a new run,
+    a resume file of an older version, or one that can't be read, which the trainer then reports)."""
+    if not args.resume:
+        return {}
+    try:
+        return load_resume(args.out).get("vocabulary") or {}
+    except CheckpointError:
+        return {}
 
 
 def check_engine_device(o: dict) -> None:

@@ -93,24 +93,10 @@ class LanguageModelTask:
                 "tokenizer": self.tokenizer.to_dict(), "data": self.data}
 
     def state_dict(self) -> dict:
-        return {"hidden": self.hidden, "vocabulary": self.tokenizer.to_dict()}
+        return {"hidden": self.hidden}
 
     def load_state_dict(self, state: dict) -> None:
-        """The carried state; the vocabulary the run was trained with must be the one the data gives now (a
-        ``--resume`` with other training files of the same vocabulary size would else remap every symbol)."""
-        saved = state.get("vocabulary")                      # (resume files of older versions have none)
-        if saved is not None and saved != self.tokenizer.to_dict():
-            raise ValueError(f"the training data gives another vocabulary than the run was trained with "
-                             f"({_first_difference(saved.get('vocab', []), self.tokenizer.to_dict()['vocab'])}); "
-                             f"resume with the run's own training files (its options.json names them)")
         self.hidden = _to_device(state.get("hidden"), self.device)
-
-
-def _first_difference(then: list[str], now: list[str]) -> str:
-    if len(then) != len(now):
-        return f"{len(now):,} symbols now, {len(then):,} then"
-    i = next((i for i, (a, b) in enumerate(zip(then, now)) if a != b), None)
-    return "the same symbols, other settings" if i is None else f"symbol {i} is {now[i]!r} now, {then[i]!r} then"
 
 
 def _to_device(state, device):
