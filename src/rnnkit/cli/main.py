@@ -6,6 +6,7 @@ import sys
 
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
+from ..training import distributed as dist
 from ..training.atomic import WriteError
 from .errors import OptionError, out_of_memory
 from .ranges import Parser, document_ranges
@@ -50,6 +51,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _error(message: str) -> int:
+    """One line on standard error (under torchrun from rank 0 only: every rank meets the same error), code 2."""
+    if dist.main_process():
+        print(f"rnnkit: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
@@ -58,16 +66,15 @@ def main(argv: list[str] | None = None) -> int:
             return run_training(args)
         return args.run_command(args)
     except EXPECTED_ERRORS as e:
-        print(f"rnnkit: error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e))
     except (RuntimeError, MemoryError) as e:      # torch.OutOfMemoryError is a RuntimeError
         message = out_of_memory(e)
         if message is None:
             raise
-        print(f"rnnkit: error: {message}", file=sys.stderr)
-        return 2
+        return _error(message)
     except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
+        if dist.main_process():
+            print("rnnkit: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:       # `rnnkit sample ... | head`
         return 0

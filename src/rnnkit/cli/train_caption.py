@@ -26,7 +26,7 @@ from .errors import OptionError
 from .options import ENGINE_HELP, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import (IntList, dropout_rate, finite_float, integer, optional, positive_float, positive_int,
                      seed_int)
-from ..training.vocabulary import resumed
+from ..training.resuming import resumed
 from .training_run import check_engine_device, count_parameters, run_vocabulary, train_and_report, training_device
 
 

@@ -16,7 +16,7 @@ from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
 from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, probability
-from ..training.vocabulary import resumed
+from ..training.resuming import resumed
 from .training_run import (check_engine_device, check_torch_engine, count_parameters, run_vocabulary,
                            train_and_report, training_device)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import signal
 import sys
@@ -112,12 +111,6 @@ def training_device(cfg: TrainConfig) -> torch.device:
     return device
 
 
-def _main_process() -> bool:
-    """Rank 0 under torchrun (known from the environment before the process group exists), else True: only it
-    owns and writes the run folder."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def _command_line() -> str:
     return "rnnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "rnnkit"
 
@@ -131,7 +124,7 @@ def owned_run_folder(args: argparse.Namespace) -> Iterator[RunFolder | None]:
     if folder is not None and folder.held:
         yield folder
         return
-    if not _main_process():
+    if not dist.main_process():
         yield None
         return
     folder = RunFolder(args.out, command=_command_line()).acquire()
@@ -201,8 +194,12 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
             if reason == "interrupted":
                 name = trainer.signals.name or "SIGINT"
                 print(f"rnnkit: {name}: training state saved at step {trainer.step:,} in {args.out}; continue "
-                      f"with: rnnkit train {command} --out {shlex.quote(str(args.out))} --resume", file=sys.stderr)
+                      f"with: {dist.resume_launcher(dist.world_size())} train {command} --out "
+                      f"{shlex.quote(str(args.out))} --resume", file=sys.stderr)
+    received = trainer.signals.received
+    trainer.release()
+    del trainer, model
     dist.shutdown()
     if reason == "interrupted":
-        return 128 + (trainer.signals.received or signal.SIGINT)
+        return 128 + (received or signal.SIGINT)
     return 0

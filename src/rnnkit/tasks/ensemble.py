@@ -73,6 +73,11 @@ class EnsembleTrainer:
     def elapsed(self) -> float:
         return sum(d["seconds"] for d in self.done) + (self.current.elapsed if self.current is not None else 0.0)
 
+    def release(self) -> None:
+        """Drop the member trainer under way (its DDP wrapper) before the process group is destroyed."""
+        if self.current is not None:
+            self.current.release()
+
     def member_dir(self, i: int) -> Path:
         return self.run_dir / MEMBERS_DIR / str(i)
 

@@ -5,6 +5,7 @@ training code runs on one process or many.
 """
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -51,6 +52,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def main_process() -> bool:
+    """Rank 0 under torchrun, known from the environment before the process group exists (else True): the one
+    process that owns the run folder and prints messages."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """The model wrapped in DDP when running distributed, else the model itself."""
     if world_size() == 1:
@@ -75,5 +82,14 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group once every rank is here. Drop the DDP wrappers first (``Trainer.release``): a
+    wrapper freed after the group is destroyed could hang its process at exit (one run in three did)."""
     if td.is_available() and td.is_initialized():
+        td.barrier()
+        gc.collect()
         td.destroy_process_group()
+
+
+def resume_launcher(processes: int) -> str:
+    """How to start ``processes`` processes of the ``rnnkit`` command: ``rnnkit`` or ``torchrun ... -m rnnkit``."""
+    return "rnnkit" if processes <= 1 else f"torchrun --nproc-per-node={processes} -m rnnkit"

@@ -36,7 +36,7 @@ from .modes import evaluating
 from .plots import plot_metrics
 from .rng import rng_state, set_rng_state
 from .signals import StopSignals
-from .vocabulary import VOCABULARY_KEYS, vocabulary_difference
+from .resuming import check_resumable, vocabulary_of
 
 
 class TrainingError(RuntimeError):
@@ -104,6 +104,10 @@ class Trainer:
         self.resumed_from: int | None = None     # the step resume() found, if it ran
         self.signals = StopSignals()
 
+    def release(self) -> None:
+        """Drop the DDP wrapper (the model stays): done before the process group is destroyed."""
+        self.net = self.model
+
     # ------------------------------------------------------------------ state
 
     def _state(self) -> dict:
@@ -111,13 +115,8 @@ class Trainer:
                 "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
                 "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": rng_state(),
                 "task": self.task.state_dict(), "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
-                "best_save_id": self.best_save_id, "last_metrics": self.last_metrics, "vocabulary": self._vocabulary()}
-
-    def _vocabulary(self) -> dict:
-        """What the run's symbols and classes are (its tokenizers, its labels): ``--resume`` on other training
-        files that give another vocabulary, even one of the same size, would else remap every symbol."""
-        config = self.task.run_config()
-        return {k: config[k] for k in VOCABULARY_KEYS if k in config}
+                "best_save_id": self.best_save_id, "last_metrics": self.last_metrics,
+                "vocabulary": vocabulary_of(self.task), "world_size": dist.world_size()}   # (for check_resumable)
 
     def trained_seconds(self) -> float:
         """Seconds of training so far: earlier sessions plus this one, so a resume state saved mid-run counts both."""
@@ -132,11 +131,9 @@ class Trainer:
         if problem:
             raise TrainingError(f"{path} does not fit this model ({problem}); resume with the model options the "
                                 f"run was trained with (its options.json), or start a new run") from None
-        saved, now = state.get("vocabulary"), self._vocabulary()      # (older resume files have none)
-        if saved is not None and saved != now:
-            raise TrainingError(f"{path}: the training data gives another vocabulary than the run was trained with "
-                                f"({vocabulary_difference(saved, now)}); resume with the run's own training files "
-                                f"(its options.json names them)")
+        problem = check_resumable(state, path, self.task)     # the vocabulary, the number of processes
+        if problem:
+            raise TrainingError(problem)
         saved_optimizer = state.get("optimizer_name")
         if saved_optimizer is not None and saved_optimizer != self.cfg.optimizer:
             raise TrainingError(f"{path} holds the state of --optimizer {saved_optimizer}, not "

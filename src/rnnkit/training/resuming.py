@@ -1,4 +1,5 @@
-"""A run's vocabulary (its tokenizers' symbols, its classes) as ``--resume`` compares it with the data's now.
+"""What ``--resume`` must keep of a run: its vocabulary (its tokenizers' symbols, its classes) and its number of
+processes (each rank's share of the data and its position in it depend on it).
 
 Hugging Face's BPE trainer breaks ties between merges of equal count in no fixed order, so a BPE vocabulary learnt
 again from the same text may number its pieces otherwise (and, with ties at the size limit, keep others): on
@@ -6,7 +7,10 @@ again from the same text may number its pieces otherwise (and, with ties at the 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, TypeVar
+
+from . import distributed as dist
 
 T = TypeVar("T")
 
@@ -42,3 +46,24 @@ def resumed(saved: dict, key: str, build: Callable[[], T], from_dict: Callable[[
     with it, so a symbol it lacks is an error naming the file), else ``build()``: learnt from the data now. (A BPE
     vocabulary learnt again from the same text may hold other pieces under other ids: module docstring.)"""
     return from_dict(saved[key]) if key in saved else build()
+
+
+def vocabulary_of(task) -> dict:
+    """A task's vocabulary: the parts of its ``run_config`` that say what its symbols and classes are."""
+    config = task.run_config()
+    return {k: config[k] for k in VOCABULARY_KEYS if k in config}
+
+
+def check_resumable(state: dict, path: Path, task) -> str | None:
+    """Why the resume state ``state`` (read from ``path``) can't continue with ``task`` in this process group, or
+    None. (Resume files of older versions record neither part: nothing to compare.)"""
+    saved_world, world = state.get("world_size", dist.world_size()), dist.world_size()
+    if saved_world != world:
+        return (f"{path}: saved by {saved_world} process(es), resumed by {world}; resume with as many "
+                f"({dist.resume_launcher(saved_world)}), or start a new run")
+    saved, now = state.get("vocabulary"), vocabulary_of(task)
+    if saved is not None and saved != now:
+        return (f"{path}: the training data gives another vocabulary than the run was trained with "
+                f"({vocabulary_difference(saved, now)}); resume with the run's own training files (its "
+                f"options.json names them)")
+    return None
