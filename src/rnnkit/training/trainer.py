@@ -99,6 +99,7 @@ class Trainer:
         self.last_eval_step = -1
         self.last_metrics: dict[str, float] = {}
         self.best_step: int | None = None        # the step of the best model on disk (None: none saved)
+        self.best_loss: float | None = None      # its validation loss: of two equal scores the lower loss wins
         self.best_save_id: str | None = None
         self.saved_step: int | None = None       # the step of the resume state on disk (None: none saved)
         self.resumed_from: int | None = None     # the step resume() found, if it ran
@@ -115,7 +116,7 @@ class Trainer:
                 "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
                 "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": rng_state(),
                 "task": self.task.state_dict(), "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
-                "best_save_id": self.best_save_id, "last_metrics": self.last_metrics,
+                "best_save_id": self.best_save_id, "last_metrics": self.last_metrics, "best_loss": self.best_loss,
                 "vocabulary": vocabulary_of(self.task), "world_size": dist.world_size()}   # (for check_resumable)
 
     def trained_seconds(self) -> float:
@@ -149,6 +150,7 @@ class Trainer:
             detail = " ".join(str(e).split()) or type(e).__name__
             raise TrainingError(f"{path} does not fit this model, optimizer and data: {detail}") from None
         self.best_step, self.best_save_id = state.get("best_step"), state.get("best_save_id")
+        self.best_loss = state.get("best_loss")
         self.last_metrics = dict(state.get("last_metrics") or {})
         self.saved_step = self.resumed_from = self.step
         self._sync_best()
@@ -158,7 +160,7 @@ class Trainer:
         between saving the best model and the resume state), so that only a better model replaces it."""
         meta = weights_metadata(self.run_dir)
         if not meta:                                           # no best model on disk: the next evaluation saves
-            self.best = self.best_step = self.best_save_id = None
+            self.best = self.best_step = self.best_save_id = self.best_loss = None
             return
         if meta.get(SAVE_ID_KEY) == self.best_save_id:
             return
@@ -176,6 +178,7 @@ class Trainer:
             return
         if math.isfinite(value):
             self.best, self.best_step, self.best_save_id = value, config.get("step"), meta.get(SAVE_ID_KEY)
+            self.best_loss = config["metrics"].get("loss")
 
     def kept(self) -> str:
         """What a failed run leaves: which checkpoints are in the run folder, or that none exists."""
@@ -234,10 +237,12 @@ class Trainer:
                                 f"--lr or --clip")
         self.last_eval_step = self.step
         self.last_metrics = metrics
-        better = self.best is None or (value > self.best if self.task.higher_is_better else value < self.best)
-        if better:
+        loss = metrics.get("loss")                        # breaks a tie (BLEU 0 on short sentences, evaluation
+        tie = value == self.best and loss is not None and self.best_loss is not None and loss < self.best_loss
+        better = self.best is None or tie or (value > self.best if self.task.higher_is_better else value < self.best)
+        if better:                                        # after evaluation: the model that learnt more)
             self._save_best(metrics)                      # first: it refuses non-finite weights
-            self.best, self.bad_evals = value, 0
+            self.best, self.best_loss, self.bad_evals = value, loss, 0
         else:
             self.bad_evals += 1
         self._log({"kind": "eval", **metrics, "best": self.best})
