@@ -175,6 +175,11 @@ def load_shapes(o: dict):
 def load_data(o: dict) -> tuple[CaptionSet, CaptionSet, str]:
     if o["dataset"] and (o["images"] or o["captions"]):
         raise OptionError("give either --dataset or --images/--captions, not both")
+    files = [f"--{k.replace('_', '-')}" for k in ("train_list", "valid_captions", "valid_list", "valid_images")
+             if o[k]]
+    if o["dataset"] and files:                     # the synthetic scenes bring their own splits
+        raise OptionError(f"--dataset {o['dataset']} draws its own training and validation scenes; "
+                          f"{' and '.join(files)} {'is' if len(files) == 1 else 'are'} not used with it")
     return load_shapes(o) if o["dataset"] == "shapes" else load_files(o)
 
 

@@ -124,6 +124,9 @@ def load_corpus(o: dict) -> tuple[str, str, str, str, str]:
     """(train text, valid text, level, description, where they came from) from files or a named corpus."""
     if o["dataset"] and o["train"]:
         raise OptionError("give either --dataset or --train, not both")
+    if o["data_dir"] and o["dataset"] in (None, "stdlib"):
+        what = "--dataset stdlib" if o["dataset"] else "your own files"
+        raise OptionError(f"--data-dir is where --dataset shakespeare or ptb is read from; it is not used with {what}")
     if o["dataset"] and o["valid"]:
         raise OptionError(f"--dataset {o['dataset']} brings its own validation text; --valid is not used with it "
                           f"(give --train and --valid for your own files)")

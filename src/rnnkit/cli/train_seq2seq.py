@@ -48,7 +48,8 @@ DATA = [
            "without --preset it brings the preset of the same name",
            choices=("dates", "multi30k")),
     Option("--data-dir", None,
-           "multi30k: folder with train.{de,en} and val.{de,en} (default: ../shared/data/multi30k)"),
+           "multi30k: folder with train.{de,en} and val.{de,en}, or the folder above it; none: "
+           "../shared/data/multi30k"),
     Option("--reverse-direction", False, "multi30k: translate en->de instead of de->en", flag_only=True),
     Option("--dates-train", 20000, "dates: training pairs", type=positive_int),
     Option("--dates-valid", 1000, "dates: validation pairs (2,000 further pairs are kept aside as the test set)",
@@ -135,11 +136,15 @@ def add_parser(sub) -> None:
 # ---------------------------------------------------------------------------------------------- data
 
 def _multi30k_dir(o: dict) -> Path:
-    candidates = [o["data_dir"]] if o["data_dir"] else list(MULTI30K_DIRS)
+    """``--data-dir`` or its ``multi30k`` subfolder (as ``rnnkit train lm --data-dir`` finds ``ptb/``), else the
+    usual places."""
+    given = o["data_dir"]
+    candidates = [given, str(Path(given) / "multi30k")] if given else list(MULTI30K_DIRS)
     for c in candidates:
         if (Path(c) / "train.de").is_file():
             return Path(c)
-    raise DataError(f"Multi30k not found (looked for train.de in {', '.join(candidates)}); give --data-dir",
+    advice = "give the folder that holds train.de, train.en, val.de, val.en" if given else "give --data-dir"
+    raise DataError(f"Multi30k not found (looked for train.de in {' and '.join(candidates)}); {advice}",
                     "--dataset multi30k")
 
 
@@ -180,6 +185,9 @@ def load_pairs(o: dict) -> tuple[list, list, str, dict]:
         raise OptionError(f"give one of --dataset, --src/--tgt or --train, not "
                           f"{' and '.join('--' + g for g in given)}")
     check_validation_options(o)
+    if o["data_dir"] and o["dataset"] != "multi30k":
+        what = f"--dataset {o['dataset']}" if o["dataset"] else "your own files"
+        raise OptionError(f"--data-dir is where --dataset multi30k is read from; it is not used with {what}")
     if o["dataset"] == "dates":
         train, valid, _ = dates_splits(o["dates_train"], o["dates_valid"], 2000, seed=o["seed"])
         return train, valid, f"synthetic dates ({len(train):,} train, seed {o['seed']})", \
