@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..training.atomic import check_writable, write_text
 from . import cpu, cuda, regularised
 
 
@@ -25,10 +26,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(rnnkit.bench.cuda)")
 
 
-def report(args: argparse.Namespace, command: str = "rnnkit bench") -> int:
-    """Run the benchmark, print the markdown and save it where ``--out`` says."""
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be refused before minutes of measuring: no GPU, --long where it doesn't apply, --out unwritable."""
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("rnnkit bench: error: --device cuda, but torch sees no CUDA GPU")
+    if args.long and (getattr(args, "regularised", False) or args.device == "cuda"):
+        raise SystemExit("rnnkit bench: error: --long is the CPU benchmark's T=10,000 run; it is not part of "
+                         "--regularised or --device cuda")
+    if args.out is not None:
+        check_writable(args.out)
+
+
+def report(args: argparse.Namespace, command: str = "rnnkit bench") -> int:
+    """Run the benchmark, print the markdown and save it where ``--out`` says."""
+    check_arguments(args)
     if getattr(args, "regularised", False):
         on_gpu = " --device cuda" if args.device == "cuda" else ""
         text = regularised.run(args.quick, command + " --regularised" + on_gpu, args.device)
@@ -38,7 +49,6 @@ def report(args: argparse.Namespace, command: str = "rnnkit bench") -> int:
         text = cpu.run(args.quick, args.long, command)
     print(text)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        write_text(args.out, text + "\n")
         print(f"saved {args.out}", file=sys.stderr)
     return 0

@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench.report import report
+    from ..bench.report import check_arguments, report
     from ..engine import fused
+    check_arguments(args)                     # before the build and the measuring
     try:
         if args.device == "cpu":
             fused.build()

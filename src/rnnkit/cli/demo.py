@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..decoding import generate
 from ..training import distributed as dist
+from ..training.atomic import check_writable
 from ..tasks.language_modeling import load_run
 from . import train_lm
 from .ranges import optional, out_path, positive_float, positive_int
@@ -30,8 +31,9 @@ def add_parser(sub) -> None:
 
 
 def _sample(title: str, model, tokenizer, prime: str, length: int) -> None:
+    pieces = generate(model, tokenizer, prime, length, temperature=0.7, seed=0)    # checks the prime first
     print(f"\n----- {title} -----\n{prime}", end="")
-    for piece in generate(model, tokenizer, prime, length, temperature=0.7, seed=0):
+    for piece in pieces:
         print(piece, end="", flush=True)
     print("\n" + "-" * (12 + len(title)))
 
@@ -46,6 +48,10 @@ def _demo_run(folder: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    existed = Path(args.out).exists()
+    check_writable(args.out, folder=True)        # before any work: an unwritable --out is one line, at once
+    if not existed:
+        Path(args.out).rmdir()                   # (training creates it, and removes it again should it fail)
     train_args = ["lm", "--dataset", "stdlib", "--preset", "char-small", "--out", args.out, "--minutes",
                   str(args.minutes), "--eval-every", "200"]
     if args.max_steps:

@@ -46,9 +46,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     tail = getattr(args, "more_texts", None)
     if extra and tail and not any(e.startswith("-") for e in extra):
         getattr(args, tail).extend(extra)
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    elif extra:                    # the usage line of the command that was given, not rnnkit's
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub-)parser of the command ``args`` ran: ``rnnkit build``, ``rnnkit train lm``, ..."""
+    for dest in ("command", "task"):
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, dest, None)
+        if not subparsers or name not in subparsers[0].choices:
+            break
+        parser = subparsers[0].choices[name]
+    return parser
 
 
 def _error(message: str) -> int:

@@ -304,7 +304,13 @@ _RANGE_ERROR = re.compile(r"argument (?P<flags>[^:]+): (?P<problem>must be .*)",
 
 class Parser(argparse.ArgumentParser):
     """rnnkit's argument parser: a value out of its range is one line, ``PROG: error: --opt must be ..., got
-    X``, exit code 2 (other usage errors keep argparse's form: the usage, then the error)."""
+    X``, exit code 2 (other usage errors keep argparse's form: the usage, then the error). A description taken
+    from a module's docstring is shown without its reStructuredText markup."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        if kwargs.get("description"):
+            kwargs["description"] = plain_text(kwargs["description"])
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         m = _RANGE_ERROR.fullmatch(message)
@@ -312,6 +318,13 @@ class Parser(argparse.ArgumentParser):
             flag = max(m.group("flags").split("/"), key=len)         # -k/--top-k: --top-k
             self.exit(2, f"{self.prog}: error: {flag} {m.group('problem')}\n")
         super().error(message)
+
+
+def plain_text(docstring: str) -> str:
+    """A docstring as a terminal shows it: ``:mod:`rnnkit.bench``` -> rnnkit.bench, ````x```` -> x,
+    ``Examples::`` -> ``Examples:``."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", docstring)
+    return re.sub(r"::$", ":", text.replace("``", ""), flags=re.M)
 
 
 def _with_range(help_text: str, rng: str, add_default: bool) -> str:

@@ -198,7 +198,8 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
                              train_source=source, valid_source=o["valid"] or source, alpha=o["alpha"],
                              beta=o["beta"], variable_bptt=bool(o["variable_bptt"]), seed=train_cfg.seed)
     intro = (f"{level}-level {model_cfg.cell} LM, {count_parameters(model):,} parameters, vocabulary "
-             f"{tokenizer.vocab_size:,}; data: {description}; {task.steps_per_epoch():,} steps per epoch")
+             f"{tokenizer.vocab_size:,}; data: {description}, {len(train_ids):,} training / {len(valid_ids):,} "
+             f"validation {'characters' if level == 'char' else 'tokens'}; {task.steps_per_epoch():,} steps per epoch")
     hint = preset_hint(o.get("preset"), device)
     if hint:
         intro += f"\nrnnkit: {hint}"

@@ -63,10 +63,10 @@ def normalize_caption(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- caption files
 
-def _read(path: str | Path) -> str:
+def _read(path: str | Path, what: str = "captions file") -> str:
     path = Path(path)
     if not path.is_file():
-        raise DataError("no such captions file" if not path.exists() else "not a file", path)
+        raise DataError(f"no such {what}" if not path.exists() else "not a file", path)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -135,7 +135,7 @@ def read_captions(path: str | Path, format: str | None = None) -> dict[str, list
 
 def read_image_list(path: str | Path) -> list[str]:
     """A split list: one image name per line (Flickr8k's ``Flickr_8k.trainImages.txt``)."""
-    names = [line.strip() for line in _read(path).splitlines() if line.strip()]
+    names = [line.strip() for line in _read(path, "image list").splitlines() if line.strip()]
     if not names:
         raise DataError("the image list is empty", path)
     return names
