@@ -127,7 +127,7 @@ TRAIN_DEFECTS = [
     ("--dropout", "1.5", "a number in [0, 1)"),
     ("--epochs", "0", "an integer >= 1"),
     ("--log-every", "0", "an integer >= 1"),
-    ("--threads", "-1", "an integer >= 1, or 0 or none for PyTorch's choice"),
+    ("--threads", "-1", "an integer in [1, 1024], or 0 or none for PyTorch's choice"),
 ]
 
 
