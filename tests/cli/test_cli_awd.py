@@ -90,7 +90,7 @@ def test_the_gpu_preset_on_a_cpu_points_to_the_cpu_one():
 
 @pytest.mark.parametrize("options, words", [
     (["--layer-norm", "--engine", "torch"], "--engine torch (torch.nn's kernel) has no --layer-norm: add --engine"),
-    (["--weight-drop", "0.2", "--zoneout", "0.1", "--engine", "torch"], "has no --zoneout: add"),   # (weight drop: it has)
+    (["--weight-drop", "0.2", "--zoneout", "0.1", "--engine", "torch"], "has no --zoneout: add"),   # (not weight drop)
     (["--cell", "mingru", "--zoneout", "0.1"], "mingru does not take zoneout")])
 def test_options_the_model_cannot_take_together_are_one_line_before_training(tmp_path, capsys, options, words):
     text = tmp_path / "t.txt"
