@@ -54,6 +54,12 @@ def test_errors_come_once_and_another_process_count_is_refused(tmp_path):
         in done.stderr
 
 
+def test_a_usage_error_comes_once(tmp_path):
+    done = _torchrun(tmp_path, "train", "lm", "--out", "r", "--hidden-size", "0")
+    assert done.returncode != 0
+    assert done.stderr.count("rnnkit train lm: error: --hidden-size must be an integer") == 1, done.stderr[-2000:]
+
+
 def test_the_resume_command_names_the_launcher():
     assert resume_launcher(1) == "rnnkit"
     assert resume_launcher(4) == "torchrun --nproc-per-node=4 -m rnnkit"

@@ -313,6 +313,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
+        from ..training.distributed import main_process
+        if not main_process():                     # under torchrun every rank meets it: rank 0 says it once
+            self.exit(2)
         m = _RANGE_ERROR.fullmatch(message)
         if m:
             flag = max(m.group("flags").split("/"), key=len)         # -k/--top-k: --top-k
