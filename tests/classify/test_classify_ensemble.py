@@ -67,6 +67,8 @@ def test_build_model_reads_the_ensemble_size():
     cfg = ClassifierConfig(vocab_size=20, num_classes=2, embed_size=8, hidden_size=6).to_dict()
     assert isinstance(build_model(cfg), Classifier)
     assert len(build_model({**cfg, "ensemble": 3})) == 3
+    one = build_model({**cfg, "ensemble": 1})          # an ensemble stopped after its first member (QA: unloadable)
+    assert isinstance(one, EnsembleClassifier) and len(one) == 1
     with pytest.raises(ValueError, match="member count"):
         build_model({**cfg, "ensemble": 0})
 

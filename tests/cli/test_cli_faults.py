@@ -287,6 +287,21 @@ def test_an_ensemble_interrupted_in_its_first_member_says_where_that_member_save
     assert not (out / "model.safetensors").exists() and "Traceback" not in child.stderr
 
 
+def test_an_ensemble_interrupted_in_its_second_member_is_usable(tmp_path, tsv, children, capsys):
+    """QA: after its first member the run folder holds an ensemble of one, which predict and eval couldn't load
+    (its weights are named members.0.*), and the stop line said no model was saved."""
+    out = tmp_path / "run"
+    child = _spawn(children, tmp_path, _classify(tsv, out, "--ensemble", "2", "--max-steps", "100000",
+                                                 "--epochs", "100000", "--log-every", "1", "--eval-every", "2",
+                                                 "--patience", "1"))
+    child.wait_for("the second member's save", lambda: (out / "members/1/model.safetensors").is_file())
+    child.signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 128 + signal.SIGINT
+    assert "no model saved yet" not in child.stderr and "best validation accuracy" in child.stderr
+    code, out_text, err = run_cli(capsys, "predict", out, "good fun")
+    assert code == 0 and out_text.split("\t")[0] in ("pos", "neg"), err
+
+
 def test_a_second_signal_ends_the_process_at_once(tmp_path, corpus_dir, children, capsys):
     """The first SIGTERM arrives during a save (paused there): it is noted and the save goes on; the second ends
     the process at once. The state saved before is intact and resumes."""

@@ -164,12 +164,13 @@ class LoadedClassifier:
 
 def build_model(model_config: dict) -> Classifier | EnsembleClassifier:
     """The (untrained) model a run's ``config.json`` ``"model"`` describes: a :class:`Classifier`, or with
-    ``"ensemble": K`` (K > 1) an :class:`EnsembleClassifier` of K of them."""
+    ``"ensemble": K`` an :class:`EnsembleClassifier` of K of them (K = 1 too: an ensemble run stopped after its
+    first member saves its weights as the ensemble's)."""
     cfg = ClassifierConfig.from_dict(model_config)
     size = model_config.get("ensemble", 1)
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f"ensemble must be a member count >= 1, got {size!r}")
-    return Classifier(cfg) if size == 1 else EnsembleClassifier.build(cfg, size)
+    return EnsembleClassifier.build(cfg, size) if "ensemble" in model_config else Classifier(cfg)
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> LoadedClassifier:
