@@ -82,6 +82,10 @@ def test_an_empty_batch_gives_empty_outputs_as_torch_nn(name, batch_first, engin
     one_way = LAYERS[name](num_layers=2)
     h, _ = one_way.step(torch.zeros(0, input_size))
     assert h.shape == (0, H)
+    x.requires_grad_()                       # a training loop's backward (QA: "does not require grad")
+    out, _ = ours(x)
+    out.sum().backward()
+    assert x.grad.shape == x.shape and all(p.grad is not None and not p.grad.any() for p in ours.parameters())
 
 
 @each_layer

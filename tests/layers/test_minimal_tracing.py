@@ -90,6 +90,9 @@ def test_an_empty_batch_gives_empty_outputs(cls, batch_first):
         assert out.shape == ((0, 6, 8) if batch_first else (6, 0, 8)) and h_n.shape == (4, 0, 4)
     out, state = cls(3, 4, num_layers=2).step(torch.randn(0, 3))
     assert out.shape == (0, 4) and state.shape == (2, 0, 4)
+    x.requires_grad_()                       # in autograd's graph, as torch.nn's outputs are
+    layer(x)[0].sum().backward()
+    assert x.grad.shape == x.shape and all(p.grad is not None and not p.grad.any() for p in layer.parameters())
 
 
 def test_step_and_forward_take_the_same_inputs_as_the_other_layers():

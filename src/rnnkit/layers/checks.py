@@ -93,3 +93,12 @@ def check_lengths(name: str, lengths: Tensor | Sequence[int], batch: int, steps:
         raise InputError(f"{name}: lengths must be in 1..{steps} (the input's sequence length); got values from "
                          f"{lo} to {hi}" + (" (empty sequences are not allowed)" if lo < 1 else ""))
     return values.to(device=device, dtype=torch.long)
+
+
+def graph_zero(x: Tensor, module: torch.nn.Module) -> Tensor:
+    """A zero that depends on ``x`` and ``module``'s parameters: added to an empty batch's outputs it keeps them in
+    autograd's graph, as torch.nn's are (a training loop's ``backward()`` then gives zero gradients, no error)."""
+    total = x.sum()
+    for p in module.parameters():
+        total = total + p.sum()
+    return total * 0

@@ -49,7 +49,7 @@ from ..cells.minimal import GATES, minimal_step
 from ..cells.spec import MIN_GRU, MIN_LSTM
 from ..engine.scan import SCANS, resolve_scan, run_minimal
 from .checks import (InputError, InputTypeError, check_dropout, check_input, check_lengths, check_positive_int,
-                     check_state)
+                     check_state, graph_zero)
 
 
 class MinimalLayer(nn.Module):
@@ -171,7 +171,8 @@ class MinimalLayer(nn.Module):
 
     def _empty(self, x: Tensor, h0: Tensor, unbatched: bool) -> tuple[Tensor, Tensor]:
         """The outputs of a batch of no sequences: (T, 0, D*H) and ``h0`` (layers*D, 0, H)."""
-        output = x.new_zeros(x.shape[0], 0, self.num_directions * self.hidden_size)
+        zero = graph_zero(x, self)                   # (in autograd's graph, as torch.nn's outputs are)
+        output, h0 = x.new_zeros(x.shape[0], 0, self.num_directions * self.hidden_size) + zero, h0 + zero
         if unbatched:
             return output.squeeze(1), h0.squeeze(1)
         return (output.transpose(0, 1) if self.batch_first else output), h0

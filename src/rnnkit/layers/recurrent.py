@@ -25,7 +25,7 @@ from ..cells.lstm import set_forget_bias
 from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
 from ..engine import check_engine, check_torch_kernel, resolve_engine, run_direction
 from .checks import (InputError, check_dropout, check_input, check_lengths, check_no_projection, check_positive_int,
-                     check_state)
+                     check_state, graph_zero)
 from .regularisers import NAMES as REGULARISER_NAMES, Draw, Options, add_layer_norm, is_layer_norm, reset_layer_norm
 from .stepping import autocast_off, step_stack
 from .torch_interop import TorchInterop
@@ -157,7 +157,9 @@ class RecurrentLayer(TorchInterop, nn.Module):
         backend = resolve_engine(self.engine, self.cell, x, projected=bool(self.proj_size),
                                  needs=self.options.active(self.training))
         if N == 0:                                   # an empty batch: empty outputs, the states as given (torch.nn)
-            output, state = x.new_zeros(T, 0, self.num_directions * self.output_size), self.cell.pack(h0, c0)
+            zero = graph_zero(x, self)
+            output = x.new_zeros(T, 0, self.num_directions * self.output_size) + zero
+            state = self.cell.pack(h0 + zero, None if c0 is None else c0 + zero)
         elif backend == "torch":
             if self.checkpoint_every is not None:
                 raise ValueError(f"{name}: checkpoint_every needs rnnkit's compiled engine; torch.nn's kernels "
