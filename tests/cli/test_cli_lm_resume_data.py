@@ -51,3 +51,14 @@ def test_messages_name_the_option_to_change(tmp_path, capsys):
     assert code == 2
     assert "tie_weights needs embed_size == last_hidden_size (the decoder reads the last layer's output), got 16 " \
            "and 8" in err
+
+
+def test_a_symbol_the_run_lacks_names_the_file_that_holds_it(tmp_path, capsys):
+    """QA: a validation file's unknown characters were reported under the training file's name."""
+    a, v = tmp_path / "a.txt", tmp_path / "v.txt"
+    a.write_text("abcd efgh\nhgfe dcba\n" * 20)
+    v.write_text("abcd 123\n")
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "lm", "--train", a, "--out", out, *TINY, "--max-steps", "2")[0] == 0
+    code, _, err = run_cli(capsys, "train", "lm", "--out", out, "--resume", "--valid", v, "--max-steps", "4")
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"rnnkit: error: {v}: 3 char(s) not in the")

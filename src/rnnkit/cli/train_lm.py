@@ -144,7 +144,8 @@ def load_corpus(o: dict) -> tuple[str, str, str, str, str]:
         valid = read_text(o["valid"])
     else:
         train, valid = holdout_tail(train, 0.1, source=o["train"])
-    return train, valid, o["level"] or "char", f"{o['train']} ({len(train):,} characters)", o["train"]
+    total = len(train) + (0 if o["valid"] else len(valid))   # the file's, before any validation tail is held out
+    return train, valid, o["level"] or "char", f"{o['train']} ({total:,} characters)", o["train"]
 
 
 def build_tokenizer(level: str, train: str, valid: str, o: dict):
@@ -182,7 +183,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     tokenizer = resumed(run_vocabulary(args), "tokenizer", lambda: build_tokenizer(level, train_text, valid_text, o),
                         tokenizer_from_dict)                     # --resume: the run's own vocabulary
     train_ids = torch.tensor(tokenizer.encode(train_text, source=source), dtype=torch.long)
-    valid_ids = torch.tensor(tokenizer.encode(valid_text, source=source), dtype=torch.long)
+    valid_ids = torch.tensor(tokenizer.encode(valid_text, source=o["valid"] or source), dtype=torch.long)
     try:
         model_cfg = model_config(o, tokenizer.vocab_size)
         check_torch_engine(o["engine"], model_cfg.regularisers())

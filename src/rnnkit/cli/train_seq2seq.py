@@ -209,6 +209,7 @@ def load_pairs(o: dict) -> tuple[list, list, str, dict]:
         where = o["train"]
     else:
         raise OptionError("no training data: give --src FILE --tgt FILE, --train FILE.tsv or --dataset NAME")
+    total = len(train)                              # the file's, before any validation pairs are held out
     if o["valid_src"] or o["valid_tgt"]:
         if not (o["valid_src"] and o["valid_tgt"]):
             raise OptionError("--valid-src and --valid-tgt go together")
@@ -221,17 +222,20 @@ def load_pairs(o: dict) -> tuple[list, list, str, dict]:
             raise DataError(f"{len(train)} pair(s) are too few to hold out {n} for validation; give validation "
                             f"files", where)
         train, valid = train[:-n], train[-n:]
-    return train, valid, f"{where} ({len(train):,} pairs)", {"source": where}
+    return train, valid, f"{where} ({total:,} pairs)", {"source": where}
 
 
-def build_tokenizers(o: dict, train: list) -> tuple[SequenceTokenizer, SequenceTokenizer]:
+def build_tokenizers(o: dict, train: list, valid: list) -> tuple[SequenceTokenizer, SequenceTokenizer]:
+    """Each side's vocabulary from the training pairs; at char level from the validation pairs too, as the
+    character language model does (a character is a symbol, not a rare word: nothing to be unknown)."""
     kw = dict(level=o["level"], lowercase=bool(o["lowercase"]), min_freq=o["min_freq"], max_vocab=o["max_vocab"],
               bpe_vocab_size=o["bpe_vocab_size"])
+    pairs = train + valid if o["level"] == "char" else train
     if o["shared_vocab"]:
-        tok = SequenceTokenizer.build([s for s, _ in train] + [t for _, t in train], **kw)
+        tok = SequenceTokenizer.build([s for s, _ in pairs] + [t for _, t in pairs], **kw)
         return tok, tok
-    return (SequenceTokenizer.build([s for s, _ in train], **kw),
-            SequenceTokenizer.build([t for _, t in train], **kw))
+    return (SequenceTokenizer.build([s for s, _ in pairs], **kw),
+            SequenceTokenizer.build([t for _, t in pairs], **kw))
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -271,7 +275,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     if "src_tokenizer" in saved and "tgt_tokenizer" in saved:
         src_tok, tgt_tok = (SequenceTokenizer.from_dict(saved[k]) for k in ("src_tokenizer", "tgt_tokenizer"))
     else:
-        src_tok, tgt_tok = build_tokenizers(o, train_pairs)
+        src_tok, tgt_tok = build_tokenizers(o, train_pairs, valid_pairs)
     train_source, valid_source = pair_sources(o)
     train = encode_pairs(train_pairs, src_tok, tgt_tok, source=train_source)
     keep, dropped = filter_by_length(train, o["max_src_len"], o["max_tgt_len"])
