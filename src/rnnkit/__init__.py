@@ -9,8 +9,9 @@ try:                                    # (importing the layers registers rnnkit
     from .layers import GRU, LSTM, RNN
     from .layers import MinGRU, MinLSTM
 except KeyboardInterrupt:               # Ctrl-C while PyTorch loads, the first seconds of the `rnnkit` command
-    if Path(sys.argv[0]).name != "rnnkit":      # a program that imports rnnkit gets its interrupt back
-        raise
+    _argv = getattr(sys, "orig_argv", [])       # (`python -m rnnkit`, as torchrun starts it, counts too)
+    if Path(sys.argv[0]).name != "rnnkit" and ["-m", "rnnkit"] not in [_argv[i:i + 2] for i in range(len(_argv))]:
+        raise                                   # a program that imports rnnkit gets its interrupt back
     print(_INTERRUPTED_WHILE_STARTING, file=sys.stderr)
     raise SystemExit(130) from None
 

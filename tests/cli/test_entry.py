@@ -30,6 +30,15 @@ def test_ctrl_c_while_torch_loads_is_one_line_and_exit_130():
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+def test_python_dash_m_rnnkit_counts_as_the_command():
+    """torchrun starts `python -u -m rnnkit ...` (QA: a traceback there)."""
+    code = INTERRUPT_TORCH_IMPORT.replace('sys.argv[0] = "/somewhere/bin/rnnkit"',
+                                          'sys.argv[0] = "-m"; sys.orig_argv = ["python", "-u", "-m", "rnnkit"]')
+    done = _python(code, "sample", "--help")
+    assert done.returncode == 130
+    assert done.stderr.strip() == "rnnkit: interrupted while starting; nothing was done"
+
+
 def test_a_program_importing_rnnkit_gets_its_interrupt_back():
     done = _python(INTERRUPT_TORCH_IMPORT.replace('sys.argv[0] = "/somewhere/bin/rnnkit"', "pass"))
     assert done.returncode == -2 and done.stderr.rstrip().endswith("KeyboardInterrupt")   # as Python ends on it

@@ -50,8 +50,8 @@ def test_errors_come_once_and_another_process_count_is_refused(tmp_path):
     assert alone.returncode == 0, alone.stderr
     done = _torchrun(tmp_path, "train", "lm", "--out", "run", "--resume", "--max-steps", "8")
     assert done.returncode != 0 and done.stderr.count("rnnkit: error: ") == 1, done.stderr[-2000:]
-    assert "resume.pt: saved by 1 process(es), resumed by 2; resume with as many (rnnkit), or start a new run" \
-        in done.stderr
+    assert "resume.pt: saved by 1 process(es), resumed by 2; resume with as many: rnnkit train lm --out run " \
+           "--resume (or start a new run)" in done.stderr
 
 
 def test_a_usage_error_comes_once(tmp_path):

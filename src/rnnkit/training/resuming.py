@@ -7,6 +7,7 @@ again from the same text may number its pieces otherwise (and, with ties at the 
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -59,8 +60,10 @@ def check_resumable(state: dict, path: Path, task) -> str | None:
     None. (Resume files of older versions record neither part: nothing to compare.)"""
     saved_world, world = state.get("world_size", dist.world_size()), dist.world_size()
     if saved_world != world:
-        return (f"{path}: saved by {saved_world} process(es), resumed by {world}; resume with as many "
-                f"({dist.resume_launcher(saved_world)}), or start a new run")
+        command = (f"{dist.resume_launcher(saved_world)} train {task.run_config().get('task')} --out "
+                   f"{shlex.quote(str(path.parent))} --resume")
+        return (f"{path}: saved by {saved_world} process(es), resumed by {world}; resume with as many: {command} "
+                f"(or start a new run)")
     saved, now = state.get("vocabulary"), vocabulary_of(task)
     if saved is not None and saved != now:
         return (f"{path}: the training data gives another vocabulary than the run was trained with "
