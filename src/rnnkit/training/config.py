@@ -45,6 +45,14 @@ class TrainConfig:
             lr *= min(1.0, max(0.0, 1.0 - done) / self.decay_last)
         return lr
 
+    def make_optimizer(self, params):
+        """The optimizer these settings name, over ``params``."""
+        import torch
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, lr=self.lr, weight_decay=self.weight_decay)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

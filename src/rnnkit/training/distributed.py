@@ -76,6 +76,26 @@ def agree(reason: str) -> str:
     return "finished" if value == len(STOP_REASONS) else STOP_REASONS[value]
 
 
+def gather(obj):
+    """Every rank's ``obj``, in rank order, on every rank (tensors moved to the CPU and pickled through the process
+    group); ``[obj]`` alone. Collective: every rank calls it at the same point."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    td.all_gather_object(out, _on_cpu(obj))
+    return out
+
+
+def _on_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    return obj
+
+
 def barrier() -> None:
     if world_size() > 1:
         td.barrier()

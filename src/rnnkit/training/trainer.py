@@ -69,13 +69,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
 class Trainer:
     """Trains ``model`` on ``task`` into ``run_dir`` with the settings in ``cfg``."""
 
@@ -86,7 +79,7 @@ class Trainer:
         dist.init(self.device)
         self.model = model.to(self.device)
         self.net = dist.wrap(self.model, self.device)      # DDP under torchrun, else the model itself
-        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.optimizer = cfg.make_optimizer(self.model.parameters())
         self.is_main = dist.is_main()
         self.quiet = quiet or not self.is_main
         self.step = 0
@@ -104,6 +97,8 @@ class Trainer:
         self.saved_step: int | None = None       # the step of the resume state on disk (None: none saved)
         self.resumed_from: int | None = None     # the step resume() found, if it ran
         self.signals = StopSignals()
+        self._rank_states: list = []             # every rank's task and generator state (under torchrun they
+                                                 # differ: rank 0's alone put rank 1 off its course on resume)
 
     def release(self) -> None:
         """Drop the DDP wrapper (the model stays): done before the process group is destroyed."""
@@ -117,7 +112,8 @@ class Trainer:
                 "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": rng_state(),
                 "task": self.task.state_dict(), "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
                 "best_save_id": self.best_save_id, "last_metrics": self.last_metrics, "best_loss": self.best_loss,
-                "vocabulary": vocabulary_of(self.task), "world_size": dist.world_size()}   # (for check_resumable)
+                "vocabulary": vocabulary_of(self.task), "world_size": dist.world_size(),   # (for check_resumable)
+                **({"ranks": self._rank_states} if dist.world_size() > 1 else {})}
 
     def trained_seconds(self) -> float:
         """Seconds of training so far: earlier sessions plus this one, so a resume state saved mid-run counts both."""
@@ -144,8 +140,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             for key in ("step", "epoch", "position", "best", "bad_evals", "elapsed", "last_eval_step"):
                 setattr(self, key, state[key])
-            set_rng_state(state["rng"])
-            self.task.load_state_dict(state["task"])
+            own = (state.get("ranks") or [state] * dist.world_size())[dist.rank()]    # (each rank its own)
+            set_rng_state(own["rng"])
+            self.task.load_state_dict(own["task"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
             detail = " ".join(str(e).split()) or type(e).__name__
             raise TrainingError(f"{path} does not fit this model, optimizer and data: {detail}") from None
@@ -193,6 +190,7 @@ class Trainer:
         return f"Kept in {self.run_dir}: " + " and ".join(parts)
 
     def _save_resume(self) -> None:
+        self._rank_states = dist.gather({"task": self.task.state_dict(), "rng": rng_state()})   # (collective)
         if self.is_main:
             try:
                 save_resume(self.run_dir, self._state())
