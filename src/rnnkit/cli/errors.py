@@ -35,8 +35,11 @@ def out_of_memory(e: BaseException) -> str | None:
 
 
 def _bytes(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} bytes"
+    if n < 1000:
+        return f"{n:,} bytes"
+    size, unit = float(n), "bytes"
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        size /= 1000
+        if size < 1000:
+            break
+    return f"{size:.1f} {unit}"

@@ -227,8 +227,8 @@ def resolved_options(args: argparse.Namespace, options: list[Option], presets: d
         raise OptionError(f"preset must be a preset's name, got {preset!r}", options_file)
     layer = validate_options(presets.get(preset, {}), options, f"preset {preset}")
     values = resolve(args, options, layer, saved)
-    if layer.get("dataset") and values.get("dataset") == layer["dataset"] and not typed(args, "dataset") \
-            and "dataset" not in saved and any(typed(args, k) for k in DATA_FILES):
+    if layer.get("dataset") and not typed(args, "dataset") and "dataset" not in saved \
+            and any(typed(args, k) for k in DATA_FILES):
         values["dataset"] = None          # your own files replace the preset's data set (typed options win)
     values["preset"] = args.preset or saved.get("preset") or implied
     return values

@@ -53,7 +53,7 @@ def run_vocabulary(args: argparse.Namespace) -> dict:
     if not args.resume:
         return {}
     try:
-        return load_resume(args.out).get("vocabulary") or {}
+        return load_resume(args.out, mmap=True).get("vocabulary") or {}     # (the weights mapped, not read)
     except CheckpointError:
         return {}
 
@@ -94,9 +94,8 @@ def check_resumed_task(args: argparse.Namespace) -> None:
     command (its options would otherwise be read as this command's, and fail on one they lack)."""
     task, command = saved_task(Path(args.out)), getattr(args, "task", None)
     if task and command and task != command:
-        out = shlex.quote(str(args.out))
         raise RunFolderError(f"{args.out} was trained with rnnkit train {task}, not {command}; continue it with "
-                             f"rnnkit train {task} --out {out} --resume")
+                             f"{dist.resume_command(task, args.out)}")
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -194,8 +193,7 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
             if reason == "interrupted":
                 name = trainer.signals.name or "SIGINT"
                 print(f"rnnkit: {name}: training state saved at step {trainer.step:,} in {args.out}; continue "
-                      f"with: {dist.resume_launcher(dist.world_size())} train {command} --out "
-                      f"{shlex.quote(str(args.out))} --resume", file=sys.stderr)
+                      f"with: {dist.resume_command(command, args.out)}", file=sys.stderr)
     received = trainer.signals.received
     trainer.release()
     del trainer, model

@@ -37,16 +37,17 @@ def _why_unreadable(e: BaseException) -> str:
     return first_line(e)
 
 
-def read_tensors(path: str | Path, what: str) -> Any:
+def read_tensors(path: str | Path, what: str, mmap: bool = False) -> Any:
     """The content of ``path`` (a dict of tensors for safetensors; tensors and plain values for a torch file).
-    ``what`` names the kind of file expected, for the message (``"an rnnkit resume file"``)."""
+    ``what`` names the kind of file expected, for the message (``"an rnnkit resume file"``). ``mmap``: a torch
+    file's tensors are mapped, not read (for a caller that wants its plain values only)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file (expected {what})", path)
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except MemoryError:
         raise
     except Exception as e:              # torch and safetensors raise many types for truncated or foreign files

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Sequence
 
 import torch
@@ -25,6 +26,14 @@ def check_positive_int(name: str, value) -> None:
 def check_dropout(value) -> None:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
         raise ValueError(f"dropout must be a number in [0, 1], got {value!r}")
+
+
+def warn_unused_dropout(dropout: float, num_layers: int) -> None:
+    """torch.nn's warning, word for word: ``dropout`` acts between layers, so a single layer has none."""
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                      f"expects num_layers greater than 1, but got dropout={dropout} and "
+                      f"num_layers={num_layers}", UserWarning, stacklevel=4)
 
 
 def check_no_projection(kwargs: dict) -> None:

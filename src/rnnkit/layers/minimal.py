@@ -36,7 +36,6 @@ needs ``log_space=True``) or ``"autograd"`` (step by step in plain operators: hi
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import torch
@@ -49,7 +48,7 @@ from ..cells.minimal import GATES, minimal_step
 from ..cells.spec import MIN_GRU, MIN_LSTM
 from ..engine.scan import SCANS, resolve_scan, run_minimal
 from .checks import (InputError, InputTypeError, check_dropout, check_input, check_lengths, check_positive_int,
-                     check_state, graph_zero)
+                     check_state, graph_zero, warn_unused_dropout)
 
 
 class MinimalLayer(nn.Module):
@@ -67,10 +66,7 @@ class MinimalLayer(nn.Module):
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
         check_dropout(dropout)
-        if dropout > 0 and num_layers == 1:            # as torch.nn's (and rnnkit's) recurrent layers warn
-            warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and "
-                          f"num_layers={num_layers}", UserWarning, stacklevel=3)
+        warn_unused_dropout(dropout, num_layers)     # as torch.nn's (and rnnkit's) recurrent layers warn
         if scan not in SCANS:
             raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
         if scan == "log" and not log_space:

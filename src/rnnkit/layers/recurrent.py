@@ -25,7 +25,7 @@ from ..cells.lstm import set_forget_bias
 from ..cells.spec import GRU as GRU_CELL, GRU_TORCH, LSTM as LSTM_CELL, RNN_RELU, RNN_TANH, Recurrence, recurrence
 from ..engine import check_engine, check_torch_kernel, resolve_engine, run_direction
 from .checks import (InputError, check_dropout, check_input, check_lengths, check_no_projection, check_positive_int,
-                     check_state, graph_zero)
+                     check_state, graph_zero, warn_unused_dropout)
 from .regularisers import NAMES as REGULARISER_NAMES, Draw, Options, add_layer_norm, is_layer_norm, reset_layer_norm
 from .stepping import autocast_off, step_stack
 from .torch_interop import TorchInterop
@@ -54,10 +54,7 @@ class RecurrentLayer(TorchInterop, nn.Module):
         check_engine(engine)
         if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
             raise ValueError(f"proj_size must be an integer in [0, hidden_size={hidden_size}), got {proj_size!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and "
-                          f"num_layers={num_layers}", UserWarning, stacklevel=3)
+        warn_unused_dropout(dropout, num_layers)
         if self.options.variational_dropout > 0 and num_layers == 1:
             warnings.warn(f"variational_dropout masks the input of every layer after the first, so it expects "
                           f"num_layers greater than 1, but got variational_dropout="

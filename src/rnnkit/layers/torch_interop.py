@@ -82,8 +82,8 @@ class TorchInterop:
         derived = {n: getattr(self, n) for n in self._flat_weights_names if n not in self._parameters}
         if self.training and self.options.weight_drop > 0:      # DropConnect: dropped weight_hh go in as tensors,
             for k in range(self.num_layers):                      # drawn in the other engines' order
-                for d in range(self.num_directions):
-                    name = f"weight_hh_l{k}{('', '_reverse')[d]}"
+                for suffix in self._suffixes():
+                    name = f"weight_hh_l{k}{suffix}"
                     derived[name] = drop_weight(getattr(self, name), self.options.weight_drop)
         def run(*args):
             return functional_call(twin, derived, args) if derived else twin(*args)

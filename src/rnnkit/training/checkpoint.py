@@ -232,12 +232,12 @@ def save_resume(run_dir: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_resume(run_dir: str | Path) -> dict:
+def load_resume(run_dir: str | Path, mmap: bool = False) -> dict:
     path = Path(run_dir) / RESUME_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; nothing to resume in {run_dir}")
     try:
-        state = read_tensors(path, "an rnnkit resume file")
+        state = read_tensors(path, "an rnnkit resume file", mmap=mmap)
     except DataError as e:
         raise CheckpointError(f"{e}; start the run again without --resume") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "step" not in state:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shlex
 
 import torch
 import torch.distributed as td
@@ -113,3 +114,9 @@ def shutdown() -> None:
 def resume_launcher(processes: int) -> str:
     """How to start ``processes`` processes of the ``rnnkit`` command: ``rnnkit`` or ``torchrun ... -m rnnkit``."""
     return "rnnkit" if processes <= 1 else f"torchrun --nproc-per-node={processes} -m rnnkit"
+
+
+def resume_command(task: str, out, processes: int | None = None) -> str:
+    """The command that continues the ``task`` run in ``out`` with ``processes`` processes (default: this run's)."""
+    launcher = resume_launcher(world_size() if processes is None else processes)
+    return f"{launcher} train {task} --out {shlex.quote(str(out))} --resume"

@@ -7,7 +7,6 @@ again from the same text may number its pieces otherwise (and, with ties at the 
 """
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -60,8 +59,7 @@ def check_resumable(state: dict, path: Path, task) -> str | None:
     None. (Resume files of older versions record neither part: nothing to compare.)"""
     saved_world, world = state.get("world_size", dist.world_size()), dist.world_size()
     if saved_world != world:
-        command = (f"{dist.resume_launcher(saved_world)} train {task.run_config().get('task')} --out "
-                   f"{shlex.quote(str(path.parent))} --resume")
+        command = dist.resume_command(task.run_config().get("task"), path.parent, saved_world)
         return (f"{path}: saved by {saved_world} process(es), resumed by {world}; resume with as many: {command} "
                 f"(or start a new run)")
     saved, now = state.get("vocabulary"), vocabulary_of(task)

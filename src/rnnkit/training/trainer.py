@@ -97,8 +97,8 @@ class Trainer:
         self.saved_step: int | None = None       # the step of the resume state on disk (None: none saved)
         self.resumed_from: int | None = None     # the step resume() found, if it ran
         self.signals = StopSignals()
-        self._rank_states: list = []             # every rank's task and generator state (under torchrun they
-                                                 # differ: rank 0's alone put rank 1 off its course on resume)
+        self._rank_states: list = []             # every rank's task and generator state at the last save, in
+                                                 # rank order (they differ under torchrun; [0] is the writer's)
 
     def release(self) -> None:
         """Drop the DDP wrapper (the model stays): done before the process group is destroyed."""
@@ -107,10 +107,12 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def _state(self) -> dict:
+        """The resume state (rank 0 writes it, after :meth:`_save_resume` gathered every rank's own part)."""
+        own = self._rank_states[0]
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "epoch": self.epoch, "position": self.position, "best": self.best, "bad_evals": self.bad_evals,
-                "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": rng_state(),
-                "task": self.task.state_dict(), "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
+                "elapsed": self.trained_seconds(), "last_eval_step": self.last_eval_step, "rng": own["rng"],
+                "task": own["task"], "optimizer_name": self.cfg.optimizer, "best_step": self.best_step,
                 "best_save_id": self.best_save_id, "last_metrics": self.last_metrics, "best_loss": self.best_loss,
                 "vocabulary": vocabulary_of(self.task), "world_size": dist.world_size(),   # (for check_resumable)
                 **({"ranks": self._rank_states} if dist.world_size() > 1 else {})}
@@ -235,10 +237,10 @@ class Trainer:
                                 f"--lr or --clip")
         self.last_eval_step = self.step
         self.last_metrics = metrics
-        loss = metrics.get("loss")                        # breaks a tie (BLEU 0 on short sentences, evaluation
+        loss = metrics.get("loss")      # of two equal scores the lower loss wins (BLEU is 0 on short sentences)
         tie = value == self.best and loss is not None and self.best_loss is not None and loss < self.best_loss
         better = self.best is None or tie or (value > self.best if self.task.higher_is_better else value < self.best)
-        if better:                                        # after evaluation: the model that learnt more)
+        if better:
             self._save_best(metrics)                      # first: it refuses non-finite weights
             self.best, self.best_loss, self.bad_evals = value, loss, 0
         else:
