@@ -160,7 +160,7 @@ def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype
     the default share would move their boundary, and with it the order of dW's sums). With two threads and 300
     sequences the rows split over threads, so the steps normalise x_t U and rebuild the gates row by row; with 3
     the rows run on one thread and the other rebuilds the next step's (side_rows); with one thread, a pass over
-    each window's rows does (input_projection): the same bits."""
+    each window's rows does (input_projection): the same gates, so the same bits in all the rows give."""
     from rnnkit.engine import ops
     T = 8 if N == 300 else 700
     K = 2048 // N                              # engine.cpp, chunk_steps: 6 steps, then 2 (682, then 18 at N = 3)
@@ -181,8 +181,18 @@ def test_layer_norm_backward_rebuilds_the_forwards_gates_bit_for_bit(mode, dtype
         torch.set_num_threads(2)
         saved, recomputed = go(None), go(K)
         torch.set_num_threads(1)
-        one_thread = go(None)
+        one_thread, one_thread_recomputed = go(None), go(K)
     finally:
         torch.set_num_threads(threads)
-    for a, b, c in zip(saved, recomputed, one_thread):
-        assert torch.equal(a, b) and torch.equal(a, c)
+    for a, b in [*zip(saved, recomputed), *zip(one_thread, one_thread_recomputed)]:
+        assert torch.equal(a, b)
+    # One thread against two: dU and dW are each one product over all the chunk's rows, which MKL and oneDNN may
+    # split over threads on some CPUs (the sum's order: Intel Xeon with AVX-512 does, AMD EPYC didn't); what the
+    # rows feed them (the outputs, dx, dh0, the biases' and layer norm's sums) must keep every bit.
+    products = {len(saved) - len(learned) + i for i, t in enumerate(learned) if t is weights[0] or t is weights[1]}
+    tol = {torch.float32: 1e-5, torch.float64: 1e-12}[dtype]
+    for i, (a, c) in enumerate(zip(saved, one_thread)):
+        if i in products:
+            torch.testing.assert_close(c, a, rtol=tol, atol=tol * a.abs().max().item())
+        else:
+            assert torch.equal(a, c), i
