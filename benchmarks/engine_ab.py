@@ -4,11 +4,15 @@
     python benchmarks/engine_ab.py lstm --shapes "[(200, 4, 128)]" \\
         --config "old=(-1, 16777216, 4194304, 2097152, 2097152)" --config "new=(-1, 16777216, 4194304, 2097152, 262144)"
     python benchmarks/engine_ab.py gru --forward-only
+    python benchmarks/engine_ab.py lstm --config "mkl=(-1, 16777216, 4194304, 2097152, 262144, 1)" \\
+        --config "by-shape=(-1, 16777216, 4194304, 2097152, 262144, 0)"
     python benchmarks/engine_ab.py lstm --variant-flags "-O3 -fopenmp -fno-trapping-math -fno-math-errno -mavx2 -mfma"
     python benchmarks/engine_ab.py gru --shapes "[(50, 128, 1024)]" --rounds 8 --floor
 
-A config is (backend, onednn_step, onednn_once, serial, small_task): backend -1 chooses per product (0 ATen,
-1 MKL packed, 2 oneDNN, 3 the small-batch kernel), the rest are the flop thresholds of ``csrc/gemm.h``. Each
+A config is (backend, onednn_step, onednn_once, serial, small_task[, mkl_first]): backend -1 chooses per product
+(0 ATen, 1 MKL packed, 2 oneDNN, 3 the small-batch kernel), the next four are the flop thresholds of
+``csrc/gemm.h``, and mkl_first (1 or 0; default: this CPU's) picks the automatic choice's profile: every product
+to MKL (Intel CPUs) or by shape. Each
 round runs torch.nn's module, then every config (set just before its run), so load from other processes hits
 all alike; the medians' ratios to torch.nn are printed. Separate processes on this shared 2-vCPU machine
 differ by up to ±0.1 in a ratio; interleaving in one process is what separates a few percent.
@@ -37,10 +41,10 @@ CELLS = {"lstm": (LSTM, LSTM), "gru": (GRU, GRU_TORCH), "gru_reset_after": (GRU_
 def parse_config(text: str) -> tuple[str, tuple]:
     name, _, value = text.partition("=")
     numbers = tuple(float(v) for v in value.strip(" ()").split(","))
-    if not name or len(numbers) != 5:
-        raise argparse.ArgumentTypeError(f"expected NAME=(backend, onednn_step, onednn_once, serial, small_task), "
-                                         f"got {text!r}")
-    return name, (int(numbers[0]), *numbers[1:])
+    if not name or len(numbers) not in (5, 6):
+        raise argparse.ArgumentTypeError(f"expected NAME=(backend, onednn_step, onednn_once, serial, small_task"
+                                         f"[, mkl_first]), got {text!r}")
+    return name, (int(numbers[0]), *numbers[1:5], bool(numbers[5]) if len(numbers) == 6 else None)
 
 
 def products(cell: Recurrence, T: int, N: int, H: int) -> list[tuple[int, int, int, int]]:
@@ -78,6 +82,7 @@ def main() -> int:
     args = p.parse_args()
     configs = dict(args.config or [("defaults", None)])      # None: the build's own thresholds, left unset
     module = build.extension()
+    default_profile = module._mkl_first()
     builds = {name: module for name in configs}
     if args.variant_flags:
         configs["variant"] = None
@@ -91,13 +96,14 @@ def main() -> int:
         w = (peer.weight_ih_l0, peer.weight_hh_l0, peer.bias_ih_l0, peer.bias_hh_l0)
         h0 = torch.zeros(N, H)
 
-        def timed(forward, config=None, build=None):
+        def timed(forward, config=None, ext=None):
             def run():
-                if build is not None:
-                    build.state["module"] = build
+                if ext is not None:
+                    build.state["module"] = ext
                 if config is not None:
                     module._set_backend(config[0])
-                    module._set_thresholds(*config[1:])
+                    module._set_thresholds(*config[1:5])
+                    module._mkl_first(default_profile if config[5] is None else config[5])
                 y = forward()
                 if not args.forward_only:
                     y.backward(grad)

@@ -5,9 +5,11 @@ tests skip only when the machine has no C++ toolchain to build it with.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,13 +108,33 @@ def f32(a):
 
 BACKENDS = {"auto": -1, "aten": 0, "mkl-packed": 1, "onednn": 2, "small": 3}
 F32_SHAPES = {"threaded-rows": dict(T=5, N=64, input_size=24, H=131), "serial": dict(T=7, N=3, input_size=5, H=40)}
+# The automatic choice has two profiles (csrc/gemm.h): every product to MKL (Intel CPUs), or the small kernel,
+# oneDNN and MKL's packed GEMM by shape (elsewhere). Each is tested on every machine.
+PROFILES = {"mkl-first": True, "by-shape": False}
 
 
-@pytest.mark.parametrize("backend,shape", [(b, "serial") for b in BACKENDS]
-                         + [("auto", "threaded-rows"), ("small", "threaded-rows")])
+@contextlib.contextmanager
+def products(backend: int = -1, mkl_first: bool | None = None):
+    """Force a product backend and, for the automatic choice, a profile; restore the defaults after."""
+    ext = build.extension()
+    default = ext._mkl_first()
+    ext._set_backend(backend)
+    if mkl_first is not None:
+        ext._mkl_first(mkl_first)
+    try:
+        yield
+    finally:
+        ext._set_backend(-1)
+        ext._mkl_first(default)
+
+
+@pytest.mark.parametrize("backend,shape,profile",
+                         [(b, "serial", None) for b in BACKENDS if b != "auto"]
+                         + [("auto", s, p) for s in F32_SHAPES for p in PROFILES] + [("small", "threaded-rows", None)])
 @pytest.mark.parametrize("mode", MODES)
-def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
-    """float32 runs the vectorized approximate exp/tanh and, per product, ATen, MKL's packed GEMM or oneDNN.
+def test_float32_as_accurate_as_the_python_loop(mode, backend, shape, profile):
+    """float32 runs the vectorized approximate exp/tanh and, per product, ATen, MKL's packed GEMM, oneDNN or the
+    small kernel.
 
     Against float64 truth, its error is within a small factor of the Python loop's own float32 error, whichever
     backend runs the recurrent products (forcing one this torch build lacks falls back to ATen).
@@ -120,26 +142,35 @@ def test_float32_as_accurate_as_the_python_loop(mode, backend, shape):
     args64 = problem(mode, masked=True, seed=11, **F32_SHAPES[shape])
     want, want_g = outputs_and_grads(run_bptt, mode, *args64)
     py, py_g = outputs_and_grads(run_bptt, mode, *map(f32, args64))
-    ext = build.extension()
-    ext._set_backend(BACKENDS[backend])
-    try:
+    with products(BACKENDS[backend], PROFILES.get(profile)):
         got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
-    finally:
-        ext._set_backend(-1)
     for a, p, b in zip(got + got_g, py + py_g, want + want_g):
         assert a.dtype == torch.float32
         err, py_err = rel_err(a.double(), b), rel_err(p.double(), b)
         assert err < 5e-5 and err <= 3 * py_err + 1e-6, (err, py_err)
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("mode", MODES)
-def test_float32_large_products(mode):
-    """Products big enough for the automatic choice to pick oneDNN (where the build has it)."""
+def test_float32_large_products(mode, profile):
+    """Products big enough for the by-shape choice to pick oneDNN (where the build has it)."""
     args64 = problem(mode, T=3, N=64, input_size=64, H=512, masked=True, seed=17)
     want, want_g = outputs_and_grads(run_bptt, mode, *args64)
-    got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
+    with products(mkl_first=PROFILES[profile]):
+        got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
     for a, b in zip(got + got_g, want + want_g):
         assert rel_err(a.double(), b) < 1e-4
+
+
+def test_mkl_first_on_intel_cpus_only():
+    """The automatic choice sends every product to MKL where the CPU is Intel's and torch has MKL (there MKL's
+    kernels were the fastest at every shape measured; on AMD CPUs MKL takes a generic path): the default follows
+    the vendor the kernel reports in /proc/cpuinfo."""
+    info = Path("/proc/cpuinfo")
+    if not info.exists() or "vendor_id" not in info.read_text():
+        pytest.skip("no x86 /proc/cpuinfo on this machine to read the CPU's vendor from")
+    intel = "vendor_id\t: GenuineIntel" in info.read_text()
+    assert build.extension()._mkl_first() == (intel and torch.backends.mkl.is_available())
 
 
 @pytest.mark.parametrize("m,k,n", [(3, 4, 5), (256, 128, 192)])          # ATen's product; oneDNN's from 2^22 flops

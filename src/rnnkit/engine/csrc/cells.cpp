@@ -29,6 +29,10 @@ Thresholds& thresholds() {
   static Thresholds t;
   return t;
 }
+bool& mkl_first() {
+  static bool first = intel_cpu() && mkl_packed_available();
+  return first;
+}
 
 template <typename S, bool kZone, bool kLN>
 Step<S> step_of(Mode mode, bool backward) {

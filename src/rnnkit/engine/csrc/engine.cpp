@@ -406,10 +406,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &rnnkit::forward, "the forward time loop (see engine.cpp)");
   m.def("backward", &rnnkit::backward, "the backward time loop (see engine.cpp)");
   m.def("_set_backend", [](int b) { rnnkit::forced_backend() = static_cast<rnnkit::Backend>(b); },
-        "force the recurrent products' backend (-1 auto, 0 ATen, 1 MKL packed, 2 oneDNN); for tests");
+        "force the recurrent products' backend (-1 auto, 0 ATen, 1 MKL packed, 2 oneDNN, 3 small kernel); for tests");
   m.def("_set_thresholds", [](double onednn_step, double onednn_once, double serial, double small_task) {
         rnnkit::thresholds() = {onednn_step, onednn_once, serial, small_task}; },
         "backend thresholds in flops; for benchmarks");
+  m.def("_mkl_first", [](std::optional<bool> value) {
+        if (value) rnnkit::mkl_first() = *value && rnnkit::mkl_packed_available();
+        return rnnkit::mkl_first(); },
+        pybind11::arg("value") = pybind11::none(),
+        "whether auto sends every float32 product to MKL (default: on Intel CPUs with MKL); sets it if given");
   m.def("_buffer_pool_stats", [] { return rnnkit::buffer_pool::pool().stats(); },
         "(blocks kept, bytes kept, requests served from the pool, requests that allocated); for tests");
   m.def("_gemm", [](at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {

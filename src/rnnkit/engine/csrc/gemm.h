@@ -10,6 +10,11 @@
 //            and products under ~2 MFLOP run on one thread (splitting them costs more than it saves);
 //   ATen     at::addmm_out (MKL/OpenBLAS sgemm or dgemm) for float64 and wherever the others are absent.
 // The products done once per window (input projection, dX, dW) go to oneDNN (float32) or ATen: gemm_once().
+// That is the choice on AMD CPUs, where it was measured first. On Intel CPUs MKL runs its own tuned kernels
+// (elsewhere MKL takes a generic path), and there its packed GEMM beat both the small kernel and oneDNN for the
+// per-step products, and its sgemm beat oneDNN for the once-per-window ones, at every shape and cell measured
+// (BENCHMARKS.md, "Engine speed on an Intel Xeon"): mkl_first(), true where the CPU says GenuineIntel and torch
+// has MKL, sends them all to MKL.
 // The MKL and oneDNN entry points are weak references: null where a torch build lacks them, and the product
 // then falls back to ATen, so the extension loads against any torch.
 //
@@ -30,6 +35,9 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #define RNNKIT_INLINE inline __attribute__((always_inline))
 
@@ -59,6 +67,23 @@ struct Thresholds {                           // in flops; tunable (the module's
   double small_task = 262144.0;               // 2^18: the small kernel's work per thread (more starves a thread at 4-32 rows)
 };
 Thresholds& thresholds();
+bool& mkl_first();           // every float32 product to MKL: true on Intel CPUs with MKL (the module's _mkl_first)
+
+inline bool mkl_packed_available() { return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute; }
+
+// Whether this CPU is Intel's (CPUID's vendor string), where MKL picks its own best kernels.
+inline bool intel_cpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  char vendor[13];
+  std::memcpy(vendor, &ebx, 4), std::memcpy(vendor + 4, &edx, 4), std::memcpy(vendor + 8, &ecx, 4);
+  vendor[12] = '\0';
+  return std::strcmp(vendor, "GenuineIntel") == 0;
+#else
+  return false;
+#endif
+}
 
 // out (+)= a @ b through ATen.
 inline void gemm(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
@@ -72,12 +97,12 @@ inline void gemm(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool 
 inline bool onednn_available() { return at::native::mkldnn_matmul != nullptr; }
 
 // out (+)= a @ b for the once-per-window products (input projection, dX, dW): oneDNN for float32 where it has
-// them (faster than MKL at these shapes), else ATen.
+// them (faster than MKL at these shapes on AMD CPUs), else ATen (MKL's sgemm on Intel CPUs: mkl_first()).
 inline void gemm_once(at::Tensor out, const at::Tensor& a, const at::Tensor& b, bool accumulate) {
   const double flops = 2.0 * a.size(0) * a.size(1) * b.size(1);
   const Backend forced = forced_backend();
   if (out.scalar_type() == at::kFloat && onednn_available() && flops >= thresholds().onednn_once &&
-      (forced == Backend::kAuto || forced == Backend::kOneDnn)) {
+      ((forced == Backend::kAuto && !mkl_first()) || forced == Backend::kOneDnn)) {
     at::native::mkldnn_matmul(a, b, out, accumulate ? 1.0f : 0.0f, 1.0f);
   } else {
     gemm(out, a, b, accumulate);
@@ -166,7 +191,7 @@ inline void small_gemm(const float* a, int64_t lda, int64_t m, const float* pack
 }
 
 inline Backend choose_backend(bool is_float, double flops, int64_t rows) {
-  const bool mkl = cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute;
+  const bool mkl = mkl_packed_available();
   const bool onednn = onednn_available();
   if (!is_float) return Backend::kATen;
   switch (forced_backend()) {
@@ -176,6 +201,7 @@ inline Backend choose_backend(bool is_float, double flops, int64_t rows) {
     case Backend::kSmall: return Backend::kSmall;
     case Backend::kAuto: break;
   }
+  if (mkl && mkl_first()) return Backend::kMklPacked;
   if (rows <= kSmallRows) return Backend::kSmall;
   if (onednn && flops >= thresholds().onednn_step) return Backend::kOneDnn;
   return mkl ? Backend::kMklPacked : Backend::kATen;
