@@ -1,9 +1,10 @@
 """The compiled engine: the whole time loop, forward and backward, in C++ (``csrc/``), same contract as ``bptt``.
 (This is ``engine="compiled"``; on a GPU, ``engine="cuda-graph"`` runs :mod:`rnnkit.engine.graphed`.)
 
-Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (oneDNN for
-big float32 products, MKL's packed GEMM with the weight packed once per sequence for the rest, ATen for float64;
-``csrc/gemm.h``) and one fused, vectorized pass over the gates (``csrc/cells_*.cpp``), recurrent dropout,
+Python pays ~9 µs per operation per step; this loop pays none: each step is the recurrent matmul(s) (float32: on
+Intel CPUs MKL's packed GEMM with the weight packed once per sequence; elsewhere a small-batch kernel up to 32 rows,
+oneDNN for big products, MKL's packed GEMM between; ATen for float64; ``csrc/gemm.h``) and one fused, vectorized
+pass over the gates (``csrc/cells_*.cpp``), recurrent dropout,
 zoneout and layer norm included. The input projection and the
 weight gradients are one matmul each per window of steps. It saves exactly what :mod:`rnnkit.engine.bptt` saves
 (the LSTM ``6·N·H·T`` floats) and, with ``checkpoint_every=k``, only the states plus the LSTM cell every ``k``
