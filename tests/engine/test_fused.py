@@ -245,3 +245,17 @@ def test_importing_rnnkit_builds_nothing():
     code = ("import rnnkit, rnnkit.engine; from rnnkit.engine import build; "
             "assert build.state == {'module': None, 'error': None}, build.state")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("backend", ["auto", "mkl-packed"])
+@pytest.mark.parametrize("I,H,N", [(1, 1, 2), (1, 1, 40), (3, 1, 2), (1, 3, 1)])
+@pytest.mark.parametrize("mode", MODES)
+def test_size_one_dimensions(mode, I, H, N, backend):
+    """A size of 1 leaves a stride free (hidden_size 1: W^T is (1, GH) with strides (1, 1)); MKL's packed GEMM
+    refused such a leading dimension and the process died of SIGFPE (found through the CLI's one-step probe)."""
+    args64 = problem(mode, T=4, N=N, input_size=I, H=H, seed=2)
+    want, want_g = outputs_and_grads(run_bptt, mode, *args64)
+    with products(BACKENDS[backend]):
+        got, got_g = outputs_and_grads(fused.run_fused, mode, *map(f32, args64))
+    for a, b in zip(got + got_g, want + want_g):
+        assert rel_err(a.double(), b) < 1e-4

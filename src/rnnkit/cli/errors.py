@@ -18,6 +18,19 @@ class OptionError(ValueError):
         self.problem, self.where = problem, str(where)
         super().__init__(f"{self.where}: {problem}")
 
+    @classmethod
+    def of(cls, e: BaseException) -> "OptionError":
+        """A layer's or model's refusal of the options they were built with, in the command line's terms."""
+        return cls(in_cli_terms(str(e)))
+
+
+def in_cli_terms(message: str) -> str:
+    """A layer's message, which names Python arguments, in the options a command-line user types:
+    ``engine='auto' or 'python'`` reads ``--engine auto or python``, ``reset_after=True`` ``--cell gru-torch``."""
+    message = re.sub(r"engine='([\w-]+)'((?: or '[\w-]+')*)",
+                     lambda m: f"--engine {m.group(1)}" + m.group(2).replace("'", ""), message)
+    return message.replace("use reset_after=True for PyTorch's", "--cell gru-torch is PyTorch's")
+
 
 def out_of_memory(e: BaseException) -> str | None:
     """The one-line message for an allocation that failed (torch's CPU allocator, CUDA's, Python's

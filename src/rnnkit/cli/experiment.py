@@ -27,7 +27,7 @@ import torch
 
 from ..cells.spec import CELL_NAMES
 from ..engine.resolve import ENGINES
-from .options import ENGINE_HELP
+from .options import ENGINE_HELP, check_cells_run
 from .ranges import (finite_float, integer, non_negative_float, non_negative_int, optional, out_path,
                      positive_float, positive_int, seed_int, thread_count)
 
@@ -68,7 +68,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis import experiments as E
     from ..training.atomic import check_writable, write_json, write_text
-    if args.out:                                  # before the work: an unwritable --out is one line, at once
+    if args.task != "parallel":                   # before the work and its folder: one line, at once
+        check_cells_run(args.cells, args.engine, args.layers)
+    if args.out:                                  # an unwritable --out too
         check_writable(args.out, folder=True)
     if args.threads:
         torch.set_num_threads(args.threads)

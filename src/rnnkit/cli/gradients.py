@@ -30,9 +30,11 @@ from ..cells.spec import SEQUENTIAL_NAMES
 from ..data import read_text
 from ..engine.resolve import ENGINES
 from .errors import OptionError
-from .options import ENGINE_HELP
+from .options import ENGINE_HELP, check_cells_run
 from .ranges import (figure_path, finite_float, integer, non_negative_float, optional, out_path, positive_float,
                      positive_int, seed_int, thread_count)
+
+DEFAULT_CELLS = ["rnn", "lstm", "gru"]
 
 
 def add_parser(sub) -> None:
@@ -83,6 +85,8 @@ def _check(args: argparse.Namespace) -> None:
         raise OptionError("--clip compares training runs of fresh cells; use it with --cell, not a run folder")
     if not args.run and (args.text or args.text_file):
         raise OptionError("--text/--text-file measure a trained run: give its folder first")
+    if not args.run:
+        check_cells_run(args.cell or DEFAULT_CELLS, args.engine, args.layers)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"{args.run}: gradient of the last token's loss"
         print(flow_table(flows, layers=True))
     else:
-        cells = args.cell or ["rnn", "lstm", "gru"]
+        cells = args.cell or DEFAULT_CELLS
         flows = fresh_cell_flows(cells, steps=args.steps, input_size=args.input_size,
                                  hidden_size=args.hidden_size, batch=args.batch, num_layers=args.layers,
                                  recurrent_scale=args.recurrent_scale, seed=args.seed, engine=args.engine,
@@ -145,7 +149,7 @@ def _run_flow(args: argparse.Namespace):
 def _clipping(args: argparse.Namespace, out: Path) -> list:
     from ..analysis import experiments as E
     from ..analysis.memory_tasks import AddingTask
-    cells = args.cell or ["rnn", "lstm", "gru"]
+    cells = args.cell or DEFAULT_CELLS
     pairs = []
     for cell in cells:
         print(f"training {cell} on the adding problem (T={args.delay}) with clipping {args.clip:g} and without...",

@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import torch
+
 from ..cells.spec import CELL_NAMES
 from ..engine.resolve import ENGINES
-from .errors import OptionError
+from .errors import OptionError, in_cli_terms
 from .ranges import (Checked, dropout_rate, finite_float, non_negative_float, non_negative_int, number, optional,
                      out_path, positive_float, positive_int, seed_int, thread_count)
 
@@ -240,3 +242,15 @@ def describe_preset(args: argparse.Namespace, o: dict) -> str:
         return ""
     implied = not args.preset and getattr(args, "dataset", None) == o["preset"]
     return f"preset {o['preset']}" + (f" (named by --dataset {o['preset']})" if implied else "") + "; "
+
+
+def check_cells_run(cells: list[str], engine: str, num_layers: int = 1) -> None:
+    """Each cell's layer built with ``engine`` and run on one CPU step, before any work: a cell the engine doesn't
+    compute (the lecture's GRU on torch.nn's kernel, a minimal cell with a time-loop engine) or an engine this
+    machine can't run (cuda-graph without a GPU) is one line, not a traceback after the other cells trained."""
+    from ..layers.recurrent import make_layer
+    for cell in cells:
+        try:
+            make_layer(cell, 1, 1, num_layers=num_layers, engine=engine)(torch.zeros(1, 1, 1))
+        except (ValueError, RuntimeError) as e:
+            raise OptionError(f"--cell {cell}: {in_cli_terms(str(e))}") from None

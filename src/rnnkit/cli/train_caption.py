@@ -218,7 +218,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
         if o["encoder_weights"]:
             model.encoder.load_pretrained(o["encoder_weights"])
     except ValueError as e:
-        raise OptionError(str(e)) from None
+        raise OptionError.of(e) from None
     device = training_device(train_cfg)
     task = CaptionTask(tokenizer, train, valid, batch_size=o["batch_size"], device=device, seed=train_cfg.seed,
                        beam=o["beam"], cache_features=bool(o["cache_features"]), model_config=model_cfg.to_dict(),

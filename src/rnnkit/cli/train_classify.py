@@ -146,7 +146,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     try:
         train_cfg = TrainConfig.from_dict({k: o[k] for k in TRAIN_KEYS})
     except ValueError as e:
-        raise OptionError(str(e)) from None
+        raise OptionError.of(e) from None
     seed_everything(train_cfg.seed)
     train, valid, valid_desc = load_data(o)
     saved = run_vocabulary(args)                     # --resume: the run's own labels and vocabulary
@@ -160,7 +160,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
     try:
         model_cfg, model = _model(encoder, labels, o)
     except ValueError as e:
-        raise OptionError(str(e)) from None
+        raise OptionError.of(e) from None
     device = training_device(train_cfg)
     data = {"train": train.source, "valid": valid_desc, "train_examples": len(train), "valid_examples": len(valid),
             "text_column": o["text_column"], "label_column": o["label_column"], "format": o["format"]}

@@ -189,7 +189,7 @@ def train_run(args: argparse.Namespace, o: dict) -> int:
         check_torch_engine(o["engine"], model_cfg.regularisers())
         model = LanguageModel(model_cfg)
     except ValueError as e:                       # options the model can't take together
-        raise OptionError(str(e)) from None
+        raise OptionError.of(e) from None
     device = training_device(train_cfg)
     task = LanguageModelTask(tokenizer, level, train_ids, valid_ids, batch_size=o["batch_size"], bptt=o["bptt"],
                              eval_batch_size=o["eval_batch_size"], sum_over_time=bool(o["sum_over_time"]),

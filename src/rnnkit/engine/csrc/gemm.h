@@ -225,26 +225,30 @@ struct Product {
       if (backend == Backend::kSmall) packed = pack_panels(b);
       if (backend != Backend::kMklPacked) return;
       constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kBMatrix = 162;
-      const bool rowmajor = b.stride(1) == 1;
-      if (!rowmajor && b.stride(0) != 1) {
+      // MKL wants the leading dimension at least the row's length (n, or k transposed) even where a size of 1
+      // leaves a stride free (hidden_size 1: W^T is (1, GH) with strides (1, 1)); such a stride is never stepped.
+      const bool rowmajor = b.stride(1) == 1 && (b.stride(0) >= n || k == 1);
+      if (!rowmajor && !(b.stride(0) == 1 && (b.stride(1) >= k || n == 1))) {
         backend = Backend::kATen;
         return;
       }
+      const int64_t ld = rowmajor ? std::max<int64_t>(b.stride(0), n) : std::max<int64_t>(b.stride(1), k);
       const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m, n, k);
       packed = at::empty({static_cast<int64_t>(bytes / sizeof(float)) + 16}, b.options());
       cblas_sgemm_pack(kRowMajor, kBMatrix, rowmajor ? kNoTrans : kTrans, m, n, k, 1.0f, b.data_ptr<float>(),
-                       static_cast<int>(rowmajor ? b.stride(0) : b.stride(1)), packed.data_ptr<float>());
+                       static_cast<int>(ld), packed.data_ptr<float>());
     }
   }
 
   void run(at::Tensor out, const at::Tensor& a, bool accumulate) const {
     if constexpr (std::is_same_v<S, float>) {
-      if (backend == Backend::kMklPacked) {
+      if (backend == Backend::kMklPacked && a.stride(1) == 1 && out.stride(1) == 1) {
         constexpr int kRowMajor = 101, kNoTrans = 111, kPacked = 151;
         const int previous = serial ? MKL_Set_Num_Threads_Local(1) : 0;
-        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m, n, k, a.data_ptr<float>(),
-                            static_cast<int>(a.stride(0)), packed.data_ptr<float>(), n, accumulate ? 1.0f : 0.0f,
-                            out.data_ptr<float>(), static_cast<int>(out.stride(0)));
+        const int64_t lda = std::max<int64_t>(a.stride(0), k), ldc = std::max<int64_t>(out.stride(0), n);
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m, n, k, a.data_ptr<float>(), static_cast<int>(lda),
+                            packed.data_ptr<float>(), n, accumulate ? 1.0f : 0.0f, out.data_ptr<float>(),
+                            static_cast<int>(ldc));
         if (serial) MKL_Set_Num_Threads_Local(previous);
         return;
       }
