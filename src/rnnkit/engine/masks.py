@@ -59,7 +59,7 @@ def bernoulli(shape, p: float, device: torch.device, dtype: torch.dtype, value: 
     if math.prod(shape) > 1 << 32:
         raise ValueError(f"a regulariser's mask has at most 2^32 elements, got {math.prod(shape)} ({shape})")
     key = draw_key(device)
-    traced = torch.compiler.is_compiling()                         # (compile can't trace the pybind call)
+    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()    # (neither sees inside the pybind call)
     module = build.loaded() if torch.device(device).type == "cpu" and not traced else None
     if module is not None:
         return module.bernoulli_mask(int(key), list(shape), t, float(value), dtype)
