@@ -50,7 +50,7 @@ def _none_if_empty(t: Tensor | None) -> Tensor | None:
     return None if t is None or t.numel() == 0 and t.dim() == 1 else t
 
 
-LAYER_NORM_ROOM = 0.3   # of the plain cell's saved bytes, weights included, that layer norm may add (below)
+LAYER_NORM_ROOM = (3, 10)   # 0.3 of the plain cell's saved bytes, weights included, that layer norm may add (below)
 
 
 def kept_input_steps(kernel: str, T: int, N: int, I: int, H: int, zoneout_masks: int, itemsize: int = 4) -> int:
@@ -63,15 +63,19 @@ def kept_input_steps(kernel: str, T: int, N: int, I: int, H: int, zoneout_masks:
     without the other regularisers, adds at most 0.3x the plain cell's bytes wherever it keeps a step (the issue's
     bound is 1.3x): the LSTM keeps ~50-60% of its steps, the GRUs a little less (Cho's) or more (PyTorch's), the
     Elman RNN none but where its weights outweigh its states (its LN(h W) costs more than the room). Memory for
-    time: each kept step spares its share of the backward's recomputed matmul."""
+    time: each kept step spares its share of the backward's recomputed matmul.
+
+    In integers only (the room's fraction and the weights' share per row multiplied out): under ``torch.export``
+    with dynamic T and N the count is a symbolic expression, not a guard on one shape."""
     cell = recurrence(kernel)
     GH, G = cell.gates * H, cell.gates
     gated = cell.gates > 1 or zoneout_masks > 0                      # the plain cell keeps its gates
     plain = H * (1 + cell.has_cell_state + KERNELS[kernel].bias_in_loop) + GH * gated   # hs, cs, aux, gates
-    weights = GH * (I + H) / (T * N)                                 # U and W, a row's share
     extra = GH + G - GH * gated                                      # norm and rstd instead of the gates
-    room = LAYER_NORM_ROOM * (plain + weights) - extra - zoneout_masks * H / itemsize
-    return max(0, min(T, int(T * room // (GH + G))))
+    num, den = LAYER_NORM_ROOM
+    # T * room, room = num/den (plain + GH (I + H) / (T N)) - extra - zoneout_masks H / itemsize, over den N itemsize
+    scaled = (num * (plain * T * N + GH * (I + H)) * itemsize - den * (extra * itemsize + zoneout_masks * H) * T * N)
+    return torch.sym_max(0, torch.sym_min(T, scaled // (den * N * itemsize * (GH + G))))
 
 
 def _kept_steps(kernel: str, x: Tensor, H: int, zoneout_h: Optional[Tensor], zoneout_c: Optional[Tensor]) -> int:
@@ -132,7 +136,7 @@ def _(backend, kernel, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, window, st
     # layer norm: the compiled loop keeps h W's normalised values, and x U's of its first `kept` steps after them
     # (csrc/fused.h); the Python loops x U's, h W's and the LSTM's C^_t's, side by side
     rows, width, stats = T, 2 * GH + H * lstm, 2 * cell.gates + lstm
-    if backend == "compiled":
+    if backend == "compiled" and normed:
         rows, width, stats = T + _kept_steps(kernel, x, H, zoneout_h, zoneout_c), GH, cell.gates
     return [new(T + 1, N, P), new(N, H) if lstm else none, new(T + 1, N, H) if lstm else none,
             new(T, N, GH) if gated else none, new(T, N, H) if KERNELS[kernel].bias_in_loop else none,
