@@ -26,7 +26,7 @@ from ..engine.resolve import missing
 from ..training import CheckpointError, TrainConfig, Trainer, TrainingError
 from ..training import distributed as dist
 from ..training.atomic import write_json
-from ..training.checkpoint import CONFIG_FILE, load_resume
+from ..training.checkpoint import CONFIG_FILE, MODEL_FILE, load_resume
 from ..training.run_folder import OPTIONS_FILE, RunFolder, RunFolderError
 from ..training.trainer import resolve_device
 from .errors import OptionError
@@ -171,6 +171,8 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
                 trainer.resume()                           # reads only: the folder is unchanged if it fails
             except TrainingError as e:
                 raise TrainingError(f"{e}{_typed_changes(args, o)}") from None
+            if main and getattr(trainer, "lost_best", None):
+                print(f"rnnkit: warning: {trainer.lost_best}; the next evaluation saves a new one", file=sys.stderr)
         if main and folder is not None:
             note = getattr(args, "run_folder_note", None)
             if note:
@@ -183,8 +185,9 @@ def train_and_report(args: argparse.Namespace, o: dict, model: nn.Module, task, 
             try:
                 unvalidated = getattr(trainer, "last_metrics", None) == {}    # (an ensemble reports its own)
                 tail = f"; no validation yet, so no model saved yet in {args.out}" if unvalidated else outcome(trainer)
-            except CheckpointError:
-                tail = f"; no model saved yet in {args.out}{getattr(trainer, 'unfinished_note', '')}"
+            except CheckpointError as e:
+                tail = (f"; no model saved yet in {args.out}{getattr(trainer, 'unfinished_note', '')}"
+                        if not (Path(args.out) / MODEL_FILE).is_file() else f"; no usable model: {e}")
             steps = f"{trainer.step:,} step{'' if trainer.step == 1 else 's'}"
             print(f"rnnkit: stopped ({reason}) after {steps}{tail}", file=sys.stderr)
             if args.resume and trainer.step == start and reason in ("max_steps", "time budget", "early stopping"):

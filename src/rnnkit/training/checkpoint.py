@@ -191,9 +191,8 @@ def describe_mismatch(saved: dict, expected: dict, limit: int = 6) -> str:
     return "; ".join(parts)
 
 
-def load_weights(run_dir: str | Path, model: nn.Module) -> None:
-    """Fill ``model`` from the run's safetensors file; any mismatch is an error naming the file."""
-    path = Path(run_dir) / MODEL_FILE
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, every one finite; a CheckpointError naming the file if it can't be."""
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
@@ -203,6 +202,25 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> None:
     bad = first_non_finite(saved)
     if bad is not None:                                       # training never saves these: a damaged file
         raise CheckpointError(f"{path}: the weights hold NaN or infinite values ({bad}); the file is damaged")
+    return saved
+
+
+def lost_best_model(run_dir: str | Path, best_step: int | None) -> str | None:
+    """Why the best model a resume state knows of (from ``best_step``) is gone: its file missing, unreadable or
+    holding NaN; None where it is sound, or where there was none."""
+    if best_step is None and not (Path(run_dir) / MODEL_FILE).is_file():
+        return None
+    try:
+        _read_weights(Path(run_dir) / MODEL_FILE)
+    except CheckpointError as e:
+        return f"{e}: the best model{'' if best_step is None else f' (step {best_step})'} is lost"
+    return None
+
+
+def load_weights(run_dir: str | Path, model: nn.Module) -> None:
+    """Fill ``model`` from the run's safetensors file; any mismatch is an error naming the file."""
+    path = Path(run_dir) / MODEL_FILE
+    saved = _read_weights(path)
     upgrade = getattr(model, "upgrade_state_dict", None)      # a model whose parameter names changed
     if upgrade is not None:
         saved = upgrade(saved)

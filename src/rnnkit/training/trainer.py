@@ -30,7 +30,7 @@ from tqdm import tqdm
 from . import distributed as dist
 from .atomic import append_jsonl, rewrite_jsonl
 from .checkpoint import (MODEL_FILE, RESUME_FILE, SAVE_ID_KEY, CheckpointError, describe_mismatch, load_resume,
-                         read_config, save_resume, save_run, weights_metadata)
+                         lost_best_model, read_config, save_resume, save_run, weights_metadata)
 from .config import TrainConfig
 from .modes import evaluating
 from .plots import plot_metrics
@@ -157,7 +157,8 @@ class Trainer:
     def _sync_best(self) -> None:
         """Take the best model's value from the run folder when it isn't the one the resume state knew (a kill
         between saving the best model and the resume state), so that only a better model replaces it."""
-        meta = weights_metadata(self.run_dir)
+        self.lost_best = lost_best_model(self.run_dir, self.best_step)     # (the command warns)
+        meta = {} if self.lost_best else weights_metadata(self.run_dir)
         if not meta:                                           # no best model on disk: the next evaluation saves
             self.best = self.best_step = self.best_save_id = self.best_loss = None
             return
