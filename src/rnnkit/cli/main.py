@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
@@ -69,7 +70,21 @@ def _error(message: str) -> int:
     return 2
 
 
+def _interrupted(args: argparse.Namespace | None) -> str:
+    """The line for Ctrl-C outside a training step (the trainer's own line covers a step): for a train command,
+    whether its run folder holds saved work and the command that continues it."""
+    out = getattr(args, "out", None)
+    if args is None or args.command != "train" or not out:
+        return "rnnkit: interrupted"
+    saved = [p.name for p in Path(out).glob("*") if p.name in ("resume.pt", "model.safetensors", "members")]
+    if not saved:
+        return f"rnnkit: interrupted; nothing was saved in {out}"
+    return (f"rnnkit: interrupted; what was saved in {out} is kept ({', '.join(sorted(saved))}); continue with: "
+            f"{dist.resume_command(args.task, out)}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = parse(argv)
         if args.command == "train":               # owns its run folder from the start (lock, overwrite checks)
@@ -85,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(message)
     except KeyboardInterrupt:
         if dist.main_process():
-            print("rnnkit: interrupted", file=sys.stderr)
+            print(_interrupted(args), file=sys.stderr)
         return 130
     except BrokenPipeError:       # `rnnkit sample ... | head`
         return 0
