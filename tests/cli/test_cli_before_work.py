@@ -35,6 +35,31 @@ def test_demo_checks_the_prime_before_printing_a_sample(tmp_path, capsys):
     assert not (tmp_path / "demo").exists()
 
 
+def test_demo_refuses_a_folder_that_is_not_a_demos_before_any_work(tmp_path, capsys):
+    """QA: the demo trained into another run's folder's refusal after its first sample, advising --force, which the
+    demo doesn't take."""
+    other = tmp_path / "run"
+    other.mkdir()
+    (other / "options.json").write_text('{"task": "lm", "dataset": "ptb"}')
+    code = main(["demo", "--max-steps", "1", "--out", str(other)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == (f"rnnkit: error: --out: {other} holds files that are not a demo's run (the demo replaces only "
+                   f"its own); choose another --out\n")
+    assert [p.name for p in other.iterdir()] == ["options.json"]
+
+
+def test_help_shows_defaults(capsys):
+    """Every command's --help gives its options' defaults (QA: gradients and experiment showed none)."""
+    for command, shown in ((["gradients"], "(default: gradients.png)"), (["experiment"], "(default: 2000)"),
+                           (["predict"], "(default:"), (["train", "lm"], "char or word tokens (default: word for "
+                                                                          "ptb, char\n")):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        assert shown in out and "(default: None)" not in out, command
+
+
 def test_help_is_plain_text(capsys):
     for command in (["bench"], ["build"], ["demo"], ["predict"], ["train", "lm"]):
         with pytest.raises(SystemExit):

@@ -137,7 +137,7 @@ def test_build_reports_the_built_engine(capsys, monkeypatch):
     monkeypatch.setattr(fused, "build", lambda verbose=False: calls.append(verbose) or "/cache/rnnkit_fused.so",
                         raising=False)
     code, out, err = run_cli(capsys, "build", "--verbose")
-    assert (code, out, err) == (0, "rnnkit: fused engine ready (/cache/rnnkit_fused.so)\n", "")
+    assert (code, out, err) == (0, "rnnkit: compiled engine ready (/cache/rnnkit_fused.so)\n", "")
     assert calls == [True]
 
 

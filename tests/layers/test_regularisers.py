@@ -222,9 +222,12 @@ def test_zoneout_keeps_units_at_its_rate(device):
     out = run(layer, x)[0]
     kept = (out[1:] == out[:-1]).double().mean().item()
     assert abs(kept - 0.3) < 0.03
-    with pytest.raises(ValueError, match=r"zoneout must be a number in \[0, 1\] \(a pair \(p_h, p_c\) is for the "
+    with pytest.raises(ValueError, match=r"zoneout must be a number in \[0, 1\) \(a pair \(p_h, p_c\) is for the "
                                          r"LSTM's h and C\), got \(0.1, 0.2\)"):
         rnnkit.GRU(3, 4, zoneout=(0.1, 0.2))
+    for degenerate in (1.0, (0.1, 1.0)):      # h (or C) would never leave h_0 (QA)
+        with pytest.raises(ValueError, match=r"zoneout must be a number in \[0, 1\), got 1.0"):
+            rnnkit.LSTM(3, 4, zoneout=degenerate)
     with pytest.raises(ValueError, match="recurrent_dropout"):
         rnnkit.GRU(3, 4, recurrent_dropout=1.0)
     with pytest.raises(TypeError, match="recurent_dropout"):

@@ -226,7 +226,7 @@ def clip_comparison(cell: str, clip: float, *, task_name: str = "adding", delay:
 
 def clip_table(pairs: list[tuple[RunResult, RunResult]]) -> str:
     lines = ["| cell | clipping | final held-out error | largest gradient norm | median gradient norm | "
-             "steps | diverged |", "|---|---|---:|---:|---:|---:|---|"]
+             "steps | diverged (NaN or inf) |", "|---|---|---:|---:|---:|---:|---|"]
     for pair in pairs:
         for r in pair:
             norms = np.array([g for _, _, g in r.curve if math.isfinite(g)] or [float("nan")])

@@ -18,7 +18,7 @@ from ..training.plots import save_figure
 from ..training.trainer import resolve_device
 from .errors import OptionError
 from .options import Option, add_options
-from .ranges import non_negative_float, optional, out_path, positive_int
+from .ranges import HelpFormatter, non_negative_float, optional, out_path, positive_int
 
 OPTIONS = [
     Option("--beam", 1, "beam size (1: greedy search)", type=positive_int),
@@ -34,7 +34,7 @@ OPTIONS = [
 
 def add_parser(sub) -> None:
     p = sub.add_parser("caption", help="caption images with a trained captioner",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
+                       formatter_class=HelpFormatter, description=__doc__)
     p.add_argument("run", help="run folder written by `rnnkit train caption`")
     p.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
     add_options(p, "captioning", OPTIONS)

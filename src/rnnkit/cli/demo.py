@@ -15,13 +15,15 @@ from ..training import distributed as dist
 from ..training.atomic import check_writable
 from ..tasks.language_modeling import load_run
 from . import train_lm
+from .errors import OptionError
 from .ranges import optional, out_path, positive_float, positive_int
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="train a char-LSTM on Python's standard library and sample from it",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__)
-    p.add_argument("--out", type=out_path, default="runs/demo", help="run folder")
+    p.add_argument("--out", type=out_path, default="runs/demo",
+                   help="run folder (a demo's earlier run there is replaced; any other folder's files are refused)")
     p.add_argument("--minutes", type=positive_float, default=3.0, help="training time budget")
     p.add_argument("--max-steps", type=optional(positive_int, "--minutes decides", zero=True), default=None,
                    help="stop after this many steps instead")
@@ -49,6 +51,9 @@ def _demo_run(folder: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     existed = Path(args.out).exists()
+    if existed and Path(args.out).is_dir() and any(Path(args.out).iterdir()) and not _demo_run(args.out):
+        raise OptionError(f"{args.out} holds files that are not a demo's run (the demo replaces only its own); "
+                          f"choose another --out", "--out")
     check_writable(args.out, folder=True)        # before any work: an unwritable --out is one line, at once
     if not existed:
         Path(args.out).rmdir()                   # (training creates it, and removes it again should it fail)

@@ -28,13 +28,14 @@ import torch
 from ..cells.spec import CELL_NAMES
 from ..engine.resolve import ENGINES
 from .options import ENGINE_HELP, check_cells_run
-from .ranges import (finite_float, integer, non_negative_float, non_negative_int, optional, out_path,
+from .ranges import (HelpFormatter, finite_float, integer, non_negative_float, non_negative_int, optional, out_path,
                      positive_float, positive_int, seed_int, thread_count)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("experiment", help="long-range memory experiments (adding problem, copy task)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
+    p = sub.add_parser("experiment", help="long-range memory (adding problem, copy task); the step's time against T "
+                                          "(parallel)",
+                       formatter_class=HelpFormatter, description=__doc__)
     p.add_argument("task", choices=("adding", "copy", "parallel"), help="the experiment")
     p.add_argument("--delays", type=integer(2), nargs="+", default=None,
                    help="adding: sequence lengths T; copy: blanks between the symbols and the delimiter; parallel: "

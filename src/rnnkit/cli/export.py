@@ -21,12 +21,12 @@ import argparse
 import sys
 
 from ..export import FORMATS, ExportError, export_run
-from .ranges import out_path
+from .ranges import HelpFormatter, out_path
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a trained run to ONNX or a torch.export .pt2 program",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
+                       formatter_class=HelpFormatter, description=__doc__)
     p.add_argument("run", help="run folder written by `rnnkit train ...` (any task)")
     p.add_argument("--format", default=None, metavar="|".join(FORMATS),
                    help="onnx (onnxruntime and other ONNX runtimes) or pt2 (torch.export; loading it needs "

@@ -31,15 +31,15 @@ from ..data import read_text
 from ..engine.resolve import ENGINES
 from .errors import OptionError
 from .options import ENGINE_HELP, check_cells_run
-from .ranges import (figure_path, finite_float, integer, non_negative_float, optional, out_path, positive_float,
-                     positive_int, seed_int, thread_count)
+from .ranges import (HelpFormatter, figure_path, finite_float, integer, non_negative_float, optional, out_path,
+                     positive_float, positive_int, seed_int, thread_count)
 
 DEFAULT_CELLS = ["rnn", "lstm", "gru"]
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("gradients", help="gradient norms through time (vanishing / exploding), clipping",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
+                       formatter_class=HelpFormatter, description=__doc__)
     p.add_argument("run", nargs="?", help="a language-model run folder (omit for fresh cells)")
     p.add_argument("--text", help="run: the text to measure on (its last token is the target)")
     p.add_argument("--text-file", help="run: read the text from this file instead")

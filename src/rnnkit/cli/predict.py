@@ -22,12 +22,12 @@ from ..data.labelled import LabelledData, detect_format
 from ..tasks.classification import LoadedClassifier, load_classifier
 from ..training.atomic import check_writable, write_text
 from .errors import OptionError
-from .ranges import out_path, positive_int
+from .ranges import HelpFormatter, out_path, positive_int
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify text with a trained classifier",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__)
+                       formatter_class=HelpFormatter, description=__doc__)
     p.add_argument("run", help="run folder written by `rnnkit train classify`")
     p.add_argument("text", nargs="*", help="texts to classify, each one argument (quote it) (default: none)")
     p.add_argument("--file", help="classify every row of this file instead (default: none)")

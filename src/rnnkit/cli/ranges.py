@@ -184,6 +184,7 @@ non_negative_float = number(0)
 finite_float = number()
 probability = number(0, 1)                             # [0, 1]
 dropout_rate = number(0, 1, high_open=True)            # [0, 1): a rate of 1 drops everything
+zoneout_rate = dropout_rate.with_note("1 would keep h_0 for ever")   # [0, 1)
 open_probability = number(0, 1, low_open=True, high_open=True)    # (0, 1)
 unit_interval_open = number(0, 1, low_open=True)       # (0, 1]: top-p
 seed_int = integer(0, 2**32 - 1)                       # NumPy's seeds
@@ -302,6 +303,17 @@ yes_no = YesNo()
 _RANGE_ERROR = re.compile(r"argument (?P<flags>[^:]+): (?P<problem>must be .*)", re.S)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """A command's description as its docstring lays it out, and each option's default (where it has one and its
+    help doesn't say it already)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default:" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """rnnkit's argument parser: a value out of its range is one line, ``PROG: error: --opt must be ..., got
     X``, exit code 2 (other usage errors keep argparse's form: the usage, then the error). A description taken
@@ -345,5 +357,6 @@ def document_ranges(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 document_ranges(sub)
         elif isinstance(action.type, Checked) and action.help and "[range: " not in action.help:
-            add_default = defaults_shown and "%(default)" not in action.help and "(default:" not in action.help
+            add_default = (defaults_shown and "%(default)" not in action.help and "(default:" not in action.help
+                           and action.default is not None)
             action.help = _with_range(action.help, action.type.text, add_default)

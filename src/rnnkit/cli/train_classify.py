@@ -29,7 +29,7 @@ from ..training import TrainConfig, Trainer, seed_everything
 from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
-from .ranges import dropout_rate, integer, optional, positive_int, probability
+from .ranges import dropout_rate, integer, optional, positive_int, zoneout_rate
 from ..training.resuming import resumed
 from .training_run import (check_engine_device, check_torch_engine, count_parameters, run_vocabulary,
                            train_and_report, training_device)
@@ -69,7 +69,7 @@ CLASSIFIER += [
     Option("--recurrent-dropout", 0.0, "dropout of h_{t-1} before the recurrent product, one mask per sentence "
            "(Gal & Ghahramani)", type=dropout_rate),
     Option("--zoneout", 0.0, "zoneout: each unit keeps its previous value with this probability (Krueger et al.)",
-           type=probability),
+           type=zoneout_rate),
     Option("--layer-norm", False, "layer-normalised cells (Ba et al.: LN of x_t U, h_{t-1} W and the LSTM's C_t)",
            flag_only=True),
 ]

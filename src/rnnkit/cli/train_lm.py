@@ -15,7 +15,7 @@ from ..training.asgd import AveragingTrainer
 from . import options
 from .errors import OptionError
 from .options import MODEL, TRAIN_KEYS, TRAINER, Option, add_options, torch_threads
-from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, probability
+from .ranges import dropout_rate, integer, non_negative_float, optional, positive_int, zoneout_rate
 from ..training.resuming import resumed
 from .training_run import (check_engine_device, check_torch_engine, count_parameters, run_vocabulary,
                            train_and_report, training_device)
@@ -51,7 +51,7 @@ REGULARISATION = [     # AWD-LSTM (Merity et al. 2017) and the layers' regularis
     Option("--recurrent-dropout", 0.0, "dropout of h_{t-1} before the recurrent product, one mask per sequence "
            "(Gal & Ghahramani)", type=dropout_rate),
     Option("--zoneout", 0.0, "zoneout: each unit keeps its previous value with this probability (Krueger et al.)",
-           type=probability),
+           type=zoneout_rate),
     Option("--layer-norm", False, "layer-normalised cells (Ba et al.: LN of x_t U, h_{t-1} W and the LSTM's C_t)",
            flag_only=True),
     Option("--alpha", 0.0, "activation regularisation (AR): alpha * mean(h^2) of the dropped last output",

@@ -53,11 +53,9 @@ from ..engine.weight_drop import drop_weight
 NAMES = ("variational_dropout", "weight_drop", "recurrent_dropout", "zoneout", "layer_norm")
 
 
-def _probability(name: str, value, top_open: bool = True) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-        (0 <= value < 1 if top_open else 0 <= value <= 1)
-    if not ok:
-        raise ValueError(f"{name} must be a number in [0, 1{')' if top_open else ']'}, got {value!r}")
+def _probability(name: str, value) -> float:
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -78,10 +76,10 @@ class Options:
         if isinstance(zoneout, (tuple, list)):
             if not has_cell_state or len(zoneout) != 2:
                 pair = ", or a pair (p_h, p_c)" if has_cell_state else " (a pair (p_h, p_c) is for the LSTM's h and C)"
-                raise ValueError(f"zoneout must be a number in [0, 1]{pair}, got {zoneout!r}")
-            zh, zc = (_probability("zoneout", z, top_open=False) for z in zoneout)
+                raise ValueError(f"zoneout must be a number in [0, 1){pair}, got {zoneout!r}")
+            zh, zc = (_probability("zoneout", z) for z in zoneout)       # (1 would keep h_0 for ever)
         else:
-            zh = _probability("zoneout", zoneout, top_open=False)
+            zh = _probability("zoneout", zoneout)
             zc = zh if has_cell_state else 0.0
         if not isinstance(layer_norm, bool):
             raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}")
