@@ -59,7 +59,7 @@ def typed(args: argparse.Namespace, dest: str) -> bool:
 def add_options(parser: argparse.ArgumentParser, title: str, options: list[Option]) -> None:
     group = parser.add_argument_group(title)
     for o in options:
-        text = o.help if "(default:" in o.help or o.default is None else f"{o.help} (default: {o.default})"
+        text = o.help if "(default:" in o.help else f"{o.help} (default: {o.default})"
         text = text.replace("%", "%%")                                  # argparse formats help with %
         if o.flag_only:
             group.add_argument(o.flag, action=argparse.BooleanOptionalAction, default=None, help=text)

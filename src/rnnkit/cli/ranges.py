@@ -304,14 +304,12 @@ _RANGE_ERROR = re.compile(r"argument (?P<flags>[^:]+): (?P<problem>must be .*)",
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """A command's description as its docstring lays it out, and each option's default (where it has one and its
-    help doesn't say it already)."""
+    """A command's description as its docstring lays it out, and each option's default (once: not where its help
+    says it already)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "(default:" in text or action.default in (None, False):
-            return text
-        return super()._get_help_string(action)
+        return text if "(default:" in text else super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):
@@ -357,6 +355,5 @@ def document_ranges(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 document_ranges(sub)
         elif isinstance(action.type, Checked) and action.help and "[range: " not in action.help:
-            add_default = (defaults_shown and "%(default)" not in action.help and "(default:" not in action.help
-                           and action.default is not None)
+            add_default = defaults_shown and "%(default)" not in action.help and "(default:" not in action.help
             action.help = _with_range(action.help, action.type.text, add_default)
