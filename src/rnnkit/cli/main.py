@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from ..data import DataError
@@ -83,7 +84,29 @@ def _interrupted(args: argparse.Namespace | None) -> str:
             f"{dist.resume_command(args.task, out)}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """rnnkit's own warnings (their text starts "rnnkit: ") as one line on standard error, without Python's file
+    and source line (QA: the compiled engine's fallback showed torch's module.py and a line of its code); the
+    others as Python shows them."""
+    text = str(message)
+    if not text.startswith("rnnkit: "):
+        return _python_show_warning(message, category, filename, lineno, file, line)
+    if dist.main_process():
+        print(f"rnnkit: warning: {text.removeprefix('rnnkit: ')}", file=sys.stderr if file is None else file)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = previous
+
+
+def _run(argv: list[str] | None) -> int:
     args = None
     try:
         args = parse(argv)

@@ -62,7 +62,7 @@ def _fallback(reason: str) -> str:
     from . import fused
     if reason not in _warned and fused.warn_on_fallback(reason):
         _warned.add(reason)
-        warnings.warn(f"rnnkit: the compiled engine is unavailable ({reason}); using the Python BPTT loop",
+        warnings.warn(f"rnnkit: the compiled engine is unavailable ({reason.rstrip('.')}); using the Python BPTT loop",
                       RuntimeWarning, stacklevel=5)
     return "python"
 
