@@ -23,7 +23,8 @@ PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 def check_cell(cell: str) -> None:
     """Raise ValueError unless ``cell`` is one of :data:`CELLS`."""
     if cell not in GATES:
-        raise ValueError(f"unknown cell {cell!r}; valid names are {', '.join(CELLS)}")
+        raise ValueError(f"unknown cell {cell!r}; the reference takes the kernels' names: {', '.join(CELLS)} "
+                         f"(rnnkit.cells.spec.recurrence(name).kernel turns 'rnn' or 'gru-torch' into one)")
 
 
 def as_float64(name: str, a: Any, shape: tuple[int, ...]) -> np.ndarray:
