@@ -158,6 +158,9 @@ def test_cap_missing_files_named(tmp_path):
         load_caption_set(tmp_path / "nodir", tmp_path / "nope.txt")
     with pytest.raises(DataError, match=r"gone.png: image not found"):
         load_image(tmp_path / "gone.png", 8)
+    (tmp_path / "imgs").mkdir()
+    with pytest.raises(DataError, match=r"imgs: a folder, not an image file"):     # (QA: "image not found")
+        load_image(tmp_path / "imgs", 8)
 
 
 def test_cap_image_resized_and_normalised(tmp_path):

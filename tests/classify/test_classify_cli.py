@@ -264,8 +264,8 @@ def test_labelled_files_need_a_table_extension(files, tmp_path, capsys):
                  str(tmp_path / "run"), *TINY]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"rnnkit: error: {txt}: labelled examples come as TSV, CSV or JSONL, told apart by the extension "
-                   f"(.tsv, .csv, .jsonl) or by --format; '.txt' is none of them (rename the file; rnnkit train "
-                   f"classify also takes --format tsv|csv|jsonl)")
+                   f"(.tsv, .csv, .jsonl); '.txt' is none of them (rename the file; rnnkit train classify and "
+                   f"predict also take --format tsv|csv|jsonl)")
     assert not (tmp_path / "run").exists()
 
 

@@ -2,7 +2,7 @@
 
   rnnkit predict RUN "a gripping , funny film"        the label and the probability of each label
   rnnkit predict RUN "a gripping film" --explain      also each token with its attention weight (attention pooling)
-  rnnkit predict RUN --file reviews.txt               one prediction per line of a plain text file
+  rnnkit predict RUN --file reviews.txt               one prediction per non-blank line of a plain text file
   rnnkit predict RUN --file data.tsv --out pred.tsv   the table with columns prediction, p_<label>... added
                                                       (TSV, CSV or JSONL, by extension or --format; the
                                                       output's format is --out's extension's, else the input's)

@@ -195,7 +195,7 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
     """The picture at ``path`` as uint8 (3, size, size), RGB; an unreadable file is a DataError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("image not found", path)
+        raise DataError("a folder, not an image file" if path.is_dir() else "image not found", path)
     try:
         with Image.open(path) as img:
             img = img.convert("RGB").resize((size, size), Image.BILINEAR)

@@ -176,8 +176,8 @@ def read_labelled(path: str | PathLike[str], text_column: str = "sentence", labe
     src = table.source
     if table.format == "lines" and labelled:                  # an extension that names no table format
         raise DataError(f"labelled examples come as TSV, CSV or JSONL, told apart by the extension (.tsv, .csv, "
-                        f".jsonl) or by --format; {Path(path).suffix or 'no extension'!r} is none of them "
-                        f"(rename the file; rnnkit train classify also takes --format tsv|csv|jsonl)", src)
+                        f".jsonl); {Path(path).suffix or 'no extension'!r} is none of them (rename the file; "
+                        f"rnnkit train classify and predict also take --format tsv|csv|jsonl)", src)
     if table.format == "lines":
         text_column = "text"
     if not table.rows:
