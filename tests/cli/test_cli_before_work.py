@@ -92,3 +92,11 @@ def test_rnnkits_warnings_are_one_line(capsys):
         warnings.simplefilter("always")
         _show_warning(UserWarning("torch says"), UserWarning, "/x/y.py", 3)
     assert "y.py:3: UserWarning: torch says" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import rnnkit
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"rnnkit {rnnkit.__version__} (torch ")

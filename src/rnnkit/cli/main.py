@@ -23,6 +23,9 @@ EXPECTED_ERRORS = (OptionError, DataError, CheckpointError, TrainingError, Write
 
 def make_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent networks from the lecture, on PyTorch.")
+    from .. import __version__
+    import torch
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train a model (rnnkit train lm --help)")
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
