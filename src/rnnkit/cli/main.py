@@ -6,6 +6,9 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+
+from .. import __version__
 from ..data import DataError
 from ..training import CheckpointError, TrainingError
 from ..training import distributed as dist
@@ -23,8 +26,6 @@ EXPECTED_ERRORS = (OptionError, DataError, CheckpointError, TrainingError, Write
 
 def make_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent networks from the lecture, on PyTorch.")
-    from .. import __version__
-    import torch
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train a model (rnnkit train lm --help)")
