@@ -63,8 +63,8 @@ def test_labelled_examples_need_a_table_format(tmp_path, name):
     so in one line (it was a TypeError in training and "no labels" in evaluation)."""
     path = write(tmp_path, name, "sentence\tlabel\ngood\t1\nbad\t0\n")
     with pytest.raises(DataError, match=r"labelled examples come as TSV, CSV or JSONL, told apart by the extension "
-                                        r".* is none of them \(rename the file; rnnkit train classify also "
-                                        r"takes --format tsv\|csv\|jsonl\)"):
+                                        r".* is none of them \(rename the file; rnnkit train classify and "
+                                        r"predict also take --format tsv\|csv\|jsonl\)"):
         read_labelled(path)
     assert read_labelled(path, fmt="tsv").labels == ["1", "0"]
 
