@@ -213,6 +213,11 @@ def test_bpe_jsonl_run_predicts_jsonl_and_resumes(tmp_path, capsys):
     row = json.loads(capsys.readouterr().out)
     assert row["review"] == "so good" and row["id"] == 7 and row["prediction"] in ("1", "5")
     assert row["p_1"] + row["p_5"] == pytest.approx(1, abs=1e-5)
+    labelled = tmp_path / "labelled.jsonl"            # integer labels: integer predictions, comparable (QA)
+    labelled.write_text('{"review": "so good", "stars": 5}\n{"review": "so bad", "stars": 1}\n')
+    assert main(["predict", str(out), "--file", str(labelled)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(isinstance(r["stars"], int) and r["prediction"] in (1, 5) for r in rows)
 
 
 def test_texts_may_follow_options(files, tmp_path, capsys):

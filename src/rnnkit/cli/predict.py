@@ -102,6 +102,16 @@ def output_format(out: str | None, data: LabelledData) -> str:
     return data.table.format if data.table is not None else "lines"
 
 
+def _as_the_files_labels(predicted: list[str], rows: list[dict], label_column: str) -> list:
+    """JSON predictions typed as the file's labels: integers where its label column holds JSON integers (QA: a
+    prediction "0" never equalled the label 0); the labels' names otherwise (a run keeps them as strings)."""
+    labels = [r[label_column] for r in rows if label_column in r]
+    numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in labels)
+    if labels and numbers and all(p.lstrip("-").isdigit() for p in predicted):
+        return [int(p) for p in predicted]
+    return predicted
+
+
 def format_predictions(clf: LoadedClassifier, data: LabelledData, probs: torch.Tensor, weights=None,
                        fmt: str | None = None, where: str = "standard output") -> str:
     """The file's rows with ``prediction`` and ``p_<label>`` added, written as ``fmt`` (default: the input's
@@ -114,6 +124,8 @@ def format_predictions(clf: LoadedClassifier, data: LabelledData, probs: torch.T
         return "".join(f"{predicted[i]}\t{_probs_text(probs[i], names)}\t{data.texts[i]}\n" for i in range(len(data)))
     columns = table.columns if table is not None else ["text"]
     rows = table.rows if table is not None else [{"text": t} for t in data.texts]
+    if fmt == "jsonl":
+        predicted = _as_the_files_labels(predicted, rows, clf.config.get("data", {}).get("label_column", "label"))
     added = []
     for i in range(len(data)):
         row = {"prediction": predicted[i], **{f"p_{n}": round(float(p), 6) for n, p in zip(names, probs[i])}}
