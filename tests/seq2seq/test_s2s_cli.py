@@ -170,6 +170,9 @@ def test_bad_command_lines_and_files(tmp_path, dates_run, capsys):
     assert "--n-best" in capsys.readouterr().err
     assert main(["eval", str(dates_run), "--src", str(tmp_path / "a"), "--tgt", str(tmp_path / "b")]) == 2
     assert "not aligned" in capsys.readouterr().err
+    (tmp_path / "c").write_text("march 3 1999\n1 \u03a9 2000\n", encoding="utf-8")   # QA: no line was named
+    assert main(["translate", str(dates_run), "--file", str(tmp_path / "c")]) == 2
+    assert f"{tmp_path / 'c'}: sentence 2: 1 char(s) not in the " in capsys.readouterr().err
 
 
 def _subparser(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:

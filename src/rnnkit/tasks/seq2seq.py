@@ -103,8 +103,14 @@ def translate(model: Seq2Seq, src_tok: SequenceTokenizer, tgt_tok: SequenceToken
               beam: int = 1, alpha: float = 0.0, max_len: int | None = None, batch_size: int = 64,
               with_attention: bool = False, source: str | None = None, n_best: int = 1
               ) -> list[list[Translation]]:
-    """Translate raw sentences; ``n_best`` translations each, best first."""
-    encoded = [src_tok.encode(s, source=source) for s in sentences]
+    """Translate raw sentences; ``n_best`` translations each, best first. A sentence the source vocabulary can't
+    encode is a DataError naming ``source`` and the sentence's number (a file's line: one sentence a line)."""
+    encoded = []
+    for number, sentence in enumerate(sentences, 1):
+        try:
+            encoded.append(src_tok.encode(sentence, source=source))
+        except DataError as e:
+            raise DataError(f"sentence {number}: {e.problem}", source) from None
     hyps = decode_encoded(model, encoded, beam, alpha, max_len, batch_size, with_attention, n_best,
                           tgt_tok.never_emitted)
     out = []
