@@ -66,8 +66,12 @@ def machine() -> str:
     model = cpu_model()
     load = "load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else "load unknown"
     ext = build.extension()
-    products = ("the compiled engine unavailable" if ext is None else "every product on MKL (an Intel CPU)"
-                if ext._mkl_first() else "products chosen by shape (small kernel, oneDNN, MKL)")
+    if ext is None:
+        products = "the compiled engine unavailable"
+    elif ext._mkl_first():
+        products = "every product on MKL (an Intel CPU)"
+    else:
+        products = "products chosen by shape (small kernel, oneDNN, MKL)"
     return (f"{model}, {os.cpu_count()} logical CPUs ({load} at the start); torch {torch.__version__} "
             f"({torch.backends.cpu.get_cpu_capability()}, MKL {torch.backends.mkl.is_available()}), "
             f"{torch.get_num_threads()} threads, float32; fused engine built with {' '.join(build._flags())}; "

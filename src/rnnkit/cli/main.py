@@ -10,7 +10,9 @@ import torch
 
 from .. import __version__
 from ..data import DataError
+from ..tasks.ensemble import MEMBERS_DIR
 from ..training import CheckpointError, TrainingError
+from ..training.checkpoint import MODEL_FILE, RESUME_FILE
 from ..training import distributed as dist
 from ..training.atomic import WriteError
 from .errors import OptionError, out_of_memory
@@ -81,10 +83,10 @@ def _interrupted(args: argparse.Namespace | None) -> str:
     out = getattr(args, "out", None)
     if args is None or args.command != "train" or not out:
         return "rnnkit: interrupted"
-    saved = [p.name for p in Path(out).glob("*") if p.name in ("resume.pt", "model.safetensors", "members")]
+    saved = [name for name in (MEMBERS_DIR, MODEL_FILE, RESUME_FILE) if (Path(out) / name).exists()]
     if not saved:
         return f"rnnkit: interrupted; nothing was saved in {out}"
-    return (f"rnnkit: interrupted; what was saved in {out} is kept ({', '.join(sorted(saved))}); continue with: "
+    return (f"rnnkit: interrupted; what was saved in {out} is kept ({', '.join(saved)}); continue with: "
             f"{dist.resume_command(args.task, out)}")
 
 

@@ -51,13 +51,14 @@ def dropout(shape, p: float, like: Tensor) -> Tensor:
 
 def bernoulli(shape, p: float, device: torch.device, dtype: torch.dtype, value: float = 1.0) -> Tensor:
     """``value`` with probability ``p`` (resolved to 2^-32), else 0, as a ``dtype`` tensor of ``shape`` (bool: True)."""
-    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()    # (neither sees inside the pybind call)
-    shape = tuple(shape if torch.compiler.is_compiling() else (int(s) for s in shape))  # (export: sizes symbolic)
+    compiling = torch.compiler.is_compiling()
+    traced = compiling or torch.jit.is_tracing()                   # (neither sees inside the pybind call)
+    shape = tuple(shape if compiling else (int(s) for s in shape))  # (export: sizes stay symbolic)
     t = threshold(p)
     if t in (0, 1 << 32):                                           # p = 0 or 1: nothing to draw
         fill = (True if dtype == torch.bool else value) if t else 0
         return torch.full(shape, fill, dtype=dtype, device=device)
-    if not torch.compiler.is_compiling() and math.prod(shape) > 1 << 32:     # (a traced program: no guard on N)
+    if not compiling and math.prod(shape) > 1 << 32:               # (a traced program: no guard on N)
         raise ValueError(f"a regulariser's mask has at most 2^32 elements, got {math.prod(shape)} ({shape})")
     key = draw_key(device)
     module = build.loaded() if torch.device(device).type == "cpu" and not traced else None

@@ -208,10 +208,11 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 def lost_best_model(run_dir: str | Path, best_step: int | None) -> str | None:
     """Why the best model a resume state knows of (from ``best_step``) is gone: its file missing, unreadable or
     holding NaN; None where it is sound, or where there was none."""
-    if best_step is None and not (Path(run_dir) / MODEL_FILE).is_file():
+    path = Path(run_dir) / MODEL_FILE
+    if best_step is None and not path.is_file():
         return None
     try:
-        _read_weights(Path(run_dir) / MODEL_FILE)
+        _read_weights(path)
     except CheckpointError as e:
         return f"{e}: the best model{'' if best_step is None else f' (step {best_step})'} is lost"
     return None

@@ -201,7 +201,7 @@ inline Backend choose_backend(bool is_float, double flops, int64_t rows) {
     case Backend::kSmall: return Backend::kSmall;
     case Backend::kAuto: break;
   }
-  if (mkl && mkl_first()) return Backend::kMklPacked;
+  if (mkl_first()) return Backend::kMklPacked;                    // (true only where MKL's packed GEMM is)
   if (rows <= kSmallRows) return Backend::kSmall;
   if (onednn && flops >= thresholds().onednn_step) return Backend::kOneDnn;
   return mkl ? Backend::kMklPacked : Backend::kATen;
